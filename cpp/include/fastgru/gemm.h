@@ -1,0 +1,51 @@
+// Row-major matrix products for the GRU. Results are deterministic: work is split over the
+// rows and columns of C only (never over K), and each element of C is accumulated in the
+// same order whatever the thread count, the tile it falls in, or the other rows of A.
+#pragma once
+#include <cstddef>
+#include <memory>
+
+namespace fastgru {
+
+enum class Trans { no, yes };
+
+// C(M,N) = beta * C + op(A) op(B), op(A) is (M,K), op(B) is (K,N). A is (M,K) with leading
+// dimension lda when ta == Trans::no, else (K,M); likewise B. beta == 0 ignores C's contents.
+// Runs on the thread pool (threads.h); inside a parallel region it runs on the calling thread.
+template <class T>
+void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
+          size_t ldb, T beta, T* C, size_t ldc);
+
+// A right-hand matrix B (K,N) packed once into the micro-kernel's layout and reused for many
+// products (the recurrent weights, packed once per call and used at every time step).
+template <class T>
+class PackedMatrix {
+ public:
+  PackedMatrix();
+  ~PackedMatrix();
+  PackedMatrix(PackedMatrix&&) noexcept;
+  PackedMatrix& operator=(PackedMatrix&&) noexcept;
+
+  // Packs op(B) (K,N); reuses its storage when the size does not grow.
+  void pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb);
+  size_t rows() const;  // K
+  size_t cols() const;  // N
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Column granularity of a packed matrix for the active instruction set: a column range given
+// to gemm_packed must start at a multiple of it. Always divides 96.
+size_t packed_panel_width();
+
+// C[:, n0:n1] = beta * C[:, n0:n1] + A(M,K) B[:, n0:n1], on the calling thread only (the
+// recurrence calls it from inside a parallel region, each thread for its own columns).
+template <class T>
+void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
+                 T beta, T* C, size_t ldc);
+
+}  // namespace fastgru

@@ -1,0 +1,46 @@
+// Threading for the whole core: one persistent pool, fixed (static) partitions only,
+// so every result is independent of timing and of the thread count.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace fastgru {
+
+// Number of threads used by parallel regions. Default: OMP_NUM_THREADS if set, else the core count.
+void set_num_threads(int n);
+int get_num_threads();
+
+// What a thread of a parallel region knows: its index, the team size, and a barrier
+// that all threads of the team must reach before any continues.
+class Team {
+ public:
+  int tid;
+  int size;
+  void barrier() const;
+
+  Team(int tid_, int size_, void* barrier_) : tid(tid_), size(size_), barrier_(barrier_) {}
+
+ private:
+  void* barrier_;
+};
+
+// Runs body(team) on min(get_num_threads(), max_threads) threads; the caller is tid 0.
+// Returns when every thread has finished. A call from inside a region runs on one thread.
+void parallel_run(const std::function<void(const Team&)>& body, int max_threads = 1 << 30);
+
+struct Range {
+  size_t begin, end;
+};
+
+// Thread tid's part of [0, n) split into `parts` contiguous pieces of whole grains.
+inline Range static_range(size_t n, int tid, int parts, size_t grain = 1) {
+  size_t grains = (n + grain - 1) / grain;
+  size_t base = grains / parts, extra = grains % parts;
+  size_t t = static_cast<size_t>(tid);
+  size_t g0 = t * base + (t < extra ? t : extra);
+  size_t g1 = g0 + base + (t < extra ? 1 : 0);
+  size_t b = g0 * grain, e = g1 * grain;
+  return {b < n ? b : n, e < n ? e : n};
+}
+
+}  // namespace fastgru

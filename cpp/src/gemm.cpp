@@ -1,0 +1,238 @@
+// Packed, cache-blocked GEMM (the BLIS loop nest) around the per-instruction-set block kernel
+// of gemm_kernels.h. This file only moves data: packing A into row slivers and B into column
+// panels, splitting C over threads. All arithmetic on C is in the kernel, with K-blocks that
+// depend on K alone, so each element's sum is formed in one fixed order.
+#include "fastgru/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "fastgru/threads.h"
+#include "isa.h"
+
+namespace fastgru {
+namespace {
+
+using detail::GemmKernels;
+
+// Grow-only 64-byte-aligned scratch, one per thread (the pool's threads live for the process).
+template <class T>
+class Scratch {
+ public:
+  ~Scratch() { release(); }
+  T* get(size_t n) {
+    if (n > size_) {
+      release();
+      data_ = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+      size_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_) ::operator delete(data_, std::align_val_t(64));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  T* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+template <class T>
+Scratch<T>& scratch_a() {
+  thread_local Scratch<T> s;
+  return s;
+}
+template <class T>
+Scratch<T>& scratch_b() {
+  thread_local Scratch<T> s;
+  return s;
+}
+
+// Packs rows [0, m) and columns [0, kc) of op(A) into slivers of mr rows (gemm_kernels.h).
+// op(A)(i, k) = A[i*lda + k] (Trans::no) or A[k*lda + i] (Trans::yes).
+template <class T>
+void pack_a(Trans ta, size_t m, size_t kc, const T* A, size_t lda, size_t mr, T* out) {
+  for (size_t s = 0; s < m; s += mr) {
+    size_t ms = std::min(mr, m - s);
+    T* o = out + s * kc;
+    if (ta == Trans::yes) {
+      for (size_t k = 0; k < kc; ++k) std::memcpy(o + k * ms, A + k * lda + s, ms * sizeof(T));
+    } else {
+      for (size_t i = 0; i < ms; ++i) {
+        const T* row = A + (s + i) * lda;
+        for (size_t k = 0; k < kc; ++k) o[k * ms + i] = row[k];
+      }
+    }
+  }
+}
+
+// Packs op(B) rows [0, kc), columns [0, n) into panels of nr columns, panel p at out + p*ps,
+// zero beyond column n. op(B)(k, j) = B[k*ldb + j] (Trans::no) or B[j*ldb + k] (Trans::yes).
+template <class T>
+void pack_b(Trans tb, size_t kc, size_t n, const T* B, size_t ldb, size_t nr, size_t ps, T* out) {
+  for (size_t j0 = 0; j0 < n; j0 += nr) {
+    size_t w = std::min(nr, n - j0);
+    T* o = out + (j0 / nr) * ps;
+    if (tb == Trans::no) {
+      for (size_t k = 0; k < kc; ++k) {
+        std::memcpy(o + k * nr, B + k * ldb + j0, w * sizeof(T));
+        std::fill(o + k * nr + w, o + k * nr + nr, T(0));
+      }
+    } else {
+      for (size_t j = 0; j < w; ++j) {
+        const T* col = B + (j0 + j) * ldb;
+        for (size_t k = 0; k < kc; ++k) o[k * nr + j] = col[k];
+      }
+      for (size_t j = w; j < nr; ++j)
+        for (size_t k = 0; k < kc; ++k) o[k * nr + j] = T(0);
+    }
+  }
+}
+
+// C = beta C, the whole product when K == 0.
+template <class T>
+void scale(size_t M, size_t N, T beta, T* C, size_t ldc) {
+  for (size_t i = 0; i < M; ++i)
+    for (size_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+}
+
+// One thread's rectangle of C: the BLIS loops over column blocks (nc), K-blocks (kc) and row
+// blocks (mc); the kernel loops over panels and slivers inside.
+template <class T>
+void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_t N, size_t K,
+                 const T* A, size_t lda, const T* B, size_t ldb, T beta, T* C, size_t ldc) {
+  size_t kc_size = detail::gemm_kc(K, kern.kc_max);
+  size_t nc_size = std::min(kern.nc, (N + kern.nr - 1) / kern.nr * kern.nr);
+  size_t mc_size = std::min(kern.mc, M);
+  T* bp = scratch_b<T>().get(kc_size * nc_size);
+  T* ap = scratch_a<T>().get(mc_size * kc_size);
+  for (size_t jc = 0; jc < N; jc += nc_size) {
+    size_t nc = std::min(nc_size, N - jc);
+    for (size_t pc = 0; pc < K; pc += kc_size) {
+      size_t kc = std::min(kc_size, K - pc);
+      const T* Bblock = tb == Trans::no ? B + pc * ldb + jc : B + jc * ldb + pc;
+      pack_b(tb, kc, nc, Bblock, ldb, kern.nr, kc * kern.nr, bp);
+      T b = pc == 0 ? beta : T(1);
+      for (size_t ic = 0; ic < M; ic += mc_size) {
+        size_t mc = std::min(mc_size, M - ic);
+        const T* Ablock = ta == Trans::no ? A + ic * lda + pc : A + pc * lda + ic;
+        pack_a(ta, mc, kc, Ablock, lda, kern.mr, ap);
+        kern.block(mc, nc, 0, kc, ap, bp, kc * kern.nr, b, C + ic * ldc + jc, ldc);
+      }
+    }
+  }
+}
+
+// Splits C into a grid of rows x cols = threads rectangles, the shape with the least work
+// for the busiest thread (tiles rounded up to whole slivers and panels, plus packing).
+void thread_grid(size_t M, size_t N, size_t mr, size_t nr, int threads, int* rows, int* cols) {
+  size_t best = ~size_t(0);
+  for (int r = 1; r <= threads; ++r) {
+    if (threads % r) continue;
+    int c = threads / r;
+    size_t m = (M + mr - 1) / mr, n = (N + nr - 1) / nr;
+    size_t tm = (m + r - 1) / size_t(r) * mr, tn = (n + c - 1) / size_t(c) * nr;
+    size_t cost = tm * tn + 16 * (tm + tn);
+    if (cost < best) best = cost, *rows = r, *cols = c;
+  }
+}
+
+}  // namespace
+
+template <class T>
+struct PackedMatrix<T>::Impl {
+  size_t K = 0, N = 0;
+  const GemmKernels<T>* kern = nullptr;  // the kernels it was packed for
+  std::vector<T> panels;                 // ceil(N / nr) panels of K x nr
+};
+
+template <class T>
+PackedMatrix<T>::PackedMatrix() : impl_(new Impl) {}
+template <class T>
+PackedMatrix<T>::~PackedMatrix() = default;
+template <class T>
+PackedMatrix<T>::PackedMatrix(PackedMatrix&&) noexcept = default;
+template <class T>
+PackedMatrix<T>& PackedMatrix<T>::operator=(PackedMatrix&&) noexcept = default;
+
+template <class T>
+void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb) {
+  const GemmKernels<T>& kern = detail::gemm_kernels<T>();
+  impl_->K = K;
+  impl_->N = N;
+  impl_->kern = &kern;
+  size_t panels = (N + kern.nr - 1) / kern.nr;
+  impl_->panels.resize(panels * K * kern.nr);
+  pack_b(tb, K, N, B, ldb, kern.nr, K * kern.nr, impl_->panels.data());
+}
+template <class T>
+size_t PackedMatrix<T>::rows() const { return impl_->K; }
+template <class T>
+size_t PackedMatrix<T>::cols() const { return impl_->N; }
+
+size_t packed_panel_width() {
+  return std::max(detail::gemm_kernels<float>().nr, detail::gemm_kernels<double>().nr);
+}
+
+template <class T>
+void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
+                 T beta, T* C, size_t ldc) {
+  const typename PackedMatrix<T>::Impl& p = B.impl();
+  if (M == 0 || n1 <= n0) return;
+  if (p.K == 0) return scale(M, n1 - n0, beta, C + n0, ldc);
+  const GemmKernels<T>& kern = *p.kern;
+  size_t nr = kern.nr, ps = p.K * nr;
+  size_t kc_size = detail::gemm_kc(p.K, kern.kc_max);
+  size_t mc_size = std::min(kern.mc, M);
+  T* ap = scratch_a<T>().get(mc_size * kc_size);
+  size_t first = n0 / nr;  // panel holding column n0
+  const T* panels = p.panels.data() + first * ps;
+  for (size_t ic = 0; ic < M; ic += mc_size) {
+    size_t mc = std::min(mc_size, M - ic);
+    for (size_t pc = 0; pc < p.K; pc += kc_size) {
+      size_t kc = std::min(kc_size, p.K - pc);
+      pack_a(Trans::no, mc, kc, A + ic * lda + pc, lda, kern.mr, ap);
+      kern.block(mc, n1 - first * nr, n0 - first * nr, kc, ap, panels + pc * nr, ps,
+                 pc == 0 ? beta : T(1), C + ic * ldc + n0, ldc);
+    }
+  }
+}
+
+template <class T>
+void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
+          size_t ldb, T beta, T* C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale(M, N, beta, C, ldc);
+  const GemmKernels<T>& kern = detail::gemm_kernels<T>();
+  // At least ~50 us of work per thread: waking the pool costs microseconds.
+  double flops = 2.0 * double(M) * double(N) * double(K);
+  int max_threads = static_cast<int>(std::min(flops / 4e6 + 1, 1e6));
+  parallel_run(
+      [&](const Team& team) {
+        int rows = 1, cols = 1;
+        thread_grid(M, N, kern.mr, kern.nr, team.size, &rows, &cols);
+        Range r = static_range(M, team.tid / cols, rows, kern.mr);
+        Range c = static_range(N, team.tid % cols, cols, kern.nr);
+        if (r.begin == r.end || c.begin == c.end) return;
+        const T* Ab = ta == Trans::no ? A + r.begin * lda : A + r.begin;
+        const T* Bb = tb == Trans::no ? B + c.begin : B + c.begin * ldb;
+        gemm_serial(kern, ta, tb, r.end - r.begin, c.end - c.begin, K, Ab, lda, Bb, ldb, beta,
+                    C + r.begin * ldc + c.begin, ldc);
+      },
+      max_threads);
+}
+
+#define FASTGRU_INSTANTIATE(T)                                                                   \
+  template class PackedMatrix<T>;                                                                \
+  template void gemm_packed<T>(size_t, size_t, size_t, const T*, size_t, const PackedMatrix<T>&, \
+                               T, T*, size_t);                                                   \
+  template void gemm<T>(Trans, Trans, size_t, size_t, size_t, const T*, size_t, const T*, size_t, \
+                        T, T*, size_t);
+FASTGRU_INSTANTIATE(float)
+FASTGRU_INSTANTIATE(double)
+
+}  // namespace fastgru

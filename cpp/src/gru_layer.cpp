@@ -1,0 +1,291 @@
+// The recurrence of one GRU direction (oneDNN-style): the input projection of all steps is
+// one GEMM; each step is one product with the packed recurrent weights plus the fused gate
+// kernel; backward's weight and input gradients are one GEMM each after the reverse sweep.
+//
+// Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
+// thread owns all three gates of its units: it computes its columns of h W_hh^T and then the
+// new state of exactly those units, with one barrier per step. The partition is fixed, so
+// results do not depend on the thread count.
+#include "gru_layer.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "fastgru/gemm.h"
+#include "fastgru/threads.h"
+#include "isa.h"
+
+namespace fastgru {
+namespace detail {
+namespace {
+
+constexpr size_t U = kGateBlock;
+
+struct BlockedGates {
+  size_t H, blocks;
+  explicit BlockedGates(size_t hidden) : H(hidden), blocks((hidden + U - 1) / U) {}
+  size_t cols() const { return 3 * U * blocks; }  // 3Hp
+  size_t padded() const { return U * blocks; }     // Hp
+  size_t row(size_t gate, size_t unit) const { return (unit / U) * 3 * U + gate * U + unit % U; }
+  size_t units(size_t block) const { return std::min(U, H - block * U); }
+};
+
+// dst (3Hp, cols) = rows of src (3H, cols) in blocked order; padding rows are zero.
+// Only rows of the gates in [gate0, gate1) are copied.
+template <class T>
+void block_rows(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0,
+                size_t gate1 = 3) {
+  std::fill(dst, dst + bg.cols() * cols, T(0));
+  if (!src) return;
+  for (size_t g = gate0; g < gate1; ++g)
+    for (size_t j = 0; j < bg.H; ++j)
+      std::copy(src + (g * bg.H + j) * cols, src + (g * bg.H + j + 1) * cols,
+                dst + bg.row(g, j) * cols);
+}
+
+// dst (3H, cols) += the rows of src (3Hp, cols) for gates [gate0, gate1).
+template <class T>
+void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0,
+                      size_t gate1 = 3) {
+  for (size_t g = gate0; g < gate1; ++g)
+    for (size_t j = 0; j < bg.H; ++j) {
+      const T* s = src + bg.row(g, j) * cols;
+      T* d = dst + (g * bg.H + j) * cols;
+      for (size_t c = 0; c < cols; ++c) d[c] += s[c];
+    }
+}
+
+// sums (cols) = column sums of m (rows, cols), each summed in row order.
+template <class T>
+void column_sums(const T* m, size_t rows, size_t cols, T* sums) {
+  parallel_run([&](const Team& team) {
+    Range c = static_range(cols, team.tid, team.size, 16);
+    for (size_t j = c.begin; j < c.end; ++j) sums[j] = T(0);
+    for (size_t i = 0; i < rows; ++i)
+      for (size_t j = c.begin; j < c.end; ++j) sums[j] += m[i * cols + j];
+  });
+}
+
+inline bool active(const DirectionShape& s, size_t t, size_t b) {
+  return static_cast<int64_t>(t) < s.lengths[b];
+}
+
+}  // namespace
+
+template <class T>
+void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
+                           const T* h0, T* y, size_t ldy, T* h_n, T* states, T* gates) {
+  const size_t steps = s.steps, B = s.batch, H = s.hidden;
+  const BlockedGates bg(H);
+  const size_t N = bg.cols();
+  const CellKernels<T>& cell = cell_kernels<T>();
+
+  std::vector<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
+  block_rows(bg, p.w_ih, s.input, w_ih.data());
+  block_rows(bg, p.w_hh, H, w_hh.data());
+  block_rows(bg, p.b_ih, 1, b_ih.data());
+  block_rows(bg, p.b_hh, 1, b_hh.data());
+
+  std::vector<T> gx(steps * B * N);
+  gemm<T>(Trans::no, Trans::yes, steps * B, N, s.input, x, s.input, w_ih.data(), s.input, T(0),
+          gx.data(), N);
+  PackedMatrix<T> w_hh_t;
+  w_hh_t.pack(Trans::yes, H, N, w_hh.data(), H);
+
+  std::vector<T> gh(B * N, T(0));
+  std::vector<T> ping(states ? 0 : 2 * B * H);
+  std::vector<T> rz(s.reset_after ? 0 : B * bg.blocks * 2 * U), rh(s.reset_after ? 0 : B * H, T(0));
+
+  // Where the state before step t lives, and where step t writes its result.
+  auto state_before = [&](size_t i) -> T* {  // i = number of steps done
+    if (i == 0) return const_cast<T*>(h0);
+    size_t t = s.reverse ? steps - 1 - i : i;  // the step about to run
+    if (states) return states + t * B * H;
+    return ping.data() + (i % 2) * B * H;
+  };
+  if (states) std::copy(h0, h0 + B * H, states + (s.reverse ? steps - 1 : 0) * B * H);
+
+  parallel_run([&](const Team& team) {
+    const Range blocks = static_range(bg.blocks, team.tid, team.size);
+    for (size_t i = 0; i < steps; ++i) {
+      const size_t t = s.reverse ? steps - 1 - i : i;
+      const T* h = state_before(i);
+      T* h_out = i + 1 < steps ? state_before(i + 1) : h_n;
+      const T* gx_t = gx.data() + t * B * N;
+      T* gates_t = gates ? gates + t * B * bg.blocks * kCacheGates * U : nullptr;
+      auto cache_of = [&](size_t b, size_t k) {
+        return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
+      };
+      if (blocks.begin < blocks.end) {
+        if (s.reset_after) {
+          gemm_packed<T>(B, blocks.begin * 3 * U, blocks.end * 3 * U, h, H, w_hh_t, T(0), gh.data(), N);
+          for (size_t b = 0; b < B; ++b)
+            for (size_t k = blocks.begin; k < blocks.end; ++k)
+              if (active(s, t, b))
+                cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                   b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                   h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+        } else {
+          for (size_t k = blocks.begin; k < blocks.end; ++k)
+            gemm_packed<T>(B, k * 3 * U, k * 3 * U + 2 * U, h, H, w_hh_t, T(0), gh.data(), N);
+          for (size_t b = 0; b < B; ++b)
+            for (size_t k = blocks.begin; k < blocks.end; ++k)
+              if (active(s, t, b))
+                cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                       b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                       h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
+                                       rh.data() + b * H + k * U);
+        }
+      }
+      if (!s.reset_after) {
+        team.barrier();  // r * h of every unit is needed for W_hn (r * h)
+        for (size_t k = blocks.begin; k < blocks.end; ++k) {
+          gemm_packed<T>(B, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data(), H, w_hh_t,
+                         T(0), gh.data(), N);
+          for (size_t b = 0; b < B; ++b)
+            if (active(s, t, b))
+              cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                    b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                    rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
+                                    h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+        }
+      }
+      // Padding steps keep the state and output zeros; valid steps copy the state to y.
+      for (size_t b = 0; b < B; ++b) {
+        const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
+        T* y_row = y + (t * B + b) * ldy;
+        if (active(s, t, b)) {
+          std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
+        } else {
+          std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
+          std::fill(y_row + u0, y_row + u1, T(0));
+        }
+      }
+      team.barrier();  // the next step's product reads every unit of h_out
+    }
+  });
+  if (steps == 0) std::copy(h0, h0 + B * H, h_n);
+}
+
+template <class T>
+void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
+                            const T* states, const T* gates, const T* dy, size_t ldy,
+                            const T* dh_n, T* dx, T dx_beta, T* dh0, const DirectionGrads<T>& g) {
+  const size_t steps = s.steps, B = s.batch, H = s.hidden, I = s.input;
+  const BlockedGates bg(H);
+  const size_t N = bg.cols();
+  const CellKernels<T>& cell = cell_kernels<T>();
+
+  std::vector<T> w_hh(N * H);
+  block_rows(bg, p.w_hh, H, w_hh.data());
+  // dh_prev = dgh W_hh: reset-after uses all gates; reset-before only r and z here, n goes
+  // through W_hn (r * h) and is handled by its own product.
+  PackedMatrix<T> w_hh_back, w_hn;
+  if (s.reset_after) {
+    w_hh_back.pack(Trans::no, N, H, w_hh.data(), H);
+  } else {
+    std::vector<T> w_rz(N * H);
+    block_rows(bg, p.w_hh, H, w_rz.data(), 0, 2);
+    w_hh_back.pack(Trans::no, N, H, w_rz.data(), H);
+    w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
+  }
+
+  std::vector<T> dgx(steps * B * N), dgh(s.reset_after ? steps * B * N : 0);
+  std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
+  if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
+  else std::fill(dh.begin(), dh.end(), T(0));
+
+  parallel_run([&](const Team& team) {
+    const Range blocks = static_range(bg.blocks, team.tid, team.size);
+    const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
+    T dh_total[U];
+    for (size_t i = 0; i < steps; ++i) {
+      const size_t t = s.reverse ? i : steps - 1 - i;
+      const T* h = states + t * B * H;
+      T* dgx_t = dgx.data() + t * B * N;
+      T* dgh_t = s.reset_after ? dgh.data() + t * B * N : dgx_t;
+      for (size_t b = 0; b < B; ++b) {
+        const bool on = active(s, t, b);
+        for (size_t k = blocks.begin; k < blocks.end; ++k) {
+          const size_t n = bg.units(k);
+          T* dgx_bk = dgx_t + b * N + k * 3 * U;
+          T* dgh_bk = dgh_t + b * N + k * 3 * U;
+          if (!on) {  // padding: no gate gradients; dh passes through unchanged
+            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+            if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+            if (!s.reset_after) std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
+            continue;
+          }
+          const T* dy_bk = dy + (t * B + b) * ldy + k * U;
+          T* dh_bk = dh.data() + b * H + k * U;
+          for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
+          const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
+          if (s.reset_after) {
+            std::fill(dgx_bk + n, dgx_bk + U, T(0));
+            cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
+          } else {
+            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+            cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
+                                    dn_pre.data() + b * H + k * U);
+          }
+        }
+      }
+      team.barrier();  // every unit's gate gradients are needed by the products below
+      if (!s.reset_after) {
+        if (u0 < u1) gemm_packed<T>(B, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
+        for (size_t b = 0; b < B; ++b) {
+          if (!active(s, t, b)) continue;
+          for (size_t k = blocks.begin; k < blocks.end; ++k) {
+            const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
+            cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
+                                   dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
+          }
+        }
+        team.barrier();  // the r-part of every unit's gate gradient is needed below
+      }
+      if (u0 < u1) gemm_packed<T>(B, u0, u1, dgh_t, N, w_hh_back, T(1), dh.data(), H);
+    }
+  });
+  std::copy(dh.begin(), dh.end(), dh0);
+
+  // Whole-sequence products: one GEMM each over all T*B rows.
+  const size_t rows = steps * B;
+  std::vector<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
+  block_rows(bg, p.w_ih, I, w_ih.data());
+  gemm<T>(Trans::no, Trans::no, rows, I, N, dgx.data(), N, w_ih.data(), I, dx_beta, dx, I);
+  gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
+  unblock_rows_add(bg, dw.data(), I, g.w_ih);
+  if (g.b_ih) {
+    column_sums(dgx.data(), rows, N, db.data());
+    unblock_rows_add(bg, db.data(), 1, g.b_ih);
+  }
+  const T* dgh_all = s.reset_after ? dgh.data() : dgx.data();
+  gemm<T>(Trans::yes, Trans::no, N, H, rows, dgh_all, N, states, H, T(0), dw.data(), H);
+  unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
+  if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
+    std::vector<T> rh(rows * H);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t k = 0; k < bg.blocks; ++k) {
+        const T* src = gates + (r * bg.blocks + k) * kCacheGates * U + 3 * U;
+        std::copy(src, src + bg.units(k), rh.data() + r * H + k * U);
+      }
+    gemm<T>(Trans::yes, Trans::no, N, H, rows, dgx.data(), N, rh.data(), H, T(0), dw.data(), H);
+    unblock_rows_add(bg, dw.data(), H, g.w_hh, 2, 3);
+  }
+  if (g.b_hh) {
+    if (s.reset_after) column_sums(dgh.data(), rows, N, db.data());  // else equal to b_ih's
+    unblock_rows_add(bg, db.data(), 1, g.b_hh);
+  }
+}
+
+#define FASTGRU_INSTANTIATE(T)                                                                   \
+  template void gru_direction_forward<T>(const DirectionShape&, const DirectionParams<T>&,       \
+                                         const T*, const T*, T*, size_t, T*, T*, T*);            \
+  template void gru_direction_backward<T>(const DirectionShape&, const DirectionParams<T>&,      \
+                                          const T*, const T*, const T*, const T*, size_t,        \
+                                          const T*, T*, T, T*, const DirectionGrads<T>&);
+FASTGRU_INSTANTIATE(float)
+FASTGRU_INSTANTIATE(double)
+
+}  // namespace detail
+}  // namespace fastgru

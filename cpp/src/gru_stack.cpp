@@ -1,0 +1,137 @@
+// Stacks directions and layers: layer k's input is layer k-1's output (forward direction
+// in columns [0, H), reverse in [H, 2H)), times the dropout multipliers in training.
+#include <algorithm>
+#include <vector>
+
+#include "fastgru/gru.h"
+#include "gru_layer.h"
+
+namespace fastgru {
+namespace {
+
+template <class T>
+struct DirectionSlot {
+  detail::DirectionParams<T> params;
+  detail::DirectionGrads<T> grads;
+};
+
+// The parameters (and gradient slots) of layer*D + dir, read from the one layout.
+template <class T>
+std::vector<DirectionSlot<T>> direction_slots(const GruConfig& cfg, const T* params, T* grad) {
+  std::vector<DirectionSlot<T>> slots;
+  const auto layout = gru_param_layout(cfg);
+  const size_t per_direction = cfg.bias ? 4 : 2;
+  for (size_t i = 0; i < layout.size(); i += per_direction) {
+    auto at = [&](size_t j) { return layout[i + j].offset; };
+    DirectionSlot<T> slot{};
+    slot.params = {params + at(0), params + at(1), cfg.bias ? params + at(2) : nullptr,
+                   cfg.bias ? params + at(3) : nullptr};
+    if (grad)
+      slot.grads = {grad + at(0), grad + at(1), cfg.bias ? grad + at(2) : nullptr,
+                    cfg.bias ? grad + at(3) : nullptr};
+    slots.push_back(slot);
+  }
+  return slots;
+}
+
+}  // namespace
+
+template <class T>
+void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
+                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n,
+                 GruCache<T>* cache) {
+  const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
+  const size_t BH = batch * H, out_width = D * H, out_size = steps * batch * out_width;
+  std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
+  const int64_t* lens = lengths ? lengths : full.data();
+  std::vector<T> zeros(h0 ? 0 : BH, T(0));
+  const auto slots = direction_slots<T>(cfg, params, nullptr);
+
+  if (cache) {
+    cache->steps = steps;
+    cache->batch = batch;
+    cache->lengths.assign(lens, lens + batch);
+    cache->inputs.assign(L, {});
+    cache->states.assign(L * D, {});
+    cache->gates.assign(L * D, {});
+    cache->dropout.assign(dropout ? dropout : nullptr, dropout ? dropout + (L - 1) * out_size : nullptr);
+  }
+  std::vector<T> layer_out, layer_in;
+  for (size_t layer = 0; layer < L; ++layer) {
+    const size_t in = cfg.layer_input_size(layer);
+    const T* input = x;
+    if (layer > 0) {
+      layer_in.swap(layer_out);
+      if (dropout) {
+        const T* mask = dropout + (layer - 1) * out_size;
+        for (size_t i = 0; i < out_size; ++i) layer_in[i] *= mask[i];
+      }
+      input = layer_in.data();
+    }
+    if (cache) cache->inputs[layer].assign(input, input + steps * batch * in);
+    T* out = y;
+    if (layer + 1 < L) {
+      layer_out.resize(out_size);
+      out = layer_out.data();
+    }
+    for (size_t dir = 0; dir < D; ++dir) {
+      const size_t slot = layer * D + dir;
+      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
+      T* states = nullptr;
+      T* gates = nullptr;
+      if (cache) {
+        cache->states[slot].resize(steps * BH);
+        cache->gates[slot].resize(detail::gate_cache_size(steps, batch, H));
+        states = cache->states[slot].data();
+        gates = cache->gates[slot].data();
+      }
+      detail::gru_direction_forward<T>(shape, slots[slot].params, input, h0 ? h0 + slot * BH : zeros.data(),
+                                       out + dir * H, out_width, h_n + slot * BH, states, gates);
+    }
+  }
+}
+
+template <class T>
+void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
+                  const T* dh_n, T* dx, T* dh0, T* grad) {
+  const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
+  const size_t steps = cache.steps, batch = cache.batch, BH = batch * H;
+  const size_t out_size = steps * batch * D * H;
+  const auto slots = direction_slots<T>(cfg, params, grad);
+
+  std::vector<T> d_out(dy, dy + out_size), d_in;
+  for (size_t layer = L; layer-- > 0;) {
+    const size_t in = cfg.layer_input_size(layer);
+    T* d_input = dx;
+    if (layer > 0) {
+      d_in.resize(steps * batch * in);
+      d_input = d_in.data();
+    }
+    for (size_t dir = 0; dir < D; ++dir) {
+      const size_t slot = layer * D + dir;
+      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, cache.lengths.data()};
+      detail::gru_direction_backward<T>(shape, slots[slot].params, cache.inputs[layer].data(),
+                                        cache.states[slot].data(), cache.gates[slot].data(),
+                                        d_out.data() + dir * H, D * H, dh_n ? dh_n + slot * BH : nullptr,
+                                        d_input, dir == 0 ? T(0) : T(1), dh0 + slot * BH,
+                                        slots[slot].grads);
+    }
+    if (layer > 0) {
+      if (!cache.dropout.empty()) {
+        const T* mask = cache.dropout.data() + (layer - 1) * out_size;
+        for (size_t i = 0; i < out_size; ++i) d_in[i] *= mask[i];
+      }
+      d_out.swap(d_in);
+    }
+  }
+}
+
+#define FASTGRU_INSTANTIATE(T)                                                                    \
+  template void gru_forward<T>(const GruConfig&, const T*, size_t, size_t, const T*, const T*,    \
+                               const int64_t*, const T*, T*, T*, GruCache<T>*);                   \
+  template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*,         \
+                                const T*, T*, T*, T*);
+FASTGRU_INSTANTIATE(float)
+FASTGRU_INSTANTIATE(double)
+
+}  // namespace fastgru

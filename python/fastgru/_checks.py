@@ -1,0 +1,45 @@
+"""Argument checks shared by the layers: clear errors that name the argument and its expected shape."""
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def to_dtype_name(dtype):
+    """'float32' or 'float64' from a name, a NumPy dtype or a scalar type; ValueError otherwise."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    return name
+
+
+def as_numeric(value, name):
+    """Any array-like (torch tensors included) as a NumPy array; TypeError if it is not real numbers."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name}: expected an array of real numbers ({exc})") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def as_float_array(value, name, dtype, shape, shape_text):
+    """value as a C-contiguous array of dtype with exactly `shape` (None entries match anything)."""
+    arr = as_numeric(value, name)
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{name}: expected shape {shape_text}, got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,221 @@
+"""fastgru.GRU: a multi-layer, optionally bidirectional GRU layer with explicit backward.
+
+Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes and gate order;
+`backend="cpp"` runs the compiled core, `backend="numpy"` the reference in fastgru.reference.
+"""
+
+import numpy as np
+
+from . import _core
+from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_positive_int, to_dtype_name
+from .reference import gru as reference
+
+BACKENDS = ("cpp", "numpy")
+
+
+class GRU:
+    """GRU layer; see the README for the full contract.
+
+    y, h_n = layer(x, h0=None, lengths=None)
+    dx, dh0 = layer.backward(dy, dh_n=None)
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
+                 bidirectional=False, dropout=0.0, reset_after=True, dtype="float32", backend="cpp",
+                 seed=None, buffers=None):
+        """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
+        `num_params(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.reset_after = bool(reset_after)
+        self.dropout = float(dropout)
+        self.dtype = to_dtype_name(dtype)
+        self.backend = backend
+        self.training = True
+        self.config = _core.GruConfig(self.input_size, self.hidden_size, self.num_layers,
+                                      self.bidirectional, self.bias, self.reset_after)
+        self._layout = _core.gru_param_layout(self.config)
+        size = _core.gru_param_count(self.config)
+        np_dtype = FLOAT_DTYPES[self.dtype]
+        if buffers is None:
+            self._params, self._grad = np.empty(size, np_dtype), np.zeros(size, np_dtype)
+        else:
+            self._params, self._grad = (_check_buffer(b, name, size, np_dtype)
+                                        for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
+            self._grad.fill(0)
+        self._rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self._params[:] = self._rng.uniform(-bound, bound, size)
+        self._cache = None
+
+    @staticmethod
+    def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
+        """Size of the flat parameter buffer of a GRU with these options."""
+        return _core.gru_param_count(_core.GruConfig(input_size, hidden_size, num_layers,
+                                                     bidirectional, bias, True))
+
+    # -- parameters -------------------------------------------------------------------------
+    @property
+    def params(self):
+        """All parameters, one flat contiguous buffer (state_dict() values are views into it)."""
+        return self._params
+
+    @property
+    def grad(self):
+        """Gradients, same layout as params; backward() adds into it."""
+        return self._grad
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def _views(self, flat):
+        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
+                for name, offset, shape in self._layout}
+
+    def state_dict(self):
+        """dict name -> view into params, with torch.nn.GRU's names and shapes."""
+        return self._views(self._params)
+
+    def grads(self):
+        """dict name -> view into grad, same keys and shapes as state_dict()."""
+        return self._views(self._grad)
+
+    def load_state_dict(self, mapping):
+        """Copies every tensor of mapping in; all are checked before any is written."""
+        expected = {name: tuple(shape) for name, _, shape in self._layout}
+        missing = sorted(set(expected) - set(mapping))
+        extra = sorted(set(mapping) - set(expected))
+        if missing or extra:
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
+        converted = {}
+        for name, shape in expected.items():
+            value = as_numeric(mapping[name], f"state_dict['{name}']")
+            if value.shape != shape:
+                raise ValueError(f"state_dict['{name}']: expected shape {shape}, got {value.shape}")
+            converted[name] = value
+        views = self.state_dict()
+        for name, value in converted.items():
+            views[name][...] = value
+
+    def zero_grad(self):
+        self._grad.fill(0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        if not self.training:
+            self._cache = None
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- computation ------------------------------------------------------------------------
+    def __call__(self, x, h0=None, lengths=None):
+        return self.forward(x, h0, lengths)
+
+    def forward(self, x, h0=None, lengths=None):
+        """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T."""
+        dtype = FLOAT_DTYPES[self.dtype]
+        x_text = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        x = as_float_array(x, "x", dtype, (None, None, self.input_size),
+                           f"{x_text} with I = {self.input_size}")
+        if self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        T, B = x.shape[:2]
+        if T == 0 or B == 0:
+            raise ValueError(f"x: expected shape {x_text} with T >= 1 and B >= 1, got {x.shape}")
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        if h0 is not None:
+            h0 = as_float_array(h0, "h0", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+        if lengths is not None:
+            lengths = _check_lengths(lengths, T, B)
+        masks = self._dropout_masks(T, B) if self.training else None
+
+        if self.backend == "cpp":
+            forward = getattr(_core, f"gru_forward_{self.dtype}")
+            dropout = None if masks is None else np.stack(masks)
+            y, h_n, cache = forward(self.config, self._params, x, h0, lengths, dropout, self.training)
+        else:
+            y, h_n, cache = reference.gru_forward(
+                self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
+                np.full(B, T) if lengths is None else lengths, num_layers=self.num_layers,
+                bidirectional=self.bidirectional, reset_after=self.reset_after,
+                dropout_masks=masks, keep_cache=self.training)
+        self._cache = (cache, x.shape) if self.training else None
+        if self.batch_first:
+            y = np.ascontiguousarray(y.transpose(1, 0, 2))
+        return y, h_n
+
+    def backward(self, dy, dh_n=None):
+        """Gradients through the last training-mode forward: returns (dx, dh0) and adds the
+        parameter gradients into grad."""
+        if self._cache is None:
+            raise RuntimeError("backward: no training-mode forward to differentiate "
+                               "(call forward in training mode first)")
+        cache, (T, B, I) = self._cache
+        dtype = FLOAT_DTYPES[self.dtype]
+        DH, LD, H = self.num_directions * self.hidden_size, self.num_layers * self.num_directions, self.hidden_size
+        if self.batch_first:
+            dy = as_float_array(dy, "dy", dtype, (B, T, DH), f"(B, T, D*H) = ({B}, {T}, {DH})")
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        else:
+            dy = as_float_array(dy, "dy", dtype, (T, B, DH), f"(T, B, D*H) = ({T}, {B}, {DH})")
+        if dh_n is not None:
+            dh_n = as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+
+        if self.backend == "cpp":
+            backward = getattr(_core, f"gru_backward_{self.dtype}")
+            dx, dh0 = backward(cache, self._params, dy, dh_n, self._grad)
+        else:
+            dx, dh0, grads = reference.gru_backward(
+                self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,
+                num_layers=self.num_layers, bidirectional=self.bidirectional, reset_after=self.reset_after)
+            views = self.grads()
+            for name, g in grads.items():
+                views[name] += g
+        if self.batch_first:
+            dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        return dx, dh0
+
+    def _dropout_masks(self, T, B):
+        """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.., drawn from the layer's seed."""
+        if self.dropout == 0.0 or self.num_layers == 1:
+            return None
+        keep = 1.0 - self.dropout
+        shape = (T, B, self.num_directions * self.hidden_size)
+        return [((self._rng.random(shape) < keep) / keep).astype(self.dtype)
+                for _ in range(self.num_layers - 1)]
+
+    def __repr__(self):
+        return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
+                f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
+                f"backend={self.backend!r})")
+
+
+def _check_buffer(buf, name, size, dtype):
+    if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \
+            or not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
+                         f"of size {size}")
+    return buf
+
+
+def _check_lengths(lengths, T, B):
+    arr = np.asarray(lengths)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths: expected shape (B,) = ({B},), got {arr.shape}")
+    if arr.min() < 1 or arr.max() > T:
+        raise ValueError(f"lengths: every length must be in 1..T = 1..{T}, got min {arr.min()}, max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int64)

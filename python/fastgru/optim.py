@@ -1,0 +1,91 @@
+"""fastgru.Adam: Adam/AdamW as one fused pass over flat parameter, gradient and moment buffers."""
+
+import numpy as np
+
+from . import _core
+from .reference import adam as reference
+
+
+class Adam:
+    """opt = Adam(layer_or_buffers, lr=1e-3, ...); opt.step(); opt.zero_grad()
+
+    layer_or_buffers: anything with flat `.params` and `.grad` buffers, or a (params, grad) pair of
+    1-D arrays of the same dtype and size, updated in place. Same update as torch.optim.Adam
+    (torch.optim.AdamW when decoupled_weight_decay=True)."""
+
+    def __init__(self, layer_or_buffers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, amsgrad=False):
+        if hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
+            params, grad = layer_or_buffers.params, layer_or_buffers.grad
+            self.backend = getattr(layer_or_buffers, "backend", "cpp")
+        elif isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
+            params, grad = layer_or_buffers
+            self.backend = "cpp"
+        else:
+            raise TypeError("layer_or_buffers: expected an object with .params and .grad, "
+                            "or a (params, grad) pair of 1-D arrays")
+        for name, buf in (("params", params), ("grad", grad)):
+            if not isinstance(buf, np.ndarray) or buf.dtype not in (np.float32, np.float64):
+                raise TypeError(f"{name}: expected a float32 or float64 numpy array")
+            if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
+                raise ValueError(f"{name}: expected a writable contiguous 1-D array (updated in place), "
+                                 f"got shape {buf.shape}")
+        if params.dtype != grad.dtype or params.shape != grad.shape:
+            raise ValueError(f"grad: expected the dtype and shape of params ({params.dtype}, {params.shape}), "
+                             f"got ({grad.dtype}, {grad.shape})")
+        beta1, beta2 = _check_betas(betas)
+        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        self.params, self.grad = params, grad
+        self.lr, self.betas, self.eps = float(lr), (beta1, beta2), float(eps)
+        self.weight_decay = float(weight_decay)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.amsgrad = bool(amsgrad)
+        self.step_count = 0
+        self.exp_avg = np.zeros_like(params)
+        self.exp_avg_sq = np.zeros_like(params)
+        self.max_exp_avg_sq = np.zeros_like(params) if self.amsgrad else None
+
+    def step(self):
+        """One update of params from grad, in place."""
+        self.step_count += 1
+        update = _core.adam_step if self.backend == "cpp" else reference.adam_step
+        update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, self.step_count,
+               lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+               weight_decay=self.weight_decay, decoupled_weight_decay=self.decoupled_weight_decay,
+               amsgrad=self.amsgrad)
+
+    def zero_grad(self):
+        self.grad.fill(0)
+
+    def state_dict(self):
+        """Moments and step count (copies), for checkpoints."""
+        state = {"step": self.step_count, "exp_avg": self.exp_avg.copy(), "exp_avg_sq": self.exp_avg_sq.copy()}
+        if self.amsgrad:
+            state["max_exp_avg_sq"] = self.max_exp_avg_sq.copy()
+        return state
+
+    def load_state_dict(self, state):
+        keys = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
+        if set(state) != keys:
+            raise ValueError(f"load_state_dict: expected keys {sorted(keys)}, got {sorted(state)}")
+        arrays = {}
+        for key in keys - {"step"}:
+            arr = np.asarray(state[key], dtype=self.params.dtype)
+            if arr.shape != self.params.shape:
+                raise ValueError(f"state['{key}']: expected shape {self.params.shape}, got {arr.shape}")
+            arrays[key] = arr
+        self.step_count = int(state["step"])
+        for key, arr in arrays.items():
+            getattr(self, key)[...] = arr
+
+
+def _check_betas(betas):
+    try:
+        beta1, beta2 = (float(b) for b in betas)
+    except (TypeError, ValueError):
+        raise ValueError(f"betas: expected a pair of numbers in [0, 1), got {betas!r}") from None
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise ValueError(f"betas: expected a pair of numbers in [0, 1), got {betas!r}")
+    return beta1, beta2

@@ -1,0 +1,6 @@
+"""The NumPy reference implementation: the readable specification of fastgru's math."""
+
+from .adam import adam_step
+from .gru import gru_backward, gru_forward
+
+__all__ = ["adam_step", "gru_backward", "gru_forward"]

@@ -1,0 +1,159 @@
+"""NumPy reference GRU: the readable specification of the math (issue 2 contract).
+
+Equations, rows of weight_ih / weight_hh in gate order r, z, n:
+    r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))      reset_after=True
+    n  = tanh(W_in x + b_in + W_hn (r * h) + b_hn)      reset_after=False
+    h' = (1 - z) * n + z * h
+Both variants are written as n = tanh(gi_n + c * gh_n) with gh_n = W_hn s + b_hn, where
+(s, c) = (h, r) when reset_after and (r * h, 1) otherwise.
+
+Padding: step t of sequence b is valid when t < lengths[b]. A padded step outputs 0 and
+leaves the state unchanged, so the reverse direction effectively starts at lengths[b] - 1.
+"""
+
+import numpy as np
+
+
+def sigmoid(a):
+    # Same function as 1 / (1 + exp(-a)), but never overflows.
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def param_name(kind, layer, direction):
+    """torch.nn.GRU parameter name, e.g. weight_ih_l0 or bias_hh_l1_reverse."""
+    return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def layer_params(params, layer, direction, dtype):
+    """(W_ih (3H,in), W_hh (3H,H), b_ih (3H,), b_hh (3H,)) of one direction; missing biases are zeros."""
+    w_ih = params[param_name("weight_ih", layer, direction)]
+    w_hh = params[param_name("weight_hh", layer, direction)]
+    zeros = np.zeros(w_hh.shape[0], dtype)
+    b_ih = params.get(param_name("bias_ih", layer, direction), zeros)
+    b_hh = params.get(param_name("bias_hh", layer, direction), zeros)
+    return (np.asarray(w_ih, dtype), np.asarray(w_hh, dtype),
+            np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
+
+
+def time_order(T, reverse):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, reset_after):
+    """One direction of one layer.
+    x: (T,B,in), h0: (B,H), valid: (T,B) bool, w_ih: (3H,in), w_hh: (3H,H), b_ih, b_hh: (3H,).
+    Returns y (T,B,H), h_n (B,H), and the per-step cache {t: (h, r, z, n, gh_n)}."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    y = np.zeros((T, B, H), x.dtype)
+    steps = {}
+    h = h0
+    for t in time_order(T, reverse):
+        gi = x[t] @ w_ih.T + b_ih                                   # (B,3H)
+        gh_rz = h @ w_hh[:2 * H].T + b_hh[:2 * H]                   # (B,2H)
+        r = sigmoid(gi[:, :H] + gh_rz[:, :H])
+        z = sigmoid(gi[:, H:2 * H] + gh_rz[:, H:])
+        s = h if reset_after else r * h
+        gh_n = s @ w_hh[2 * H:].T + b_hh[2 * H:]
+        n = np.tanh(gi[:, 2 * H:] + (r * gh_n if reset_after else gh_n))
+        h_new = (1 - z) * n + z * h
+        m = valid[t][:, None]
+        steps[t] = (h, r, z, n, gh_n)
+        y[t] = np.where(m, h_new, 0)
+        h = np.where(m, h_new, h)
+    return y, h, steps
+
+
+def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, reset_after):
+    """Backward of gru_direction_forward. dy: (T,B,H), dh_n: (B,H).
+    Returns dx (T,B,in), dh0 (B,H), dW_ih, dW_hh, db_ih, db_hh."""
+    T, B, _ = x.shape
+    H = dh_n.shape[1]
+    dx = np.zeros_like(x)
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db_ih, db_hh = np.zeros(3 * H, x.dtype), np.zeros(3 * H, x.dtype)
+    dh = dh_n                                                      # gradient w.r.t. the state after step t
+    for t in reversed(time_order(T, reverse)):
+        h, r, z, n, gh_n = steps[t]
+        m = valid[t][:, None]
+        dh_new = np.where(m, dh + dy[t], 0)                        # padded steps pass dh straight through
+        dn = dh_new * (1 - z)
+        dz = dh_new * (h - n)
+        da_n = dn * (1 - n * n)                                    # pre-activation of n
+        dgh_n = da_n * r if reset_after else da_n
+        ds = dgh_n @ w_hh[2 * H:]
+        dr = da_n * gh_n if reset_after else ds * h
+        da_r = dr * r * (1 - r)
+        da_z = dz * z * (1 - z)
+        dgi = np.concatenate([da_r, da_z, da_n], axis=1)           # (B,3H) = d(W_ih x + b_ih)
+        dgh_rz = dgi[:, :2 * H]
+        s = h if reset_after else r * h
+        dh = (np.where(m, 0, dh) + dh_new * z + dgh_rz @ w_hh[:2 * H]
+              + (ds if reset_after else ds * r))
+        dx[t] = dgi @ w_ih
+        dw_ih += dgi.T @ x[t]
+        db_ih += dgi.sum(0)
+        dw_hh[:2 * H] += dgh_rz.T @ h
+        dw_hh[2 * H:] += dgh_n.T @ s
+        db_hh += np.concatenate([dgh_rz, dgh_n], axis=1).sum(0)
+    return dx, dh, dw_ih, dw_hh, db_ih, db_hh
+
+
+def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_after,
+                dropout_masks=None, keep_cache=True):
+    """params: dict name -> ndarray with torch.nn.GRU names/shapes (weight_ih_l{k}[_reverse] (3H,in_k),
+    weight_hh_l{k} (3H,H), bias_ih_l{k} (3H,), bias_hh_l{k} (3H,)); bias keys may be absent (bias=False => treat as zero).
+    x: (T,B,I) time-major. h0: (L*D,B,H) (never None; caller passes zeros). lengths: (B,) int array (never None; caller passes full T).
+    dropout_masks: None or list of num_layers-1 arrays (T,B,D*H) of multipliers applied to the INPUT of layer k>=1 (mask[k-1] multiplies layer k's input).
+    Returns (y (T,B,D*H), h_n (L*D,B,H), cache) ; cache is None when keep_cache=False, else whatever gru_backward needs.
+    All computation in x.dtype (the caller passes float32 or float64 arrays and params of the same dtype)."""
+    dtype = x.dtype
+    T = x.shape[0]
+    D = 2 if bidirectional else 1
+    valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]   # (T,B)
+    h_n = np.zeros(h0.shape, dtype)
+    layers = []
+    inp = x
+    for k in range(num_layers):
+        if k > 0 and dropout_masks is not None:
+            inp = inp * dropout_masks[k - 1]
+        ys, steps = [], []
+        for d in range(D):
+            w_ih, w_hh, b_ih, b_hh = layer_params(params, k, d, dtype)
+            y_d, h_n[k * D + d], steps_d = gru_direction_forward(
+                inp, np.asarray(h0[k * D + d], dtype), valid, w_ih, w_hh, b_ih, b_hh,
+                reverse=d == 1, reset_after=reset_after)
+            ys.append(y_d)
+            steps.append(steps_d)
+        layers.append((inp, steps))
+        inp = np.concatenate(ys, axis=2)
+    cache = {"valid": valid, "layers": layers, "dropout_masks": dropout_masks} if keep_cache else None
+    return inp, h_n, cache
+
+
+def gru_backward(params, cache, dy, dh_n, *, num_layers, bidirectional, reset_after):
+    """dy: (T,B,D*H), dh_n: (L*D,B,H) (never None; caller passes zeros). Returns (dx (T,B,I), dh0 (L*D,B,H), grads dict with the same keys/shapes as params)."""
+    valid, layers, masks = cache["valid"], cache["layers"], cache["dropout_masks"]
+    D = 2 if bidirectional else 1
+    dtype = layers[0][0].dtype
+    H = dh_n.shape[2]
+    dh0 = np.zeros(dh_n.shape, dtype)
+    grads = {}
+    dout = np.asarray(dy, dtype)                                   # gradient w.r.t. layer k's output
+    for k in reversed(range(num_layers)):
+        inp, steps = layers[k]
+        dinp = np.zeros_like(inp)
+        for d in range(D):
+            w_ih, w_hh, _, _ = layer_params(params, k, d, dtype)
+            dx_d, dh0[k * D + d], *dparams = gru_direction_backward(
+                inp, valid, w_ih, w_hh, steps[d], dout[:, :, d * H:(d + 1) * H],
+                np.asarray(dh_n[k * D + d], dtype), reverse=d == 1, reset_after=reset_after)
+            dinp += dx_d
+            for kind, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dparams):
+                name = param_name(kind, k, d)
+                if name in params:
+                    grads[name] = g
+        dout = dinp * masks[k - 1] if k > 0 and masks is not None else dinp
+    return dout, dh0, grads

@@ -1,0 +1,153 @@
+// GRU forward/backward over NumPy arrays. The Python layer (python/fastgru/gru.py) checks
+// the user's arguments and converts them; the checks here keep the core's buffers safe
+// whatever calls it.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bindings.h"
+#include "fastgru/gru.h"
+
+namespace py = pybind11;
+using fastgru::GruConfig;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void expect_shape(const py::array& a, std::initializer_list<size_t> shape, const char* name) {
+  bool ok = static_cast<size_t>(a.ndim()) == shape.size();
+  size_t i = 0;
+  for (size_t d : shape) ok = ok && static_cast<size_t>(a.shape(i++)) == d;
+  if (!ok) {
+    std::string want = "(";
+    i = 0;
+    for (size_t d : shape) want += (i++ ? ", " : "") + std::to_string(d);
+    throw py::value_error(std::string(name) + ": expected shape " + want + (shape.size() == 1 ? ",)" : ")") +
+                          ", got " + shape_str(a));
+  }
+}
+
+template <class T>
+struct CacheHandle {
+  GruConfig cfg;
+  fastgru::GruCache<T> cache;
+};
+
+template <class T>
+py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::optional<Array<T>> h0,
+                  std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> lengths,
+                  std::optional<Array<T>> dropout, bool training) {
+  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + shape_str(x));
+  const size_t steps = x.shape(0), batch = x.shape(1);
+  const size_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
+  expect_shape(x, {steps, batch, cfg.input_size}, "x");
+  if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
+  if (lengths) {
+    expect_shape(*lengths, {batch}, "lengths");
+    auto l = lengths->template unchecked<1>();
+    for (size_t b = 0; b < batch; ++b)
+      if (l(b) < 1 || l(b) > static_cast<int64_t>(steps))
+        throw py::value_error("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
+                              std::to_string(l(b)) + " at index " + std::to_string(b));
+  }
+  if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
+
+  Array<T> y({steps, batch, D * H});
+  Array<T> h_n({L * D, batch, H});
+  std::unique_ptr<CacheHandle<T>> handle;
+  if (training) handle.reset(new CacheHandle<T>{cfg, {}});
+  {
+    py::gil_scoped_release release;
+    fastgru::gru_forward<T>(cfg, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
+                            lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
+                            y.mutable_data(), h_n.mutable_data(), handle ? &handle->cache : nullptr);
+  }
+  py::object cache = handle ? py::cast(handle.release(), py::return_value_policy::take_ownership) : py::none();
+  return py::make_tuple(y, h_n, cache);
+}
+
+template <class T>
+py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy,
+                   std::optional<Array<T>> dh_n, py::array grad_any) {
+  if (!py::isinstance<py::array_t<T>>(grad_any) || !(grad_any.flags() & py::array::c_style) ||
+      !grad_any.writeable())
+    throw py::value_error(std::string("grad: expected a writable C-contiguous ") +
+                          (sizeof(T) == 4 ? "float32" : "float64") + " buffer");
+  auto grad = py::array_t<T>::ensure(grad_any);
+  const GruConfig& cfg = handle.cfg;
+  const auto& cache = handle.cache;
+  const size_t steps = cache.steps, batch = cache.batch;
+  const size_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
+  expect_shape(grad, {fastgru::gru_param_count(cfg)}, "grad");
+  expect_shape(dy, {steps, batch, D * H}, "dy");
+  if (dh_n) expect_shape(*dh_n, {L * D, batch, H}, "dh_n");
+
+  Array<T> dx({steps, batch, cfg.input_size});
+  Array<T> dh0({L * D, batch, H});
+  {
+    py::gil_scoped_release release;
+    fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
+                             dx.mutable_data(), dh0.mutable_data(), grad.mutable_data());
+  }
+  return py::make_tuple(dx, dh0);
+}
+
+template <class T>
+void bind_dtype(py::module_& m, const char* cache_name, const std::string& suffix) {
+  py::class_<CacheHandle<T>>(m, cache_name, "What a training-mode forward keeps for backward.")
+      .def_property_readonly("steps", [](const CacheHandle<T>& c) { return c.cache.steps; })
+      .def_property_readonly("batch", [](const CacheHandle<T>& c) { return c.cache.batch; });
+  m.def(("gru_forward_" + suffix).c_str(), &forward<T>, py::arg("config"), py::arg("params"), py::arg("x"),
+        py::arg("h0") = py::none(), py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
+        py::arg("training") = false);
+  m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("cache"), py::arg("params"), py::arg("dy"),
+        py::arg("dh_n") = py::none(), py::arg("grad"));
+}
+
+}  // namespace
+
+void bind_gru(py::module_& m) {
+  py::class_<GruConfig>(m, "GruConfig")
+      .def(py::init([](size_t input_size, size_t hidden_size, size_t num_layers, bool bidirectional,
+                       bool bias, bool reset_after) {
+             if (input_size < 1 || hidden_size < 1 || num_layers < 1)
+               throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
+             return GruConfig{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+           }),
+           py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
+           py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true)
+      .def_readonly("input_size", &GruConfig::input_size)
+      .def_readonly("hidden_size", &GruConfig::hidden_size)
+      .def_readonly("num_layers", &GruConfig::num_layers)
+      .def_readonly("bidirectional", &GruConfig::bidirectional)
+      .def_readonly("bias", &GruConfig::bias)
+      .def_readonly("reset_after", &GruConfig::reset_after);
+  m.def(
+      "gru_param_layout",
+      [](const GruConfig& cfg) {
+        py::list out;
+        for (const auto& p : fastgru::gru_param_layout(cfg)) {
+          py::tuple shape = p.cols ? py::tuple(py::make_tuple(p.rows, p.cols)) : py::tuple(py::make_tuple(p.rows));
+          out.append(py::make_tuple(p.name, p.offset, shape));
+        }
+        return out;
+      },
+      py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
+  m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
+  // One name per dtype: an overload set would silently convert between them.
+  bind_dtype<float>(m, "GruCacheFloat32", "float32");
+  bind_dtype<double>(m, "GruCacheFloat64", "float64");
+}

@@ -1,0 +1,9 @@
+#include "bindings.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastgru's compiled core: GRU forward/backward, fused Adam, GEMM, threading";
+  bind_runtime(m);
+  bind_gemm(m);
+  bind_gru(m);
+  bind_optim(m);
+}
