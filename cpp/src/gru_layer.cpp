@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fastgru/buffer.h"
 #include "fastgru/gemm.h"
 #include "fastgru/threads.h"
 #include "isa.h"
@@ -80,20 +81,20 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t N = bg.cols();
   const CellKernels<T>& cell = cell_kernels<T>();
 
-  std::vector<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
+  Buffer<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
   block_rows(bg, p.w_ih, s.input, w_ih.data());
   block_rows(bg, p.w_hh, H, w_hh.data());
   block_rows(bg, p.b_ih, 1, b_ih.data());
   block_rows(bg, p.b_hh, 1, b_hh.data());
 
-  std::vector<T> gx(steps * B * N);
+  Buffer<T> gx(steps * B * N);
   gemm<T>(Trans::no, Trans::yes, steps * B, N, s.input, x, s.input, w_ih.data(), s.input, T(0),
           gx.data(), N);
   PackedMatrix<T> w_hh_t;
   w_hh_t.pack(Trans::yes, H, N, w_hh.data(), H);
 
   std::vector<T> gh(B * N, T(0));
-  std::vector<T> ping(states ? 0 : 2 * B * H);
+  Buffer<T> ping(states ? 0 : 2 * B * H);
   std::vector<T> rz(s.reset_after ? 0 : B * bg.blocks * 2 * U), rh(s.reset_after ? 0 : B * H, T(0));
 
   // Where the state before step t lives, and where step t writes its result.
@@ -176,7 +177,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   const size_t N = bg.cols();
   const CellKernels<T>& cell = cell_kernels<T>();
 
-  std::vector<T> w_hh(N * H);
+  Buffer<T> w_hh(N * H);
   block_rows(bg, p.w_hh, H, w_hh.data());
   // dh_prev = dgh W_hh: reset-after uses all gates; reset-before only r and z here, n goes
   // through W_hn (r * h) and is handled by its own product.
@@ -184,13 +185,13 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   if (s.reset_after) {
     w_hh_back.pack(Trans::no, N, H, w_hh.data(), H);
   } else {
-    std::vector<T> w_rz(N * H);
+    Buffer<T> w_rz(N * H);
     block_rows(bg, p.w_hh, H, w_rz.data(), 0, 2);
     w_hh_back.pack(Trans::no, N, H, w_rz.data(), H);
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
   }
 
-  std::vector<T> dgx(steps * B * N), dgh(s.reset_after ? steps * B * N : 0);
+  Buffer<T> dgx(steps * B * N), dgh(s.reset_after ? steps * B * N : 0);
   std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
@@ -221,7 +222,11 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
           for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
           const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
           if (s.reset_after) {
-            std::fill(dgx_bk + n, dgx_bk + U, T(0));
+            if (n < U)  // padding units of the last block enter the whole-sequence products
+              for (size_t gate = 0; gate < 3; ++gate) {
+                std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
+                std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
+              }
             cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
           } else {
             std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
@@ -250,7 +255,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
 
   // Whole-sequence products: one GEMM each over all T*B rows.
   const size_t rows = steps * B;
-  std::vector<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
+  Buffer<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
   block_rows(bg, p.w_ih, I, w_ih.data());
   gemm<T>(Trans::no, Trans::no, rows, I, N, dgx.data(), N, w_ih.data(), I, dx_beta, dx, I);
   gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
@@ -263,7 +268,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   gemm<T>(Trans::yes, Trans::no, N, H, rows, dgh_all, N, states, H, T(0), dw.data(), H);
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
-    std::vector<T> rh(rows * H);
+    Buffer<T> rh(rows * H);
     for (size_t r = 0; r < rows; ++r)
       for (size_t k = 0; k < bg.blocks; ++k) {
         const T* src = gates + (r * bg.blocks + k) * kCacheGates * U + 3 * U;

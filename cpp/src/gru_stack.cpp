@@ -56,7 +56,7 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
     cache->gates.assign(L * D, {});
     cache->dropout.assign(dropout ? dropout : nullptr, dropout ? dropout + (L - 1) * out_size : nullptr);
   }
-  std::vector<T> layer_out, layer_in;
+  Buffer<T> layer_out, layer_in;
   for (size_t layer = 0; layer < L; ++layer) {
     const size_t in = cfg.layer_input_size(layer);
     const T* input = x;
@@ -99,7 +99,7 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   const size_t out_size = steps * batch * D * H;
   const auto slots = direction_slots<T>(cfg, params, grad);
 
-  std::vector<T> d_out(dy, dy + out_size), d_in;
+  Buffer<T> d_out(dy, dy + out_size), d_in;
   for (size_t layer = L; layer-- > 0;) {
     const size_t in = cfg.layer_input_size(layer);
     T* d_input = dx;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "fastgru/buffer.h"
+
 namespace fastgru {
 
 struct GruConfig {
@@ -41,10 +43,10 @@ template <class T>
 struct GruCache {
   size_t steps = 0, batch = 0;
   std::vector<int64_t> lengths;          // (B,), all == steps when none were given
-  std::vector<std::vector<T>> inputs;    // per layer: its input (T, B, in_k), dropout applied
-  std::vector<T> dropout;                // (L-1, T, B, D*H) multipliers, empty when none
-  std::vector<std::vector<T>> states;    // per layer*D+dir: state before each step (T, B, H)
-  std::vector<std::vector<T>> gates;     // per layer*D+dir: r, z, n, n's recurrent term, blocked
+  std::vector<Buffer<T>> inputs;  // per layer: its input (T, B, in_k), dropout applied
+  Buffer<T> dropout;              // (L-1, T, B, D*H) multipliers, empty when none
+  std::vector<Buffer<T>> states;  // per layer*D+dir: state before each step (T, B, H)
+  std::vector<Buffer<T>> gates;   // per layer*D+dir: r, z, n, n's recurrent term, blocked
 };
 
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or

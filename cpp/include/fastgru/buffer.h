@@ -1,0 +1,32 @@
+// Scratch and cache buffers that are written before they are read: resizing them does not
+// zero-fill (tens of megabytes per call for a training cache would cost a few milliseconds).
+#pragma once
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace fastgru {
+
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-init: no zeroing for arithmetic types
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+template <class T>
+using Buffer = std::vector<T, UninitializedAllocator<T>>;
+
+}  // namespace fastgru
