@@ -1,5 +1,6 @@
 // The fused Adam/AdamW step over flat buffers, updated in place.
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 
 #include <optional>
 #include <string>
