@@ -39,7 +39,7 @@ void adam_step(const AdamConfig& cfg, size_t n, T* params, const T* grad, T* exp
       exp_avg_sq[i] = v;
       params[i] = p - step_size * (m / denom);
     }
-  });
+  }, threads_for(n, 1 << 15));
 }
 
 template void adam_step<float>(const AdamConfig&, size_t, float*, const float*, float*, float*,

@@ -64,7 +64,14 @@ void column_sums(const T* m, size_t rows, size_t cols, T* sums) {
     for (size_t j = c.begin; j < c.end; ++j) sums[j] = T(0);
     for (size_t i = 0; i < rows; ++i)
       for (size_t j = c.begin; j < c.end; ++j) sums[j] += m[i * cols + j];
-  });
+  }, threads_for(rows * cols, 1 << 16));
+}
+
+// Threads for the recurrence: at most one per block of units, and only as many as the
+// per-step product (B x H x 3H multiply-adds) keeps busy between barriers.
+inline int recurrence_threads(const BlockedGates& bg, size_t batch) {
+  int by_work = threads_for(batch * bg.H * 3 * bg.H, 16384);
+  return by_work < static_cast<int>(bg.blocks) ? by_work : static_cast<int>(bg.blocks);
 }
 
 inline bool active(const DirectionShape& s, size_t t, size_t b) {
@@ -164,7 +171,7 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
       }
       team.barrier();  // the next step's product reads every unit of h_out
     }
-  });
+  }, recurrence_threads(bg, B));
   if (steps == 0) std::copy(h0, h0 + B * H, h_n);
 }
 
@@ -250,7 +257,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
       }
       if (u0 < u1) gemm_packed<T>(B, u0, u1, dgh_t, N, w_hh_back, T(1), dh.data(), H);
     }
-  });
+  }, recurrence_threads(bg, B));
   std::copy(dh.begin(), dh.end(), dh0);
 
   // Whole-sequence products: one GEMM each over all T*B rows.
@@ -269,11 +276,16 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
     Buffer<T> rh(rows * H);
-    for (size_t r = 0; r < rows; ++r)
+    for (size_t r = 0; r < rows; ++r) {
+      if (!active(s, r / B, r % B)) {  // padding steps: never computed, zero gradient rows
+        std::fill(rh.data() + r * H, rh.data() + (r + 1) * H, T(0));
+        continue;
+      }
       for (size_t k = 0; k < bg.blocks; ++k) {
         const T* src = gates + (r * bg.blocks + k) * kCacheGates * U + 3 * U;
         std::copy(src, src + bg.units(k), rh.data() + r * H + k * U);
       }
+    }
     gemm<T>(Trans::yes, Trans::no, N, H, rows, dgx.data(), N, rh.data(), H, T(0), dw.data(), H);
     unblock_rows_add(bg, dw.data(), H, g.w_hh, 2, 3);
   }

@@ -28,6 +28,14 @@ class Team {
 // Returns when every thread has finished. A call from inside a region runs on one thread.
 void parallel_run(const std::function<void(const Team&)>& body, int max_threads = 1 << 30);
 
+// How many threads a job of `work` units deserves: waking a thread and meeting at barriers
+// costs more than it saves on tiny problems, above all on a busy machine.
+inline int threads_for(size_t work, size_t min_work_per_thread) {
+  size_t n = work / (min_work_per_thread ? min_work_per_thread : 1);
+  int all = get_num_threads();
+  return n < 1 ? 1 : (n < static_cast<size_t>(all) ? static_cast<int>(n) : all);
+}
+
 struct Range {
   size_t begin, end;
 };
