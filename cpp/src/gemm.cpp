@@ -1,11 +1,10 @@
-// Packed, cache-blocked GEMM (the BLIS loop nest) around the per-instruction-set block kernel
-// of gemm_kernels.h. This file only moves data: packing A into row slivers and B into column
-// panels, splitting C over threads. All arithmetic on C is in the kernel, with K-blocks that
-// depend on K alone, so each element's sum is formed in one fixed order.
+// Packed, cache-blocked GEMM (BLIS style) around the per-instruction-set kernels of
+// gemm_kernels.h. This file only moves data: packing B into column panels, choosing blocks,
+// splitting C over threads. All arithmetic on C is in the kernel, with K-blocks that depend
+// on K alone, so each element's sum is formed in one fixed order.
 #include "fastgru/gemm.h"
 
 #include <algorithm>
-#include <cstring>
 #include <new>
 #include <vector>
 
@@ -52,24 +51,6 @@ Scratch<T>& scratch_b() {
   return s;
 }
 
-// Packs rows [0, m) and columns [0, kc) of op(A) into slivers of mr rows (gemm_kernels.h).
-// op(A)(i, k) = A[i*lda + k] (Trans::no) or A[k*lda + i] (Trans::yes).
-template <class T>
-void pack_a(Trans ta, size_t m, size_t kc, const T* A, size_t lda, size_t mr, T* out) {
-  for (size_t s = 0; s < m; s += mr) {
-    size_t ms = std::min(mr, m - s);
-    T* o = out + s * kc;
-    if (ta == Trans::yes) {
-      for (size_t k = 0; k < kc; ++k) std::memcpy(o + k * ms, A + k * lda + s, ms * sizeof(T));
-    } else {
-      for (size_t i = 0; i < ms; ++i) {
-        const T* row = A + (s + i) * lda;
-        for (size_t k = 0; k < kc; ++k) o[k * ms + i] = row[k];
-      }
-    }
-  }
-}
-
 // Packs op(B) rows [0, kc), columns [0, n) into panels of nr columns, panel p at out + p*ps,
 // zero beyond column n. op(B)(k, j) = B[k*ldb + j] (Trans::no) or B[j*ldb + k] (Trans::yes).
 template <class T>
@@ -77,18 +58,13 @@ void pack_b(Trans tb, size_t kc, size_t n, const T* B, size_t ldb, size_t nr, si
   for (size_t j0 = 0; j0 < n; j0 += nr) {
     size_t w = std::min(nr, n - j0);
     T* o = out + (j0 / nr) * ps;
-    if (tb == Trans::no) {
-      for (size_t k = 0; k < kc; ++k) {
-        std::memcpy(o + k * nr, B + k * ldb + j0, w * sizeof(T));
-        std::fill(o + k * nr + w, o + k * nr + nr, T(0));
-      }
-    } else {
-      for (size_t j = 0; j < w; ++j) {
-        const T* col = B + (j0 + j) * ldb;
-        for (size_t k = 0; k < kc; ++k) o[k * nr + j] = col[k];
-      }
-      for (size_t j = w; j < nr; ++j)
-        for (size_t k = 0; k < kc; ++k) o[k * nr + j] = T(0);
+    for (size_t k = 0; k < kc; ++k) {
+      T* row = o + k * nr;
+      if (tb == Trans::no)
+        for (size_t j = 0; j < w; ++j) row[j] = B[k * ldb + j0 + j];
+      else
+        for (size_t j = 0; j < w; ++j) row[j] = B[(j0 + j) * ldb + k];
+      for (size_t j = w; j < nr; ++j) row[j] = T(0);
     }
   }
 }
@@ -100,28 +76,40 @@ void scale(size_t M, size_t N, T beta, T* C, size_t ldc) {
     for (size_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
 }
 
-// One thread's rectangle of C: the BLIS loops over column blocks (nc), K-blocks (kc) and row
-// blocks (mc); the kernel loops over panels and slivers inside.
+// One thread's rectangle of C. B is packed whole (all of K) for a block of nc columns, held
+// in L3; then for each block of mc rows (A in L2, C's tile in L2 across the K-blocks) the
+// kernel runs over the K-blocks in order, looping over panels (L1) and slivers inside.
 template <class T>
 void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_t N, size_t K,
                  const T* A, size_t lda, const T* B, size_t ldb, T beta, T* C, size_t ldc) {
+  size_t nr = kern.nr;
   size_t kc_size = detail::gemm_kc(K, kern.kc_max);
-  size_t nc_size = std::min(kern.nc, (N + kern.nr - 1) / kern.nr * kern.nr);
+  size_t nc_fit = std::max(nr, kern.b_budget / K / nr * nr);
+  size_t nc_size = std::min(nc_fit, (N + nr - 1) / nr * nr);
   size_t mc_size = std::min(kern.mc, M);
-  T* bp = scratch_b<T>().get(kc_size * nc_size);
-  T* ap = scratch_a<T>().get(mc_size * kc_size);
+  T* bp = scratch_b<T>().get(K * nc_size);
+  T* ap = ta == Trans::yes ? scratch_a<T>().get(mc_size * kc_size) : nullptr;
   for (size_t jc = 0; jc < N; jc += nc_size) {
     size_t nc = std::min(nc_size, N - jc);
+    size_t padded = (nc + nr - 1) / nr * nr;
     for (size_t pc = 0; pc < K; pc += kc_size) {
       size_t kc = std::min(kc_size, K - pc);
       const T* Bblock = tb == Trans::no ? B + pc * ldb + jc : B + jc * ldb + pc;
-      pack_b(tb, kc, nc, Bblock, ldb, kern.nr, kc * kern.nr, bp);
-      T b = pc == 0 ? beta : T(1);
-      for (size_t ic = 0; ic < M; ic += mc_size) {
-        size_t mc = std::min(mc_size, M - ic);
-        const T* Ablock = ta == Trans::no ? A + ic * lda + pc : A + pc * lda + ic;
-        pack_a(ta, mc, kc, Ablock, lda, kern.mr, ap);
-        kern.block(mc, nc, 0, kc, ap, bp, kc * kern.nr, b, C + ic * ldc + jc, ldc);
+      pack_b(tb, kc, nc, Bblock, ldb, nr, kc * nr, bp + pc * padded);
+    }
+    for (size_t ic = 0; ic < M; ic += mc_size) {
+      size_t mc = std::min(mc_size, M - ic);
+      for (size_t pc = 0; pc < K; pc += kc_size) {
+        size_t kc = std::min(kc_size, K - pc);
+        T b = pc == 0 ? beta : T(1);
+        const T* bk = bp + pc * padded;
+        if (ta == Trans::yes) {
+          kern.pack_a_transposed(mc, kc, A + pc * lda + ic, lda, ap);
+          kern.block(mc, nc, 0, kc, ap, 0, bk, kc * nr, b, C + ic * ldc + jc, ldc);
+        } else {
+          kern.block(mc, nc, 0, kc, A + ic * lda + pc, lda, bk, kc * nr, b, C + ic * ldc + jc,
+                     ldc);
+        }
       }
     }
   }
@@ -185,20 +173,17 @@ void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const P
   if (M == 0 || n1 <= n0) return;
   if (p.K == 0) return scale(M, n1 - n0, beta, C + n0, ldc);
   const GemmKernels<T>& kern = *p.kern;
+  lda = std::max<size_t>(lda, 1);  // 0 would mean "packed" to the kernel (M == 1 allows it)
   size_t nr = kern.nr, ps = p.K * nr;
   size_t kc_size = detail::gemm_kc(p.K, kern.kc_max);
-  size_t mc_size = std::min(kern.mc, M);
-  T* ap = scratch_a<T>().get(mc_size * kc_size);
   size_t first = n0 / nr;  // panel holding column n0
   const T* panels = p.panels.data() + first * ps;
-  for (size_t ic = 0; ic < M; ic += mc_size) {
-    size_t mc = std::min(mc_size, M - ic);
-    for (size_t pc = 0; pc < p.K; pc += kc_size) {
-      size_t kc = std::min(kc_size, p.K - pc);
-      pack_a(Trans::no, mc, kc, A + ic * lda + pc, lda, kern.mr, ap);
-      kern.block(mc, n1 - first * nr, n0 - first * nr, kc, ap, panels + pc * nr, ps,
-                 pc == 0 ? beta : T(1), C + ic * ldc + n0, ldc);
-    }
+  for (size_t ic = 0; ic < M; ic += kern.mc) {
+    size_t mc = std::min(kern.mc, M - ic);
+    for (size_t pc = 0; pc < p.K; pc += kc_size)
+      kern.block(mc, n1 - first * nr, n0 - first * nr, std::min(kc_size, p.K - pc),
+                 A + ic * lda + pc, lda, panels + pc * nr, ps, pc == 0 ? beta : T(1),
+                 C + ic * ldc + n0, ldc);
   }
 }
 
@@ -208,6 +193,7 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
   if (M == 0 || N == 0) return;
   if (K == 0) return scale(M, N, beta, C, ldc);
   const GemmKernels<T>& kern = detail::gemm_kernels<T>();
+  lda = std::max<size_t>(lda, 1);  // 0 would mean "packed" to the kernel (M == 1 allows it)
   // At least ~50 us of work per thread: waking the pool costs microseconds.
   double flops = 2.0 * double(M) * double(N) * double(K);
   int max_threads = static_cast<int>(std::min(flops / 4e6 + 1, 1e6));

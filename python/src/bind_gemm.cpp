@@ -36,8 +36,9 @@ Mat<T> as_matrix(const py::object& obj, const char* name) {
 // C as a writable T matrix with unit column stride, updated in place.
 template <class T>
 Mat<T> output_matrix(const py::array& c) {
-  if (c.ndim() != 2 || !c.writeable() || c.strides(1) != static_cast<py::ssize_t>(sizeof(T)) ||
-      c.strides(0) < static_cast<py::ssize_t>(c.shape(1) * sizeof(T)))
+  bool rows_ok = c.size() == 0 || (c.strides(1) == static_cast<py::ssize_t>(sizeof(T)) &&
+                                   c.strides(0) >= static_cast<py::ssize_t>(c.shape(1) * sizeof(T)));
+  if (c.ndim() != 2 || !c.writeable() || !rows_ok)
     throw std::invalid_argument("C must be a writable 2-D array with contiguous rows");
   auto a = py::reinterpret_borrow<py::array_t<T>>(c);
   auto rows = static_cast<size_t>(a.shape(0)), cols = static_cast<size_t>(a.shape(1));

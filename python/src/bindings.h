@@ -6,3 +6,4 @@ void bind_gru(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
 void bind_runtime(pybind11::module_& m);
+void bind_model(pybind11::module_& m);

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   bind_gemm(m);
   bind_gru(m);
   bind_optim(m);
+  bind_model(m);
 }

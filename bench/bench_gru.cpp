@@ -1,0 +1,550 @@
+// bench_gru: speed of the GRU core at the standard configurations of BENCH.md (float32, one
+// layer, unidirectional, reset_after). For each configuration it first holds gru_forward and
+// gru_backward to a naive triple-loop implementation (exit 1 on mismatch), then reports the
+// median time and GFLOP/s of forward (inference), forward (training), backward and the training
+// step, and of the GEMM alone at the GRU's three shapes, against the measured FMA peak.
+//   bench_gru [--threads N] [--config NAME] [--iters N]
+//   bench_gru --peak      prints only one core's measured FMA peak (used by bench/compare.py)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fastgru/adam.h"
+#include "fastgru/cpu.h"
+#include "fastgru/gemm.h"
+#include "fastgru/gru.h"
+#include "fastgru/threads.h"
+
+#if defined(FASTGRU_BENCH_X86)
+float fma_chains_avx2(long rounds);  // fma_peak_avx2.cpp: rounds x 192 FLOPs
+#endif
+
+using namespace fastgru;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct BenchConfig {
+  const char* name;
+  size_t B, T, I, H;
+};
+
+// BENCH.md's standard configurations.
+const BenchConfig kConfigs[] = {
+    {"small", 32, 50, 32, 64},      {"medium", 64, 100, 128, 256}, {"large", 64, 100, 256, 512},
+    {"b1", 1, 100, 128, 256},       {"long", 16, 1000, 64, 128},
+};
+
+// Steps used by the correctness check: enough to cover the state hand-over between steps,
+// few enough that the naive implementation takes well under a second at every size.
+constexpr size_t kCheckSteps = 5;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// FMA peak
+// ---------------------------------------------------------------------------------------------
+
+bool cpu_has_avx2_fma() {
+#if defined(FASTGRU_BENCH_X86)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+// FLOP/s of one thread running the FMA probe: the best of many short windows over about
+// `seconds`, so time lost to other processes on a shared machine does not lower the figure.
+double fma_rate_one_thread(double seconds) {
+#if defined(FASTGRU_BENCH_X86)
+  const long rounds = 1 << 15;  // ~6M FLOPs, a fraction of a millisecond
+  volatile float sink = 0;
+  double best = 0;
+  const auto start = Clock::now();
+  do {
+    const auto window = Clock::now();
+    sink = sink + fma_chains_avx2(rounds);
+    best = std::max(best, static_cast<double>(rounds) * 12 * 8 * 2 / seconds_since(window));
+  } while (seconds_since(start) < seconds);
+  return best;
+#else
+  (void)seconds;
+  return 0;
+#endif
+}
+
+// Summed FLOP/s of `threads` threads running the probe at the same time.
+double fma_rate(int threads, double seconds) {
+  std::vector<double> rates(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&rates, t, seconds] { rates[t] = fma_rate_one_thread(seconds); });
+  for (auto& th : pool) th.join();
+  double sum = 0;
+  for (double r : rates) sum += r;
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naive GRU (double precision), the equations of python/fastgru/reference/gru.py written as
+// plain loops. Weights as in torch.nn.GRU: w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (3H), gate
+// rows in the order r, z, n; reset_after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+// ---------------------------------------------------------------------------------------------
+
+struct NaiveWeights {
+  std::vector<double> w_ih, w_hh, b_ih, b_hh;
+};
+
+struct NaiveTrace {  // per step t, batch row b, unit j: index (t * B + b) * H + j
+  std::vector<double> h_prev, r, z, n, gh_n;
+};
+
+double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
+
+// x (T, B, I), h0 (B, H). Writes y (T, B, H), h_n (B, H) and the trace backward needs.
+void naive_forward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H,
+                   const std::vector<double>& x, const std::vector<double>& h0,
+                   std::vector<double>& y, std::vector<double>& h_n, NaiveTrace& tr) {
+  std::vector<double> h = h0, gi(3 * H), gh(3 * H);
+  y.assign(T * B * H, 0);
+  for (auto* v : {&tr.h_prev, &tr.r, &tr.z, &tr.n, &tr.gh_n}) v->assign(T * B * H, 0);
+  for (size_t t = 0; t < T; ++t) {
+    std::vector<double> h_new(B * H);
+    for (size_t b = 0; b < B; ++b) {
+      for (size_t j = 0; j < 3 * H; ++j) {
+        gi[j] = w.b_ih[j];
+        for (size_t k = 0; k < I; ++k) gi[j] += w.w_ih[j * I + k] * x[(t * B + b) * I + k];
+        gh[j] = w.b_hh[j];
+        for (size_t k = 0; k < H; ++k) gh[j] += w.w_hh[j * H + k] * h[b * H + k];
+      }
+      for (size_t j = 0; j < H; ++j) {
+        const size_t at = (t * B + b) * H + j;
+        const double r = sigmoid(gi[j] + gh[j]);
+        const double z = sigmoid(gi[H + j] + gh[H + j]);
+        const double n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+        h_new[b * H + j] = (1 - z) * n + z * h[b * H + j];
+        y[at] = h_new[b * H + j];
+        tr.h_prev[at] = h[b * H + j];
+        tr.r[at] = r;
+        tr.z[at] = z;
+        tr.n[at] = n;
+        tr.gh_n[at] = gh[2 * H + j];
+      }
+    }
+    h = h_new;
+  }
+  h_n = h;
+}
+
+// dy (T, B, H), dh_n (B, H). Writes dx (T, B, I), dh0 (B, H) and the weight gradients g.
+void naive_backward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H,
+                    const std::vector<double>& x, const NaiveTrace& tr,
+                    const std::vector<double>& dy, const std::vector<double>& dh_n,
+                    std::vector<double>& dx, std::vector<double>& dh0, NaiveWeights& g) {
+  g.w_ih.assign(3 * H * I, 0);
+  g.w_hh.assign(3 * H * H, 0);
+  g.b_ih.assign(3 * H, 0);
+  g.b_hh.assign(3 * H, 0);
+  dx.assign(T * B * I, 0);
+  std::vector<double> dh = dh_n, dgi(3 * H), dgh(3 * H);
+  for (size_t t = T; t-- > 0;) {
+    std::vector<double> dh_prev(B * H);
+    for (size_t b = 0; b < B; ++b) {
+      for (size_t j = 0; j < H; ++j) {
+        const size_t at = (t * B + b) * H + j;
+        const double r = tr.r[at], z = tr.z[at], n = tr.n[at];
+        const double d = dh[b * H + j] + dy[at];  // gradient w.r.t. the state after step t
+        const double da_n = d * (1 - z) * (1 - n * n);
+        const double da_r = da_n * tr.gh_n[at] * r * (1 - r);
+        const double da_z = d * (tr.h_prev[at] - n) * z * (1 - z);
+        dgi[j] = da_r;
+        dgi[H + j] = da_z;
+        dgi[2 * H + j] = da_n;
+        dgh[j] = da_r;
+        dgh[H + j] = da_z;
+        dgh[2 * H + j] = da_n * r;
+        dh_prev[b * H + j] = d * z;
+      }
+      for (size_t j = 0; j < 3 * H; ++j) {
+        for (size_t k = 0; k < H; ++k) {
+          dh_prev[b * H + k] += dgh[j] * w.w_hh[j * H + k];
+          g.w_hh[j * H + k] += dgh[j] * tr.h_prev[(t * B + b) * H + k];
+        }
+        for (size_t k = 0; k < I; ++k) {
+          dx[(t * B + b) * I + k] += dgi[j] * w.w_ih[j * I + k];
+          g.w_ih[j * I + k] += dgi[j] * x[(t * B + b) * I + k];
+        }
+        g.b_ih[j] += dgi[j];
+        g.b_hh[j] += dgh[j];
+      }
+    }
+    dh = dh_prev;
+  }
+  dh0 = dh;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+std::vector<float> random_vector(size_t n, float bound, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-bound, bound);
+  std::vector<float> v(n);
+  for (float& e : v) e = dist(rng);
+  return v;
+}
+
+std::vector<double> widen(const float* p, size_t n) { return std::vector<double>(p, p + n); }
+
+const ParamTensor& find_param(const std::vector<ParamTensor>& layout, const char* name) {
+  for (const ParamTensor& p : layout)
+    if (p.name == name) return p;
+  std::fprintf(stderr, "parameter %s not in the layout\n", name);
+  std::exit(2);
+}
+
+// Largest |got - want| relative to the largest |want| (at least 1, so tiny tensors are judged
+// by absolute error). float32 results of sums over a few hundred terms stay far below 1e-4.
+struct Mismatch {
+  double worst = 0;
+  std::string where;
+};
+
+void compare(const char* what, const float* got, const std::vector<double>& want, Mismatch& m) {
+  double scale = 1, diff = 0;
+  for (double w : want) scale = std::max(scale, std::fabs(w));
+  for (size_t i = 0; i < want.size(); ++i) diff = std::max(diff, std::fabs(got[i] - want[i]));
+  if (diff / scale > m.worst) {
+    m.worst = diff / scale;
+    m.where = what;
+  }
+}
+
+constexpr double kTolerance = 1e-4;
+
+// Median seconds of `iters` timed calls after `warmup` untimed ones.
+double median_seconds(const std::function<void()>& f, int iters, int warmup) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> t(iters);
+  for (int i = 0; i < iters; ++i) {
+    const auto start = Clock::now();
+    f();
+    t[i] = seconds_since(start);
+  }
+  std::sort(t.begin(), t.end());
+  return iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+}
+
+// Iterations when --iters is not given: about half a second per measurement, 5 to 50.
+int auto_iters(const std::function<void()>& f) {
+  const auto start = Clock::now();
+  f();
+  const double once = seconds_since(start);
+  return static_cast<int>(std::clamp(0.5 / std::max(once, 1e-9), 5.0, 50.0));
+}
+
+struct Options {
+  int threads = 0;
+  std::string config;
+  int iters = 0;  // 0: auto_iters
+  bool peak_only = false;
+};
+
+struct Row {
+  std::string what;
+  double seconds, flops;
+};
+
+void print_row(const char* config, const Row& row, double peak) {
+  const double rate = row.flops / row.seconds;
+  std::printf("%-7s %-38s %10.3f %9.1f", config, row.what.c_str(), row.seconds * 1e3, rate * 1e-9);
+  if (peak > 0)
+    std::printf(" %6.1f%%\n", 100 * rate / peak);
+  else
+    std::printf("    n/a\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The correctness check: gru_forward (both modes) and gru_backward vs the naive GRU on the
+// configuration's B, I, H and kCheckSteps steps, with a random h0 and dh_n.
+// ---------------------------------------------------------------------------------------------
+
+bool check_config(const BenchConfig& c, std::mt19937& rng, Mismatch& m) {
+  GruConfig cfg;
+  cfg.input_size = c.I;
+  cfg.hidden_size = c.H;
+  const auto layout = gru_param_layout(cfg);
+  const size_t T = std::min(c.T, kCheckSteps), B = c.B, I = c.I, H = c.H;
+
+  std::vector<float> params = random_vector(gru_param_count(cfg), 1 / std::sqrt(float(H)), rng);
+  std::vector<float> x = random_vector(T * B * I, 1, rng), h0 = random_vector(B * H, 1, rng);
+  std::vector<float> dy = random_vector(T * B * H, 1, rng), dh_n = random_vector(B * H, 1, rng);
+
+  const ParamTensor &w_ih = find_param(layout, "weight_ih_l0"), &w_hh = find_param(layout, "weight_hh_l0"),
+                    &b_ih = find_param(layout, "bias_ih_l0"), &b_hh = find_param(layout, "bias_hh_l0");
+  auto view = [](const std::vector<float>& flat, const ParamTensor& p) {
+    return widen(flat.data() + p.offset, p.size());
+  };
+  const NaiveWeights w{view(params, w_ih), view(params, w_hh), view(params, b_ih), view(params, b_hh)};
+
+  std::vector<double> y_ref, hn_ref, dx_ref, dh0_ref;
+  NaiveTrace trace;
+  NaiveWeights g_ref;
+  const std::vector<double> xd = widen(x.data(), x.size());
+  naive_forward(w, T, B, I, H, xd, widen(h0.data(), h0.size()), y_ref, hn_ref, trace);
+  naive_backward(w, T, B, I, H, xd, trace, widen(dy.data(), dy.size()),
+                 widen(dh_n.data(), dh_n.size()), dx_ref, dh0_ref, g_ref);
+
+  std::vector<float> y(T * B * H), h_n(B * H), dx(T * B * I), dh0(B * H), grad(params.size(), 0.f);
+  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(),
+                     h_n.data(), nullptr);
+  compare("y (inference)", y.data(), y_ref, m);
+  compare("h_n (inference)", h_n.data(), hn_ref, m);
+  GruCache<float> cache;
+  std::fill(y.begin(), y.end(), 0.f);
+  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(),
+                     h_n.data(), &cache);
+  compare("y (training)", y.data(), y_ref, m);
+  compare("h_n (training)", h_n.data(), hn_ref, m);
+  gru_backward<float>(cfg, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(),
+                      grad.data());
+  compare("dx", dx.data(), dx_ref, m);
+  compare("dh0", dh0.data(), dh0_ref, m);
+  compare("d weight_ih", grad.data() + w_ih.offset, g_ref.w_ih, m);
+  compare("d weight_hh", grad.data() + w_hh.offset, g_ref.w_hh, m);
+  compare("d bias_ih", grad.data() + b_ih.offset, g_ref.b_ih, m);
+  compare("d bias_hh", grad.data() + b_hh.offset, g_ref.b_hh, m);
+  return m.worst <= kTolerance;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timings
+// ---------------------------------------------------------------------------------------------
+
+std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937& rng) {
+  GruConfig cfg;
+  cfg.input_size = c.I;
+  cfg.hidden_size = c.H;
+  const size_t T = c.T, B = c.B, n = gru_param_count(cfg);
+  std::vector<float> params = random_vector(n, 1 / std::sqrt(float(c.H)), rng);
+  std::vector<float> x = random_vector(T * B * c.I, 1, rng), dy = random_vector(T * B * c.H, 1, rng);
+  std::vector<float> y(T * B * c.H), h_n(B * c.H), dx(T * B * c.I), dh0(B * c.H), grad(n, 0.f);
+  std::vector<float> exp_avg(n, 0.f), exp_avg_sq(n, 0.f);
+  GruCache<float> cache;
+  int64_t step = 0;
+  const AdamConfig adam;
+
+  auto forward_infer = [&] {
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(),
+                       h_n.data(), nullptr);
+  };
+  auto forward_train = [&] {
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(),
+                       h_n.data(), &cache);
+  };
+  auto backward = [&] {
+    gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(),
+                        grad.data());
+  };
+  auto train_step = [&] {
+    forward_train();
+    backward();
+    adam_step<float>(adam, n, params.data(), grad.data(), exp_avg.data(), exp_avg_sq.data(),
+                     nullptr, ++step);
+    std::fill(grad.begin(), grad.end(), 0.f);
+  };
+
+  const double fwd = 2.0 * T * B * 3 * c.H * (c.I + c.H);  // BENCH.md's GEMM-bound FLOPs
+  auto measure = [&](const std::function<void()>& f) {
+    const int iters = opt.iters > 0 ? opt.iters : auto_iters(f);
+    return median_seconds(f, iters, 2);
+  };
+  std::vector<Row> rows;
+  rows.push_back({"forward (inference)", measure(forward_infer), fwd});
+  rows.push_back({"forward (training, keeps cache)", measure(forward_train), fwd});
+  forward_train();  // backward differentiates the last training forward
+  rows.push_back({"backward", measure(backward), 2 * fwd});
+  rows.push_back({"training step (fwd+bwd+adam+zero)", measure(train_step), 3 * fwd});
+  return rows;
+}
+
+// Checks C (M, N) = op(A) op(B) at a sample of entries.
+bool gemm_matches(Trans ta, Trans tb, size_t M, size_t N, size_t K, const float* A, size_t lda,
+                  const float* B, size_t ldb, const float* C, size_t ldc) {
+  for (size_t i = 0; i < M; i += 1 + M / 13)
+    for (size_t j = 0; j < N; j += 1 + N / 13) {
+      double s = 0, mag = 0;
+      for (size_t k = 0; k < K; ++k) {
+        const double a = ta == Trans::no ? A[i * lda + k] : A[k * lda + i];
+        const double b = tb == Trans::no ? B[k * ldb + j] : B[j * ldb + k];
+        s += a * b;
+        mag += std::fabs(a * b);
+      }
+      if (std::fabs(s - C[i * ldc + j]) > 1e-5 * (mag + 1e-30)) return false;
+    }
+  return true;
+}
+
+// The GEMM alone at the GRU's shapes; returns false if a product is wrong.
+bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std::vector<Row>& rows) {
+  const size_t B = c.B, T = c.T, I = c.I, H = c.H, N = 3 * H, TB = T * B;
+  auto measure = [&](const std::function<void()>& f) {
+    const int iters = opt.iters > 0 ? opt.iters : auto_iters(f);
+    return median_seconds(f, iters, 2);
+  };
+  char what[96];
+
+  // Recurrent product: gh (B, 3H) = h (B, H) W_hh^T, W_hh (3H, H) packed once. Run as in the
+  // recurrence: T products in one parallel region, each thread always the same column slice
+  // (whole packed panels), a barrier after each step.
+  {
+    std::vector<float> h = random_vector(B * H, 1, rng), w = random_vector(N * H, 1, rng), gh(B * N);
+    PackedMatrix<float> packed;
+    packed.pack(Trans::yes, H, N, w.data(), H);
+    const size_t width = packed_panel_width(), panels = (N + width - 1) / width;
+    auto steps = [&](size_t count) {
+      parallel_run([&](const Team& team) {
+        const Range r = static_range(panels, team.tid, team.size);
+        const size_t n0 = r.begin * width, n1 = std::min(N, r.end * width);
+        for (size_t i = 0; i < count; ++i) {
+          if (n0 < n1) gemm_packed<float>(B, n0, n1, h.data(), H, packed, 0.f, gh.data(), N);
+          team.barrier();
+        }
+      });
+    };
+    steps(1);
+    if (!gemm_matches(Trans::no, Trans::yes, B, N, H, h.data(), H, w.data(), H, gh.data(), N)) {
+      std::printf("WRONG RESULT: recurrent gemm_packed at %s\n", c.name);
+      return false;
+    }
+    std::snprintf(what, sizeof what, "gemm recurrent %zux%zux%zu, x%zu steps", B, N, H, T);
+    rows.push_back({what, measure([&] { steps(T); }), 2.0 * T * B * N * H});
+  }
+  // Input projection: gx (T*B, 3H) = x (T*B, I) W_ih^T.
+  {
+    std::vector<float> x = random_vector(TB * I, 1, rng), w = random_vector(N * I, 1, rng), gx(TB * N);
+    auto run = [&] { gemm<float>(Trans::no, Trans::yes, TB, N, I, x.data(), I, w.data(), I, 0.f, gx.data(), N); };
+    run();
+    if (!gemm_matches(Trans::no, Trans::yes, TB, N, I, x.data(), I, w.data(), I, gx.data(), N)) {
+      std::printf("WRONG RESULT: input-projection gemm at %s\n", c.name);
+      return false;
+    }
+    std::snprintf(what, sizeof what, "gemm input proj %zux%zux%zu (A B^T)", TB, N, I);
+    rows.push_back({what, measure(run), 2.0 * TB * N * I});
+  }
+  // Weight gradient: dW_hh (3H, H) = dgh^T (3H, T*B) states (T*B, H).
+  {
+    std::vector<float> dg = random_vector(TB * N, 1, rng), s = random_vector(TB * H, 1, rng), dw(N * H);
+    auto run = [&] { gemm<float>(Trans::yes, Trans::no, N, H, TB, dg.data(), N, s.data(), H, 0.f, dw.data(), H); };
+    run();
+    if (!gemm_matches(Trans::yes, Trans::no, N, H, TB, dg.data(), N, s.data(), H, dw.data(), H)) {
+      std::printf("WRONG RESULT: weight-gradient gemm at %s\n", c.name);
+      return false;
+    }
+    std::snprintf(what, sizeof what, "gemm weight grad %zux%zux%zu (A^T B)", N, H, TB);
+    rows.push_back({what, measure(run), 2.0 * N * H * TB});
+  }
+  return true;
+}
+
+[[noreturn]] void usage(const char* message) {
+  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] | --peak\n  NAME:",
+               message);
+  for (const BenchConfig& c : kConfigs) std::fprintf(stderr, " %s", c.name);
+  std::fprintf(stderr, "\n");
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options opt;
+  opt.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") usage("bench_gru: GRU and GEMM speed (see bench/README.md)");
+    if (flag == "--peak") {
+      opt.peak_only = true;
+      continue;
+    }
+    if (flag != "--threads" && flag != "--iters" && flag != "--config")
+      usage(("unknown flag: " + flag).c_str());
+    if (i + 1 >= argc) usage(("missing value after " + flag).c_str());
+    const char* value = argv[++i];
+    if (flag == "--threads" || flag == "--iters") {
+      char* end = nullptr;
+      const long v = std::strtol(value, &end, 10);
+      if (*end != '\0' || v < 1 || v > 100000) usage(("bad value for " + flag + ": " + value).c_str());
+      (flag == "--threads" ? opt.threads : opt.iters) = static_cast<int>(v);
+    } else {
+      opt.config = value;
+      if (std::none_of(std::begin(kConfigs), std::end(kConfigs),
+                       [&](const BenchConfig& c) { return opt.config == c.name; }))
+        usage(("unknown config: " + opt.config).c_str());
+    }
+  }
+  return opt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse(argc, argv);
+  if (opt.peak_only) {
+    if (!cpu_has_avx2_fma()) return 3;
+    std::printf("fma_peak_gflops_per_core %.2f\n", fma_rate(1, 0.5) * 1e-9);
+    return 0;
+  }
+  set_num_threads(opt.threads);
+
+  // % of peak is of (one core's measured peak) x threads: the figure the cores can reach when
+  // nothing else runs. All threads measured at once is printed beside it: on a busy machine it
+  // is lower, and the gap says how much of the machine this run actually had.
+  double peak_core = 0, peak_together = 0;
+  if (cpu_has_avx2_fma()) {
+    peak_core = fma_rate(1, 0.3);
+    peak_together = opt.threads == 1 ? peak_core : fma_rate(opt.threads, 0.3);
+  }
+  const double peak = peak_core * opt.threads;
+  std::printf("bench_gru: isa %s, %d thread(s), float32, 1 layer, unidirectional, reset_after\n",
+              active_isa().c_str(), get_num_threads());
+  if (peak_core > 0)
+    std::printf("fp32 FMA peak (AVX2 probe): 1 core %.1f GFLOP/s, x %d threads = %.1f GFLOP/s "
+                "(the %% peak below); %d threads measured together: %.1f GFLOP/s\n",
+                peak_core * 1e-9, opt.threads, peak * 1e-9, opt.threads, peak_together * 1e-9);
+  else
+    std::printf("fp32 FMA peak: not measured (no AVX2+FMA on this CPU)\n");
+  std::printf("GFLOP counts: forward = 2*T*B*3H*(I+H), backward = 2x, training step = 3x; "
+              "median of %s after 2 warm-up runs\n\n",
+              opt.iters > 0 ? (std::to_string(opt.iters) + " runs").c_str() : "5-50 runs (~0.5 s)");
+
+  std::mt19937 rng(2024);
+  std::printf("check vs naive GRU (%zu steps; max |error| / max(1, max |reference|), tolerance %.0e)\n",
+              kCheckSteps, kTolerance);
+  for (const BenchConfig& c : kConfigs) {
+    if (!opt.config.empty() && opt.config != c.name) continue;
+    Mismatch m;
+    const bool ok = check_config(c, rng, m);
+    std::printf("  %-7s B=%-3zu T=%-4zu I=%-4zu H=%-4zu worst %.2e (%s)  %s\n", c.name, c.B, c.T,
+                c.I, c.H, m.worst, m.where.c_str(), ok ? "ok" : "MISMATCH");
+    if (!ok) return 1;
+  }
+
+  std::printf("\n%-7s %-38s %10s %9s %7s\n", "config", "what", "median ms", "GFLOP/s", "% peak");
+  for (const BenchConfig& c : kConfigs) {
+    if (!opt.config.empty() && opt.config != c.name) continue;
+    std::vector<Row> rows = time_gru(c, opt, rng);
+    if (!time_gemms(c, opt, rng, rows)) return 1;
+    for (const Row& row : rows) print_row(c.name, row, peak);
+    std::printf("\n");
+  }
+  return 0;
+}

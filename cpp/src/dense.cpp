@@ -1,0 +1,48 @@
+#include "fastgru/dense.h"
+
+#include "fastgru/gemm.h"
+#include "fastgru/threads.h"
+
+namespace fastgru {
+
+template <class T>
+void dense_forward(size_t rows, size_t in, size_t out, const T* x, const T* weight, const T* bias,
+                   T* y) {
+  // y starts as the bias in every row so that the product can accumulate onto it (beta = 1)
+  // instead of a second pass over y.
+  if (bias) {
+    parallel_run([&](const Team& team) {
+      const Range r = static_range(rows, team.tid, team.size, 64);
+      for (size_t i = r.begin; i < r.end; ++i)
+        for (size_t j = 0; j < out; ++j) y[i * out + j] = bias[j];
+    });
+  }
+  gemm<T>(Trans::no, Trans::yes, rows, out, in, x, in, weight, in, bias ? T(1) : T(0), y, out);
+}
+
+template <class T>
+void dense_backward(size_t rows, size_t in, size_t out, const T* x, const T* weight, const T* dy,
+                    T* dx, T* dweight, T* dbias) {
+  gemm<T>(Trans::yes, Trans::no, out, in, rows, dy, out, x, in, T(1), dweight, in);
+  if (dx) gemm<T>(Trans::no, Trans::no, rows, in, out, dy, out, weight, in, T(0), dx, in);
+  if (!dbias) return;
+  // Threads split the columns, never the rows: each column is summed over all rows in row
+  // order by one thread, whatever the thread count.
+  parallel_run([&](const Team& team) {
+    const Range c = static_range(out, team.tid, team.size, 16);
+    if (c.begin == c.end) return;
+    for (size_t i = 0; i < rows; ++i)
+      for (size_t j = c.begin; j < c.end; ++j) dbias[j] += dy[i * out + j];
+  });
+}
+
+template void dense_forward<float>(size_t, size_t, size_t, const float*, const float*, const float*,
+                                   float*);
+template void dense_forward<double>(size_t, size_t, size_t, const double*, const double*,
+                                    const double*, double*);
+template void dense_backward<float>(size_t, size_t, size_t, const float*, const float*,
+                                    const float*, float*, float*, float*);
+template void dense_backward<double>(size_t, size_t, size_t, const double*, const double*,
+                                     const double*, double*, double*, double*);
+
+}  // namespace fastgru

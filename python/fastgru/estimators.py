@@ -1,0 +1,613 @@
+"""scikit-learn-style estimators: fastgru.GRURegressor and fastgru.GRUClassifier.
+
+    model = fastgru.GRURegressor(hidden_size=64, epochs=20).fit(X, y)
+    y_hat = model.predict(X_new)
+
+X is (N, T, F), or a list of (T_i, F) arrays of different lengths (padded here; the padding
+never reaches the loss or the final state). y is per sequence ((N,) or (N, O)) or, with
+return_sequences=True, per step ((N, T) or (N, T, O), or a list of (T_i,) / (T_i, O) arrays).
+
+The conventions are scikit-learn's (the constructor only stores hyper-parameters, fit returns
+self, fitted attributes end in "_", get_params/set_params, clone, Pipeline, GridSearchCV) and
+Keras's for training (validation_split takes the LAST fraction of the data before shuffling,
+history_ holds per-epoch loss, val_loss and time, early stopping with patience and best-weights
+restore). scikit-learn itself is never required.
+
+Training errors:
+- A NaN or infinite loss or gradient raises NonFiniteLossError (a FloatingPointError, so an
+  ArithmeticError) naming the epoch and batch; the model keeps the weights of the last finished
+  step, and history_ holds the finished epochs.
+- Ctrl-C (KeyboardInterrupt) during fit stops training cleanly: fit returns with the weights of
+  the last finished step, interrupted_ = True, and history_ holds the finished epochs.
+"""
+
+import inspect
+import json
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import losses
+from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
+from .model import GRUModel
+from .optim import Adam
+from .reference.heads import valid_mask
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite during fit; .epoch and .batch (1-based) say
+    where. The model keeps the weights of the last finished step."""
+
+    def __init__(self, message, epoch, batch):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
+
+
+class NotFittedError(ValueError, AttributeError):
+    """predict/score before fit (the same bases as scikit-learn's NotFittedError)."""
+
+
+# ---- data preparation -------------------------------------------------------------------------
+
+def as_sequences(X, dtype, name="X"):
+    """X as (padded (N, T, F) array of dtype, lengths (N,) int64 or None when all are full, ragged).
+    ragged: X was a list/tuple of (T_i, F) arrays (predictions are then returned as lists)."""
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError(f"{name}: expected at least one sequence, got an empty list")
+        seqs = [as_numeric(s, f"{name}[{i}]") for i, s in enumerate(X)]
+        for i, s in enumerate(seqs):
+            if s.ndim != 2 or s.shape[0] == 0:
+                raise ValueError(f"{name}[{i}]: expected a (T_i, F) array with T_i >= 1, got shape {s.shape}")
+        F = seqs[0].shape[1]
+        bad = next((i for i, s in enumerate(seqs) if s.shape[1] != F), None)
+        if bad is not None:
+            raise ValueError(f"{name}[{bad}]: expected F = {F} features like {name}[0], got shape {seqs[bad].shape}")
+        lengths = np.array([len(s) for s in seqs], np.int64)
+        out = np.zeros((len(seqs), lengths.max(), F), dtype)
+        for i, s in enumerate(seqs):
+            out[i, :len(s)] = s
+        ragged = True
+    else:
+        out = as_numeric(X, name)
+        if out.ndim != 3:
+            raise ValueError(f"{name}: expected shape (N, T, F) (sequences, time steps, features) or a list of "
+                             f"(T_i, F) arrays, got shape {out.shape}")
+        if 0 in out.shape:
+            raise ValueError(f"{name}: expected at least one sequence, step and feature, got shape {out.shape}")
+        out = np.asarray(out, dtype)
+        lengths = np.full(out.shape[0], out.shape[1], np.int64)
+        ragged = False
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    full = bool((lengths == out.shape[1]).all())
+    return out, (None if full else lengths), ragged
+
+
+def per_step_targets(y, N, T, lengths, name="y"):
+    """Per-step targets as an (N, T, ...) array, padding ragged lists with zeros (masked later)."""
+    if isinstance(y, (list, tuple)):
+        if len(y) != N:
+            raise ValueError(f"{name}: expected {N} sequences (one per sequence of X), got {len(y)}")
+        seqs = [np.asarray(s) for s in y]
+        want = np.full(N, T) if lengths is None else lengths
+        for i, (s, n) in enumerate(zip(seqs, want)):
+            if s.ndim not in (1, 2) or len(s) != n:
+                raise ValueError(f"{name}[{i}]: expected {n} steps, as X[{i}], got shape {s.shape}")
+        tail = seqs[0].shape[1:]
+        if any(s.shape[1:] != tail for s in seqs):
+            raise ValueError(f"{name}: every sequence must have the same trailing shape {tail}")
+        out = np.zeros((N, T) + tail, np.result_type(*seqs))
+        for i, s in enumerate(seqs):
+            out[i, :len(s)] = s
+        return out
+    out = np.asarray(y)
+    if out.ndim not in (2, 3) or out.shape[:2] != (N, T):
+        raise ValueError(f"{name}: expected shape (N, T) or (N, T, O) = ({N}, {T}[, O]) per step "
+                         f"(return_sequences=True), got {out.shape}")
+    return out
+
+
+def per_sequence_targets(y, N, name="y"):
+    out = np.asarray(y)
+    if out.ndim not in (1, 2) or len(out) != N:
+        raise ValueError(f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), "
+                         f"got {out.shape}")
+    return out
+
+
+def to_time_major(a):
+    """(N, T, ...) -> contiguous (T, N, ...): batches are then whole columns of the time axis."""
+    return np.ascontiguousarray(np.swapaxes(a, 0, 1))
+
+
+# ---- the estimators ---------------------------------------------------------------------------
+
+class GRUEstimator:
+    """Shared machinery of GRURegressor and GRUClassifier (see the module docstring)."""
+
+    _losses = ()
+
+    def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, reset_after=True,
+                 return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
+                 batch_size=32, validation_split=0.0, validation_data=None, shuffle=True, patience=None,
+                 restore_best_weights=True, clip_grad_norm=None, dtype="float32", random_state=None,
+                 verbose=0):
+        """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
+        return_sequences: predict at every time step (y per step) instead of from the last state.
+        dropout: between GRU layers and on the head's input, while training.
+        loss: None for the default (mse; cross_entropy for the classifier).
+        lr, weight_decay: Adam, with decoupled weight decay (AdamW) when weight_decay > 0.
+        validation_split: fraction in [0, 1) taken from the END of X for validation (Keras);
+        validation_data: (X_val, y_val) instead. patience: epochs without improvement of the
+        validation loss (the training loss without validation) before stopping; None: never.
+        restore_best_weights: with patience, end with the weights of the best epoch.
+        clip_grad_norm: maximum global L2 norm of the gradient, or None.
+        random_state: int for bit-identical runs (at a fixed fastgru.set_num_threads), or None.
+        verbose: 0 silent, 1 a progress bar per epoch (tqdm if installed, else one line per epoch)."""
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.reset_after = reset_after
+        self.return_sequences = return_sequences
+        self.dropout = dropout
+        self.loss = loss
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.validation_data = validation_data
+        self.shuffle = shuffle
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+        self.clip_grad_norm = clip_grad_norm
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn's parameter protocol ----------------------------------------------------
+    @classmethod
+    def _param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(p.name for p in signature.parameters.values() if p.name != "self")
+
+    def get_params(self, deep=True):
+        """The constructor's parameters, as scikit-learn's BaseEstimator.get_params."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Sets constructor parameters; ValueError for unknown names. Returns self."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {type(self).__name__}; "
+                                 f"valid parameters: {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not (v is defaults[k] or (type(v) is type(defaults[k]) and v == defaults[k]))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        # Only scikit-learn calls this, so importing it here keeps it optional.
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+        classifier = self._estimator_type == "classifier"
+        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=True),
+                    transformer_tags=None, classifier_tags=ClassifierTags() if classifier else None,
+                    regressor_tags=None if classifier else RegressorTags(),
+                    input_tags=InputTags(two_d_array=False, three_d_array=True),
+                    non_deterministic=self.random_state is None)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _check_hyper_parameters(self):
+        def check_int(name, minimum):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+
+        for name, minimum in (("hidden_size", 1), ("num_layers", 1), ("epochs", 0), ("batch_size", 1)):
+            check_int(name, minimum)
+        if self.patience is not None:
+            check_int("patience", 1)
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation_split: expected a fraction in [0, 1), got {self.validation_split!r}")
+        if self.validation_split and self.validation_data is not None:
+            raise ValueError("validation_split and validation_data: give one of them, not both")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm: expected a positive number or None, got {self.clip_grad_norm!r}")
+        loss = self._default_loss if self.loss is None else self.loss
+        losses.check_loss(loss)
+        if loss not in self._losses:
+            raise ValueError(f"loss: {type(self).__name__} supports {self._losses}, got {loss!r}")
+        return loss, FLOAT_DTYPES[to_dtype_name(self.dtype)]
+
+    def fit(self, X, y):
+        """Trains a new model on X, y (see the module docstring for shapes). Returns self."""
+        loss, dtype = self._check_hyper_parameters()
+        self.loss_ = loss
+        X, lengths, _ = as_sequences(X, dtype)
+        N, T, F = X.shape
+        targets = self._encode_targets(self._targets(y, N, T, lengths), fitting=True, loss=loss, dtype=dtype,
+                                       valid=self._valid_steps(T, lengths))
+        if self.validation_data is not None:
+            try:
+                X_val, y_val = self.validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data: expected a pair (X_val, y_val)") from None
+            X_val, lengths_val, _ = as_sequences(X_val, dtype, "validation_data[0]")
+            if X_val.shape[2] != F:
+                raise ValueError(f"validation_data[0]: expected F = {F} features as X, got {X_val.shape[2]}")
+            val_targets = self._encode_targets(
+                self._targets(y_val, len(X_val), X_val.shape[1], lengths_val, "validation_data[1]"),
+                fitting=False, loss=loss, dtype=dtype, name="validation_data[1]",
+                valid=self._valid_steps(X_val.shape[1], lengths_val))
+            validation = (X_val, lengths_val, val_targets)
+            train = (X, lengths, targets)
+        elif self.validation_split:
+            n_val = int(N * self.validation_split)
+            if n_val == 0 or n_val == N:
+                raise ValueError(f"validation_split={self.validation_split} leaves {N - n_val} training and "
+                                 f"{n_val} validation sequences out of {N}; both must be >= 1")
+            cut = N - n_val
+            train = (X[:cut], None if lengths is None else lengths[:cut], targets[:cut])
+            validation = (X[cut:], None if lengths is None else lengths[cut:], targets[cut:])
+        else:
+            train, validation = (X, lengths, targets), None
+
+        model_seed, shuffle_seed = np.random.SeedSequence(self.random_state).generate_state(2)
+        self.n_features_in_ = F
+        self.model_ = GRUModel(F, self.hidden_size, self._n_logits, num_layers=self.num_layers,
+                               bidirectional=self.bidirectional, reset_after=self.reset_after,
+                               return_sequences=self.return_sequences, dropout=self.dropout,
+                               dtype=dtype, seed=int(model_seed))
+        self.history_ = {"loss": [], "val_loss": [], "time": []}
+        self.interrupted_ = False
+        self.best_epoch_ = None
+        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
+                         decoupled_weight_decay=self.weight_decay > 0)
+        self._train(optimizer, self._batches_source(*train), self._batches_source(*validation) if validation else None,
+                    np.random.default_rng(shuffle_seed))
+        self.model_.eval()
+        return self
+
+    def _batches_source(self, X, lengths, targets):
+        """Time-major copies of one data set, so that a batch is columns of the time axis."""
+        return {"X": to_time_major(X), "lengths": lengths, "N": len(X),
+                "targets": to_time_major(targets) if self.return_sequences else targets}
+
+    def _batch(self, source, idx):
+        """(x (T_b, B, F), lengths or None, target, mask or None, weight) for the sequences idx;
+        T_b is the longest of them, so padding beyond it costs nothing. weight: the number of
+        valid rows the batch's loss averages over. target is None for a source without targets."""
+        lengths = None if source["lengths"] is None else source["lengths"][idx]
+        steps = source["X"].shape[0] if lengths is None else int(lengths.max())
+        x = source["X"][:steps].take(idx, axis=1)
+        targets = source.get("targets")
+        if self.return_sequences:
+            target = None if targets is None else targets[:steps].take(idx, axis=1)
+            mask = None if lengths is None else valid_mask(lengths, steps)
+            weight = steps * len(idx) if lengths is None else int(lengths.sum())
+        else:
+            target = None if targets is None else targets.take(idx, axis=0)
+            mask, weight = None, len(idx)
+        return x, lengths, target, mask, weight
+
+    def _train(self, optimizer, train, validation, rng):
+        model, history = self.model_, self.history_
+        n_batches = -(-train["N"] // self.batch_size)
+        best, wait, best_params = math.inf, 0, None
+        try:
+            for epoch in range(1, self.epochs + 1):
+                start = time.perf_counter()
+                order = rng.permutation(train["N"]) if self.shuffle else np.arange(train["N"])
+                bar = self._progress(epoch, n_batches)
+                total, weight_sum = 0.0, 0
+                model.train()
+                for b in range(n_batches):
+                    x, lengths, target, mask, weight = self._batch(train, order[b * self.batch_size:(b + 1) * self.batch_size])
+                    out = model(x, lengths, time_major=True)
+                    value, dout = losses.compute(self.loss_, out, target, mask)
+                    if not math.isfinite(value):
+                        raise self._diverged("loss", value, epoch, b + 1)
+                    model.zero_grad()
+                    model.backward(dout, time_major=True)
+                    norm = model.clip_grad_norm(math.inf if self.clip_grad_norm is None else self.clip_grad_norm)
+                    if not math.isfinite(norm):
+                        raise self._diverged("gradient norm", norm, epoch, b + 1)
+                    optimizer.step()
+                    total += value * weight
+                    weight_sum += weight
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{total / weight_sum:.4g}", refresh=False)
+                epoch_loss = total / weight_sum
+                val_loss = self._evaluate_loss(validation) if validation is not None else None
+                history["loss"].append(epoch_loss)
+                history["val_loss"].append(val_loss)
+                history["time"].append(time.perf_counter() - start)
+                self._report(bar, epoch, epoch_loss, val_loss, history["time"][-1])
+                monitored = epoch_loss if val_loss is None else val_loss
+                if monitored < best:
+                    best, wait, self.best_epoch_ = monitored, 0, epoch
+                    if self.patience is not None and self.restore_best_weights:
+                        best_params = model.params.copy()
+                else:
+                    wait += 1
+                    if self.patience is not None and wait >= self.patience:
+                        break
+        except KeyboardInterrupt:
+            # The optimizer updates the flat buffer in one compiled call, so the weights are
+            # those of the last finished step; keep them rather than the best epoch's.
+            self.interrupted_ = True
+            if self.verbose:
+                print(f"fit interrupted during epoch {len(history['loss']) + 1}; keeping the weights of the "
+                      "last finished step", file=sys.stderr)
+            return
+        if best_params is not None:
+            model.params[:] = best_params
+
+    def _diverged(self, what, value, epoch, batch):
+        return NonFiniteLossError(
+            f"{what} is {value} at epoch {epoch}, batch {batch}: training stopped, the model keeps the weights of "
+            "the last finished step (try a lower lr or clip_grad_norm, or check X and y for extreme values)",
+            epoch, batch)
+
+    def _progress(self, epoch, n_batches):
+        if not self.verbose:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=True)
+
+    def _report(self, bar, epoch, loss, val_loss, seconds):
+        if not self.verbose:
+            return
+        val = "" if val_loss is None else f" - val_loss {val_loss:.4g}"
+        if bar is not None:
+            bar.set_postfix_str(f"loss={loss:.4g}" + val.replace(" - val_loss ", ", val_loss="))
+            bar.close()
+        else:
+            print(f"epoch {epoch}/{self.epochs} - loss {loss:.4g}{val} - {seconds:.2f}s", flush=True)
+
+    def _logits(self, source):
+        """Model outputs for a whole data set, in eval mode, batch by batch: (N, T, O) or (N, O)."""
+        model = self.model_
+        model.eval()
+        N, steps = source["N"], source["X"].shape[0]
+        size = max(self.batch_size, 256)
+        shape = (steps, N) if self.return_sequences else (N,)
+        out = np.zeros(shape + (self._n_logits,), model.dtype)
+        for s in range(0, N, size):
+            idx = np.arange(s, min(s + size, N))
+            x, lengths, _, _, _ = self._batch(source, idx)
+            y = model(x, lengths, time_major=True)
+            if self.return_sequences:
+                out[:len(y), s:s + len(idx)] = y
+            else:
+                out[s:s + len(idx)] = y
+        return np.swapaxes(out, 0, 1) if self.return_sequences else out
+
+    def _evaluate_loss(self, source):
+        """The loss over a whole data set: the mean over all its valid rows."""
+        self.model_.eval()
+        total, weight_sum = 0.0, 0
+        size = max(self.batch_size, 256)
+        for s in range(0, source["N"], size):
+            x, lengths, target, mask, weight = self._batch(source, np.arange(s, min(s + size, source["N"])))
+            value, _ = losses.compute(self.loss_, self.model_(x, lengths, time_major=True), target, mask)
+            total += value * weight
+            weight_sum += weight
+        return total / weight_sum
+
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
+
+    def _prepare_X(self, X):
+        self._check_fitted()
+        X, lengths, ragged = as_sequences(X, self.model_.dtype)
+        if X.shape[2] != self.n_features_in_:
+            raise ValueError(f"X: expected F = {self.n_features_in_} features (as in fit), got {X.shape[2]}")
+        full_lengths = np.full(len(X), X.shape[1]) if lengths is None else lengths
+        return {"X": to_time_major(X), "lengths": lengths, "N": len(X)}, full_lengths, ragged
+
+    def _targets(self, y, N, T, lengths, name="y"):
+        if self.return_sequences:
+            return per_step_targets(y, N, T, lengths, name)
+        return per_sequence_targets(y, N, name)
+
+    def _valid_steps(self, T, lengths):
+        """(N, T) bool of the valid steps of per-step targets, or None when all are valid."""
+        if not self.return_sequences or lengths is None:
+            return None
+        return valid_mask(lengths, T).T
+
+    def _split_steps(self, values, lengths, ragged):
+        """Per-step predictions (N, T, ...) as a list of (T_i, ...) arrays for ragged input."""
+        if ragged and self.return_sequences:
+            return [values[i, :n] for i, n in enumerate(lengths)]
+        return values
+
+    def _valid_rows(self, values, lengths):
+        """The valid (sequence, step) rows of per-step values (N, T, ...), or values as they are."""
+        if not self.return_sequences:
+            return values
+        return values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, path):
+        """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
+        file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically."""
+        from .io import save_model
+        self._check_fitted()
+        params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
+        extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
+        try:
+            json.dumps(extra)
+        except TypeError as exc:
+            raise TypeError(f"save: hyper-parameters or classes are not JSON-serializable ({exc})") from None
+        save_model(path, self.model_, extra)
+
+    def _fitted_state(self):
+        return {"n_features_in_": int(self.n_features_in_), "loss_": self.loss_, "history_": self.history_,
+                "best_epoch_": self.best_epoch_, "interrupted_": self.interrupted_}
+
+    def _restore_fitted(self, state, model):
+        self.model_ = model
+        for key in ("n_features_in_", "loss_", "history_", "best_epoch_", "interrupted_"):
+            setattr(self, key, state[key])
+
+
+class GRURegressor(GRUEstimator):
+    """GRU regression: y per sequence ((N,) or (N, O)) or per step with return_sequences.
+    Losses "mse" (default) or "mae". score() is R^2, averaged uniformly over outputs."""
+
+    _estimator_type = "regressor"
+    _losses = ("mse", "mae")
+    _default_loss = "mse"
+
+    def _encode_targets(self, y, fitting, loss, dtype, name="y", valid=None):
+        """y as a float array (..., O); entries at padded steps (not valid) become 0."""
+        y = np.asarray(as_numeric(y, name), dtype)
+        if not np.isfinite(y if valid is None else y[valid]).all():
+            raise ValueError(f"{name}: contains NaN or infinity")
+        if valid is not None:
+            y = np.where(valid.reshape(valid.shape + (1,) * (y.ndim - 2)), y, 0).astype(dtype)
+        per_output = y.ndim == (3 if self.return_sequences else 2)
+        if fitting:
+            self.n_outputs_ = y.shape[-1] if per_output else 1
+            self._single_output = not per_output
+        elif (y.shape[-1] if per_output else 1) != self.n_outputs_:
+            raise ValueError(f"{name}: expected {self.n_outputs_} outputs as y, got shape {y.shape}")
+        return y if per_output else y[..., None]
+
+    @property
+    def _n_logits(self):
+        return self.n_outputs_
+
+    def predict(self, X):
+        """Predictions: (N,) / (N, O), or per step (N, T) / (N, T, O) (a list of (T_i[, O]) arrays
+        for ragged X) with return_sequences."""
+        source, lengths, ragged = self._prepare_X(X)
+        out = self._logits(source)
+        if self._single_output:
+            out = out[..., 0]
+        return self._split_steps(out, lengths, ragged)
+
+    def score(self, X, y):
+        """R^2 (coefficient of determination) over the valid steps, averaged over outputs, as
+        sklearn.metrics.r2_score."""
+        source, lengths, _ = self._prepare_X(X)
+        N, T = source["N"], source["X"].shape[0]
+        given = None if (lengths == T).all() else lengths
+        truth = self._encode_targets(self._targets(y, N, T, given), fitting=False, loss=self.loss_,
+                                     dtype=np.float64, valid=self._valid_steps(T, given))
+        pred = self._logits(source).astype(np.float64)
+        truth, pred = self._valid_rows(truth, lengths), self._valid_rows(pred, lengths)
+        truth, pred = truth.reshape(-1, self.n_outputs_), pred.reshape(-1, self.n_outputs_)
+        ss_res = ((truth - pred) ** 2).sum(0)
+        ss_tot = ((truth - truth.mean(0)) ** 2).sum(0)
+        # sklearn's convention for a constant target: 1 if predicted exactly, else 0.
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
+        return float(r2.mean())
+
+    def _fitted_state(self):
+        return {**super()._fitted_state(), "n_outputs_": int(self.n_outputs_), "single_output": self._single_output}
+
+    def _restore_fitted(self, state, model):
+        super()._restore_fitted(state, model)
+        self.n_outputs_, self._single_output = state["n_outputs_"], state["single_output"]
+
+
+class GRUClassifier(GRUEstimator):
+    """GRU classification: labels per sequence (N,) or per step (N, T) with return_sequences; any
+    labels np.unique can sort (classes_). Losses "cross_entropy" (softmax, default) or
+    "binary_crossentropy" (one sigmoid logit, two classes only). score() is the accuracy."""
+
+    _estimator_type = "classifier"
+    _losses = ("cross_entropy", "binary_crossentropy")
+    _default_loss = "cross_entropy"
+
+    def _encode_targets(self, y, fitting, loss, dtype, name="y", valid=None):
+        """Labels as class indices (int64, or a float (..., 1) 0/1 target for binary_crossentropy);
+        only the valid steps need to hold labels, padded ones become class 0."""
+        y = np.asarray(y)
+        want = 2 if self.return_sequences else 1
+        if y.ndim != want:
+            raise ValueError(f"{name}: expected class labels of shape {'(N, T)' if want == 2 else '(N,)'}, "
+                             f"got {y.shape}")
+        labels = y if valid is None else y[valid]
+        if fitting:
+            self.classes_ = np.unique(labels)
+            if len(self.classes_) < 2:
+                raise ValueError(f"{name}: expected at least 2 classes, got {len(self.classes_)}: {self.classes_}")
+            if loss == "binary_crossentropy" and len(self.classes_) != 2:
+                raise ValueError(f"loss='binary_crossentropy' needs exactly 2 classes, got {len(self.classes_)}; "
+                                 "use loss='cross_entropy'")
+        found = np.minimum(np.searchsorted(self.classes_, labels), len(self.classes_) - 1)
+        unknown = self.classes_[found] != labels
+        if unknown.any():
+            raise ValueError(f"{name}: labels out of range: {np.unique(labels[unknown])[:5]} are not among the "
+                             f"classes seen in fit {self.classes_}")
+        codes = np.zeros(y.shape, np.int64)
+        codes[... if valid is None else valid] = found
+        if loss == "binary_crossentropy":
+            return codes.astype(dtype)[..., None]
+        return codes.astype(np.int64)
+
+    @property
+    def _n_logits(self):
+        return 1 if self.loss_ == "binary_crossentropy" else len(self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities (N, C), or per step (N, T, C) (a list for ragged X)."""
+        source, lengths, ragged = self._prepare_X(X)
+        return self._split_steps(self._proba(self._logits(source)), lengths, ragged)
+
+    def _proba(self, logits):
+        logits = logits.astype(np.float64)
+        if self.loss_ == "binary_crossentropy":
+            p = 0.5 * (1.0 + np.tanh(0.5 * logits))
+            return np.concatenate([1 - p, p], axis=-1)
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict(self, X):
+        """Class labels (N,), or per step (N, T) (a list for ragged X)."""
+        source, lengths, ragged = self._prepare_X(X)
+        labels = self.classes_[self._proba(self._logits(source)).argmax(-1)]
+        return self._split_steps(labels, lengths, ragged)
+
+    def score(self, X, y):
+        """Accuracy over the sequences (the valid steps with return_sequences)."""
+        source, lengths, _ = self._prepare_X(X)
+        N, T = source["N"], source["X"].shape[0]
+        truth = self._targets(y, N, T, None if (lengths == T).all() else lengths)
+        pred = self.classes_[self._proba(self._logits(source)).argmax(-1)]
+        truth, pred = self._valid_rows(np.asarray(truth), lengths), self._valid_rows(pred, lengths)
+        return float((truth == pred).mean())
+
+    def _fitted_state(self):
+        return {**super()._fitted_state(), "classes_": self.classes_.tolist()}
+
+    def _restore_fitted(self, state, model):
+        super()._restore_fitted(state, model)
+        self.classes_ = np.asarray(state["classes_"])
+
+
+def estimator_from_saved(saved, model):
+    """The estimator that GRUEstimator.save stored (fastgru.load calls this)."""
+    classes = {cls.__name__: cls for cls in (GRURegressor, GRUClassifier)}
+    if saved.get("class") not in classes:
+        raise ValueError(f"unknown estimator class {saved.get('class')!r} in the file")
+    estimator = classes[saved["class"]](**saved["params"])
+    estimator._restore_fitted(saved["fitted"], model)
+    return estimator

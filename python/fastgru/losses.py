@@ -1,0 +1,59 @@
+"""Training losses on logits: the loss value and its gradient in one call.
+
+    loss, dlogits = fastgru.losses.compute("mse", logits, target, mask)
+
+logits (..., O); target (..., O) for "mse", "mae" and "binary_crossentropy" (targets in [0, 1],
+sigmoid applied to the logits inside the loss), integer labels (...) in [0, O) for
+"cross_entropy" (softmax applied inside); mask (...) bool marks the valid rows (None: all).
+The loss is the mean over the valid rows (and over O for the elementwise losses), i.e. the torch
+loss with reduction="mean" applied to the valid rows only; dlogits is zero at masked rows.
+`backend="cpp"` runs cpp/src/loss.cpp, `backend="numpy"` fastgru.reference.heads.
+"""
+
+import numpy as np
+
+from . import _core
+from ._checks import as_numeric
+from .reference import heads as reference
+
+LOSSES = ("mse", "mae", "binary_crossentropy", "cross_entropy")
+
+
+def check_loss(name):
+    """name if it is a known loss, else ValueError listing the known ones."""
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ValueError(f"loss: expected one of {LOSSES}, got {name!r}")
+    return name
+
+
+def compute(name, logits, target, mask=None, *, backend="cpp"):
+    """(loss as a Python float, dlogits with logits' shape and dtype); see the module docstring."""
+    check_loss(name)
+    if not isinstance(logits, np.ndarray) or logits.dtype not in (np.float32, np.float64) or logits.ndim < 1:
+        raise TypeError("logits: expected a float32 or float64 array of shape (..., O)")
+    rows_shape, O = logits.shape[:-1], logits.shape[-1]
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != rows_shape:
+            raise ValueError(f"mask: expected a bool array of shape {rows_shape}, got {mask.dtype} {mask.shape}")
+    if name == "cross_entropy":
+        target = as_numeric(target, "target")
+        if not np.issubdtype(target.dtype, np.integer):
+            raise TypeError(f"target: cross_entropy expects integer labels, got dtype {target.dtype}")
+        if target.shape != rows_shape:
+            raise ValueError(f"target: expected labels of shape {rows_shape}, got {target.shape}")
+        valid = target if mask is None else target[mask]
+        if valid.size and (valid.min() < 0 or valid.max() >= O):
+            raise ValueError(f"target: labels must be in [0, {O}), got min {valid.min()}, max {valid.max()}")
+    else:
+        target = np.asarray(as_numeric(target, "target"), logits.dtype)
+        if target.shape != logits.shape:
+            raise ValueError(f"target: expected shape {logits.shape} (that of logits), got {target.shape}")
+
+    if backend == "numpy":
+        return reference.LOSSES[name](logits, target, mask)
+    rows = int(np.prod(rows_shape))
+    target_rows = target.reshape(rows) if name == "cross_entropy" else target.reshape(rows, O)
+    loss, dlogits = getattr(_core, f"loss_{logits.dtype.name}")(
+        name, logits.reshape(rows, O), target_rows, None if mask is None else mask.reshape(rows))
+    return loss, dlogits.reshape(logits.shape)

@@ -1,0 +1,253 @@
+"""GRURegressor / GRUClassifier: they learn, follow scikit-learn's conventions (and work inside
+sklearn's clone, Pipeline and GridSearchCV when it is installed), and train reproducibly and
+safely (early stopping, validation, NaN errors, Ctrl-C, progress output, bad inputs)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import fastgru
+from fastgru import losses
+
+SMALL = dict(hidden_size=8, epochs=2, batch_size=16, random_state=0)
+
+
+def regression_data(rng, N=96, T=8, F=2):
+    X = rng.standard_normal((N, T, F)).astype(np.float32)
+    return X, X[:, :, 0].mean(1) + 0.5 * X[:, -1, 1]
+
+
+def classification_data(rng, N=96, T=8, F=2):
+    X = rng.standard_normal((N, T, F)).astype(np.float32)
+    return X, np.where(X[:, :, 0].sum(1) > 0, "pos", "neg")
+
+
+def test_regressor_learns(rng):
+    X, y = regression_data(rng, N=256)
+    est = fastgru.GRURegressor(hidden_size=16, epochs=25, batch_size=32, lr=0.01, random_state=0)
+    assert est.fit(X, y) is est
+    assert est.score(X, y) > 0.8
+    assert est.predict(X).shape == (256,) and est.predict(X).dtype == np.float32
+    assert len(est.history_["loss"]) == 25 and est.history_["loss"][-1] < est.history_["loss"][0]
+    assert est.history_["val_loss"] == [None] * 25 and all(t > 0 for t in est.history_["time"])
+
+
+def test_classifier_learns_with_string_labels(rng):
+    X, y = classification_data(rng, N=256)
+    est = fastgru.GRUClassifier(hidden_size=16, epochs=20, batch_size=32, lr=0.01, random_state=0).fit(X, y)
+    assert est.classes_.tolist() == ["neg", "pos"] and est.score(X, y) > 0.9
+    proba = est.predict_proba(X)
+    assert proba.shape == (256, 2) and np.allclose(proba.sum(1), 1)
+    assert np.array_equal(est.predict(X), est.classes_[proba.argmax(1)])
+
+
+def test_binary_crossentropy_classifier(rng):
+    X, y = classification_data(rng)
+    est = fastgru.GRUClassifier(loss="binary_crossentropy", **SMALL).fit(X, y == "pos")
+    assert est.model_.head.out_features == 1
+    proba = est.predict_proba(X)
+    assert proba.shape == (96, 2) and np.allclose(proba.sum(1), 1) and est.predict(X).dtype == bool
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        fastgru.GRUClassifier(loss="binary_crossentropy", **SMALL).fit(X, np.arange(96) % 3)
+
+
+def test_output_shapes(rng):
+    X, y = regression_data(rng, N=20)
+    est = fastgru.GRURegressor(**SMALL).fit(X, np.stack([y, -y], 1))
+    assert est.predict(X).shape == (20, 2) and est.n_outputs_ == 2
+    per_step = X[..., 0].cumsum(1)
+    est = fastgru.GRURegressor(return_sequences=True, **SMALL).fit(X, per_step)
+    assert est.predict(X).shape == (20, 8) and est.model_.return_sequences
+    est = fastgru.GRUClassifier(return_sequences=True, **SMALL).fit(X, per_step > 0)
+    assert est.predict(X).shape == (20, 8) and est.predict_proba(X).shape == (20, 8, 2)
+    assert 0 <= est.score(X, per_step > 0) <= 1
+
+
+def test_ragged_sequences(rng):
+    lengths = rng.integers(1, 9, 40)
+    X = [rng.standard_normal((n, 3)) for n in lengths]
+    y = [np.cumsum(x[:, 0]) for x in X]
+    est = fastgru.GRURegressor(return_sequences=True, bidirectional=True, **SMALL).fit(X, y)
+    pred = est.predict(X)
+    assert isinstance(pred, list) and [len(p) for p in pred] == list(lengths)
+    # A sequence's predictions do not depend on the padding its batch-mates bring.
+    alone = est.predict([X[0]])[0]
+    np.testing.assert_allclose(alone, pred[0], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(est.score(X, y))
+    labels = [np.where(x[:, 0] > 0, "up", "down") for x in X]
+    clf = fastgru.GRUClassifier(return_sequences=True, **SMALL).fit(X, labels)
+    assert clf.classes_.tolist() == ["down", "up"]
+    assert [p.shape for p in clf.predict_proba(X)] == [(n, 2) for n in lengths]
+    last = fastgru.GRUClassifier(**SMALL).fit(X, [x[-1, 0] > 0 for x in X])
+    assert last.predict(X).shape == (40,)
+
+
+def test_same_random_state_is_bit_identical(rng):
+    X, y = regression_data(rng)
+    opts = dict(SMALL, dropout=0.2, num_layers=2, validation_split=0.25, shuffle=True)
+    a = fastgru.GRURegressor(**opts).fit(X, y)
+    b = fastgru.GRURegressor(**opts).fit(X, y)
+    assert a.history_["loss"] == b.history_["loss"] and a.history_["val_loss"] == b.history_["val_loss"]
+    assert np.array_equal(a.model_.params, b.model_.params) and np.array_equal(a.predict(X), b.predict(X))
+    c = fastgru.GRURegressor(**dict(opts, random_state=1)).fit(X, y)
+    assert not np.array_equal(a.model_.params, c.model_.params)
+
+
+def test_validation_split_is_the_last_fraction(rng):
+    X, y = regression_data(rng, N=40)
+    a = fastgru.GRURegressor(validation_split=0.25, **SMALL).fit(X, y)
+    b = fastgru.GRURegressor(validation_data=(X[30:], y[30:]), **SMALL).fit(X[:30], y[:30])
+    assert a.history_ == {**b.history_, "time": a.history_["time"]}
+    assert all(v is not None for v in a.history_["val_loss"])
+
+
+def test_early_stopping_and_best_weights(rng):
+    X, y = regression_data(rng, N=64)
+    Xv, yv = regression_data(rng, N=32)
+    frozen = fastgru.GRURegressor(lr=0.0, patience=2, validation_data=(Xv, yv), **dict(SMALL, epochs=10)).fit(X, y)
+    assert len(frozen.history_["loss"]) == 3 and frozen.best_epoch_ == 1     # no improvement after epoch 1
+    wild = fastgru.GRURegressor(lr=0.3, patience=20, validation_data=(Xv, yv), **dict(SMALL, epochs=8)).fit(X, y)
+    val = wild.history_["val_loss"]
+    assert wild.best_epoch_ == int(np.argmin(val)) + 1
+    mse = float(np.mean((wild.predict(Xv).astype(np.float64) - yv) ** 2))
+    assert mse == pytest.approx(min(val), rel=1e-4)
+
+
+def test_clip_grad_norm_is_applied(rng, monkeypatch):
+    X, y = regression_data(rng, N=32)
+    norms = []
+    original = fastgru.GRUModel.clip_grad_norm
+
+    def spy(self, max_norm):
+        norm = original(self, max_norm)
+        norms.append((norm, np.linalg.norm(self.grad.astype(np.float64))))
+        return norm
+
+    monkeypatch.setattr(fastgru.GRUModel, "clip_grad_norm", spy)
+    fastgru.GRURegressor(clip_grad_norm=1e-3, **SMALL).fit(X, y * 100)
+    assert norms and all(after <= 1e-3 * (1 + 1e-5) < before for before, after in norms)
+
+
+def test_non_finite_loss_names_epoch_and_batch_and_keeps_good_weights(rng):
+    X, y = regression_data(rng, N=48)
+    y_bad = y.copy()
+    y_bad[20] = 1e30                                         # in the second batch; its square overflows float32
+    est = fastgru.GRURegressor(**dict(SMALL, shuffle=False))
+    with pytest.raises(fastgru.NonFiniteLossError, match="epoch 1, batch 2") as info:
+        est.fit(X, y_bad)
+    assert isinstance(info.value, ArithmeticError) and (info.value.epoch, info.value.batch) == (1, 2)
+    one_step = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=1)).fit(X[:16], y[:16])
+    assert np.array_equal(est.model_.params, one_step.model_.params)
+
+
+def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
+    X, y = regression_data(rng, N=64)
+    calls = []
+    compute = losses.compute
+
+    def interrupt_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "compute", interrupt_third_batch)
+    est = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=5)).fit(X, y)
+    monkeypatch.undo()
+    assert est.interrupted_ and est.history_["loss"] == []
+    two_steps = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=1)).fit(X[:32], y[:32])
+    assert np.array_equal(est.model_.params, two_steps.model_.params)
+    assert est.predict(X).shape == (64,)
+
+
+def test_progress_output(rng, capsys, monkeypatch):
+    X, y = regression_data(rng, N=32)
+    pytest.importorskip("tqdm")
+    fastgru.GRURegressor(verbose=1, validation_split=0.25, **SMALL).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "val_loss=" in err
+    monkeypatch.setitem(sys.modules, "tqdm", None)           # as if tqdm were not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    fastgru.GRURegressor(verbose=1, **SMALL).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2 and out.startswith("epoch 1/2 - loss ")
+    fastgru.GRURegressor(**SMALL).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_get_params_set_params_and_repr():
+    est = fastgru.GRUClassifier(hidden_size=12, lr=0.01)
+    params = est.get_params()
+    assert params["hidden_size"] == 12 and params["loss"] is None and "validation_data" in params
+    assert est.set_params(hidden_size=3, epochs=1) is est and est.hidden_size == 3
+    with pytest.raises(ValueError, match="Invalid parameter 'hiden_size'"):
+        est.set_params(hiden_size=3)
+    assert repr(est) == "GRUClassifier(epochs=1, hidden_size=3, lr=0.01)"
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    X, y = regression_data(rng, N=20)
+    reg = fastgru.GRURegressor(**SMALL)
+    with pytest.raises(ValueError, match=r"X: expected shape \(N, T, F\)"):
+        reg.fit(X[:, :, 0], y)
+    with pytest.raises(ValueError, match=r"y: expected shape \(N,\) or \(N, O\) with N = 20"):
+        reg.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        fastgru.GRURegressor(loss="hinge").fit(X, y)
+    with pytest.raises(ValueError, match="GRURegressor supports"):
+        fastgru.GRURegressor(loss="cross_entropy").fit(X, y)
+    with pytest.raises(ValueError, match="at least one sequence"):
+        reg.fit(X[:0], y[:0])
+    with pytest.raises(ValueError, match="empty list"):
+        reg.fit([], [])
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(np.full_like(X, np.nan), y)
+    with pytest.raises(ValueError, match="hidden_size"):
+        fastgru.GRURegressor(hidden_size=0).fit(X, y)
+    with pytest.raises(ValueError, match="not both"):
+        fastgru.GRURegressor(validation_split=0.2, validation_data=(X, y)).fit(X, y)
+    with pytest.raises(ValueError, match="validation_split"):
+        fastgru.GRURegressor(validation_split=0.01).fit(X, y)
+    with pytest.raises(fastgru.estimators.NotFittedError, match="not fitted"):
+        fastgru.GRURegressor().predict(X)
+    reg.fit(X, y)
+    with pytest.raises(ValueError, match="F = 2 features"):
+        reg.predict(X[:, :, :1])
+    with pytest.raises(ValueError, match=r"X\[1\]"):
+        reg.predict([X[0], X[1][:, :1]])
+    labels = np.arange(20) % 2
+    clf = fastgru.GRUClassifier(validation_data=(X, labels + 1), **SMALL)
+    with pytest.raises(ValueError, match=r"labels out of range: \[2\]"):
+        clf.fit(X, labels)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        fastgru.GRUClassifier(**SMALL).fit(X, np.zeros(20))
+    with pytest.raises(ValueError, match=r"expected class labels of shape \(N,\)"):
+        fastgru.GRUClassifier(**SMALL).fit(X, np.zeros((20, 8)))
+
+
+# ---- scikit-learn interoperability --------------------------------------------------------------
+
+def test_sklearn_clone_and_tags():
+    base = pytest.importorskip("sklearn.base")
+    est = fastgru.GRUClassifier(hidden_size=5, patience=3)
+    copy = base.clone(est)
+    assert copy is not est and copy.get_params() == est.get_params() and not hasattr(copy, "model_")
+    assert base.is_classifier(est) and base.is_regressor(fastgru.GRURegressor())
+
+
+def test_sklearn_pipeline_and_grid_search(rng):
+    pytest.importorskip("sklearn")
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    X, y = classification_data(rng, N=64)
+    flat = X.reshape(64, -1)                                 # e.g. a feature table with T*F columns
+    pipe = make_pipeline(StandardScaler(), FunctionTransformer(lambda a: a.reshape(len(a), 8, 2)),
+                         fastgru.GRUClassifier(**SMALL))
+    assert pipe.fit(flat, y).score(flat, y) >= 0.5
+    search = GridSearchCV(fastgru.GRURegressor(**SMALL), {"hidden_size": [4, 8], "lr": [1e-3, 1e-2]}, cv=2)
+    search.fit(*regression_data(rng, N=32))
+    assert set(search.best_params_) == {"hidden_size", "lr"} and len(search.cv_results_["params"]) == 4
+    assert hasattr(search.best_estimator_, "model_")

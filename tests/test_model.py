@@ -1,0 +1,196 @@
+"""fastgru.GRUModel: one flat buffer for GRU + head; training steps (GRU + Linear + loss + Adam)
+equal to the same model built in PyTorch in float64; finite differences; backends agree."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import fastgru
+from fastgru import losses
+
+T, B, F, H, O = 6, 4, 3, 5, 3
+LENGTHS = np.array([6, 2, 5, 1])
+
+
+def make_target(rng, name, return_sequences, outputs=O):
+    rows = (B, T) if return_sequences else (B,)
+    if name == "cross_entropy":
+        return rng.integers(0, outputs, rows)
+    if name == "binary_crossentropy":
+        return (rng.uniform(size=rows + (outputs,)) < 0.5).astype(np.float64)
+    return rng.standard_normal(rows + (outputs,))
+
+
+def step_mask(return_sequences):
+    return (np.arange(T)[None, :] < LENGTHS[:, None]) if return_sequences else None
+
+
+def torch_model(torch, model):
+    """The same network in torch (float64, batch_first), with model's weights."""
+    g = model.gru
+    gru = torch.nn.GRU(g.input_size, g.hidden_size, g.num_layers, bidirectional=g.bidirectional,
+                       batch_first=True, dtype=torch.float64)
+    head = torch.nn.Linear(g.num_directions * g.hidden_size, model.head.out_features, dtype=torch.float64)
+    modules = {"gru": gru, "head": head}
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            prefix, key = name.split(".", 1)
+            getattr(modules[prefix], key).copy_(torch.from_numpy(value.copy()))
+    return gru, head
+
+
+def torch_forward(torch, gru, head, x, return_sequences):
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(LENGTHS),
+                                                     batch_first=True, enforce_sorted=False)
+    out, h_n = gru(packed)
+    if return_sequences:
+        y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
+        return head(y)
+    features = torch.cat([h_n[-2], h_n[-1]], 1) if gru.bidirectional else h_n[-1]
+    return head(features)
+
+
+def torch_loss(torch, name, logits, target, mask):
+    t = torch.from_numpy(target)
+    if mask is not None:
+        m = torch.from_numpy(mask)
+        logits, t = logits[m], t[m]
+    fn = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
+          "binary_crossentropy": torch.nn.functional.binary_cross_entropy_with_logits,
+          "cross_entropy": lambda a, b: torch.nn.functional.cross_entropy(a.reshape(-1, a.shape[-1]), b.reshape(-1))}
+    return fn[name](logits, t)
+
+
+CASES = [(name, rs, False, 1, None) for name in losses.LOSSES for rs in (True, False)] + [
+    ("cross_entropy", True, True, 2, None), ("mse", False, True, 2, None), ("mse", True, False, 1, 0.05)]
+
+
+@pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip", CASES)
+def test_training_steps_match_torch(rng, torch, name, return_sequences, bidirectional, num_layers, clip):
+    """Three steps of GRU + Linear + loss (+ clipping) + Adam from the same weights: same losses,
+    gradients and parameters as torch to float64 precision, with unequal lengths."""
+    model = fastgru.GRUModel(F, H, O, num_layers=num_layers, bidirectional=bidirectional,
+                             return_sequences=return_sequences, dtype="float64", seed=3)
+    gru, head = torch_model(torch, model)
+    torch_params = list(gru.parameters()) + list(head.parameters())
+    opt = fastgru.Adam(model, lr=0.01)
+    topt = torch.optim.Adam(torch_params, lr=0.01)
+    x = rng.standard_normal((B, T, F))
+    target, mask = make_target(rng, name, return_sequences), step_mask(return_sequences)
+    for step in range(3):
+        model.zero_grad()
+        out = model(x, LENGTHS)
+        value, dout = losses.compute(name, out, target, mask)
+        model.backward(dout)
+        topt.zero_grad()
+        expected = torch_loss(torch, name, torch_forward(torch, gru, head, x, return_sequences), target, mask)
+        expected.backward()
+        if clip is not None:
+            model.clip_grad_norm(clip)
+            torch.nn.utils.clip_grad_norm_(torch_params, clip)
+        assert value == pytest.approx(expected.item(), rel=1e-12), f"loss at step {step}"
+        expected_grad = np.concatenate([p.grad.numpy().ravel() for p in torch_params])
+        np.testing.assert_allclose(model.grad, expected_grad, rtol=1e-9, atol=1e-12)
+        opt.step()
+        topt.step()
+    expected_params = np.concatenate([p.detach().numpy().ravel() for p in torch_params])
+    np.testing.assert_allclose(model.params, expected_params, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_gradients_match_finite_differences(rng, return_sequences):
+    model = fastgru.GRUModel(F, H, O, num_layers=2, bidirectional=True, return_sequences=return_sequences,
+                             dtype="float64", backend="numpy", seed=0)
+    x, target = rng.standard_normal((B, T, F)), make_target(rng, "mse", return_sequences)
+    mask = step_mask(return_sequences)
+
+    def loss():
+        return losses.compute("mse", model(x, LENGTHS), target, mask, backend="numpy")[0]
+
+    model.zero_grad()
+    model.backward(losses.compute("mse", model(x, LENGTHS), target, mask, backend="numpy")[1])
+    eps = 1e-6
+    for i in rng.choice(model.params.size, 25, replace=False):
+        old = model.params[i]
+        model.params[i] = old + eps
+        up = loss()
+        model.params[i] = old - eps
+        down = loss()
+        model.params[i] = old
+        assert model.grad[i] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_backends_agree_with_dropout(rng, dtype):
+    """The same seed gives the same weights and dropout masks on both backends."""
+    opts = dict(num_layers=2, return_sequences=True, dropout=0.3, dtype=dtype, seed=7)
+    cpp, ref = fastgru.GRUModel(F, H, O, **opts), fastgru.GRUModel(F, H, O, backend="numpy", **opts)
+    assert np.array_equal(cpp.params, ref.params)
+    x, dout = rng.standard_normal((B, T, F)), rng.standard_normal((B, T, O))
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(cpp(x, LENGTHS), ref(x, LENGTHS), rtol=tol, atol=tol)
+    cpp.backward(dout)
+    ref.backward(dout)
+    np.testing.assert_allclose(cpp.grad, ref.grad, rtol=tol, atol=tol)
+
+
+def test_one_flat_buffer_and_names():
+    model = fastgru.GRUModel(F, H, O, num_layers=2, bidirectional=True, seed=0)
+    sd, grads = model.state_dict(), model.grads()
+    assert list(sd)[:4] == ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0"]
+    assert list(sd)[-2:] == ["head.weight", "head.bias"] and sd["head.weight"].shape == (O, 2 * H)
+    assert sum(v.size for v in sd.values()) == model.params.size
+    assert all(np.shares_memory(v, model.params) for v in sd.values())
+    assert all(np.shares_memory(v, model.grad) for v in grads.values())
+    before = model.params.copy()
+    model.grad[:] = 1.0
+    fastgru.Adam(model, lr=0.1).step()                        # one fused step moves every parameter
+    assert np.all(model.params < before)
+
+
+def test_last_state_is_the_last_valid_state(rng):
+    model = fastgru.GRUModel(F, H, O, bidirectional=True, return_sequences=False, seed=0).eval()
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    out = model(x, LENGTHS)
+    y, h_n = model.gru(x.transpose(1, 0, 2), lengths=LENGTHS)
+    w, b = model.head.state_dict().values()
+    np.testing.assert_allclose(out, np.concatenate([h_n[0], h_n[1]], 1) @ w.T + b, rtol=1e-5, atol=1e-6)
+    # Padding after a sequence's end changes nothing.
+    x2 = x.copy()
+    x2[1, LENGTHS[1]:] = 100.0
+    assert np.array_equal(model(x2, LENGTHS), out)
+    assert np.array_equal(model(x.transpose(1, 0, 2), LENGTHS, time_major=True), out)
+
+
+def test_dropout_only_in_training(rng):
+    model = fastgru.GRUModel(F, H, O, dropout=0.5, seed=0)
+    x = rng.standard_normal((B, T, F))
+    assert not np.array_equal(model(x), model(x))
+    model.eval()
+    assert np.array_equal(model(x), model(x))
+    with pytest.raises(RuntimeError, match="training-mode forward"):
+        model.backward(np.zeros((B, T, O)))
+
+
+def test_pickle_round_trip(rng):
+    model = fastgru.GRUModel(F, H, O, num_layers=2, return_sequences=False, seed=0).eval()
+    x = rng.standard_normal((B, T, F))
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.config == model.config and np.array_equal(copy(x), model(x))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="output_size"):
+        fastgru.GRUModel(F, H, 0)
+    with pytest.raises(ValueError, match="backend"):
+        fastgru.GRUModel(F, H, O, backend="jax")
+    model = fastgru.GRUModel(F, H, O)
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, T, F\) with F = 3"):
+        model(np.zeros((2, 4, 5)))
+    with pytest.raises(ValueError, match="lengths"):
+        model(np.zeros((2, 4, 3)), lengths=[5, 1])
+    before = model.params.copy()
+    with pytest.raises(ValueError, match="missing keys"):
+        model.load_state_dict({"head.weight": np.zeros((O, H))})
+    assert np.array_equal(model.params, before)
