@@ -2,18 +2,16 @@
 differences and torch.nn.GRU; bit-identity across thread counts and batch compositions;
 the contract's details and its bad-input errors."""
 
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastgru
+from helpers import gru_param_shapes, numeric_grad
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}          # cpp vs numpy backend (contract)
 TORCH_RTOL = {"float64": 1e-9, "float32": 2e-4}     # vs torch.nn.GRU (contract)
-KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -70,12 +68,6 @@ def run(layer, case):
     out = {"y": y, "h_n": h_n, "dx": dx, "dh0": dh0}
     out.update({f"grad {name}": g.copy() for name, g in layer.grads().items()})
     return out
-
-
-def expected_keys(num_layers, bidirectional, bias):
-    kinds = KINDS if bias else KINDS[:2]
-    return {f"{kind}_l{k}" + ("_reverse" if d else "")
-            for kind, k, d in itertools.product(kinds, range(num_layers), range(2 if bidirectional else 1))}
 
 
 # ---- C++ backend vs NumPy reference over the full option grid ----------------------------------
@@ -259,20 +251,10 @@ def test_finite_differences(rng, restore_threads, reset_after, bias):
 
     analytic = run(layer, case)
     layer.eval()
-    eps = 1e-6
     values = {"dx": x, "dh0": h0, "params": layer.params}
     grads = {"dx": analytic["dx"], "dh0": analytic["dh0"], "params": layer.grad.copy()}
     for name, value in values.items():
-        numeric = np.zeros(value.shape)
-        for i in np.ndindex(value.shape):
-            saved = value[i]
-            value[i] = saved + eps
-            plus = loss()
-            value[i] = saved - eps
-            minus = loss()
-            value[i] = saved
-            numeric[i] = (plus - minus) / (2 * eps)
-        assert_close(grads[name], numeric, 1e-7, name)
+        assert_close(grads[name], numeric_grad(loss, value), 1e-7, name)
 
 
 # ---- parity with torch.nn.GRU -------------------------------------------------------------------
@@ -412,12 +394,12 @@ def test_lengths_all_shorter_than_T(rng):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_bias_false_has_no_bias_keys(backend, bidirectional):
     layer = fastgru.GRU(3, 4, 2, bias=False, bidirectional=bidirectional, backend=backend, seed=0)
-    assert set(layer.state_dict()) == expected_keys(2, bidirectional, False)
-    assert set(layer.grads()) == expected_keys(2, bidirectional, False)
+    assert set(layer.state_dict()) == set(gru_param_shapes(3, 4, 2, bidirectional, False))
+    assert set(layer.grads()) == set(gru_param_shapes(3, 4, 2, bidirectional, False))
     D = 2 if bidirectional else 1
     assert layer.params.size == D * (3 * 4 * 3 + 3 * 4 * 4) + D * (3 * 4 * 4 * D + 3 * 4 * 4)
     with_bias = fastgru.GRU(3, 4, 2, bias=True, bidirectional=bidirectional, backend=backend, seed=0)
-    assert set(with_bias.state_dict()) == expected_keys(2, bidirectional, True)
+    assert set(with_bias.state_dict()) == set(gru_param_shapes(3, 4, 2, bidirectional, True))
     assert with_bias.params.size == layer.params.size + 2 * D * 2 * 3 * 4
 
 

@@ -6,22 +6,9 @@ import pytest
 
 import fastgru
 from fastgru.reference import heads
+from helpers import numeric_grad
 
 TOL = {"float64": 1e-12, "float32": 1e-5}
-
-
-def numeric_grad(f, a, eps=1e-6):
-    """Central finite differences of the scalar f() with respect to every entry of a (in place)."""
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
 
 
 def test_reference_dense_gradients_match_finite_differences(rng):

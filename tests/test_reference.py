@@ -1,29 +1,18 @@
 """The NumPy reference (fastgru.reference) against torch.nn.GRU / torch.optim.Adam,
 central finite differences, and a hand-written per-element loop."""
 
-import itertools
-
 import numpy as np
 import pytest
 
 from fastgru.reference.adam import adam_step
 from fastgru.reference.gru import gru_backward, gru_forward
-
-KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+from helpers import gru_param_shapes, numeric_grad
 
 
 def make_params(rng, input_size, hidden_size, num_layers, bidirectional, bias, dtype=np.float64):
-    D = 2 if bidirectional else 1
     scale = 1 / np.sqrt(hidden_size)
-    params = {}
-    for k, d in itertools.product(range(num_layers), range(D)):
-        in_k = input_size if k == 0 else D * hidden_size
-        shapes = {"weight_ih": (3 * hidden_size, in_k), "weight_hh": (3 * hidden_size, hidden_size),
-                  "bias_ih": (3 * hidden_size,), "bias_hh": (3 * hidden_size,)}
-        for kind in KINDS if bias else KINDS[:2]:
-            name = f"{kind}_l{k}" + ("_reverse" if d else "")
-            params[name] = rng.uniform(-scale, scale, shapes[kind]).astype(dtype)
-    return params
+    shapes = gru_param_shapes(input_size, hidden_size, num_layers, bidirectional, bias)
+    return {name: rng.uniform(-scale, scale, shape).astype(dtype) for name, shape in shapes.items()}
 
 
 def make_case(seed, T, B, I, H, num_layers, bidirectional, bias, unequal):
@@ -92,16 +81,7 @@ def check_finite_differences(params, x, h0, lengths, dy, dh_n, opts, masks=None,
     analytic = {"x": (x, dx), "h0": (h0, dh0)} | {n: (params[n], grads[n]) for n in params}
     assert grads.keys() == params.keys()
     for name, (value, grad) in analytic.items():
-        numeric = np.zeros_like(value)
-        for i in np.ndindex(value.shape):
-            saved = value[i]
-            value[i] = saved + eps
-            plus = loss()
-            value[i] = saved - eps
-            minus = loss()
-            value[i] = saved
-            numeric[i] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(grad, numeric, rtol=0, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(grad, numeric_grad(loss, value, eps), rtol=0, atol=1e-7, err_msg=name)
 
 
 FD_CONFIGS = [  # (num_layers, bidirectional, bias, unequal)

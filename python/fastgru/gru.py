@@ -7,13 +7,12 @@ Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes 
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._flat import FlatParameters
 from .reference import gru as reference
 
-BACKENDS = ("cpp", "numpy")
 
-
-class GRU:
+class GRU(FlatParameters):
     """GRU layer; see the README for the full contract.
 
     y, h_n = layer(x, h0=None, lengths=None)
@@ -24,37 +23,27 @@ class GRU:
                  bidirectional=False, dropout=0.0, reset_after=True, dtype="float32", backend="cpp",
                  seed=None, buffers=None):
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
-        `num_params(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
+        `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
         if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
         self.dtype = to_dtype_name(dtype)
-        self.backend = backend
-        self.training = True
         self.config = _core.GruConfig(self.input_size, self.hidden_size, self.num_layers,
                                       self.bidirectional, self.bias, self.reset_after)
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
-        np_dtype = FLOAT_DTYPES[self.dtype]
-        if buffers is None:
-            self._params, self._grad = np.empty(size, np_dtype), np.zeros(size, np_dtype)
-        else:
-            self._params, self._grad = (_check_buffer(b, name, size, np_dtype)
-                                        for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
-            self._grad.fill(0)
+        super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
         self._rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
         self._params[:] = self._rng.uniform(-bound, bound, size)
-        self._cache = None
 
     @staticmethod
     def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
@@ -62,61 +51,9 @@ class GRU:
         return _core.gru_param_count(_core.GruConfig(input_size, hidden_size, num_layers,
                                                      bidirectional, bias, True))
 
-    # -- parameters -------------------------------------------------------------------------
-    @property
-    def params(self):
-        """All parameters, one flat contiguous buffer (state_dict() values are views into it)."""
-        return self._params
-
-    @property
-    def grad(self):
-        """Gradients, same layout as params; backward() adds into it."""
-        return self._grad
-
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
-
-    def _views(self, flat):
-        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
-                for name, offset, shape in self._layout}
-
-    def state_dict(self):
-        """dict name -> view into params, with torch.nn.GRU's names and shapes."""
-        return self._views(self._params)
-
-    def grads(self):
-        """dict name -> view into grad, same keys and shapes as state_dict()."""
-        return self._views(self._grad)
-
-    def load_state_dict(self, mapping):
-        """Copies every tensor of mapping in; all are checked before any is written."""
-        expected = {name: tuple(shape) for name, _, shape in self._layout}
-        missing = sorted(set(expected) - set(mapping))
-        extra = sorted(set(mapping) - set(expected))
-        if missing or extra:
-            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
-        converted = {}
-        for name, shape in expected.items():
-            value = as_numeric(mapping[name], f"state_dict['{name}']")
-            if value.shape != shape:
-                raise ValueError(f"state_dict['{name}']: expected shape {shape}, got {value.shape}")
-            converted[name] = value
-        views = self.state_dict()
-        for name, value in converted.items():
-            views[name][...] = value
-
-    def zero_grad(self):
-        self._grad.fill(0)
-
-    def train(self, mode=True):
-        self.training = bool(mode)
-        if not self.training:
-            self._cache = None
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, h0=None, lengths=None):
@@ -200,14 +137,6 @@ class GRU:
                 f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
                 f"backend={self.backend!r})")
-
-
-def _check_buffer(buf, name, size, dtype):
-    if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \
-            or not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
-                         f"of size {size}")
-    return buf
 
 
 def _check_lengths(lengths, T, B):

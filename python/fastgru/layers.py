@@ -9,13 +9,12 @@ bigger one (`buffers=`) so a whole model is one buffer for one fused optimizer s
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._flat import FlatParameters
 from .reference import heads as reference
 
-BACKENDS = ("cpp", "numpy")
 
-
-class Dense:
+class Dense(FlatParameters):
     """y = x W^T + b over the last axis of x.
 
     y = dense(x)                       # x (..., in_features) -> y (..., out_features)
@@ -28,65 +27,32 @@ class Dense:
         `Dense.param_count(...)` for the layer to live in."""
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
-        self.backend = backend
+        weight_size = self.out_features * self.in_features
+        self._layout = [("weight", 0, (self.out_features, self.in_features))]
+        if self.bias:
+            self._layout.append(("bias", weight_size, (self.out_features,)))
         size = self.param_count(self.in_features, self.out_features, bias=self.bias)
-        np_dtype = FLOAT_DTYPES[self.dtype]
-        if buffers is None:
-            self._params, self._grad = np.empty(size, np_dtype), np.zeros(size, np_dtype)
-        else:
-            self._params, self._grad = (check_buffer(b, name, size, np_dtype)
-                                        for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
-            self._grad.fill(0)
+        super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
         # torch.nn.Linear's default: weight and bias uniform in +-1/sqrt(in_features).
         bound = 1.0 / np.sqrt(self.in_features)
         self._params[:] = np.random.default_rng(seed).uniform(-bound, bound, size)
-        self._input = None
 
     @staticmethod
     def param_count(in_features, out_features, *, bias=True):
         """Size of the flat parameter buffer: weight (out, in) then bias (out,)."""
         return out_features * in_features + (out_features if bias else 0)
 
-    @property
-    def params(self):
-        return self._params
-
-    @property
-    def grad(self):
-        return self._grad
-
-    def _views(self, flat):
-        n = self.out_features * self.in_features
-        views = {"weight": flat[:n].reshape(self.out_features, self.in_features)}
-        if self.bias:
-            views["bias"] = flat[n:]
-        return views
-
-    def state_dict(self):
-        """{"weight": (out, in), "bias": (out,)}: views into params."""
-        return self._views(self._params)
-
-    def grads(self):
-        return self._views(self._grad)
-
-    def load_state_dict(self, mapping):
-        load_into_views(self.state_dict(), mapping)
-
-    def zero_grad(self):
-        self._grad.fill(0)
-
     def __call__(self, x):
         return self.forward(x)
 
     def forward(self, x):
-        """x (..., in_features) -> y (..., out_features). Keeps x for backward."""
+        """x (..., in_features) -> y (..., out_features). Keeps x for backward (in either mode)."""
         x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None,) * (np.ndim(x) - 1) + (self.in_features,),
                            f"(..., in_features) with in_features = {self.in_features}")
-        self._input = x
+        self._cache = x
         w = self.state_dict()
         if self.backend == "numpy":
             return reference.dense_forward(x, w["weight"], w.get("bias"))
@@ -97,9 +63,9 @@ class Dense:
     def backward(self, dy, need_dx=True):
         """dy (..., out_features) -> dx (..., in_features) (None unless need_dx); adds the weight
         and bias gradients into grad."""
-        if self._input is None:
+        if self._cache is None:
             raise RuntimeError("backward: no forward to differentiate (call forward first)")
-        x = self._input
+        x = self._cache
         dy = as_float_array(dy, "dy", FLOAT_DTYPES[self.dtype], x.shape[:-1] + (self.out_features,),
                             f"(..., out_features) = {x.shape[:-1] + (self.out_features,)}")
         w, g = self.state_dict(), self.grads()
@@ -118,28 +84,3 @@ class Dense:
         return (f"Dense({self.in_features}, {self.out_features}, bias={self.bias}, dtype={self.dtype!r}, "
                 f"backend={self.backend!r})")
 
-
-def check_buffer(buf, name, size, dtype):
-    """buf if it is a writable contiguous 1-D array of `size` elements of dtype, else ValueError."""
-    if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \
-            or not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
-                         f"of size {size}")
-    return buf
-
-
-def load_into_views(views, mapping):
-    """Copies mapping[name] into every views[name]; all keys and shapes are checked before any
-    value is written, so a bad mapping leaves the weights unchanged."""
-    missing = sorted(set(views) - set(mapping))
-    extra = sorted(set(mapping) - set(views))
-    if missing or extra:
-        raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
-    converted = {}
-    for name, view in views.items():
-        value = as_numeric(mapping[name], f"state_dict['{name}']")
-        if value.shape != view.shape:
-            raise ValueError(f"state_dict['{name}']: expected shape {view.shape}, got {value.shape}")
-        converted[name] = value
-    for name, value in converted.items():
-        views[name][...] = value

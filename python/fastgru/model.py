@@ -12,13 +12,14 @@ final state is the one after step 0), as `torch.cat([h_n[-2], h_n[-1]], 1)`.
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._flat import FlatParameters
 from .gru import GRU
-from .layers import BACKENDS, Dense, load_into_views
+from .layers import Dense
 from .reference import heads as reference
 
 
-class GRUModel:
+class GRUModel(FlatParameters):
     """out = model(x, lengths=None); model.backward(dout); opt = fastgru.Adam(model)
 
     x (B, T, F) batch-first (or (T, B, F) with time_major=True); out (B, T, O) with
@@ -29,27 +30,25 @@ class GRUModel:
                  reset_after=True, bias=True, return_sequences=True, dropout=0.0, dtype="float32",
                  backend="cpp", seed=None):
         output_size = check_positive_int(output_size, "output_size")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self.backend = check_backend(backend)
         self.return_sequences = bool(return_sequences)
         self.dtype = to_dtype_name(dtype)
-        self.backend = backend
         self.seed = seed
         gru_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
         gru_size = GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
         features = (2 if bidirectional else 1) * hidden_size
         size = gru_size + Dense.param_count(features, output_size, bias=bias)
-        np_dtype = FLOAT_DTYPES[self.dtype]
-        self._params, self._grad = np.empty(size, np_dtype), np.zeros(size, np_dtype)
+        super().__init__(size, FLOAT_DTYPES[self.dtype])
         self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
                        dropout=dropout, reset_after=reset_after, dtype=self.dtype, backend=backend,
                        seed=gru_seed, buffers=(self._params[:gru_size], self._grad[:gru_size]))
         self.head = Dense(features, output_size, bias=bias, dtype=self.dtype, backend=backend, seed=head_seed,
                           buffers=(self._params[gru_size:], self._grad[gru_size:]))
+        # The GRU's tensors, then the head's, named as attributes `gru` and `head` of a torch module.
+        self._layout = ([(f"gru.{name}", offset, shape) for name, offset, shape in self.gru._layout]
+                        + [(f"head.{name}", gru_size + offset, shape) for name, offset, shape in self.head._layout])
         self.dropout = self.gru.dropout
         self._rng = np.random.default_rng(dropout_seed)
-        self.training = True
-        self._cache = None
 
     @property
     def config(self):
@@ -61,46 +60,16 @@ class GRUModel:
                 "dtype": self.dtype, "backend": self.backend,
                 "seed": self.seed if isinstance(self.seed, (int, type(None))) else None}
 
-    # -- parameters -------------------------------------------------------------------------
-    @property
-    def params(self):
-        """All parameters, one flat contiguous buffer: the GRU's, then the head's."""
-        return self._params
-
-    @property
-    def grad(self):
-        return self._grad
-
-    def state_dict(self):
-        """dict PyTorch-style name -> view into params (gru.weight_ih_l0, ..., head.weight, head.bias)."""
-        return {**{f"gru.{k}": v for k, v in self.gru.state_dict().items()},
-                **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
-
-    def grads(self):
-        return {**{f"gru.{k}": v for k, v in self.gru.grads().items()},
-                **{f"head.{k}": v for k, v in self.head.grads().items()}}
-
-    def load_state_dict(self, mapping):
-        """Copies every tensor of mapping in; all are checked before any is written."""
-        load_into_views(self.state_dict(), mapping)
-
-    def zero_grad(self):
-        self._grad.fill(0)
-
+    # -- parameters (params, grad, state_dict, ...: FlatParameters) --------------------------------
     def clip_grad_norm(self, max_norm):
         """Scales grad in place so its global L2 norm is at most max_norm (torch's
         clip_grad_norm_); returns the norm before clipping."""
         return reference.clip_grad_norm(self._grad, max_norm)
 
     def train(self, mode=True):
-        self.training = bool(mode)
-        self.gru.train(self.training)
-        if not self.training:
-            self._cache = None
-        return self
-
-    def eval(self):
-        return self.train(False)
+        self.gru.train(mode)
+        self.head.train(mode)
+        return super().train(mode)
 
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, lengths=None, *, time_major=False):

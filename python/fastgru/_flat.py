@@ -1,0 +1,89 @@
+"""FlatParameters: the one-flat-buffer parameter plumbing shared by GRU, Dense and GRUModel.
+
+All parameters of a module live in one contiguous 1-D buffer (`params`) and their gradients in a
+second of the same layout (`grad`), so one fused optimizer pass updates everything; the named
+tensors of state_dict() and grads() are views into them. A module can also live inside a bigger
+module's buffers (`buffers=(params, grad)`): a whole model is then one buffer.
+"""
+
+import numpy as np
+
+from ._checks import as_numeric
+
+
+class FlatParameters:
+    """Base class. Subclasses call `super().__init__(size, dtype, buffers)` and set `_layout`, a
+    list of (name, offset, shape) tiling the buffer, before state_dict() is used. Backward keeps
+    what it needs in `_cache`, which eval mode drops."""
+
+    def __init__(self, size, dtype, buffers=None):
+        """`buffers`: None to allocate, or a (params, grad) pair of writable contiguous 1-D arrays
+        of `size` elements of dtype to live in; grad is zeroed, params is left to the subclass."""
+        if buffers is None:
+            self._params, self._grad = np.empty(size, dtype), np.zeros(size, dtype)
+        else:
+            self._params, self._grad = (_check_buffer(b, name, size, dtype)
+                                        for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
+            self._grad.fill(0)
+        self.training = True
+        self._cache = None
+
+    @property
+    def params(self):
+        """All parameters, one flat contiguous buffer (state_dict() values are views into it)."""
+        return self._params
+
+    @property
+    def grad(self):
+        """Gradients, same layout as params; backward() adds into it."""
+        return self._grad
+
+    def _views(self, flat):
+        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
+                for name, offset, shape in self._layout}
+
+    def state_dict(self):
+        """dict name -> view into params, with PyTorch's names and shapes."""
+        return self._views(self._params)
+
+    def grads(self):
+        """dict name -> view into grad, same keys and shapes as state_dict()."""
+        return self._views(self._grad)
+
+    def load_state_dict(self, mapping):
+        """Copies every tensor of mapping in; all keys and shapes are checked before any value is
+        written, so a bad mapping leaves the weights unchanged."""
+        views = self.state_dict()
+        missing = sorted(set(views) - set(mapping))
+        extra = sorted(set(mapping) - set(views))
+        if missing or extra:
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {extra}")
+        converted = {}
+        for name, view in views.items():
+            value = as_numeric(mapping[name], f"state_dict['{name}']")
+            if value.shape != view.shape:
+                raise ValueError(f"state_dict['{name}']: expected shape {view.shape}, got {value.shape}")
+            converted[name] = value
+        for name, value in converted.items():
+            views[name][...] = value
+
+    def zero_grad(self):
+        self._grad.fill(0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        if not self.training:
+            self._cache = None
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+
+def _check_buffer(buf, name, size, dtype):
+    """buf if it is a writable contiguous 1-D array of `size` elements of dtype, else ValueError."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \
+            or not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
+                         f"of size {size}")
+    return buf
