@@ -1,6 +1,7 @@
 // The table of hot kernels for one instruction set. Each isa_*.cpp builds one table from
 // the same sources with its own compiler flags; cpu_dispatch.cpp picks the active one.
 #pragma once
+#include "adam_kernels.h"
 #include "gemm_kernels.h"
 #include "gru_cell.h"
 
@@ -13,6 +14,8 @@ struct IsaKernels {
   GemmKernels<double> gemm_f64;
   CellKernels<float> cell_f32;
   CellKernels<double> cell_f64;
+  AdamKernels<float> adam_f32;
+  AdamKernels<double> adam_f64;
 };
 
 const IsaKernels* isa_kernels_generic();
@@ -36,6 +39,13 @@ template <>
 inline const CellKernels<float>& cell_kernels<float>() { return active_kernels().cell_f32; }
 template <>
 inline const CellKernels<double>& cell_kernels<double>() { return active_kernels().cell_f64; }
+
+template <class T>
+const AdamKernels<T>& adam_kernels();
+template <>
+inline const AdamKernels<float>& adam_kernels<float>() { return active_kernels().adam_f32; }
+template <>
+inline const AdamKernels<double>& adam_kernels<double>() { return active_kernels().adam_f64; }
 
 }  // namespace detail
 }  // namespace fastgru
