@@ -25,15 +25,7 @@ void dense_backward(size_t rows, size_t in, size_t out, const T* x, const T* wei
                     T* dx, T* dweight, T* dbias) {
   gemm<T>(Trans::yes, Trans::no, out, in, rows, dy, out, x, in, T(1), dweight, in);
   if (dx) gemm<T>(Trans::no, Trans::no, rows, in, out, dy, out, weight, in, T(0), dx, in);
-  if (!dbias) return;
-  // Threads split the columns, never the rows: each column is summed over all rows in row
-  // order by one thread, whatever the thread count.
-  parallel_run([&](const Team& team) {
-    const Range c = static_range(out, team.tid, team.size, 16);
-    if (c.begin == c.end) return;
-    for (size_t i = 0; i < rows; ++i)
-      for (size_t j = c.begin; j < c.end; ++j) dbias[j] += dy[i * out + j];
-  });
+  if (dbias) add_column_sums(rows, out, dy, dbias);
 }
 
 template void dense_forward<float>(size_t, size_t, size_t, const float*, const float*, const float*,

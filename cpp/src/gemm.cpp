@@ -212,7 +212,19 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
       max_threads);
 }
 
+template <class T>
+void add_column_sums(size_t rows, size_t cols, const T* M, T* sums) {
+  parallel_run(
+      [&](const Team& team) {
+        const Range c = static_range(cols, team.tid, team.size, 16);
+        for (size_t i = 0; i < rows; ++i)
+          for (size_t j = c.begin; j < c.end; ++j) sums[j] += M[i * cols + j];
+      },
+      threads_for(rows * cols, 1 << 16));
+}
+
 #define FASTGRU_INSTANTIATE(T)                                                                   \
+  template void add_column_sums<T>(size_t, size_t, const T*, T*);                                \
   template class PackedMatrix<T>;                                                                \
   template void gemm_packed<T>(size_t, size_t, size_t, const T*, size_t, const PackedMatrix<T>&, \
                                T, T*, size_t);                                                   \

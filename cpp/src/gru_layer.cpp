@@ -56,17 +56,6 @@ void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst,
     }
 }
 
-// sums (cols) = column sums of m (rows, cols), each summed in row order.
-template <class T>
-void column_sums(const T* m, size_t rows, size_t cols, T* sums) {
-  parallel_run([&](const Team& team) {
-    Range c = static_range(cols, team.tid, team.size, 16);
-    for (size_t j = c.begin; j < c.end; ++j) sums[j] = T(0);
-    for (size_t i = 0; i < rows; ++i)
-      for (size_t j = c.begin; j < c.end; ++j) sums[j] += m[i * cols + j];
-  }, threads_for(rows * cols, 1 << 16));
-}
-
 // Threads for the recurrence: at most one per block of units, and only as many as the
 // per-step product (B x H x 3H multiply-adds) keeps busy between barriers.
 inline int recurrence_threads(const BlockedGates& bg, size_t batch) {
@@ -268,7 +257,8 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
   unblock_rows_add(bg, dw.data(), I, g.w_ih);
   if (g.b_ih) {
-    column_sums(dgx.data(), rows, N, db.data());
+    std::fill(db.begin(), db.end(), T(0));
+    add_column_sums(rows, N, dgx.data(), db.data());
     unblock_rows_add(bg, db.data(), 1, g.b_ih);
   }
   const T* dgh_all = s.reset_after ? dgh.data() : dgx.data();
@@ -290,7 +280,10 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     unblock_rows_add(bg, dw.data(), H, g.w_hh, 2, 3);
   }
   if (g.b_hh) {
-    if (s.reset_after) column_sums(dgh.data(), rows, N, db.data());  // else equal to b_ih's
+    if (s.reset_after) {  // else equal to b_ih's
+      std::fill(db.begin(), db.end(), T(0));
+      add_column_sums(rows, N, dgh.data(), db.data());
+    }
     unblock_rows_add(bg, db.data(), 1, g.b_hh);
   }
 }

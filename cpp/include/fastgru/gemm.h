@@ -48,4 +48,10 @@ template <class T>
 void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
                  T beta, T* C, size_t ldc);
 
+// sums[j] += sum over rows i of M(i, j), M (rows, cols) row-major: bias gradients. Threads
+// split the columns, never the rows, so each column is summed in row order whatever the
+// thread count.
+template <class T>
+void add_column_sums(size_t rows, size_t cols, const T* M, T* sums);
+
 }  // namespace fastgru
