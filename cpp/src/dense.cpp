@@ -15,7 +15,7 @@ void dense_forward(size_t rows, size_t in, size_t out, const T* x, const T* weig
       const Range r = static_range(rows, team.tid, team.size, 64);
       for (size_t i = r.begin; i < r.end; ++i)
         for (size_t j = 0; j < out; ++j) y[i * out + j] = bias[j];
-    });
+    }, threads_for(rows * out, 1 << 16));
   }
   gemm<T>(Trans::no, Trans::yes, rows, out, in, x, in, weight, in, bias ? T(1) : T(0), y, out);
 }

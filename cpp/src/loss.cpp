@@ -92,7 +92,7 @@ double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T
       }
       partial[b] = sum;
     }
-  });
+  }, threads_for(rows * O, 1 << 14));
   double total = 0.0;
   for (double p : partial) total += p;
   return count ? total / static_cast<double>(count) : 0.0;
