@@ -56,11 +56,11 @@ void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst,
     }
 }
 
-// Threads for the recurrence: at most one per block of units, and only as many as the
-// per-step product (B x H x 3H multiply-adds) keeps busy between barriers.
-inline int recurrence_threads(const BlockedGates& bg, size_t batch) {
-  int by_work = threads_for(batch * bg.H * 3 * bg.H, 16384);
-  return by_work < static_cast<int>(bg.blocks) ? by_work : static_cast<int>(bg.blocks);
+// Parts of a recurrence phase (one per thread): at most one per block of units, and only as
+// many as the per-step product (B x H x 3H multiply-adds) keeps busy between phases.
+inline size_t recurrence_parts(const BlockedGates& bg, size_t batch) {
+  size_t by_work = static_cast<size_t>(threads_for(batch * bg.H * 3 * bg.H, 16384));
+  return by_work < bg.blocks ? by_work : bg.blocks;
 }
 
 inline bool active(const DirectionShape& s, size_t t, size_t b) {
@@ -102,65 +102,64 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   };
   if (states) std::copy(h0, h0 + B * H, states + (s.reverse ? steps - 1 : 0) * B * H);
 
-  parallel_run([&](const Team& team) {
-    const Range blocks = static_range(bg.blocks, team.tid, team.size);
-    for (size_t i = 0; i < steps; ++i) {
-      const size_t t = s.reverse ? steps - 1 - i : i;
-      const T* h = state_before(i);
-      T* h_out = i + 1 < steps ? state_before(i + 1) : h_n;
-      const T* gx_t = gx.data() + t * B * N;
-      T* gates_t = gates ? gates + t * B * bg.blocks * kCacheGates * U : nullptr;
-      auto cache_of = [&](size_t b, size_t k) {
-        return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
-      };
-      if (blocks.begin < blocks.end) {
-        if (s.reset_after) {
-          gemm_packed<T>(B, blocks.begin * 3 * U, blocks.end * 3 * U, h, H, w_hh_t, T(0), gh.data(), N);
-          for (size_t b = 0; b < B; ++b)
-            for (size_t k = blocks.begin; k < blocks.end; ++k)
-              if (active(s, t, b))
-                cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+  // One phase per step (two for reset-before: W_hn (r * h) needs r of every unit); a part
+  // is a fixed range of unit blocks: its columns of the product, then their gate math.
+  const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
+  run_phases(steps * phases_per_step, parts, [&](size_t phase, size_t part) {
+    const size_t i = phase / phases_per_step;  // steps done before this one
+    const bool first_half = phase % phases_per_step == 0;
+    const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
+    const size_t t = s.reverse ? steps - 1 - i : i;
+    const T* h = state_before(i);
+    T* h_out = i + 1 < steps ? state_before(i + 1) : h_n;
+    const T* gx_t = gx.data() + t * B * N;
+    T* gates_t = gates ? gates + t * B * bg.blocks * kCacheGates * U : nullptr;
+    auto cache_of = [&](size_t b, size_t k) {
+      return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
+    };
+    if (s.reset_after) {
+      gemm_packed<T>(B, blocks.begin * 3 * U, blocks.end * 3 * U, h, H, w_hh_t, T(0), gh.data(), N);
+      for (size_t b = 0; b < B; ++b)
+        for (size_t k = blocks.begin; k < blocks.end; ++k)
+          if (active(s, t, b))
+            cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                               b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                               h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+    } else if (first_half) {
+      for (size_t k = blocks.begin; k < blocks.end; ++k)
+        gemm_packed<T>(B, k * 3 * U, k * 3 * U + 2 * U, h, H, w_hh_t, T(0), gh.data(), N);
+      for (size_t b = 0; b < B; ++b)
+        for (size_t k = blocks.begin; k < blocks.end; ++k)
+          if (active(s, t, b))
+            cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
                                    b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                                   h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
-        } else {
-          for (size_t k = blocks.begin; k < blocks.end; ++k)
-            gemm_packed<T>(B, k * 3 * U, k * 3 * U + 2 * U, h, H, w_hh_t, T(0), gh.data(), N);
-          for (size_t b = 0; b < B; ++b)
-            for (size_t k = blocks.begin; k < blocks.end; ++k)
-              if (active(s, t, b))
-                cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                       b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                                       h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
-                                       rh.data() + b * H + k * U);
-        }
+                                   h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
+                                   rh.data() + b * H + k * U);
+      return;
+    } else {
+      for (size_t k = blocks.begin; k < blocks.end; ++k) {
+        gemm_packed<T>(B, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data(), H, w_hh_t,
+                       T(0), gh.data(), N);
+        for (size_t b = 0; b < B; ++b)
+          if (active(s, t, b))
+            cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                  b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                  rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
+                                  h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
       }
-      if (!s.reset_after) {
-        team.barrier();  // r * h of every unit is needed for W_hn (r * h)
-        for (size_t k = blocks.begin; k < blocks.end; ++k) {
-          gemm_packed<T>(B, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data(), H, w_hh_t,
-                         T(0), gh.data(), N);
-          for (size_t b = 0; b < B; ++b)
-            if (active(s, t, b))
-              cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                    b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                                    rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
-                                    h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
-        }
-      }
-      // Padding steps keep the state and output zeros; valid steps copy the state to y.
-      for (size_t b = 0; b < B; ++b) {
-        const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
-        T* y_row = y + (t * B + b) * ldy;
-        if (active(s, t, b)) {
-          std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
-        } else {
-          std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
-          std::fill(y_row + u0, y_row + u1, T(0));
-        }
-      }
-      team.barrier();  // the next step's product reads every unit of h_out
     }
-  }, recurrence_threads(bg, B));
+    // Padding steps keep the state and output zeros; valid steps copy the state to y.
+    const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
+    for (size_t b = 0; b < B; ++b) {
+      T* y_row = y + (t * B + b) * ldy;
+      if (active(s, t, b)) {
+        std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
+      } else {
+        std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
+        std::fill(y_row + u0, y_row + u1, T(0));
+      }
+    }
+  });
   if (steps == 0) std::copy(h0, h0 + B * H, h_n);
 }
 
@@ -192,61 +191,72 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
 
-  parallel_run([&](const Team& team) {
-    const Range blocks = static_range(bg.blocks, team.tid, team.size);
+  // Phases, for the i-th step processed (time t_i): reset-after: [dh += dgh(t_{i-1}) W_hh;
+  // gate gradients of t_i]; reset-before: [dh += dgh_rz(t_{i-1}) W_hrz; z and n parts of
+  // t_i], [drh = dn_pre W_hn; r part of t_i]; a last phase adds the first step's product.
+  // A part owns a fixed range of unit blocks: its columns of dh and its gate gradients.
+  const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
+  auto time_of = [&](size_t i) { return s.reverse ? i : steps - 1 - i; };
+  run_phases(steps * phases_per_step + 1, parts, [&](size_t phase, size_t part) {
+    const size_t i = phase / phases_per_step;
+    const bool first_half = phase % phases_per_step == 0;
+    const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
     const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
-    T dh_total[U];
-    for (size_t i = 0; i < steps; ++i) {
-      const size_t t = s.reverse ? i : steps - 1 - i;
-      const T* h = states + t * B * H;
-      T* dgx_t = dgx.data() + t * B * N;
-      T* dgh_t = s.reset_after ? dgh.data() + t * B * N : dgx_t;
-      for (size_t b = 0; b < B; ++b) {
-        const bool on = active(s, t, b);
-        for (size_t k = blocks.begin; k < blocks.end; ++k) {
-          const size_t n = bg.units(k);
-          T* dgx_bk = dgx_t + b * N + k * 3 * U;
-          T* dgh_bk = dgh_t + b * N + k * 3 * U;
-          if (!on) {  // padding: no gate gradients; dh passes through unchanged
-            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-            if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
-            if (!s.reset_after) std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
-            continue;
-          }
-          const T* dy_bk = dy + (t * B + b) * ldy + k * U;
-          T* dh_bk = dh.data() + b * H + k * U;
-          for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
-          const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
-          if (s.reset_after) {
-            if (n < U)  // padding units of the last block enter the whole-sequence products
-              for (size_t gate = 0; gate < 3; ++gate) {
-                std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
-                std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
-              }
-            cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
-          } else {
-            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-            cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
-                                    dn_pre.data() + b * H + k * U);
-          }
-        }
-      }
-      team.barrier();  // every unit's gate gradients are needed by the products below
-      if (!s.reset_after) {
-        if (u0 < u1) gemm_packed<T>(B, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
-        for (size_t b = 0; b < B; ++b) {
-          if (!active(s, t, b)) continue;
-          for (size_t k = blocks.begin; k < blocks.end; ++k) {
-            const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
-            cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
-                                   dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
-          }
-        }
-        team.barrier();  // the r-part of every unit's gate gradient is needed below
-      }
-      if (u0 < u1) gemm_packed<T>(B, u0, u1, dgh_t, N, w_hh_back, T(1), dh.data(), H);
+    if (u0 == u1) return;
+    if (first_half && i > 0) {
+      const size_t t_prev = time_of(i - 1);
+      const T* dgh_prev = (s.reset_after ? dgh.data() : dgx.data()) + t_prev * B * N;
+      gemm_packed<T>(B, u0, u1, dgh_prev, N, w_hh_back, T(1), dh.data(), H);
     }
-  }, recurrence_threads(bg, B));
+    if (i == steps) return;
+    const size_t t = time_of(i);
+    const T* h = states + t * B * H;
+    T* dgx_t = dgx.data() + t * B * N;
+    T* dgh_t = s.reset_after ? dgh.data() + t * B * N : dgx_t;
+    if (!first_half) {  // reset-before, second half
+      gemm_packed<T>(B, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
+      for (size_t b = 0; b < B; ++b) {
+        if (!active(s, t, b)) continue;
+        for (size_t k = blocks.begin; k < blocks.end; ++k) {
+          const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
+          cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
+                                 dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
+        }
+      }
+      return;
+    }
+    T dh_total[U];
+    for (size_t b = 0; b < B; ++b) {
+      const bool on = active(s, t, b);
+      for (size_t k = blocks.begin; k < blocks.end; ++k) {
+        const size_t n = bg.units(k);
+        T* dgx_bk = dgx_t + b * N + k * 3 * U;
+        T* dgh_bk = dgh_t + b * N + k * 3 * U;
+        if (!on) {  // padding: no gate gradients; dh passes through unchanged
+          std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+          if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+          if (!s.reset_after) std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
+          continue;
+        }
+        const T* dy_bk = dy + (t * B + b) * ldy + k * U;
+        T* dh_bk = dh.data() + b * H + k * U;
+        for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
+        const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
+        if (s.reset_after) {
+          if (n < U)  // padding units of the last block enter the whole-sequence products
+            for (size_t gate = 0; gate < 3; ++gate) {
+              std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
+              std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
+            }
+          cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
+        } else {
+          std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+          cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
+                                  dn_pre.data() + b * H + k * U);
+        }
+      }
+    }
+  });
   std::copy(dh.begin(), dh.end(), dh0);
 
   // Whole-sequence products: one GEMM each over all T*B rows.

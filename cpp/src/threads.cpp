@@ -23,16 +23,29 @@
 namespace fastgru {
 namespace {
 
-constexpr auto kSpinTime = std::chrono::microseconds(200);
+// Waiting: spin briefly (a step of the recurrence takes microseconds), then keep polling but
+// yield the core at each poll, so an idle machine sees the wake-up at once while a busy one
+// runs its other threads (our partner thread among them); only then block on a condition
+// variable. A thread of a running team polls long (its partners are working and will come;
+// a sleeping thread can take milliseconds to wake on a virtual machine); an idle worker
+// polls briefly between regions, then sleeps so an idle library costs nothing.
+constexpr unsigned kSpins = 2000;
+constexpr auto kTeamPollTime = std::chrono::milliseconds(50);
+constexpr auto kIdlePollTime = std::chrono::milliseconds(1);
+constexpr auto kStealGrace = std::chrono::microseconds(100);
 
-// Spins until done() or kSpinTime passes; returns done().
+// Waits until done() or poll_time passes; returns done().
 template <class Pred>
-bool spin_until(Pred done) {
-  auto start = std::chrono::steady_clock::now();
-  for (unsigned i = 1;; ++i) {
+bool spin_until(Pred done, std::chrono::milliseconds poll_time = kTeamPollTime) {
+  for (unsigned i = 0; i < kSpins; ++i) {
     if (done()) return true;
     FASTGRU_PAUSE();
-    if ((i & 255) == 0 && std::chrono::steady_clock::now() - start > kSpinTime) return done();
+  }
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    if (done()) return true;
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() - start > poll_time) return done();
   }
 }
 
@@ -71,6 +84,7 @@ thread_local bool t_in_region = false;
 class Pool {
  public:
   explicit Pool(int n) : n_(n) {
+    for (int t = 0; t < n; ++t) slots_[t].store(kRetracted, std::memory_order_relaxed);
     for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker(t); });
   }
 
@@ -86,12 +100,19 @@ class Pool {
 
   int size() const { return n_; }
 
+  // Runs body on a team of team_size threads. When the caller has finished its own share, it
+  // takes over the share of every worker that has not started yet (asleep, or descheduled on
+  // a busy machine) instead of waiting for it: the result is the same, as the share is fixed
+  // by the member index, not by the thread. (A body that meets at team.barrier() cannot be
+  // taken over: the caller only gets past the barrier once every member has started.)
   void run(const std::function<void(const Team&)>& body, int team_size) {
     Barrier barrier(team_size);
     body_ = &body;
     barrier_ = &barrier;
     team_size_ = team_size;
     pending_.store(team_size - 1, std::memory_order_relaxed);
+    for (int t = 1; t < n_; ++t)
+      slots_[t].store(t < team_size ? kOpen : kRetracted, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       generation_.fetch_add(1, std::memory_order_release);
@@ -99,6 +120,13 @@ class Pool {
     cv_.notify_all();
     t_in_region = true;
     body(Team(0, team_size, &barrier));
+    for (int t = 1; t < team_size; ++t) {
+      int open = kOpen;
+      if (slots_[t].compare_exchange_strong(open, kRetracted, std::memory_order_acq_rel)) {
+        body(Team(t, team_size, &barrier));
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
     t_in_region = false;
     auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
     if (!spin_until(finished)) {
@@ -108,18 +136,21 @@ class Pool {
   }
 
  private:
+  enum : int { kOpen, kTaken, kRetracted };
+
   void worker(int tid) {
     unsigned seen = 0;
     t_in_region = true;
     for (;;) {
       auto started = [&] { return generation_.load(std::memory_order_acquire) != seen; };
-      if (!spin_until(started)) {
+      if (!spin_until(started, kIdlePollTime)) {
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, started);
       }
       seen = generation_.load(std::memory_order_acquire);
       if (stop_) return;
-      if (tid < team_size_) {
+      int open = kOpen;
+      if (slots_[tid].compare_exchange_strong(open, kTaken, std::memory_order_acq_rel)) {
         (*body_)(Team(tid, team_size_, barrier_));
         if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::lock_guard<std::mutex> lock(mutex_);
@@ -130,6 +161,7 @@ class Pool {
   }
 
   int n_;
+  std::unique_ptr<std::atomic<int>[]> slots_{new std::atomic<int>[static_cast<size_t>(n_)]};
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable cv_, done_cv_;
@@ -171,7 +203,9 @@ int get_num_threads() {
   return g_num_threads;
 }
 
-void parallel_run(const std::function<void(const Team&)>& body, int max_threads) {
+namespace {
+
+void run_region(const std::function<void(const Team&)>& body, int max_threads) {
   if (t_in_region) {
     body(Team(0, 1, nullptr));
     return;
@@ -190,6 +224,59 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
     g_pool = std::make_unique<Pool>(g_num_threads);
   }
   g_pool->run(body, n);
+}
+
+}  // namespace
+
+void parallel_run(const std::function<void(const Team&)>& body, int max_threads) {
+  run_region(body, max_threads);
+}
+
+void run_phases(size_t phases, size_t parts, const std::function<void(size_t, size_t)>& fn) {
+  if (phases == 0 || parts == 0) return;
+  const size_t items = phases * parts;
+  std::unique_ptr<std::atomic<bool>[]> claimed(new std::atomic<bool>[items]);
+  std::unique_ptr<std::atomic<size_t>[]> done(new std::atomic<size_t>[phases]);
+  for (size_t i = 0; i < items; ++i) claimed[i].store(false, std::memory_order_relaxed);
+  for (size_t i = 0; i < phases; ++i) done[i].store(0, std::memory_order_relaxed);
+
+  auto run_part = [&](size_t phase, size_t part) {
+    std::atomic<bool>& c = claimed[phase * parts + part];
+    if (c.load(std::memory_order_relaxed) || c.exchange(true, std::memory_order_acq_rel)) return;
+    fn(phase, part);
+    done[phase].fetch_add(1, std::memory_order_release);
+  };
+  // Waits for phase to complete. A partner that is in the region gets kStealGrace to finish
+  // its parts (on a quiet machine it is only a little behind); one that has not joined yet
+  // (asleep, or descheduled) gets none. Then the parts nobody has claimed yet are run here,
+  // and only a part that is being run is waited for.
+  std::atomic<int> joined{0};
+  auto complete = [&](size_t phase, int team_size) {
+    auto finished = [&] { return done[phase].load(std::memory_order_acquire) == parts; };
+    if (finished()) return;
+    if (joined.load(std::memory_order_acquire) == team_size) {
+      const auto start = std::chrono::steady_clock::now();
+      for (unsigned i = 1; !finished(); ++i) {
+        FASTGRU_PAUSE();
+        if ((i & 63) == 0 && std::chrono::steady_clock::now() - start > kStealGrace) break;
+      }
+    }
+    for (size_t part = 0; part < parts; ++part) run_part(phase, part);
+    if (!spin_until(finished))
+      while (!finished()) std::this_thread::yield();
+  };
+
+  run_region(
+      [&](const Team& team) {
+        joined.fetch_add(1, std::memory_order_acq_rel);
+        const Range own = static_range(parts, team.tid, team.size);
+        for (size_t phase = 0; phase < phases; ++phase) {
+          if (phase > 0) complete(phase - 1, team.size);
+          for (size_t part = own.begin; part < own.end; ++part) run_part(phase, part);
+        }
+        complete(phases - 1, team.size);
+      },
+      static_cast<int>(parts < (1u << 30) ? parts : (1u << 30)));
 }
 
 }  // namespace fastgru

@@ -36,6 +36,15 @@ inline int threads_for(size_t work, size_t min_work_per_thread) {
   return n < 1 ? 1 : (n < static_cast<size_t>(all) ? static_cast<int>(n) : all);
 }
 
+// Runs fn(phase, part) for every phase 0..phases-1 and part 0..parts-1: a phase starts only
+// when every part of the previous one has finished; the parts of a phase run in parallel.
+// Thread t runs its own parts (static_range(parts, t, team size)) whenever it keeps up, so
+// its data stays in its cache from phase to phase; a thread left waiting for a late partner
+// (descheduled on a busy machine, or not yet awake) runs the partner's unclaimed parts
+// itself, so no phase waits for a thread that is not running. fn must compute the same
+// result whichever thread runs a part; then results never depend on timing.
+void run_phases(size_t phases, size_t parts, const std::function<void(size_t phase, size_t part)>& fn);
+
 struct Range {
   size_t begin, end;
 };
