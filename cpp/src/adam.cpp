@@ -24,7 +24,7 @@ void adam_step(const AdamConfig& cfg, size_t n, T* params, const T* grad, T* exp
   s.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
   s.eps = static_cast<T>(cfg.eps);
   T* vmax = cfg.amsgrad ? max_exp_avg_sq : nullptr;
-  const auto& kernels = detail::adam_kernels<T>();
+  const auto& kernels = detail::kernels<T>().adam;
 
   parallel_run([&](const Team& team) {
     const Range r = static_range(n, team.tid, team.size, 1024);

@@ -149,7 +149,7 @@ PackedMatrix<T>& PackedMatrix<T>::operator=(PackedMatrix&&) noexcept = default;
 
 template <class T>
 void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb) {
-  const GemmKernels<T>& kern = detail::gemm_kernels<T>();
+  const GemmKernels<T>& kern = detail::kernels<T>().gemm;
   impl_->K = K;
   impl_->N = N;
   impl_->kern = &kern;
@@ -163,7 +163,7 @@ template <class T>
 size_t PackedMatrix<T>::cols() const { return impl_->N; }
 
 size_t packed_panel_width() {
-  return std::max(detail::gemm_kernels<float>().nr, detail::gemm_kernels<double>().nr);
+  return std::max(detail::kernels<float>().gemm.nr, detail::kernels<double>().gemm.nr);
 }
 
 template <class T>
@@ -192,7 +192,7 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
           size_t ldb, T beta, T* C, size_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return scale(M, N, beta, C, ldc);
-  const GemmKernels<T>& kern = detail::gemm_kernels<T>();
+  const GemmKernels<T>& kern = detail::kernels<T>().gemm;
   lda = std::max<size_t>(lda, 1);  // 0 would mean "packed" to the kernel (M == 1 allows it)
   // At least ~50 us of work per thread: waking the pool costs microseconds.
   double flops = 2.0 * double(M) * double(N) * double(K);

@@ -75,7 +75,7 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t steps = s.steps, B = s.batch, H = s.hidden;
   const BlockedGates bg(H);
   const size_t N = bg.cols();
-  const CellKernels<T>& cell = cell_kernels<T>();
+  const CellKernels<T>& cell = kernels<T>().cell;
 
   Buffer<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
   block_rows(bg, p.w_ih, s.input, w_ih.data());
@@ -170,7 +170,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   const size_t steps = s.steps, B = s.batch, H = s.hidden, I = s.input;
   const BlockedGates bg(H);
   const size_t N = bg.cols();
-  const CellKernels<T>& cell = cell_kernels<T>();
+  const CellKernels<T>& cell = kernels<T>().cell;
 
   Buffer<T> w_hh(N * H);
   block_rows(bg, p.w_hh, H, w_hh.data());

@@ -8,14 +8,17 @@
 namespace fastgru {
 namespace detail {
 
+template <class T>
+struct TypedKernels {
+  GemmKernels<T> gemm;
+  CellKernels<T> cell;
+  AdamKernels<T> adam;
+};
+
 struct IsaKernels {
   const char* name;
-  GemmKernels<float> gemm_f32;
-  GemmKernels<double> gemm_f64;
-  CellKernels<float> cell_f32;
-  CellKernels<double> cell_f64;
-  AdamKernels<float> adam_f32;
-  AdamKernels<double> adam_f64;
+  TypedKernels<float> f32;
+  TypedKernels<double> f64;
 };
 
 const IsaKernels* isa_kernels_generic();
@@ -26,26 +29,13 @@ const IsaKernels* isa_kernels_avx512();
 
 const IsaKernels& active_kernels();
 
+// The active instruction set's kernels for element type T.
 template <class T>
-const GemmKernels<T>& gemm_kernels();
+const TypedKernels<T>& kernels();
 template <>
-inline const GemmKernels<float>& gemm_kernels<float>() { return active_kernels().gemm_f32; }
+inline const TypedKernels<float>& kernels<float>() { return active_kernels().f32; }
 template <>
-inline const GemmKernels<double>& gemm_kernels<double>() { return active_kernels().gemm_f64; }
-
-template <class T>
-const CellKernels<T>& cell_kernels();
-template <>
-inline const CellKernels<float>& cell_kernels<float>() { return active_kernels().cell_f32; }
-template <>
-inline const CellKernels<double>& cell_kernels<double>() { return active_kernels().cell_f64; }
-
-template <class T>
-const AdamKernels<T>& adam_kernels();
-template <>
-inline const AdamKernels<float>& adam_kernels<float>() { return active_kernels().adam_f32; }
-template <>
-inline const AdamKernels<double>& adam_kernels<double>() { return active_kernels().adam_f64; }
+inline const TypedKernels<double>& kernels<double>() { return active_kernels().f64; }
 
 }  // namespace detail
 }  // namespace fastgru
