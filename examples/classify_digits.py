@@ -7,7 +7,6 @@ torch is installed.
     python examples/classify_digits.py [--epochs 30]
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -15,15 +14,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import fastgru
+from torch_baseline import parse_example_args, torch_available, train_and_predict
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    args = parser.parse_args()
-    opts = dict(hidden_size=args.hidden, epochs=args.epochs, batch_size=32, lr=3e-3)
+    args, opts = parse_example_args(__doc__, epochs=30, hidden=64)
 
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)            # (1797, 8 steps, 8 features) in [0, 1]
@@ -38,7 +33,6 @@ def main():
     ours = time.perf_counter() - start
     print(f"fastgru  test accuracy {clf.score(X_test, y_test):.4f}, training {ours:.2f} s")
 
-    from torch_baseline import torch_available, train_and_predict
     if args.no_torch or not torch_available():
         return
     logits, theirs = train_and_predict(X_train, y_train, X_test, outputs=10, loss="cross_entropy", **opts)

@@ -9,13 +9,13 @@ change"), the training time, and the same for an identical PyTorch model when to
     python examples/forecast_co2.py [--epochs 20]
 """
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
 import fastgru
+from torch_baseline import parse_example_args, torch_available, train_and_predict
 
 DATA = Path(__file__).resolve().parent / "data" / "co2_mauna_loa_weekly.csv"
 WINDOW, HORIZON = 52, 4
@@ -51,12 +51,7 @@ def rmse_ppm(pred, y):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    args = parser.parse_args()
-    opts = dict(hidden_size=args.hidden, epochs=args.epochs, batch_size=32, lr=3e-3)
+    args, opts = parse_example_args(__doc__, epochs=20, hidden=32)
 
     X_train, y_train, X_test, y_test = train_test_split(*make_windows(load_series()))
     print(f"CO2 at Mauna Loa: {len(X_train)} training and {len(X_test)} test windows of {WINDOW} weeks, "
@@ -71,7 +66,6 @@ def main():
     print(f"fastgru                  test RMSE {rmse_ppm(est.predict(X_test), y_test):.3f} ppm, "
           f"training {ours:.2f} s")
 
-    from torch_baseline import torch_available, train_and_predict
     if args.no_torch or not torch_available():
         return
     pred, theirs = train_and_predict(X_train, y_train, X_test, outputs=HORIZON, loss="mse", **opts)

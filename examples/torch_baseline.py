@@ -2,10 +2,21 @@
 every step, Linear head), the same loss, Adam, epochs, batch size and shuffling, trained with a
 plain PyTorch loop. Used only when torch is installed."""
 
+import argparse
 import importlib.util
 import time
 
 import numpy as np
+
+
+def parse_example_args(doc, epochs, hidden):
+    """The examples' shared command line: (args, the estimator options both systems train with)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--hidden", type=int, default=hidden)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    args = parser.parse_args()
+    return args, dict(hidden_size=args.hidden, epochs=args.epochs, batch_size=32, lr=3e-3)
 
 
 def torch_available():
