@@ -11,6 +11,11 @@
 #include <thread>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define FASTGRU_HAVE_FORK 1
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FASTGRU_PAUSE() _mm_pause()
@@ -100,6 +105,13 @@ class Pool {
 
   int size() const { return n_; }
 
+#if FASTGRU_HAVE_FORK
+  // A forked child has none of the parent's threads: its pool must not be used or joined.
+  bool inherited() const { return owner_ != getpid(); }
+#else
+  bool inherited() const { return false; }
+#endif
+
   // Runs body on a team of team_size threads. When the caller has finished its own share, it
   // takes over the share of every worker that has not started yet (asleep, or descheduled on
   // a busy machine) instead of waiting for it: the result is the same, as the share is fixed
@@ -161,6 +173,9 @@ class Pool {
   }
 
   int n_;
+#if FASTGRU_HAVE_FORK
+  pid_t owner_ = getpid();
+#endif
   std::unique_ptr<std::atomic<int>[]> slots_{new std::atomic<int>[static_cast<size_t>(n_)]};
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -184,7 +199,10 @@ int default_threads() {
 
 std::mutex g_pool_mutex;  // one region at a time; also guards resizing
 int g_num_threads = 0;
-std::unique_ptr<Pool> g_pool;
+// Never destroyed at exit (the workers end with the process). A pool inherited by a forked
+// child is abandoned, not destroyed: its threads, and the waiters its condition variables
+// record, belong to the parent.
+Pool* g_pool = nullptr;
 
 }  // namespace
 
@@ -219,9 +237,10 @@ void run_region(const std::function<void(const Team&)>& body, int max_threads) {
     t_in_region = false;
     return;
   }
+  if (g_pool && g_pool->inherited()) g_pool = nullptr;
   if (!g_pool || g_pool->size() != g_num_threads) {
-    g_pool.reset();
-    g_pool = std::make_unique<Pool>(g_num_threads);
+    delete g_pool;
+    g_pool = new Pool(g_num_threads);
   }
   g_pool->run(body, n);
 }

@@ -1,0 +1,46 @@
+"""The thread pool across fork(): a forked child (multiprocessing's default on Linux) has none of
+the parent's worker threads. It must still compute (the same numbers as the reference) and
+exit normally, also when it never computed."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import fastgru
+
+    fastgru.set_num_threads(2)
+    layer = fastgru.GRU(8, 96, seed=0)
+    ref = fastgru.GRU(8, 96, seed=0, backend="numpy")
+    x = np.random.default_rng(0).standard_normal((12, 5, 8)).astype(np.float32)
+    layer(x)                                   # the parent's pool now has a worker thread
+    y_ref, _ = ref(x)
+    ref.backward(np.ones_like(y_ref))
+
+    pid = os.fork()
+    if pid == 0:                               # child: computes with the parent's pool gone
+        y, _ = layer(x)
+        layer.backward(np.ones_like(y))
+        ok = np.allclose(y, y_ref, rtol=1e-5, atol=1e-6) and np.allclose(layer.grad, ref.grad, rtol=1e-4, atol=1e-5)
+        sys.exit(0 if ok else 3)               # a normal exit: static destructors run
+    _, status = os.waitpid(pid, 0)
+    print("computing child", os.waitstatus_to_exitcode(status))
+
+    pid = os.fork()
+    if pid == 0:                               # child that never computes
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    print("idle child", os.waitstatus_to_exitcode(status))
+""")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_forked_children_compute_and_exit():
+    result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", SCRIPT],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["computing child 0", "idle child 0"], result.stdout + result.stderr
