@@ -7,6 +7,7 @@ from .estimators import GRUClassifier, GRURegressor, NonFiniteLossError
 from .io import load
 from .layers import Dense
 from .model import GRUModel
+from . import convert
 
 __version__ = "0.1.0"
 

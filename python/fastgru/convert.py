@@ -1,0 +1,65 @@
+"""Weights from Keras and ONNX GRUs into fastgru's (= torch.nn.GRU's) names, shapes and gate order.
+
+fastgru (like PyTorch) stacks gates r, z, n in rows of weight_ih (3H, I) / weight_hh (3H, H).
+Keras stacks z, r, h in columns of kernel (I, 3H) / recurrent_kernel (H, 3H); ONNX stacks z, r, h
+in rows of W (D, 3H, I) / R (D, 3H, H). Keras reset_after=False and ONNX linear_before_reset=0
+are fastgru's reset_after=False; Keras reset_after=True and ONNX linear_before_reset=1 are
+reset_after=True.
+"""
+
+import numpy as np
+
+from ._checks import as_numeric
+
+
+def _zrh_to_rzn(rows):
+    """Rows in gate order z, r, h (3H, ...) -> r, z, n."""
+    z, r, h = np.split(rows, 3, axis=0)
+    return np.concatenate([r, z, h], axis=0)
+
+
+def from_keras(kernel, recurrent_kernel, bias=None, *, layer=0, suffix=""):
+    """state_dict entries of one direction of one layer from a keras.layers.GRU's weights
+    (layer.get_weights()): kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,) with
+    reset_after=False or (2, 3H) with reset_after=True, or None (use_bias=False).
+    suffix="_reverse" for the backward layer of a Bidirectional wrapper."""
+    kernel, recurrent_kernel = as_numeric(kernel, "kernel"), as_numeric(recurrent_kernel, "recurrent_kernel")
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 3 * recurrent_kernel.shape[0]:
+        raise ValueError(f"recurrent_kernel: expected shape (H, 3H), got {recurrent_kernel.shape}")
+    H = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[1] != 3 * H:
+        raise ValueError(f"kernel: expected shape (I, 3H) = (I, {3 * H}), got {kernel.shape}")
+    name = f"_l{layer}{suffix}"
+    out = {"weight_ih" + name: _zrh_to_rzn(kernel.T), "weight_hh" + name: _zrh_to_rzn(recurrent_kernel.T)}
+    if bias is not None:
+        bias = as_numeric(bias, "bias")
+        if bias.shape == (3 * H,):
+            b_ih, b_hh = bias, np.zeros_like(bias)
+        elif bias.shape == (2, 3 * H):
+            b_ih, b_hh = bias
+        else:
+            raise ValueError(f"bias: expected shape (3H,) = ({3 * H},) or (2, 3H) = (2, {3 * H}), got {bias.shape}")
+        out["bias_ih" + name], out["bias_hh" + name] = _zrh_to_rzn(b_ih), _zrh_to_rzn(b_hh)
+    return out
+
+
+def from_onnx(W, R, B=None, *, layer=0):
+    """state_dict entries of one ONNX GRU node (one layer; forward or bidirectional):
+    W (D, 3H, I), R (D, 3H, H), B (D, 6H) = [Wb | Rb] or None."""
+    W, R = as_numeric(W, "W"), as_numeric(R, "R")
+    if R.ndim != 3 or R.shape[1] != 3 * R.shape[2] or R.shape[0] not in (1, 2):
+        raise ValueError(f"R: expected shape (D, 3H, H) with D in (1, 2), got {R.shape}")
+    D, _, H = R.shape
+    if W.ndim != 3 or W.shape[:2] != (D, 3 * H):
+        raise ValueError(f"W: expected shape (D, 3H, I) = ({D}, {3 * H}, I), got {W.shape}")
+    if B is not None:
+        B = as_numeric(B, "B")
+        if B.shape != (D, 6 * H):
+            raise ValueError(f"B: expected shape (D, 6H) = ({D}, {6 * H}), got {B.shape}")
+    out = {}
+    for d in range(D):
+        name = f"_l{layer}" + ("_reverse" if d == 1 else "")
+        out["weight_ih" + name], out["weight_hh" + name] = _zrh_to_rzn(W[d]), _zrh_to_rzn(R[d])
+        if B is not None:
+            out["bias_ih" + name], out["bias_hh" + name] = _zrh_to_rzn(B[d, :3 * H]), _zrh_to_rzn(B[d, 3 * H:])
+    return out
