@@ -44,3 +44,18 @@ def test_forked_children_compute_and_exit():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["computing child 0", "idle child 0"], result.stdout + result.stderr
+
+
+def test_core_stub_lists_every_binding():
+    """python/fastgru/_core.pyi (for type checkers and editors) must keep up with the bindings:
+    regenerate it with `pybind11-stubgen fastgru._core -o python` after changing them."""
+    import ast
+    import pathlib
+
+    from fastgru import _core
+
+    stub = pathlib.Path(_core.__file__).with_name("_core.pyi")
+    names = {node.name for node in ast.parse(stub.read_text()).body
+             if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    public = {name for name in dir(_core) if not name.startswith("__")}
+    assert public == names

@@ -111,7 +111,7 @@ class GRU(FlatParameters):
 
         if self.backend == "cpp":
             backward = getattr(_core, f"gru_backward_{self.dtype}")
-            dx, dh0 = backward(cache, self._params, dy, dh_n, self._grad)
+            dx, dh0 = backward(cache, self._params, dy, self._grad, dh_n)
         else:
             dx, dh0, grads = reference.gru_backward(
                 self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,

@@ -79,8 +79,8 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
 }
 
 template <class T>
-py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy,
-                   std::optional<Array<T>> dh_n, py::array grad_any) {
+py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, py::array grad_any,
+                   std::optional<Array<T>> dh_n) {
   if (!py::isinstance<py::array_t<T>>(grad_any) || !(grad_any.flags() & py::array::c_style) ||
       !grad_any.writeable())
     throw py::value_error(std::string("grad: expected a writable C-contiguous ") +
@@ -114,7 +114,7 @@ void bind_dtype(py::module_& m, const char* cache_name, const std::string& suffi
         py::arg("h0") = py::none(), py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
         py::arg("training") = false);
   m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("cache"), py::arg("params"), py::arg("dy"),
-        py::arg("dh_n") = py::none(), py::arg("grad"));
+        py::arg("grad"), py::arg("dh_n") = py::none());
 }
 
 }  // namespace

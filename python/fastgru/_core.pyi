@@ -1,0 +1,121 @@
+"""
+fastgru's compiled core: GRU forward/backward, fused Adam, GEMM, threading
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'active_isa', 'adam_step', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+class GruConfig:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
+        ...
+    @property
+    def bias(self) -> bool:
+        ...
+    @property
+    def bidirectional(self) -> bool:
+        ...
+    @property
+    def hidden_size(self) -> int:
+        ...
+    @property
+    def input_size(self) -> int:
+        ...
+    @property
+    def num_layers(self) -> int:
+        ...
+    @property
+    def reset_after(self) -> bool:
+        ...
+class GruCacheFloat32:
+    """
+    What a training-mode forward keeps for backward.
+    """
+    @property
+    def batch(self) -> int:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+class GruCacheFloat64:
+    """
+    What a training-mode forward keeps for backward.
+    """
+    @property
+    def batch(self) -> int:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+def _gemm(A: typing.Any, B: typing.Any, C: numpy.ndarray, ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
+    """
+    C = beta C + op(A) op(B) in place (op transposes when ta/tb); returns C. Test hook.
+    """
+def _gemm_packed(A: typing.Any, B: typing.Any, n0: typing.SupportsInt | typing.SupportsIndex, n1: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, C: numpy.ndarray, tb: bool = False) -> numpy.ndarray:
+    """
+    C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1] in place via a packed B; returns C. Test hook.
+    """
+def _packed_panel_width() -> int:
+    """
+    Column granularity of packed matrices for the active instruction set.
+    """
+def active_isa() -> str:
+    """
+    The instruction set in use.
+    """
+def adam_step(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool) -> None:
+    """
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics).
+    """
+def available_isas() -> list[str]:
+    """
+    Instruction sets this build has kernels for and this CPU runs, lowest first.
+    """
+def dense_backward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad_weight: numpy.ndarray, grad_bias: numpy.ndarray | None = None, need_dx: bool = True) -> typing.Any:
+    """
+    Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight (or None when need_dx is false).
+    """
+def dense_backward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad_weight: numpy.ndarray, grad_bias: numpy.ndarray | None = None, need_dx: bool = True) -> typing.Any:
+    """
+    Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight (or None when need_dx is false).
+    """
+def dense_forward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], bias: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    y (R, out) = x (R, in) weight^T (in, out) + bias (out,).
+    """
+def dense_forward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], bias: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    y (R, out) = x (R, in) weight^T (in, out) + bias (out,).
+    """
+def get_num_threads() -> int:
+    ...
+def gru_backward_float32(cache: GruCacheFloat32, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple:
+    ...
+def gru_backward_float64(cache: GruCacheFloat64, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple:
+    ...
+def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, training: bool = False) -> tuple:
+    ...
+def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, training: bool = False) -> tuple:
+    ...
+def gru_param_count(config: GruConfig) -> int:
+    ...
+def gru_param_layout(config: GruConfig) -> list:
+    """
+    [(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.
+    """
+def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
+    """
+    (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
+    """
+def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
+    """
+    (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
+    """
+def set_isa(name: str) -> None:
+    """
+    Use the kernels of another instruction set (as the FASTGRU_ISA environment variable does).
+    """
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Number of threads the core uses (default: OMP_NUM_THREADS or the core count).
+    """
