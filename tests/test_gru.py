@@ -4,7 +4,7 @@ the contract's details and its bad-input errors."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastgru
@@ -17,11 +17,15 @@ TORCH_RTOL = {"float64": 1e-9, "float32": 2e-4}     # vs torch.nn.GRU (contract)
 # ---- helpers ---------------------------------------------------------------------------------
 
 def assert_close(actual, expected, rtol, what):
-    """max |actual - expected| <= rtol * the larger max magnitude of the two."""
+    """max |actual - expected| <= rtol * the larger max magnitude of the two. In float32 that
+    magnitude is floored at 1e-2 (inputs and output gradients here are O(1)): a gradient that
+    cancels down to 1e-4 keeps the rounding errors of the O(1e-2) terms it was summed from."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0.0)
     scale = max(np.abs(expected).max(initial=0.0), np.abs(actual).max(initial=0.0))
+    if np.float32 in (actual.dtype, expected.dtype):
+        scale = max(scale, 1e-2)
     assert diff <= rtol * scale, f"{what}: max abs error {diff:.3g} > {rtol:g} * max magnitude {scale:.3g}"
 
 
@@ -131,10 +135,12 @@ def test_cpp_matches_numpy_odd_sizes(rng, H, I, B, T, reset_after, dtype):
 
 # hypothesis' own failure report triggers this warning, which would turn a failure into an INTERNALERROR
 @pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)  # the same examples on every run
 @given(T=st.integers(1, 6), B=st.integers(1, 6), I=st.integers(1, 40), H=st.integers(1, 70),
        num_layers=st.integers(1, 2), bidirectional=st.booleans(), reset_after=st.booleans(),
        bias=st.booleans(), dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 2**32 - 1))
+@example(T=1, B=1, I=38, H=1, num_layers=1, bidirectional=False, reset_after=False, bias=False,
+         dtype="float32", seed=41)  # a float32 dh0 that cancels to 7e-4 (see assert_close)
 def test_cpp_matches_numpy_random_shapes(T, B, I, H, num_layers, bidirectional, reset_after, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     cpp, ref = make_layers(I, H, num_layers, bidirectional=bidirectional, reset_after=reset_after,
