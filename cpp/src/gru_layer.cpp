@@ -3,9 +3,10 @@
 // kernel; backward's weight and input gradients are one GEMM each after the reverse sweep.
 //
 // Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
-// thread owns all three gates of its units: it computes its columns of h W_hh^T and then the
-// new state of exactly those units, with one barrier per step. The partition is fixed, so
-// results do not depend on the thread count.
+// part (a fixed range of blocks) holds all three gates of its units: it computes its columns
+// of h W_hh^T and then the new state of exactly those units. Steps are phases of run_phases
+// (threads.h): a thread keeps the same part step after step while it keeps up. The parts are
+// fixed, so results do not depend on the thread count or on which thread runs a part.
 #include "gru_layer.h"
 
 #include <algorithm>
