@@ -430,31 +430,25 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
     std::snprintf(what, sizeof what, "gemm recurrent %zux%zux%zu, x%zu steps", B, N, H, T);
     rows.push_back({what, measure([&] { steps(T); }), 2.0 * T * B * N * H});
   }
-  // Input projection: gx (T*B, 3H) = x (T*B, I) W_ih^T.
-  {
-    std::vector<float> x = random_vector(TB * I, 1, rng), w = random_vector(N * I, 1, rng), gx(TB * N);
-    auto run = [&] { gemm<float>(Trans::no, Trans::yes, TB, N, I, x.data(), I, w.data(), I, 0.f, gx.data(), N); };
+  // One whole-sequence product C (M, N) = op(A) op(B) over random operands, checked, then timed.
+  auto time_gemm = [&](const char* label, const char* shape, Trans ta, Trans tb, size_t M, size_t N_,
+                       size_t K) {
+    std::vector<float> a = random_vector(M * K, 1, rng), b = random_vector(K * N_, 1, rng), out(M * N_);
+    const size_t lda = ta == Trans::no ? K : M, ldb = tb == Trans::no ? N_ : K;
+    auto run = [&] { gemm<float>(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, 0.f, out.data(), N_); };
     run();
-    if (!gemm_matches(Trans::no, Trans::yes, TB, N, I, x.data(), I, w.data(), I, gx.data(), N)) {
-      std::printf("WRONG RESULT: input-projection gemm at %s\n", c.name);
+    if (!gemm_matches(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, out.data(), N_)) {
+      std::printf("WRONG RESULT: %s gemm at %s\n", label, c.name);
       return false;
     }
-    std::snprintf(what, sizeof what, "gemm input proj %zux%zux%zu (A B^T)", TB, N, I);
-    rows.push_back({what, measure(run), 2.0 * TB * N * I});
-  }
-  // Weight gradient: dW_hh (3H, H) = dgh^T (3H, T*B) states (T*B, H).
-  {
-    std::vector<float> dg = random_vector(TB * N, 1, rng), s = random_vector(TB * H, 1, rng), dw(N * H);
-    auto run = [&] { gemm<float>(Trans::yes, Trans::no, N, H, TB, dg.data(), N, s.data(), H, 0.f, dw.data(), H); };
-    run();
-    if (!gemm_matches(Trans::yes, Trans::no, N, H, TB, dg.data(), N, s.data(), H, dw.data(), H)) {
-      std::printf("WRONG RESULT: weight-gradient gemm at %s\n", c.name);
-      return false;
-    }
-    std::snprintf(what, sizeof what, "gemm weight grad %zux%zux%zu (A^T B)", N, H, TB);
-    rows.push_back({what, measure(run), 2.0 * N * H * TB});
-  }
-  return true;
+    std::snprintf(what, sizeof what, "gemm %s %zux%zux%zu (%s)", label, M, N_, K, shape);
+    rows.push_back({what, measure(run), 2.0 * M * N_ * K});
+    return true;
+  };
+  // Input projection: gx (T*B, 3H) = x (T*B, I) W_ih^T; weight gradient: dW_hh (3H, H) =
+  // dgh^T (3H, T*B) states (T*B, H).
+  return time_gemm("input proj", "A B^T", Trans::no, Trans::yes, TB, N, I) &&
+         time_gemm("weight grad", "A^T B", Trans::yes, Trans::no, N, H, TB);
 }
 
 [[noreturn]] void usage(const char* message) {
