@@ -1,5 +1,6 @@
 // Chooses the kernel table: the widest instruction set the CPU supports, or the one named
 // by FASTGRU_ISA (to test every path on one machine, or to work around a bad CPU).
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -49,7 +50,16 @@ const IsaKernels* find(const std::string& name) {
 
 const IsaKernels* choose_initial() {
   if (const char* env = std::getenv("FASTGRU_ISA")) {
-    if (*env) return find(env);
+    if (*env) {
+      try {
+        return find(env);
+      } catch (const std::invalid_argument& e) {
+        std::string available;
+        for (const auto& name : available_isas()) available += (available.empty() ? "" : ", ") + name;
+        throw std::invalid_argument(std::string("FASTGRU_ISA: ") + e.what() + " (available here: " +
+                                    available + "; set_isa() chooses another)");
+      }
+    }
   }
   const IsaKernels* best = nullptr;
   for (const auto& c : kCandidates)
@@ -57,14 +67,20 @@ const IsaKernels* choose_initial() {
   return best;
 }
 
-const IsaKernels*& active_table() {
-  static const IsaKernels* table = choose_initial();
-  return table;
-}
+// Chosen at first use, so that a bad FASTGRU_ISA is reported as an error then, and set_isa()
+// can still choose another.
+std::atomic<const IsaKernels*> g_active{nullptr};
 
 }  // namespace
 
-const IsaKernels& active_kernels() { return *active_table(); }
+const IsaKernels& active_kernels() {
+  const IsaKernels* table = g_active.load(std::memory_order_acquire);
+  if (!table) {
+    table = choose_initial();
+    g_active.store(table, std::memory_order_release);
+  }
+  return *table;
+}
 
 }  // namespace detail
 
@@ -77,6 +93,8 @@ std::vector<std::string> available_isas() {
 
 std::string active_isa() { return detail::active_kernels().name; }
 
-void set_isa(const std::string& name) { detail::active_table() = detail::find(name); }
+void set_isa(const std::string& name) {
+  detail::g_active.store(detail::find(name), std::memory_order_release);
+}
 
 }  // namespace fastgru
