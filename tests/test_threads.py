@@ -59,3 +59,38 @@ def test_core_stub_lists_every_binding():
              if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     public = {name for name in dir(_core) if not name.startswith("__")}
     assert public == names
+
+
+def test_layers_used_from_several_python_threads_at_once(restore_threads):
+    """The GIL is released during compute, so Python threads call the core concurrently (regions
+    then take turns on the pool); each must get the numbers of the NumPy reference."""
+    import threading
+
+    import numpy as np
+
+    import fastgru
+
+    fastgru.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal((30, 4, 6)).astype(np.float32)
+    ref = fastgru.GRU(6, 70, seed=1, backend="numpy")
+    y_ref, _ = ref(x)
+    results, errors = [], []
+
+    def work():
+        try:
+            layer = fastgru.GRU(6, 70, seed=1)
+            for _ in range(5):
+                y, _ = layer(x)
+                layer.backward(np.ones_like(y))
+            results.append(y)
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 4
+    for y in results:
+        np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)

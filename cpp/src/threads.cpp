@@ -198,7 +198,8 @@ int default_threads() {
 }
 
 std::mutex g_pool_mutex;  // one region at a time; also guards resizing
-int g_num_threads = 0;
+// Atomic, not under g_pool_mutex: sizing work (threads_for) may be asked from inside a region.
+std::atomic<int> g_num_threads{0};
 // Never destroyed at exit (the workers end with the process). A pool inherited by a forked
 // child is abandoned, not destroyed: its threads, and the waiters its condition variables
 // record, belong to the parent.
@@ -210,15 +211,16 @@ void Team::barrier() const {
   if (size > 1) static_cast<Barrier*>(barrier_)->wait();
 }
 
-void set_num_threads(int n) {
-  std::lock_guard<std::mutex> lock(g_pool_mutex);
-  g_num_threads = n > 0 ? n : 1;
-}
+void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 1); }
 
 int get_num_threads() {
-  std::lock_guard<std::mutex> lock(g_pool_mutex);
-  if (g_num_threads == 0) g_num_threads = default_threads();
-  return g_num_threads;
+  int n = g_num_threads.load();
+  if (n == 0) {
+    int unset = 0;
+    g_num_threads.compare_exchange_strong(unset, default_threads());
+    n = g_num_threads.load();
+  }
+  return n;
 }
 
 namespace {
@@ -229,8 +231,8 @@ void run_region(const std::function<void(const Team&)>& body, int max_threads) {
     return;
   }
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  if (g_num_threads == 0) g_num_threads = default_threads();
-  int n = g_num_threads < max_threads ? g_num_threads : max_threads;
+  const int threads = get_num_threads();
+  int n = threads < max_threads ? threads : max_threads;
   if (n <= 1) {
     t_in_region = true;
     body(Team(0, 1, nullptr));
@@ -238,9 +240,9 @@ void run_region(const std::function<void(const Team&)>& body, int max_threads) {
     return;
   }
   if (g_pool && g_pool->inherited()) g_pool = nullptr;
-  if (!g_pool || g_pool->size() != g_num_threads) {
+  if (!g_pool || g_pool->size() != threads) {
     delete g_pool;
-    g_pool = new Pool(g_num_threads);
+    g_pool = new Pool(threads);
   }
   g_pool->run(body, n);
 }
