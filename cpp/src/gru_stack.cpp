@@ -99,7 +99,9 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   const size_t out_size = steps * batch * D * H;
   const auto slots = direction_slots<T>(cfg, params, grad);
 
-  Buffer<T> d_out(dy, dy + out_size), d_in;
+  // Gradient of the current layer's output: dy itself for the top layer (never copied).
+  const T* d_out = dy;
+  Buffer<T> d_lower, d_in;
   for (size_t layer = L; layer-- > 0;) {
     const size_t in = cfg.layer_input_size(layer);
     T* d_input = dx;
@@ -112,7 +114,7 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
       detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, cache.lengths.data()};
       detail::gru_direction_backward<T>(shape, slots[slot].params, cache.inputs[layer].data(),
                                         cache.states[slot].data(), cache.gates[slot].data(),
-                                        d_out.data() + dir * H, D * H, dh_n ? dh_n + slot * BH : nullptr,
+                                        d_out + dir * H, D * H, dh_n ? dh_n + slot * BH : nullptr,
                                         d_input, dir == 0 ? T(0) : T(1), dh0 + slot * BH,
                                         slots[slot].grads);
     }
@@ -121,7 +123,8 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
         const T* mask = cache.dropout.data() + (layer - 1) * out_size;
         for (size_t i = 0; i < out_size; ++i) d_in[i] *= mask[i];
       }
-      d_out.swap(d_in);
+      d_lower.swap(d_in);
+      d_out = d_lower.data();
     }
   }
 }

@@ -223,9 +223,7 @@ int get_num_threads() {
   return n;
 }
 
-namespace {
-
-void run_region(const std::function<void(const Team&)>& body, int max_threads) {
+void parallel_run(const std::function<void(const Team&)>& body, int max_threads) {
   if (t_in_region) {
     body(Team(0, 1, nullptr));
     return;
@@ -245,12 +243,6 @@ void run_region(const std::function<void(const Team&)>& body, int max_threads) {
     g_pool = new Pool(threads);
   }
   g_pool->run(body, n);
-}
-
-}  // namespace
-
-void parallel_run(const std::function<void(const Team&)>& body, int max_threads) {
-  run_region(body, max_threads);
 }
 
 void run_phases(size_t phases, size_t parts, const std::function<void(size_t, size_t)>& fn) {
@@ -287,7 +279,7 @@ void run_phases(size_t phases, size_t parts, const std::function<void(size_t, si
       while (!finished()) std::this_thread::yield();
   };
 
-  run_region(
+  parallel_run(
       [&](const Team& team) {
         joined.fetch_add(1, std::memory_order_acq_rel);
         const Range own = static_range(parts, team.tid, team.size);
