@@ -329,3 +329,15 @@ def test_core_model_checks_its_buffers():
         core.compute_gradients(params, grad, x, None, target, None, np.ones((1, T, B, H), np.float32), None)
     with pytest.raises(ValueError, match="mask"):
         core.compute_gradients(params, grad, x, None, target, np.ones(3, bool), None, None)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_train_step_in_eval_mode_has_no_dropout(rng, backend):
+    """In eval mode a step sees no dropout and draws no masks: the same step as a model without dropout."""
+    opts = dict(num_layers=2, return_sequences=True, dtype="float64", seed=4, backend=backend)
+    with_dropout, without = fastgru.GRUModel(F, H, O, dropout=0.5, **opts).eval(), fastgru.GRUModel(F, H, O, **opts)
+    x, target = rng.standard_normal((B, T, F)), rng.standard_normal((B, T, O))
+    a = with_dropout.train_step(x, target, fastgru.Adam(with_dropout), lengths=LENGTHS)
+    b = without.train_step(x, target, fastgru.Adam(without), lengths=LENGTHS)
+    assert a.loss == pytest.approx(b.loss, rel=1e-12) and not with_dropout.training
+    np.testing.assert_allclose(with_dropout.params, without.params, rtol=1e-12, atol=1e-14)
