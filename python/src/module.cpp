@@ -1,7 +1,9 @@
 #include "bindings.h"
+#include "fastgru/version.h"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastgru's compiled core: GRU forward/backward, fused Adam, GEMM, threading";
+  m.attr("__version__") = FASTGRU_VERSION;
   bind_runtime(m);
   bind_gemm(m);
   bind_gru(m);
