@@ -1,0 +1,44 @@
+"""The C++ library as a C++ user gets it: `cmake --install` of the core, then examples/cpp built
+out of tree against the installed package (find_package(fastgru), fastgru::fastgru) and run; it
+trains a GRU in C++ alone and must print a falling loss. Also: the wheel holds the Python package
+only, never the C++ library."""
+
+import importlib.metadata
+import pathlib
+import re
+import shutil
+import subprocess
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run(*command):
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(map(str, command))}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_installed_library_trains_the_cpp_example(tmp_path):
+    cmake = shutil.which("cmake")
+    assert cmake and shutil.which("ninja"), "cmake and ninja come with the test extra: pip install '.[test]'"
+    build, prefix, example = tmp_path / "build", tmp_path / "prefix", tmp_path / "example"
+    release = ["-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release"]
+    run(cmake, "-S", REPO, "-B", build, *release, f"-DCMAKE_INSTALL_PREFIX={prefix}")
+    run(cmake, "--build", build, "--target", "fastgru_core")
+    run(cmake, "--install", build)
+    assert list(prefix.glob("lib*/cmake/fastgru/fastgruConfig.cmake")), "no CMake package installed"
+
+    run(cmake, "-S", REPO / "examples" / "cpp", "-B", example, *release, f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(cmake, "--build", example)
+    output = run(example / "train_gru")
+
+    assert importlib.metadata.version("fastgru") in output.splitlines()[0]
+    losses = [float(value) for value in re.findall(r"loss ([0-9.eE+-]+)", output)]
+    assert len(losses) >= 10, output
+    assert losses[-1] < 0.25 * losses[0], output
+
+
+def test_wheel_holds_no_cpp_library():
+    """Wheel builds turn FASTGRU_INSTALL off: only the Python package and its _core module."""
+    files = [str(f) for f in importlib.metadata.files("fastgru")]
+    assert not [f for f in files if f.endswith((".a", ".h", ".cmake")) or "/include/" in f], files
