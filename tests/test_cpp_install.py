@@ -27,6 +27,10 @@ def test_installed_library_trains_the_cpp_example(tmp_path):
     run(cmake, "--build", build, "--target", "fastgru_core")
     run(cmake, "--install", build)
     assert list(prefix.glob("lib*/cmake/fastgru/fastgruConfig.cmake")), "no CMake package installed"
+    headers = prefix / "include"
+    for header in headers.glob("fastgru/*.h"):  # public headers include only public headers
+        for included in re.findall(r'#include\s*"([^"]+)"', header.read_text()):
+            assert (headers / included).is_file(), f"{header.name} includes {included}, which is not installed"
 
     run(cmake, "-S", REPO / "examples" / "cpp", "-B", example, *release, f"-DCMAKE_PREFIX_PATH={prefix}")
     run(cmake, "--build", example)
