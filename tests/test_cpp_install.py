@@ -1,7 +1,7 @@
 """The C++ library as a C++ user gets it: `cmake --install` of the core, then examples/cpp built
 out of tree against the installed package (find_package(fastgru), fastgru::fastgru) and run; it
-trains a GRU in C++ alone and must print a falling loss. Also: the wheel holds the Python package
-only, never the C++ library."""
+trains a GRU in C++ alone and must print a falling loss and beat predicting the mean on held-out
+data. Also: the wheel holds the Python package only, never the C++ library."""
 
 import importlib.metadata
 import pathlib
@@ -40,6 +40,8 @@ def test_installed_library_trains_the_cpp_example(tmp_path):
     losses = [float(value) for value in re.findall(r"loss ([0-9.eE+-]+)", output)]
     assert len(losses) >= 10, output
     assert losses[-1] < 0.25 * losses[0], output
+    held_out, baseline = map(float, re.search(r"held-out mse (\S+) \(predicting 0: (\S+)\)", output).groups())
+    assert held_out < 0.25 * baseline, output
 
 
 def test_wheel_holds_no_cpp_library():

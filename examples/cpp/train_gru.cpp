@@ -1,19 +1,16 @@
 // Trains a small GRU regressor in C++ alone, on data it generates, and prints the loss per epoch.
-// The task: from a sequence of 2 noisy features, predict the mean of feature 0 over the last 5 steps.
-// Model: GRU (I=2, H=16) -> Dense head on the last state (H -> 1) -> mean squared error, all
-// parameters in one flat buffer updated by one fused Adam step.
-#include <algorithm>
+// The task: from a sequence of 2 noisy features, predict the mean of feature 0 over the last 5
+// steps. The model (fastgru/model.h): GRU (I=2, H=16) -> Dense head on the last state (H -> 1) ->
+// mean squared error, every parameter in one flat buffer; one train_step call per batch does
+// forward, loss, backward, gradient clipping and the Adam update.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
 #include <vector>
 
-#include <fastgru/adam.h>
 #include <fastgru/cpu.h>
-#include <fastgru/dense.h>
-#include <fastgru/gru.h>
-#include <fastgru/loss.h>
+#include <fastgru/model.h>
 #include <fastgru/version.h>
 
 namespace {
@@ -21,71 +18,74 @@ namespace {
 constexpr size_t kSteps = 20, kBatch = 32, kInputs = 2, kHidden = 16, kBatches = 8, kEpochs = 15;
 constexpr size_t kWindow = 5;  // the target averages feature 0 over the last kWindow steps
 
-struct Batch {
+struct Sequences {
   std::vector<float> x;       // (T, B, I), time-major
   std::vector<float> target;  // (B, 1)
 };
 
-Batch make_batch(std::mt19937& rng) {
+Sequences make_sequences(std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  Batch batch{std::vector<float>(kSteps * kBatch * kInputs), std::vector<float>(kBatch, 0.0f)};
-  for (float& v : batch.x) v = normal(rng);
+  Sequences data{std::vector<float>(kSteps * kBatch * kInputs), std::vector<float>(kBatch, 0.0f)};
+  for (float& v : data.x) v = normal(rng);
   for (size_t t = kSteps - kWindow; t < kSteps; ++t)
-    for (size_t b = 0; b < kBatch; ++b) batch.target[b] += batch.x[(t * kBatch + b) * kInputs] / kWindow;
-  return batch;
+    for (size_t b = 0; b < kBatch; ++b) data.target[b] += data.x[(t * kBatch + b) * kInputs] / kWindow;
+  return data;
 }
 
 }  // namespace
 
 int main() {
-  fastgru::GruConfig gru;
-  gru.input_size = kInputs;
-  gru.hidden_size = kHidden;
+  fastgru::ModelConfig config;
+  config.gru.input_size = kInputs;
+  config.gru.hidden_size = kHidden;
+  config.output_size = 1;
+  config.return_sequences = false;  // one prediction per sequence, from its last state
+  config.loss = fastgru::LossKind::mse;
+  fastgru::Model<float> model(config);
 
-  // One flat buffer: the GRU's parameters (torch.nn.GRU layout), then the head's weight (1, H)
-  // and bias (1,). Initialized as torch does: uniform in +-1/sqrt(H).
-  const size_t gru_size = fastgru::gru_param_count(gru);
-  const size_t size = gru_size + kHidden + 1;
-  std::vector<float> params(size), grad(size), exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f);
+  // The flat parameter buffer, initialized as torch does (uniform in +-1/sqrt(H)); the gradient
+  // and Adam's moments start at zero.
+  const size_t size = model.param_count();
+  std::vector<float> params(size), grad(size, 0.0f), exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f);
   std::mt19937 rng(0);
   const float bound = 1.0f / std::sqrt(static_cast<float>(kHidden));
   std::uniform_real_distribution<float> uniform(-bound, bound);
   for (float& p : params) p = uniform(rng);
-  const float* head_weight = params.data() + gru_size;
-  const float* head_bias = head_weight + kHidden;
 
-  std::vector<Batch> data;
-  for (size_t i = 0; i < kBatches; ++i) data.push_back(make_batch(rng));
+  std::vector<Sequences> train;
+  for (size_t i = 0; i < kBatches; ++i) train.push_back(make_sequences(rng));
+  const Sequences test = make_sequences(rng);
 
   fastgru::AdamConfig adam;
   adam.lr = 1e-2;
-  fastgru::GruCache<float> cache;
-  std::vector<float> y(kSteps * kBatch * kHidden), h_n(kBatch * kHidden), prediction(kBatch),
-      dprediction(kBatch), dh_n(kBatch * kHidden), dy(y.size(), 0.0f), dx(kSteps * kBatch * kInputs),
-      dh0(kBatch * kHidden);
-  int64_t step = 0;
+  fastgru::AdamState<float> optimizer{exp_avg.data(), exp_avg_sq.data()};
+  const double max_grad_norm = 1.0;
 
   std::printf("fastgru %s (%s kernels): GRU(%zu -> %zu) + Dense(%zu -> 1), %zu parameters\n",
               FASTGRU_VERSION, fastgru::active_isa().c_str(), kInputs, kHidden, kHidden, size);
   for (size_t epoch = 1; epoch <= kEpochs; ++epoch) {
     double loss_sum = 0.0;
-    for (const Batch& batch : data) {
-      fastgru::gru_forward<float>(gru, params.data(), kSteps, kBatch, batch.x.data(), nullptr, nullptr,
-                           nullptr, y.data(), h_n.data(), &cache);
-      fastgru::dense_forward(kBatch, kHidden, 1, h_n.data(), head_weight, head_bias, prediction.data());
-      loss_sum += fastgru::loss_forward_backward(fastgru::LossKind::mse, kBatch, 1, prediction.data(),
-                                                 batch.target.data(), nullptr, nullptr,
-                                                 dprediction.data());
-      // The head reads the last state only: its gradient enters the GRU as dh_n, with dy = 0.
-      std::fill(grad.begin(), grad.end(), 0.0f);
-      fastgru::dense_backward(kBatch, kHidden, 1, h_n.data(), head_weight, dprediction.data(),
-                              dh_n.data(), grad.data() + gru_size, grad.data() + gru_size + kHidden);
-      fastgru::gru_backward(gru, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(),
-                            grad.data());
-      fastgru::adam_step<float>(adam, size, params.data(), grad.data(), exp_avg.data(), exp_avg_sq.data(),
-                         nullptr, ++step);
+    for (const Sequences& data : train) {
+      fastgru::Batch<float> batch;
+      batch.steps = kSteps;
+      batch.batch = kBatch;
+      batch.x = data.x.data();
+      batch.target = data.target.data();
+      const fastgru::StepReport step =
+          model.train_step(params.data(), grad.data(), batch, adam, optimizer, max_grad_norm);
+      if (!step.applied) {
+        std::fprintf(stderr, "epoch %zu: non-finite loss or gradient\n", epoch);
+        return 1;
+      }
+      loss_sum += step.loss;
     }
     std::printf("epoch %2zu  loss %.6f\n", epoch, loss_sum / kBatches);
   }
+
+  std::vector<float> prediction(kBatch);
+  model.predict(params.data(), kSteps, kBatch, test.x.data(), nullptr, prediction.data());
+  double squared_error = 0.0;
+  for (size_t b = 0; b < kBatch; ++b) squared_error += std::pow(prediction[b] - test.target[b], 2);
+  std::printf("held-out mse %.6f (predicting 0: %.6f)\n", squared_error / kBatch, 1.0 / kWindow);
   return 0;
 }
