@@ -4,12 +4,18 @@ trains a GRU in C++ alone and must print a falling loss and beat predicting the 
 data. Also: the wheel holds the Python package only, never the C++ library."""
 
 import importlib.metadata
+import os
 import pathlib
 import re
 import shutil
 import subprocess
+import sysconfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# cmake and ninja come with the test extra; pip puts them beside this Python even when that
+# folder is not on PATH.
+TOOL_PATH = os.pathsep.join([sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user"),
+                             os.environ.get("PATH", "")])
 
 
 def run(*command):
@@ -19,10 +25,10 @@ def run(*command):
 
 
 def test_installed_library_trains_the_cpp_example(tmp_path):
-    cmake = shutil.which("cmake")
-    assert cmake and shutil.which("ninja"), "cmake and ninja come with the test extra: pip install '.[test]'"
+    cmake, ninja = shutil.which("cmake", path=TOOL_PATH), shutil.which("ninja", path=TOOL_PATH)
+    assert cmake and ninja, "cmake and ninja come with the test extra: pip install '.[test]'"
     build, prefix, example = tmp_path / "build", tmp_path / "prefix", tmp_path / "example"
-    release = ["-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release"]
+    release = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DCMAKE_BUILD_TYPE=Release"]
     run(cmake, "-S", REPO, "-B", build, *release, f"-DCMAKE_INSTALL_PREFIX={prefix}")
     run(cmake, "--build", build, "--target", "fastgru_core")
     run(cmake, "--install", build)
