@@ -1,4 +1,4 @@
-// bench_gru: speed of the GRU core at the standard configurations of bench/README.md (float32, one
+// bench_gru: speed of the GRU core at the standard configurations of BENCH.md (float32, one
 // layer, unidirectional, reset_after). For each configuration it first holds gru_forward and
 // gru_backward to a naive triple-loop implementation (exit 1 on mismatch), then reports the
 // median time and GFLOP/s of forward (inference), forward (training), backward and the training
@@ -37,7 +37,7 @@ struct BenchConfig {
   size_t B, T, I, H;
 };
 
-// The standard configurations (bench/README.md).
+// BENCH.md's standard configurations.
 const BenchConfig kConfigs[] = {
     {"small", 32, 50, 32, 64},      {"medium", 64, 100, 128, 256}, {"large", 64, 100, 256, 512},
     {"b1", 1, 100, 128, 256},       {"long", 16, 1000, 64, 128},

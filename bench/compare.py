@@ -1,5 +1,5 @@
 """fastgru vs torch.nn.GRU + torch.optim.Adam (and ONNX Runtime for inference), by the protocol of
-bench/README.md: same process, interleaved A B A B, same thread count, median times, ratios.
+BENCH.md: same process, interleaved A B A B, same thread count, median times, ratios.
 
     python bench/compare.py [--configs small medium ...] [--threads 1 2] [--iters N] [--markdown]
                             [--bench-gru PATH | --peak GFLOPS] [--no-onnx] [--no-memory]
@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-# The standard configurations (bench/README.md): name -> (B, T, I, H); default iterations (fewer where one
+# BENCH.md's standard configurations: name -> (B, T, I, H); default iterations (fewer where one
 # step is long, so the default run takes a few minutes on 2 cores).
 CONFIGS = {
     "small": (32, 50, 32, 64),
@@ -39,7 +39,7 @@ LR = 1e-3
 
 
 def forward_flops(B, T, I, H):
-    """The GEMM-bound count of bench/README.md: forward = 2*T*B*3H*(I+H); a training step is 3x that."""
+    """BENCH.md's GEMM-bound count: forward = 2*T*B*3H*(I+H); a training step is 3x that."""
     return 2.0 * T * B * 3 * H * (I + H)
 
 
