@@ -195,7 +195,8 @@ class GRUEstimator:
             train, validation = (X, lengths, targets), None
 
         model_seed, shuffle_seed = np.random.SeedSequence(self.random_state).generate_state(2)
-        progress = make_progress(self.verbose, self.epochs)
+        reducer = self._reducer()
+        progress = make_progress(self.verbose if reducer is None or reducer.is_root else 0, self.epochs)
         self.n_features_in_ = F
         self.model_ = GRUModel(F, self.hidden_size, self._n_logits, num_layers=self.num_layers,
                                bidirectional=self.bidirectional, reset_after=self.reset_after,
@@ -211,13 +212,14 @@ class GRUEstimator:
                                 clip_grad_norm=self.clip_grad_norm)
         result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
                        self._sequence_set(*validation) if validation else None,
-                       np.random.default_rng(shuffle_seed), progress, self.history_, self._reducer())
+                       np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
         self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
         self.model_.eval()
         return self
 
     def _reducer(self):
-        """The training loop's view of other processes (fastgru.training): None for one process."""
+        """The training loop's view of the other processes of a data-parallel run
+        (fastgru.training's reducer), or None for one process."""
         return None
 
     def _sequence_set(self, X, lengths, targets=None):
