@@ -364,7 +364,7 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
     std::fill(grad.begin(), grad.end(), 0.f);
   };
 
-  const double fwd = 2.0 * T * B * 3 * c.H * (c.I + c.H);  // BENCH.md's GEMM-bound FLOPs
+  const double fwd = 2.0 * T * B * 3 * c.H * (c.I + c.H);  // GEMM-bound FLOPs (bench/README.md)
   auto measure = [&](const std::function<void()>& f) {
     const int iters = opt.iters > 0 ? opt.iters : auto_iters(f);
     return median_seconds(f, iters, 2);

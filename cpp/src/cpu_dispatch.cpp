@@ -7,42 +7,20 @@
 #include "fastgru/cpu.h"
 #include "isa.h"
 
+// The CPU feature check of the generated variant table (isa_variants.h). Feature names are
+// GCC's and Clang's, as in their -m<feature> flags; only x86 variants list any.
+#define FASTGRU_CPU_SUPPORTS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
+#include "isa_variants.h"
+
 namespace fastgru {
 namespace detail {
 namespace {
 
-struct Candidate {
-  const char* name;
-  const IsaKernels* (*table)();
-  bool (*supported)();
-};
-
-bool always() { return true; }
-#if defined(FASTGRU_X86)
-bool has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-bool has_avx512() {
-  __builtin_cpu_init();
-  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-}
-#endif
-
-const Candidate kCandidates[] = {
-    {"generic", isa_kernels_generic, always},
-#if defined(FASTGRU_X86)
-    {"avx2", isa_kernels_avx2, has_avx2},
-    {"avx512", isa_kernels_avx512, has_avx512},
-#endif
-};
-
 const IsaKernels* find(const std::string& name) {
-  for (const auto& c : kCandidates) {
+  for (const auto& c : kIsaVariants) {
     if (name == c.name) {
       if (!c.supported()) throw std::invalid_argument("instruction set '" + name + "' is not supported by this CPU");
-      return c.table();
+      return c.kernels();
     }
   }
   throw std::invalid_argument("unknown instruction set '" + name + "'");
@@ -62,8 +40,8 @@ const IsaKernels* choose_initial() {
     }
   }
   const IsaKernels* best = nullptr;
-  for (const auto& c : kCandidates)
-    if (c.supported()) best = c.table();
+  for (const auto& c : kIsaVariants)
+    if (c.supported()) best = c.kernels();
   return best;
 }
 
@@ -86,7 +64,7 @@ const IsaKernels& active_kernels() {
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> names;
-  for (const auto& c : detail::kCandidates)
+  for (const auto& c : detail::kIsaVariants)
     if (c.supported()) names.emplace_back(c.name);
   return names;
 }

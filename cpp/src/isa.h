@@ -1,5 +1,6 @@
-// The table of hot kernels for one instruction set. Each isa_*.cpp builds one table from
-// the same sources with its own compiler flags; cpu_dispatch.cpp picks the active one.
+// The table of hot kernels for one instruction set. isa_kernels.inc builds one table per
+// variant declared in cpp/CMakeLists.txt (fastgru_add_isa_variant), each compiled with that
+// variant's flags; cpu_dispatch.cpp picks the active one.
 #pragma once
 #include "adam_kernels.h"
 #include "gemm_kernels.h"
@@ -20,12 +21,6 @@ struct IsaKernels {
   TypedKernels<float> f32;
   TypedKernels<double> f64;
 };
-
-const IsaKernels* isa_kernels_generic();
-#if defined(FASTGRU_X86)
-const IsaKernels* isa_kernels_avx2();
-const IsaKernels* isa_kernels_avx512();
-#endif
 
 const IsaKernels& active_kernels();
 

@@ -1,6 +1,6 @@
 """fastgru: the fastest way to train a GRU on a CPU from Python."""
 
-from ._core import active_isa, available_isas, get_num_threads, set_isa, set_num_threads
+from ._core import __version__, active_isa, available_isas, get_num_threads, set_isa, set_num_threads
 from .gru import GRU
 from .optim import Adam
 from .layers import Dense
@@ -9,8 +9,6 @@ from .training import NonFiniteLossError
 from .estimators import GRUClassifier, GRURegressor
 from .persistence import load
 from . import convert
-
-__version__ = "0.1.0"
 
 __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas", "active_isa",
            "set_isa", "__version__"]

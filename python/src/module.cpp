@@ -1,8 +1,10 @@
 #include "bindings.h"
+#include "fastgru/version.h"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastgru's compiled core: GRU forward/backward, Dense head, losses, fused Adam, the whole model's "
             "training step, GEMM, threading";
+  m.attr("__version__") = FASTGRU_VERSION;
   bind_runtime(m);
   bind_gemm(m);
   bind_gru(m);

@@ -1,4 +1,4 @@
-"""NumPy reference GRU: the readable specification of the math (issue 2 contract).
+"""NumPy reference GRU: the readable specification of the math.
 
 Equations, rows of weight_ih / weight_hh in gate order r, z, n:
     r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
