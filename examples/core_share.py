@@ -1,4 +1,4 @@
-"""How much of GRURegressor.fit runs inside the compiled core (issue 4's target: >= 90% at
+"""How much of GRURegressor.fit runs inside the compiled core (the project's target: >= 90% at
 batch 64, T=100, H=256). Every function of fastgru._core is wrapped with a timer; the share is
 the time inside those calls over the wall time of fit.
 
