@@ -2,6 +2,7 @@
 the package is hidden (its sys.modules entry set to None, so importing it fails as if it were not
 installed), with tiny settings so the test stays cheap."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,11 @@ runpy.run_path(script, run_name="__main__")
 
 
 def run_example(name, *args, hide=()):
+    # One thread: torch's OpenMP team, spinning on a busy two-core machine, turns a one-second
+    # run into a minute.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-c", RUN_HIDING, ",".join(hide), str(EXAMPLES / name), *args],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
 
 def test_forecast_without_torch_says_the_comparison_was_skipped():
