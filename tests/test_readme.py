@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-FENCE = re.compile(r"^```(\S*)\s*$")
+FENCE = re.compile(r"^(\s*)```(\S*)\s*$")     # indented too: a block inside a list item
 SKIP_MARKER = re.compile(r"^<!--\s*skip-test:\s*(.*?)\s*-->\s*$")
 
 
@@ -34,12 +34,14 @@ def python_blocks(text):
         if not opening:
             i += 1
             continue
-        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        indent, language = opening.groups()
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```")), None)
         if end is None:
             raise ValueError(f"README.md:{i + 1}: code fence is never closed")
-        if opening.group(1) == "python":
-            marker = SKIP_MARKER.match(lines[i - 1]) if i > 0 else None
-            blocks.append((i + 2, "\n".join(lines[i + 1:end]) + "\n", marker.group(1) if marker else None))
+        if language == "python":
+            marker = SKIP_MARKER.match(lines[i - 1].strip()) if i > 0 else None
+            code = "\n".join(line[len(indent):] for line in lines[i + 1:end]) + "\n"
+            blocks.append((i + 2, code, marker.group(1) if marker else None))
         i = end + 1
     return blocks
 
@@ -72,8 +74,10 @@ def test_blocks_are_found_and_markers_honoured():
         "```python", "a = 1", "```",
         "```text", "not python", "```",
         "<!-- skip-test: needs mpiexec -->", "```python", "b = 2", "```",
+        "- a list item:", "", "  ```python", "  if True:", "      c = 3", "  ```",
     ])
-    assert python_blocks(text) == [(2, "a = 1\n", None), (9, "b = 2\n", "needs mpiexec")]
+    assert python_blocks(text) == [(2, "a = 1\n", None), (9, "b = 2\n", "needs mpiexec"),
+                                   (14, "if True:\n    c = 3\n", None)]
 
 
 def test_build_folders_of_readme_commands_are_ignored_by_git():
