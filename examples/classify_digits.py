@@ -7,14 +7,20 @@ torch is installed.
     python examples/classify_digits.py [--epochs 30]
 """
 
+import sys
 import time
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+
+try:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+except ModuleNotFoundError:
+    sys.exit("classify_digits.py needs scikit-learn (its digits data set and train/test split): "
+             "pip install scikit-learn")
 
 import fastgru
-from torch_baseline import parse_example_args, torch_available, train_and_predict
+from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
 
 
 def main():
@@ -33,7 +39,9 @@ def main():
     ours = time.perf_counter() - start
     print(f"fastgru  test accuracy {clf.score(X_test, y_test):.4f}, training {ours:.2f} s")
 
-    if args.no_torch or not torch_available():
+    skip_reason = torch_skip_reason(args)
+    if skip_reason:
+        print(f"PyTorch comparison skipped: {skip_reason}")
         return
     logits, theirs = train_and_predict(X_train, y_train, X_test, outputs=10, loss="cross_entropy", **opts)
     accuracy = float((logits.argmax(1) == y_test).mean())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import fastgru
-from torch_baseline import parse_example_args, torch_available, train_and_predict
+from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
 
 DATA = Path(__file__).resolve().parent / "data" / "co2_mauna_loa_weekly.csv"
 WINDOW, HORIZON = 52, 4
@@ -66,7 +66,9 @@ def main():
     print(f"fastgru                  test RMSE {rmse_ppm(est.predict(X_test), y_test):.3f} ppm, "
           f"training {ours:.2f} s")
 
-    if args.no_torch or not torch_available():
+    skip_reason = torch_skip_reason(args)
+    if skip_reason:
+        print(f"PyTorch comparison skipped: {skip_reason}")
         return
     pred, theirs = train_and_predict(X_train, y_train, X_test, outputs=HORIZON, loss="mse", **opts)
     print(f"PyTorch                  test RMSE {rmse_ppm(pred, y_test):.3f} ppm, training {theirs:.2f} s "

@@ -1,6 +1,7 @@
 """The examples' PyTorch baseline: the same network as fastgru's estimators (GRU, last state or
 every step, Linear head), the same loss, Adam, epochs, batch size and shuffling, trained with a
-plain PyTorch loop. Used only when torch is installed."""
+plain PyTorch loop. A helper module of forecast_co2.py and classify_digits.py, used only when
+torch is installed; run directly, it says so."""
 
 import argparse
 import importlib.util
@@ -19,8 +20,13 @@ def parse_example_args(doc, epochs, hidden):
     return args, dict(hidden_size=args.hidden, epochs=args.epochs, batch_size=32, lr=3e-3)
 
 
-def torch_available():
-    return importlib.util.find_spec("torch") is not None
+def torch_skip_reason(args):
+    """Why the PyTorch comparison does not run (printed by the examples), or None when it runs."""
+    if args.no_torch:
+        return "--no-torch was given"
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed (pip install torch)"
+    return None
 
 
 def train_and_predict(X_train, y_train, X_test, *, hidden_size, outputs, loss, epochs, batch_size, lr, seed=0,
@@ -59,3 +65,8 @@ def train_and_predict(X_train, y_train, X_test, *, hidden_size, outputs, loss, e
     with torch.no_grad():
         out = net(torch.from_numpy(np.ascontiguousarray(X_test, np.float32))).numpy()
     return out, seconds
+
+
+if __name__ == "__main__":
+    print("torch_baseline.py is a helper module: forecast_co2.py and classify_digits.py import it to "
+          "train the same model in PyTorch. Run one of those, e.g. python examples/forecast_co2.py")

@@ -38,6 +38,14 @@ def test_forced_isa_matches_reference(isa):
     assert result.stdout.split()[0] == isa
 
 
+def test_isa_names_match_in_any_case():
+    best = fastgru.available_isas()[-1]
+    code = "import fastgru; print(fastgru.active_isa()); fastgru.set_isa('GENERIC'); print(fastgru.active_isa())"
+    result = run_with_isa(best.upper(), code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [best, "generic"]
+
+
 def test_bad_isa_is_a_clear_error_and_set_isa_recovers():
     code = textwrap.dedent("""
         import numpy as np, fastgru

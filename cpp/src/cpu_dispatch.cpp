@@ -1,6 +1,8 @@
 // Chooses the kernel table: the widest instruction set the CPU supports, or the one named
 // by FASTGRU_ISA (to test every path on one machine, or to work around a bad CPU).
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -16,9 +18,13 @@ namespace fastgru {
 namespace detail {
 namespace {
 
+// Names match in any case: FASTGRU_ISA=AVX2 is as good as avx2.
 const IsaKernels* find(const std::string& name) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   for (const auto& c : kIsaVariants) {
-    if (name == c.name) {
+    if (lower == c.name) {
       if (!c.supported()) throw std::invalid_argument("instruction set '" + name + "' is not supported by this CPU");
       return c.kernels();
     }

@@ -1,4 +1,20 @@
-"""fastgru: the fastest way to train a GRU on a CPU from Python."""
+"""fastgru: the fastest way to train a GRU on a CPU from Python.
+
+Layers with explicit backward over flat parameter buffers, with torch.nn.GRU's weight names,
+shapes and gate order (r, z, n):
+    GRU        multi-layer, optionally bidirectional GRU (help(fastgru.GRU): shapes, equations)
+    Dense      torch.nn.Linear over the last axis
+    Adam       torch.optim.Adam / AdamW as one fused pass over a flat buffer
+Training API: GRURegressor and GRUClassifier (scikit-learn estimators), GRUModel (GRU + Dense
+head + loss), load (a model saved with .save(path)), NonFiniteLossError; convert: weights from
+Keras and ONNX. fastgru.reference is the NumPy specification of the math (backend="numpy").
+
+Runtime: set_num_threads(n) / get_num_threads() size the thread pool (default OMP_NUM_THREADS,
+else the core count); results are bit-identical for any thread count. The hot kernels exist per
+instruction set; available_isas() lists those this CPU runs, active_isa() names the one in use
+(the widest, unless the FASTGRU_ISA environment variable names another, in any case), and
+set_isa(name) switches.
+"""
 
 from ._core import __version__, active_isa, available_isas, get_num_threads, set_isa, set_num_threads
 from .gru import GRU

@@ -112,7 +112,8 @@ def _packed_panel_width() -> int:
     """
 def active_isa() -> str:
     """
-    The instruction set in use.
+    The instruction set in use: the widest available, unless FASTGRU_ISA or set_isa() chose another.
+    A FASTGRU_ISA that is unknown or unsupported here raises ValueError at the first call.
     """
 def adam_step_float32(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
@@ -124,7 +125,8 @@ def adam_step_float64(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy
     """
 def available_isas() -> list[str]:
     """
-    Instruction sets this build has kernels for and this CPU runs, lowest first.
+    Instruction sets this build has kernels for and this CPU runs, lowest first
+    (e.g. ['generic', 'avx2'], with 'avx512' where the CPU has it).
     """
 def dense_backward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad_weight: numpy.ndarray, grad_bias: numpy.ndarray | None = None, need_dx: bool = True) -> typing.Any:
     """
@@ -143,7 +145,9 @@ def dense_forward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.floa
     y (R, out) = x (R, in) weight^T (in, out) + bias (out,).
     """
 def get_num_threads() -> int:
-    ...
+    """
+    The number of threads the core uses (see set_num_threads).
+    """
 def gru_backward_float32(cache: GruCacheFloat32, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple:
     ...
 def gru_backward_float64(cache: GruCacheFloat64, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple:
@@ -168,9 +172,11 @@ def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, num
     """
 def set_isa(name: str) -> None:
     """
-    Use the kernels of another instruction set (as the FASTGRU_ISA environment variable does).
+    Uses the kernels of another instruction set, as the FASTGRU_ISA environment variable does.
+    name: one of available_isas(), in any case; ValueError if it is unknown or this CPU lacks it.
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
-    Number of threads the core uses (default: OMP_NUM_THREADS or the core count).
+    Sets the number of threads the core uses (n: int >= 1, else ValueError; the default is
+    OMP_NUM_THREADS, else the core count). Results are bit-identical for any thread count.
     """

@@ -17,10 +17,57 @@ _CORE = {"float32": (_core.gru_forward_float32, _core.gru_backward_float32),
 
 
 class GRU(FlatParameters):
-    """GRU layer; see the README for the full contract.
+    """A multi-layer, optionally bidirectional GRU with explicit backward: the computation,
+    parameter names, shapes and gate order (r, z, n) of torch.nn.GRU.
 
-    y, h_n = layer(x, h0=None, lengths=None)
-    dx, dh0 = layer.backward(dy, dh_n=None)
+    layer = GRU(input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
+                bidirectional=False, dropout=0.0, reset_after=True, dtype="float32",
+                backend="cpp", seed=None, buffers=None)
+
+    input_size I, hidden_size H, num_layers L: ints >= 1; D = 2 if bidirectional else 1.
+    bias: with the b_ih and b_hh vectors. batch_first: x and y are (B, T, ...), not (T, B, ...).
+    dropout: in [0, 1); in training mode each input of layers 2..L is zeroed with this probability
+        and the rest scaled by 1/(1 - dropout), as in torch.nn.GRU (masks drawn from `seed`).
+    reset_after: True is PyTorch's, cuDNN's and Keras' default; False is Cho et al. 2014 (Keras
+        reset_after=False, ONNX linear_before_reset=0). See the equations below.
+    dtype: "float32" or "float64" (or a NumPy dtype); inputs are converted to it.
+    backend: "cpp" runs the compiled core, "numpy" the reference in fastgru.reference.gru.
+    seed: weights start uniform in +-1/sqrt(H) (torch.nn.GRU's rule) from np.random.default_rng(seed).
+    buffers: None, or a (params, grad) pair of writable contiguous 1-D arrays of this dtype and
+        size GRU.param_count(...) for the layer to live in (a model keeping all its parameters in
+        one buffer).
+
+    Forward, y, h_n = layer(x, h0=None, lengths=None):
+        x        (T, B, I), or (B, T, I) when batch_first; any real array-like, torch tensors too
+        h0       (L*D, B, H) initial states (zeros when None)
+        lengths  (B,) ints in 1..T: steps t >= lengths[b] are padding (output 0, state unchanged),
+                 and the reverse direction starts at lengths[b] - 1 (PyTorch's packed sequences)
+        y        (T, B, D*H), or (B, T, D*H) when batch_first: the last layer's outputs, the
+                 forward direction's first
+        h_n      (L*D, B, H) final states, layer by layer, forward direction first
+    In training mode (the default; layer.train(), layer.eval()) forward keeps what backward needs.
+
+    Backward, dx, dh0 = layer.backward(dy, dh_n=None): dy shaped as y, dh_n as h_n (zeros when
+    None); returns dx shaped as x and dh0 (L*D, B, H), and adds the parameter gradients into
+    layer.grad (layer.zero_grad() clears it).
+
+    Parameters: layer.params and layer.grad are flat 1-D buffers; layer.state_dict() and
+    layer.grads() are dicts of views into them, in torch.nn.GRU's order: weight_ih_l{k} (3H, I
+    for k = 0, D*H above), weight_hh_l{k} (3H, H), bias_ih_l{k} and bias_hh_l{k} (3H,), with a
+    `_reverse` suffix for the backward direction. layer.load_state_dict(mapping) copies any
+    array-likes in (torch_gru.state_dict() included), checking every key and shape first.
+
+    Equations, per layer, direction and step (rows of weight_ih/weight_hh in gate order r, z, n):
+        r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+        z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))     reset_after=True
+        n  = tanh(W_in x + b_in + W_hn (r * h) + b_hn)     reset_after=False
+        h' = (1 - z) * n + z * h
+
+    Errors: TypeError for a size that is not an int or an input that is not real numbers;
+    ValueError naming the argument and the expected shape for a wrong shape, a length outside
+    1..T, an unknown dtype or backend, or dropout outside [0, 1); RuntimeError for backward
+    without a training-mode forward. Results are bit-identical for any thread count.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,

@@ -19,10 +19,23 @@ _CORE = {"float32": (_core.dense_forward_float32, _core.dense_backward_float32),
 
 
 class Dense(FlatParameters):
-    """y = x W^T + b over the last axis of x.
+    """y = x W^T + b over the last axis of x: torch.nn.Linear's names, shapes and initialization.
 
+    dense = Dense(in_features, out_features, *, bias=True, dtype="float32", backend="cpp",
+                  seed=None, buffers=None)
     y = dense(x)                       # x (..., in_features) -> y (..., out_features)
-    dx = dense.backward(dy)            # adds into grad; dx (..., in_features)
+    dx = dense.backward(dy)            # dy (..., out_features) -> dx (..., in_features); adds into grad
+
+    in_features, out_features: ints >= 1. dtype: "float32" or "float64"; inputs are converted.
+    backend: "cpp" (the compiled core) or "numpy" (the reference fastgru.reference.heads).
+    seed: weight and bias start uniform in +-1/sqrt(in_features), from np.random.default_rng(seed).
+    buffers: None, or a (params, grad) pair of writable contiguous 1-D arrays of this dtype and
+        size Dense.param_count(...) for the layer to live in.
+    state_dict() / grads(): views named weight (out_features, in_features) and bias
+    (out_features,) into the flat params / grad buffers; load_state_dict() copies array-likes in.
+    backward(dy, need_dx=False) skips dx (returns None). Errors: TypeError for a size that is not
+    an int or an input that is not real numbers; ValueError naming the argument and the expected
+    shape; RuntimeError for backward before any forward.
     """
 
     def __init__(self, in_features, out_features, *, bias=True, dtype="float32", backend="cpp",

@@ -9,11 +9,30 @@ _CORE = {np.dtype(np.float32): _core.adam_step_float32, np.dtype(np.float64): _c
 
 
 class Adam:
-    """opt = Adam(layer_or_buffers, lr=1e-3, ...); opt.step(); opt.zero_grad()
+    """torch.optim.Adam (torch.optim.AdamW when decoupled_weight_decay=True) as one fused pass
+    over flat buffers.
 
-    layer_or_buffers: anything with flat `.params` and `.grad` buffers, or a (params, grad) pair of
-    1-D arrays of the same dtype and size, updated in place. Same update as torch.optim.Adam
-    (torch.optim.AdamW when decoupled_weight_decay=True)."""
+    opt = Adam(layer_or_buffers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+               decoupled_weight_decay=False, amsgrad=False)
+    opt.step(); opt.zero_grad()
+
+    layer_or_buffers: anything with flat `.params` and `.grad` buffers (fastgru.GRU, Dense,
+        GRUModel), or a (params, grad) pair of writable contiguous 1-D float32 or float64 arrays
+        of the same dtype and size; params is updated in place. A layer's backend is used
+        ("numpy" runs the reference fastgru.reference.adam).
+    lr, eps, weight_decay: finite numbers >= 0; betas: a pair in [0, 1).
+
+    step() does, elementwise, with t the step count (1 for the first step) and g = grad:
+        g = g + weight_decay * p                  (Adam), or p = p * (1 - lr * weight_decay) (AdamW)
+        m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+        v_used = max(v_used, v) if amsgrad else v
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v_used) / sqrt(1 - beta2**t) + eps)
+    zero_grad() sets grad to 0. state_dict() / load_state_dict(state) save and restore the step
+    count and the moments (exp_avg, exp_avg_sq, and max_exp_avg_sq with amsgrad).
+
+    Errors: TypeError for buffers that are not float32/float64 NumPy arrays or an object without
+    them; ValueError for buffers that are not writable contiguous 1-D arrays of equal dtype and
+    size, or a bad lr, betas, eps or weight_decay."""
 
     def __init__(self, layer_or_buffers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled_weight_decay=False, amsgrad=False):

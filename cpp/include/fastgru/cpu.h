@@ -13,7 +13,7 @@ std::vector<std::string> available_isas();
 // The instruction set in use.
 std::string active_isa();
 
-// Selects an instruction set by name; throws std::invalid_argument if it is unknown or
+// Selects an instruction set by name (in any case); throws std::invalid_argument if it is unknown or
 // not supported here. Not thread-safe with running computations.
 void set_isa(const std::string& name);
 
