@@ -31,6 +31,7 @@ import numpy as np
 
 from . import losses
 from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
+from .distributed import Communicator, data_digest
 from .model import GRUModel
 from .optim import Adam
 from .reference.heads import valid_mask
@@ -134,7 +135,7 @@ class GRUEstimator:
                  return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
                  batch_size=32, validation_split=0.0, validation_data=None, shuffle=True, patience=None,
                  restore_best_weights=True, clip_grad_norm=None, dtype="float32", random_state=None,
-                 verbose=0):
+                 verbose=0, distributed=False):
         """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
         return_sequences: predict at every time step (y per step) instead of from the last state.
         dropout: between GRU layers and on the head's input, while training.
@@ -146,7 +147,10 @@ class GRUEstimator:
         restore_best_weights: with patience, end with the weights of the best epoch.
         clip_grad_norm: maximum global L2 norm of the gradient, or None.
         random_state: int for bit-identical runs (at a fixed fastgru.set_num_threads), or None.
-        verbose: 0 silent, 1 a progress bar per epoch (tqdm if installed, else one line per epoch)."""
+        verbose: 0 silent, 1 a progress bar per epoch (tqdm if installed, else one line per epoch).
+        distributed: train data-parallel over the ranks of MPI.COMM_WORLD (started with mpiexec;
+        see fastgru.distributed): every rank calls fit with the same X, y and random_state and
+        ends with the same model as one process would train; only rank 0 prints and saves."""
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -167,6 +171,7 @@ class GRUEstimator:
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.distributed = distributed
 
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
@@ -229,6 +234,38 @@ class GRUEstimator:
 
     def fit(self, X, y):
         """Trains a new model on X, y (see the module docstring for shapes). Returns self."""
+        comm = Communicator() if self.distributed else None
+        if comm is None or comm.size == 1:
+            train, validation, random_state = *self._prepare_fit(X, y), self.random_state
+        else:
+            train, validation = comm.run_consistently(
+                lambda: self._prepare_fit(X, y),
+                digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
+            # Without a seed each rank would draw its own weights and batch order: rank 0's is used.
+            random_state = comm.broadcast(np.random.SeedSequence(self.random_state).entropy)
+        model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
+        self.model_ = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
+                               bidirectional=self.bidirectional, reset_after=self.reset_after,
+                               return_sequences=self.return_sequences, dropout=self.dropout,
+                               dtype=train[0].dtype, seed=int(model_seed))
+        self.history_ = {"loss": [], "val_loss": [], "time": []}
+        self.interrupted_ = False
+        self.best_epoch_ = None
+        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
+                         decoupled_weight_decay=self.weight_decay > 0)
+        self._train(optimizer, self._batches_source(*train), self._batches_source(*validation) if validation else None,
+                    np.random.default_rng(shuffle_seed), comm if comm is not None and comm.size > 1 else None)
+        self.model_.eval()
+        return self
+
+    def _shared_params(self):
+        """The hyper-parameters every rank of a distributed fit must share (validation_data is
+        compared as data)."""
+        return sorted((k, v) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
+
+    def _prepare_fit(self, X, y):
+        """Checks the hyper-parameters and the data: (train, validation or None), each a triple
+        (X (N, T, F), lengths or None, encoded targets)."""
         loss, dtype = self._check_hyper_parameters()
         self.loss_ = loss
         X, lengths, _ = as_sequences(X, dtype)
@@ -259,22 +296,8 @@ class GRUEstimator:
             validation = (X[cut:], None if lengths is None else lengths[cut:], targets[cut:])
         else:
             train, validation = (X, lengths, targets), None
-
-        model_seed, shuffle_seed = np.random.SeedSequence(self.random_state).generate_state(2)
         self.n_features_in_ = F
-        self.model_ = GRUModel(F, self.hidden_size, self._n_logits, num_layers=self.num_layers,
-                               bidirectional=self.bidirectional, reset_after=self.reset_after,
-                               return_sequences=self.return_sequences, dropout=self.dropout,
-                               dtype=dtype, seed=int(model_seed))
-        self.history_ = {"loss": [], "val_loss": [], "time": []}
-        self.interrupted_ = False
-        self.best_epoch_ = None
-        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
-                         decoupled_weight_decay=self.weight_decay > 0)
-        self._train(optimizer, self._batches_source(*train), self._batches_source(*validation) if validation else None,
-                    np.random.default_rng(shuffle_seed))
-        self.model_.eval()
-        return self
+        return train, validation
 
     def _batches_source(self, X, lengths, targets):
         """Time-major copies of one data set, so that a batch is columns of the time axis."""
@@ -292,31 +315,41 @@ class GRUEstimator:
         if self.return_sequences:
             target = None if targets is None else targets[:steps].take(idx, axis=1)
             mask = None if lengths is None else valid_mask(lengths, steps)
-            weight = steps * len(idx) if lengths is None else int(lengths.sum())
         else:
             target = None if targets is None else targets.take(idx, axis=0)
-            mask, weight = None, len(idx)
-        return x, lengths, target, mask, weight
+            mask = None
+        return x, lengths, target, mask, self._batch_weight(source, idx)
 
-    def _train(self, optimizer, train, validation, rng):
+    def _batch_weight(self, source, idx):
+        """The number of valid rows the loss over the sequences idx averages over."""
+        if not self.return_sequences:
+            return len(idx)
+        return source["X"].shape[0] * len(idx) if source["lengths"] is None else int(source["lengths"][idx].sum())
+
+    def _train(self, optimizer, train, validation, rng, comm=None):
+        """The epochs. comm: a Communicator over several ranks for data-parallel training, or None.
+        A failure on one rank that the others cannot see ends the whole MPI job (see comm.abort);
+        NonFiniteLossError is raised on every rank at the same step, as the checked values are global."""
+        verbose = self.verbose if comm is None or comm.rank == 0 else 0
         model, history = self.model_, self.history_
         n_batches = -(-train["N"] // self.batch_size)
         best, wait, best_params = math.inf, 0, None
+        message = None if comm is None else np.empty(model.params.size + 1, model.params.dtype)
         try:
             for epoch in range(1, self.epochs + 1):
                 start = time.perf_counter()
                 order = rng.permutation(train["N"]) if self.shuffle else np.arange(train["N"])
-                bar = self._progress(epoch, n_batches)
+                bar = self._progress(epoch, n_batches, verbose)
                 total, weight_sum = 0.0, 0
                 model.train()
                 for b in range(n_batches):
-                    x, lengths, target, mask, weight = self._batch(train, order[b * self.batch_size:(b + 1) * self.batch_size])
-                    out = model(x, lengths, time_major=True)
-                    value, dout = losses.compute(self.loss_, out, target, mask)
+                    idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                    if comm is None:
+                        value, weight = self._batch_gradient(train, idx)
+                    else:
+                        value, weight = self._distributed_batch_gradient(train, idx, comm, message)
                     if not math.isfinite(value):
                         raise self._diverged("loss", value, epoch, b + 1)
-                    model.zero_grad()
-                    model.backward(dout, time_major=True)
                     norm = model.clip_grad_norm(math.inf if self.clip_grad_norm is None else self.clip_grad_norm)
                     if not math.isfinite(norm):
                         raise self._diverged("gradient norm", norm, epoch, b + 1)
@@ -327,11 +360,11 @@ class GRUEstimator:
                         bar.update(1)
                         bar.set_postfix(loss=f"{total / weight_sum:.4g}", refresh=False)
                 epoch_loss = total / weight_sum
-                val_loss = self._evaluate_loss(validation) if validation is not None else None
+                val_loss = self._evaluate_loss(validation, comm) if validation is not None else None
                 history["loss"].append(epoch_loss)
                 history["val_loss"].append(val_loss)
                 history["time"].append(time.perf_counter() - start)
-                self._report(bar, epoch, epoch_loss, val_loss, history["time"][-1])
+                self._report(bar, epoch, epoch_loss, val_loss, history["time"][-1], verbose)
                 monitored = epoch_loss if val_loss is None else val_loss
                 if monitored < best:
                     best, wait, self.best_epoch_ = monitored, 0, epoch
@@ -341,16 +374,54 @@ class GRUEstimator:
                     wait += 1
                     if self.patience is not None and wait >= self.patience:
                         break
-        except KeyboardInterrupt:
+        except NonFiniteLossError:
+            raise
+        except KeyboardInterrupt as exc:
+            if comm is not None:
+                comm.abort(exc)
             # The optimizer updates the flat buffer in one compiled call, so the weights are
             # those of the last finished step; keep them rather than the best epoch's.
             self.interrupted_ = True
-            if self.verbose:
+            if verbose:
                 print(f"fit interrupted during epoch {len(history['loss']) + 1}; keeping the weights of the "
                       "last finished step", file=sys.stderr)
             return
+        except Exception as exc:
+            if comm is not None:
+                comm.abort(exc)
+            raise
         if best_params is not None:
             model.params[:] = best_params
+
+    def _batch_gradient(self, source, idx):
+        """model.grad := the gradient of the mean loss over the sequences idx of source;
+        returns (that loss, the number of valid rows it averages over)."""
+        model = self.model_
+        x, lengths, target, mask, weight = self._batch(source, idx)
+        value, dout = losses.compute(self.loss_, model(x, lengths, time_major=True), target, mask)
+        model.zero_grad()
+        if math.isfinite(value):
+            model.backward(dout, time_major=True)
+        return value, weight
+
+    def _distributed_batch_gradient(self, source, idx, comm, message):
+        """_batch_gradient over several ranks: this rank computes the gradient of (the loss sum
+        over its part of idx / the valid rows of all of idx); one all-reduce of `message` (the
+        flat gradient buffer with the loss sum appended) sums the parts on every rank."""
+        model = self.model_
+        start, stop = comm.part(len(idx))
+        total_weight = self._batch_weight(source, idx)
+        local_sum = 0.0
+        model.zero_grad()
+        if stop > start:
+            value, weight = self._batch_gradient(source, idx[start:stop])
+            model.grad[:] *= weight / total_weight
+            local_sum = value * weight
+        message[:-1] = model.grad
+        message[-1] = local_sum
+        comm.sum_in_place(message)
+        model.grad[:] = message[:-1]
+        return float(message[-1]) / total_weight, total_weight
 
     def _diverged(self, what, value, epoch, batch):
         return NonFiniteLossError(
@@ -358,8 +429,8 @@ class GRUEstimator:
             "the last finished step (try a lower lr or clip_grad_norm, or check X and y for extreme values)",
             epoch, batch)
 
-    def _progress(self, epoch, n_batches):
-        if not self.verbose:
+    def _progress(self, epoch, n_batches, verbose):
+        if not verbose:
             return None
         try:
             from tqdm.auto import tqdm
@@ -367,8 +438,8 @@ class GRUEstimator:
             return None
         return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=True)
 
-    def _report(self, bar, epoch, loss, val_loss, seconds):
-        if not self.verbose:
+    def _report(self, bar, epoch, loss, val_loss, seconds, verbose):
+        if not verbose:
             return
         val = "" if val_loss is None else f" - val_loss {val_loss:.4g}"
         if bar is not None:
@@ -395,17 +466,20 @@ class GRUEstimator:
                 out[s:s + len(idx)] = y
         return np.swapaxes(out, 0, 1) if self.return_sequences else out
 
-    def _evaluate_loss(self, source):
-        """The loss over a whole data set: the mean over all its valid rows."""
+    def _evaluate_loss(self, source, comm=None):
+        """The loss over a whole data set: the mean over all its valid rows. With a Communicator,
+        each rank evaluates its share of the sequences and one all-reduce sums the parts."""
         self.model_.eval()
-        total, weight_sum = 0.0, 0
+        begin, end = (0, source["N"]) if comm is None else comm.part(source["N"])
+        sums = np.zeros(2)                       # loss sum, valid rows
         size = max(self.batch_size, 256)
-        for s in range(0, source["N"], size):
-            x, lengths, target, mask, weight = self._batch(source, np.arange(s, min(s + size, source["N"])))
+        for s in range(begin, end, size):
+            x, lengths, target, mask, weight = self._batch(source, np.arange(s, min(s + size, end)))
             value, _ = losses.compute(self.loss_, self.model_(x, lengths, time_major=True), target, mask)
-            total += value * weight
-            weight_sum += weight
-        return total / weight_sum
+            sums += (value * weight, weight)
+        if comm is not None:
+            comm.sum_in_place(sums)
+        return float(sums[0] / sums[1])
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
@@ -445,9 +519,13 @@ class GRUEstimator:
     # -- saving ---------------------------------------------------------------------------------
     def save(self, path):
         """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
-        file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically."""
+        file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically.
+        With distributed=True only rank 0 writes (every rank holds the same model); the others
+        return at once, without waiting for the file."""
         from .io import save_model
         self._check_fitted()
+        if self.distributed and Communicator().rank != 0:
+            return
         params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
         try:

@@ -1,0 +1,143 @@
+"""Data-parallel training over MPI: P processes train ONE model, each on its part of every batch.
+
+    # train.py, started as:  mpiexec -n 4 python -m mpi4py train.py
+    model = fastgru.GRURegressor(hidden_size=64, distributed=True, random_state=0).fit(X, y)
+
+Every rank holds the same X, y and hyper-parameters. Each global batch (the one a single process
+would draw) is cut into P contiguous parts; a rank runs forward and backward on its part for the
+gradient of (its part's loss sum / the whole batch's number of valid rows), and one all-reduce
+(MPI_SUM, in place) of the flat gradient buffer gives every rank the gradient of the whole batch's
+mean loss. Clipping, the non-finite check and Adam then run identically on every rank, so the
+parameters stay bit-identical everywhere and equal a one-process run's up to rounding.
+
+`python -m mpi4py` makes an uncaught exception on any rank abort the whole job (MPI_Abort)
+instead of leaving the other ranks waiting in a collective forever; fit itself aborts the job when
+a rank fails in a way the others cannot see.
+
+mpi4py is imported in this module only, when a communicator is first asked for: `import fastgru`
+never imports it. `pip install "fastgru[mpi]"` brings mpi4py and an MPI runtime (MPICH); on a
+cluster, an mpi4py built against the system's MPI works as well.
+"""
+
+import hashlib
+import sys
+import traceback
+
+import numpy as np
+
+
+def _mpi():
+    """mpi4py.MPI, or an ImportError that says how to get it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError("distributed training needs mpi4py and an MPI runtime: "
+                          'pip install "fastgru[mpi]" (or mpi4py built against your cluster\'s MPI)') from exc
+    return MPI
+
+
+class Communicator:
+    """The collective operations data-parallel training needs, over an mpi4py communicator.
+
+    `comm`: an mpi4py communicator (mpi4py.MPI.Comm), or None for MPI.COMM_WORLD."""
+
+    def __init__(self, comm=None):
+        MPI = _mpi()
+        self._MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        if not isinstance(self.comm, MPI.Comm):
+            raise TypeError(f"comm: expected an mpi4py communicator (mpi4py.MPI.Comm) or None, "
+                            f"got {type(comm).__name__}")
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    def part(self, n):
+        """(start, stop): this rank's contiguous share of n items, as np.array_split cuts them
+        (the first n % size ranks get one more; a rank may get none)."""
+        base, extra = divmod(n, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return start, start + base + (self.rank < extra)
+
+    def sum_in_place(self, buffer):
+        """buffer (contiguous float32/float64 array) becomes the element-wise sum of every rank's
+        buffer: one MPI_Allreduce with MPI_IN_PLACE."""
+        if self.size > 1:
+            self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        return buffer
+
+    def broadcast(self, value):
+        """Rank 0's value (any picklable object), on every rank."""
+        return self.comm.bcast(value, root=0) if self.size > 1 else value
+
+    def all_equal(self, value):
+        """Whether every rank passed an equal value (picklable, compared with ==)."""
+        if self.size == 1:
+            return True
+        values = self.comm.allgather(value)
+        return all(v == values[0] for v in values)
+
+    def run_consistently(self, compute, digest):
+        """compute() on every rank, for a result every rank must agree on (checked input data).
+        Raises on EVERY rank when it failed on any (that rank's own exception there, a
+        RuntimeError naming it elsewhere) or when digest(result) (a str) differs between ranks
+        (ValueError), so that no rank goes on to wait in a collective for ranks that stopped.
+        compute must not communicate."""
+        try:
+            result = compute()
+            report = (None, digest(result))
+        except Exception as exc:
+            result, report = exc, (f"{type(exc).__name__}: {exc}", None)
+        reports = self.comm.allgather(report)
+        if isinstance(result, Exception):
+            raise result
+        failed = [(rank, error) for rank, (error, _) in enumerate(reports) if error is not None]
+        if failed:
+            rank, error = failed[0]
+            raise RuntimeError(f"rank {rank} of {self.size} failed to prepare the data ({error}); every rank "
+                               "must call fit with the same X, y and hyper-parameters")
+        differing = [rank for rank, (_, mark) in enumerate(reports) if mark != reports[0][1]]
+        if differing:
+            raise ValueError(f"ranks {differing} of {self.size} got other data or hyper-parameters than rank 0; "
+                             "every rank must call fit with the same X, y and hyper-parameters")
+        return result
+
+    def abort(self, error):
+        """Prints error with its traceback, naming this rank, and ends every rank of the job."""
+        print(f"fastgru: rank {self.rank} of {self.size} failed; aborting the MPI job so the other ranks "
+              "do not wait for it forever:", file=sys.stderr)
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+        self.comm.Abort(1)
+
+
+def data_digest(*items):
+    """A short str identifying items (arrays, None, or anything with a stable repr) by content."""
+    h = hashlib.sha256()
+    for item in items:
+        if isinstance(item, np.ndarray):
+            h.update(f"{item.dtype.str}{item.shape}".encode())
+            h.update(np.ascontiguousarray(item).tobytes())
+        else:
+            h.update(repr(item).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def allreduce_gradients(model, comm=None, weight=1.0):
+    """Sums weight * model.grad over every rank of comm, in place, with one all-reduce of the flat
+    gradient buffer; afterwards every rank holds sum over ranks r of weight_r * grad_r.
+
+    For a custom data-parallel loop over a GRUModel (or GRU, Dense: anything with a flat `grad`):
+    when each rank's grad is the gradient of the MEAN loss over its own n_r valid rows, pass
+    weight = n_r / (n_0 + ... + n_{P-1}); the result is the gradient of the mean loss over all the
+    rows, exactly as one process computing the whole batch. comm: an mpi4py communicator or a
+    fastgru.distributed.Communicator (None: MPI.COMM_WORLD). Returns model.grad."""
+    if not isinstance(comm, Communicator):
+        comm = Communicator(comm)
+    grad = model.grad
+    if not isinstance(grad, np.ndarray) or grad.ndim != 1 or not grad.flags.c_contiguous:
+        raise TypeError("model: expected a fastgru module whose .grad is a flat contiguous array")
+    weight = float(weight)
+    if weight != 1.0:
+        grad *= weight
+    return comm.sum_in_place(grad)
