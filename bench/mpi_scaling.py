@@ -148,25 +148,42 @@ def main():
           f"it takes {1000 * allreduce:.2f} ms (median of {ALLREDUCE_REPEATS})\n")
 
     # Ring all-reduce: each rank sends and receives 2 (N - 1) / N of the message, in 2 (N - 1)
-    # messages. Compute: the 1 x 1 time per step, divided over N machines of `threads` cores as
-    # measured here for 2 threads (optimistic for small per-machine batches: see bench/README.md).
-    step_one_machine = statistics.median(r["seconds"] for r in results[SETUPS[1][0]]) / steps
+    # messages. Compute: one step on B / N sequences, measured here on 2 threads (small batches
+    # use the cores less well, which the measurement includes).
+    fastgru.set_num_threads(2)
     head = ["machines N", "batch per machine", "compute ms"]
     head += [f"all-reduce ms @ {g:g} Gbit/s" for g in args.bandwidth_gbit]
     head += [f"speed-up @ {g:g} Gbit/s" for g in args.bandwidth_gbit]
-    rows = []
+    rows, single = [], None
     for n in (1, 2, 4, 8, 16, 32, 64):
         if B % n:
             continue
-        compute = step_one_machine / n
+        compute = step_seconds(args.config, B // n, max(args.repeats, 5))
+        single = single or compute
         comm = [0.0 if n == 1 else 2 * (n - 1) / n * message_bytes / (g * 1e9 / 8) + 2 * (n - 1) * args.latency_us * 1e-6
                 for g in args.bandwidth_gbit]
         rows.append([n, B // n, f"{1000 * compute:.1f}"] + [f"{1000 * c:.2f}" for c in comm]
-                    + [f"{step_one_machine / (compute + c):.1f}x" for c in comm])
-    print(f"ring all-reduce model per step (machines of 2 cores, compute per step measured here "
-          f"{1000 * step_one_machine:.1f} ms at 1 x 2 threads; latency {args.latency_us:g} us per message):")
+                    + [f"{single / (compute + c):.1f}x" for c in comm])
+    print(f"ring all-reduce model, time per step of a global batch of {B} on N machines of 2 cores "
+          f"(compute: median time per fit step at the per-machine batch, 1 process x 2 threads, measured here; "
+          f"latency {args.latency_us:g} us per message):")
     print(table(head, rows, args.markdown))
 
+
+def step_seconds(config, batch, repeats, steps=8):
+    """Median time of one fit step (forward, backward, Adam, Python included) on `batch` sequences."""
+    import fastgru
+
+    B, T, I, H = CONFIGS[config]
+    X = np.random.default_rng(1).standard_normal((batch * steps, T, I)).astype(np.float32)
+    make = lambda n: fastgru.GRURegressor(hidden_size=H, epochs=1, batch_size=batch, random_state=0).fit(X[:n], X[:n, -1, 0])
+    make(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        make(len(X))
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
 
 if __name__ == "__main__":
     main()
