@@ -100,32 +100,38 @@ def test_one_rank_trains_exactly_as_not_distributed(tmp_path):
 
 
 @needs_mpi
-def test_failing_rank_ends_the_job(tmp_path):
-    """Rank 1 fails in its third batch; started without `-m mpi4py`, fit itself must end the job."""
-    done = run_script(tmp_path, 2, """
+@pytest.mark.parametrize("failure", ["raise MemoryError('simulated failure on rank 1')",
+                                     "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_failing_rank_ends_the_job(tmp_path, failure):
+    """Rank 1 fails at its third all-reduce, started without `-m mpi4py`: fit itself must end the job
+    when the rank raises, mpiexec when the rank is killed."""
+    done = run_script(tmp_path, 2, f"""
+        import os
+        import signal
         import sys
         import numpy as np
         from mpi4py import MPI
         import fastgru
-        from fastgru import losses
+        from fastgru.distributed import Communicator
 
         calls = 0
-        compute = losses.compute
+        sum_in_place = Communicator.sum_in_place
 
-        def failing_compute(*args, **kwargs):
+        def failing_sum_in_place(*args):
             global calls
             calls += 1
             if calls == 3:
-                raise MemoryError("simulated failure on rank 1")
-            return compute(*args, **kwargs)
+                {failure}
+            return sum_in_place(*args)
 
         if MPI.COMM_WORLD.Get_rank() == 1:
-            losses.compute = failing_compute
+            Communicator.sum_in_place = failing_sum_in_place
         X = np.random.default_rng(0).standard_normal((40, 5, 2))
         fastgru.GRURegressor(hidden_size=4, epochs=50, batch_size=4, random_state=0, distributed=True).fit(X, X[:, 0, 0])
         """, timeout=60, launcher=())
     assert done.returncode != 0
-    assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr
+    if "MemoryError" in failure:
+        assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr
 
 
 @needs_mpi
