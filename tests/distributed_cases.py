@@ -57,6 +57,15 @@ def per_step_classifier_validation_data():
                                  batch_size=9, lr=0.03, validation_data=(X[:8], y[:8]), random_state=7), X[8:], y[8:]
 
 
+def dropout_multilayer_per_step():
+    """Dropout between the layers and on the head's input: each rank must use its columns of the
+    masks one process draws for the whole batch."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((26, 6, 3))
+    return fastgru.GRURegressor(hidden_size=5, num_layers=2, dropout=0.3, return_sequences=True, epochs=2,
+                                batch_size=8, lr=0.02, random_state=9), X, X[:, :, :2].cumsum(1)
+
+
 def batches_smaller_than_ranks():
     """Two sequences a batch and a last batch of one: with 3 ranks, some ranks get nothing."""
     rng = np.random.default_rng(6)
@@ -66,7 +75,8 @@ def batches_smaller_than_ranks():
 
 CASES = {case.__name__: case for case in (
     regressor_per_sequence, regressor_per_step_ragged, classifier_validation_split,
-    bidirectional_multilayer_ragged, per_step_classifier_validation_data, batches_smaller_than_ranks)}
+    bidirectional_multilayer_ragged, per_step_classifier_validation_data, dropout_multilayer_per_step,
+    batches_smaller_than_ranks)}
 
 
 def make(name, distributed):
@@ -81,9 +91,9 @@ def outcome(estimator, X):
     predictions = getattr(estimator, "predict_proba", estimator.predict)(X)
     if isinstance(predictions, list):
         predictions = np.concatenate([np.ravel(p) for p in predictions])
-    val_loss = [np.nan if v is None else v for v in estimator.history_["val_loss"]]
     return {"params": estimator.model_.params, "loss": np.array(estimator.history_["loss"]),
-            "val_loss": np.array(val_loss), "predictions": np.asarray(predictions, np.float64)}
+            "val_loss": np.array(estimator.history_["val_loss"], np.float64),
+            "predictions": np.asarray(predictions, np.float64)}
 
 
 def main(out_dir, names):

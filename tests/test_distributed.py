@@ -3,7 +3,6 @@ more than the cores of a small CI machine) must train the model that one process
 bit-identical parameters on every rank; failures end the job instead of hanging it."""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -81,9 +80,10 @@ def test_equals_one_process(distributed_runs, ranks, case):
     got = [np.load(folder / f"{case}.rank{rank}.npz") for rank in range(ranks)]
     for rank in range(1, ranks):
         for key in want:
-            assert np.array_equal(got[rank][key], got[0][key], equal_nan=True), (key, rank)
+            assert np.array_equal(got[rank][key], got[0][key]), (key, rank)
     for key, value in want.items():
-        np.testing.assert_allclose(got[0][key], value, rtol=1e-9, atol=1e-12 * np.abs(value).max(), err_msg=key)
+        np.testing.assert_allclose(got[0][key], value, rtol=1e-9, atol=1e-12 * np.abs(value).max(initial=0),
+                                   err_msg=key)
 
 
 @needs_mpi
@@ -96,7 +96,7 @@ def test_one_rank_trains_exactly_as_not_distributed(tmp_path):
     want = outcome(estimator.fit(X, y), X)
     got = np.load(tmp_path / "classifier_validation_split.rank0.npz")
     for key, value in want.items():
-        assert np.array_equal(got[key], value, equal_nan=True), key
+        assert np.array_equal(got[key], value), key
 
 
 @needs_mpi
@@ -197,7 +197,7 @@ def test_only_rank_0_prints_and_saves(tmp_path):
         """, timeout=60)
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
-    assert len(re.findall(r"epoch 1/2:\s+0%", output)) == 1, output     # one progress bar was started
+    assert output.count("epoch 1/2") == 1 and output.count("epoch 2/2") == 1, output   # one line per epoch
     assert not (tmp_path / "model.rank1.safetensors").exists()
     loaded = fastgru.load(tmp_path / "model.rank0.safetensors")
     X = np.random.default_rng(0).standard_normal((20, 5, 2))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from fastgru.io import read_safetensors, write_safetensors
+from fastgru.safetensors_format import read_safetensors, write_safetensors
 
 
 @pytest.fixture

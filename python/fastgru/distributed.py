@@ -10,6 +10,10 @@ gradient of (its part's loss sum / the whole batch's number of valid rows), and 
 mean loss. Clipping, the non-finite check and Adam then run identically on every rank, so the
 parameters stay bit-identical everywhere and equal a one-process run's up to rounding.
 
+Communicator is the training loop's reducer (fastgru.training): it says which columns of a batch
+this rank computes, sums the gradients and loss sums, and makes every rank use rank 0's
+validation loss, so that early stopping decides the same everywhere.
+
 `python -m mpi4py` makes an uncaught exception on any rank abort the whole job (MPI_Abort)
 instead of leaving the other ranks waiting in a collective forever; fit itself aborts the job when
 a rank fails in a way the others cannot see.
@@ -19,6 +23,7 @@ never imports it. `pip install "fastgru[mpi]"` brings mpi4py and an MPI runtime 
 cluster, an mpi4py built against the system's MPI works as well.
 """
 
+import contextlib
 import hashlib
 import sys
 import traceback
@@ -37,9 +42,12 @@ def _mpi():
 
 
 class Communicator:
-    """The collective operations data-parallel training needs, over an mpi4py communicator.
+    """The collective operations data-parallel training needs, over an mpi4py communicator, and
+    the training loop's reducer (local_part, sum_gradients, agree, is_root, distributed).
 
     `comm`: an mpi4py communicator (mpi4py.MPI.Comm), or None for MPI.COMM_WORLD."""
+
+    distributed = True
 
     def __init__(self, comm=None):
         MPI = _mpi()
@@ -50,13 +58,15 @@ class Communicator:
                             f"got {type(comm).__name__}")
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
+        self.is_root = self.rank == 0
+        self._message = None
 
-    def part(self, n):
-        """(start, stop): this rank's contiguous share of n items, as np.array_split cuts them
-        (the first n % size ranks get one more; a rank may get none)."""
+    def local_part(self, n):
+        """The positions this rank computes within a batch of n: a contiguous share, as
+        np.array_split cuts them (the first n % size ranks get one more; a rank may get none)."""
         base, extra = divmod(n, self.size)
         start = self.rank * base + min(self.rank, extra)
-        return start, start + base + (self.rank < extra)
+        return np.arange(start, start + base + (self.rank < extra))
 
     def sum_in_place(self, buffer):
         """buffer (contiguous float32/float64 array) becomes the element-wise sum of every rank's
@@ -65,16 +75,23 @@ class Communicator:
             self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
         return buffer
 
-    def broadcast(self, value):
+    def sum_gradients(self, grad, loss_sum):
+        """grad (the flat gradient buffer) becomes the sum over the ranks, in place; returns the
+        sum of the ranks' loss_sum. One all-reduce: the loss sum travels appended to the gradient
+        (in grad's dtype)."""
+        if self._message is None or self._message.size != grad.size + 1 or self._message.dtype != grad.dtype:
+            self._message = np.empty(grad.size + 1, grad.dtype)
+        message = self._message
+        message[:-1] = grad
+        message[-1] = loss_sum
+        self.sum_in_place(message)
+        grad[:] = message[:-1]
+        return float(message[-1])
+
+    def agree(self, value):
         """Rank 0's value (any picklable object), on every rank."""
         return self.comm.bcast(value, root=0) if self.size > 1 else value
 
-    def all_equal(self, value):
-        """Whether every rank passed an equal value (picklable, compared with ==)."""
-        if self.size == 1:
-            return True
-        values = self.comm.allgather(value)
-        return all(v == values[0] for v in values)
 
     def run_consistently(self, compute, digest):
         """compute() on every rank, for a result every rank must agree on (checked input data).
@@ -100,6 +117,20 @@ class Communicator:
             raise ValueError(f"ranks {differing} of {self.size} got other data or hyper-parameters than rank 0; "
                              "every rank must call fit with the same X, y and hyper-parameters")
         return result
+
+    @contextlib.contextmanager
+    def failure_ends_job(self, raised_everywhere=()):
+        """A block in which any exception (KeyboardInterrupt included) ends the whole MPI job, as
+        the other ranks would otherwise wait forever for this one in the next collective; except
+        those of `raised_everywhere`, which every rank raises at the same point."""
+        try:
+            yield
+        except raised_everywhere:
+            raise
+        except BaseException as exc:
+            if self.size > 1:
+                self.abort(exc)
+            raise
 
     def abort(self, error):
         """Prints error with its traceback, naming this rank, and ends every rank of the job."""

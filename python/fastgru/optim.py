@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _core
-from .reference import adam as reference
+from ._backends import NUMPY as reference
 
 
 class Adam:
@@ -47,14 +47,15 @@ class Adam:
         self.exp_avg_sq = np.zeros_like(params)
         self.max_exp_avg_sq = np.zeros_like(params) if self.amsgrad else None
 
-    def step(self):
-        """One update of params from grad, in place."""
+    def step(self, grad_scale=1.0):
+        """One update of params from grad * grad_scale (gradient clipping as a factor; grad itself
+        is not modified), in place."""
         self.step_count += 1
         update = _core.adam_step if self.backend == "cpp" else reference.adam_step
         update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, self.step_count,
                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                weight_decay=self.weight_decay, decoupled_weight_decay=self.decoupled_weight_decay,
-               amsgrad=self.amsgrad)
+               amsgrad=self.amsgrad, grad_scale=grad_scale)
 
     def zero_grad(self):
         self.grad.fill(0)

@@ -1,5 +1,5 @@
-"""Saving and loading models: one safetensors file with the weights (PyTorch-style names) and
-the configuration (JSON in the metadata).
+"""The safetensors file format: named tensors and a str -> str metadata dict in one file.
+Knows nothing of models (fastgru.persistence does).
 
 The format is small enough to write ourselves, which keeps numpy fastgru's only dependency:
     8 bytes   little-endian u64 N, the header's length
@@ -11,15 +11,14 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 
 import json
 import os
+import secrets
 import struct
-import tempfile
 
 import numpy as np
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024
-FORMAT = "fastgru"
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -41,8 +40,7 @@ def write_safetensors(path, tensors, metadata=None):
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)          # the data starts 8-byte aligned, as safetensors writes it
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(text)))
@@ -55,6 +53,21 @@ def write_safetensors(path, tensors, metadata=None):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _create_temporary(path):
+    """(fd, name) of a new file beside path, created with mode 0o666 less the umask, as open()
+    would create path itself (tempfile.mkstemp's 0o600 would make saved files private).
+    FileNotFoundError naming path when its folder does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path}: cannot save, the folder {folder} does not exist")
+    while True:
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def read_safetensors(path):
@@ -103,32 +116,3 @@ def read_safetensors(path):
     tensors = {name: np.frombuffer(data[begin:end], dtype).reshape(shape).copy()
                for begin, end, name, dtype, shape in entries}
     return tensors, metadata
-
-
-def save_model(path, model, extra=None):
-    """Writes a GRUModel's weights and config; `extra` (JSON-serializable) is stored beside them
-    (an estimator's hyper-parameters and fitted attributes)."""
-    metadata = {"format": FORMAT, "config": json.dumps(model.config)}
-    if extra is not None:
-        metadata["estimator"] = json.dumps(extra)
-    write_safetensors(path, model.state_dict(), metadata)
-
-
-def load(path):
-    """The model (GRUModel) or fitted estimator (GRURegressor, GRUClassifier) saved at path,
-    predicting bit-identically to the saved one. ValueError if the file is not one of ours."""
-    from .estimators import estimator_from_saved
-    from .model import GRUModel
-
-    tensors, metadata = read_safetensors(path)
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise ValueError(f"{path}: a safetensors file, but not a fastgru model (no fastgru metadata)")
-    try:
-        model = GRUModel(**json.loads(metadata["config"]))
-        model.load_state_dict(tensors)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc}") from None
-    model.eval()
-    if "estimator" in metadata:
-        return estimator_from_saved(json.loads(metadata["estimator"]), model)
-    return model
