@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
         ...
@@ -113,9 +113,13 @@ def active_isa() -> str:
     """
     The instruction set in use.
     """
-def adam_step(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+def adam_step_float32(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
-    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping).
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
+    """
+def adam_step_float64(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+    """
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
     """
 def available_isas() -> list[str]:
     """
