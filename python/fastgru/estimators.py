@@ -23,7 +23,6 @@ Training errors (the loop is fastgru.training.train):
   the last finished step, interrupted_ = True, and history_ holds the finished epochs.
 """
 
-import contextlib
 import difflib
 import inspect
 import json
@@ -171,18 +170,14 @@ class GRUEstimator:
 
     def fit(self, X, y):
         """Trains a new model on X, y (see the module docstring for shapes). Returns self."""
-        comm = self._communicator()
-        if comm is None:
-            train, validation = self._prepare_fit(X, y)
-            random_state = self.random_state
-        else:
-            train, validation = comm.run_consistently(
-                lambda: self._prepare_fit(X, y),
-                digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
-            # Without a seed each rank would draw its own weights and batch order: rank 0's is used.
-            random_state = comm.agree(np.random.SeedSequence(self.random_state).entropy)
+        reducer = self._reducer()
+        train, validation = reducer.run_consistently(
+            lambda: self._prepare_fit(X, y),
+            digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
+        # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
+        random_state = reducer.agree(np.random.SeedSequence(self.random_state).entropy)
         model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
-        progress = make_progress(self.verbose if comm is None or comm.is_root else 0, self.epochs)
+        progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
         self.model_ = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
                                bidirectional=self.bidirectional, reset_after=self.reset_after,
                                return_sequences=self.return_sequences, dropout=self.dropout,
@@ -196,21 +191,22 @@ class GRUEstimator:
                                           shuffle=self.shuffle, patience=self.patience,
                                           restore_best_weights=self.restore_best_weights,
                                           clip_grad_norm=self.clip_grad_norm)
-        with contextlib.nullcontext() if comm is None else comm.failure_ends_job(training.NonFiniteLossError):
+        with reducer.failure_ends_job(training.NonFiniteLossError):
             result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
                                     self._sequence_set(*validation) if validation else None,
-                                    np.random.default_rng(shuffle_seed), progress, self.history_, comm)
+                                    np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
         self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
         self.model_.eval()
         return self
 
-    def _communicator(self):
-        """With distributed=True in an MPI job of several processes, the Communicator over them
-        (also the training loop's reducer); None for one process."""
-        if not self.distributed:
-            return None
-        comm = Communicator()
-        return comm if comm.size > 1 else None
+    def _reducer(self):
+        """The training loop's view of other processes (fastgru.training): with distributed=True
+        in an MPI job of several processes, the Communicator over them; else SingleProcess."""
+        if self.distributed:
+            comm = Communicator()
+            if comm.size > 1:
+                return comm
+        return training.SingleProcess()
 
     def _shared_params(self):
         """The hyper-parameters every rank of a distributed fit must share (validation_data is
