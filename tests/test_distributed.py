@@ -129,9 +129,9 @@ def test_failing_rank_ends_the_job(tmp_path, failure):
         X = np.random.default_rng(0).standard_normal((40, 5, 2))
         fastgru.GRURegressor(hidden_size=4, epochs=50, batch_size=4, random_state=0, distributed=True).fit(X, X[:, 0, 0])
         """, timeout=60, launcher=())
-    assert done.returncode != 0
+    assert done.returncode != 0, done.stdout + done.stderr
     if "MemoryError" in failure:
-        assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr
+        assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr, done.stderr
 
 
 def rank_lines(folder, ranks):

@@ -64,11 +64,10 @@ class GRU(FlatParameters):
     def __call__(self, x, h0=None, lengths=None):
         return self.forward(x, h0, lengths)
 
-    def forward(self, x, h0=None, lengths=None, *, dropout_masks=None, draw_dropout=True):
+    def forward(self, x, h0=None, lengths=None, *, dropout_masks=None):
         """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T.
-        In training mode with dropout between layers, the multipliers of layers 1.. inputs are
-        drawn from the layer's seed, or given as dropout_masks (L-1, T, B, D*H) (time-major) with
-        draw_dropout=False."""
+        In training mode with dropout between layers, the multipliers of the inputs of layers 1..
+        are drawn from the layer's seed, or given as dropout_masks (L-1, T, B, D*H) (time-major)."""
         dtype = FLOAT_DTYPES[self.dtype]
         x_text = "(B, T, I)" if self.batch_first else "(T, B, I)"
         x = as_float_array(x, "x", dtype, (None, None, self.input_size),
@@ -85,10 +84,10 @@ class GRU(FlatParameters):
             lengths = check_lengths(lengths, T, B)
         if not self.training:
             masks = None
-        elif draw_dropout:
+        elif dropout_masks is None:
             masks = self._dropout_masks(T, B)
         else:
-            masks = None if dropout_masks is None else as_float_array(
+            masks = as_float_array(
                 dropout_masks, "dropout_masks", dtype, (self.num_layers - 1, T, B, self.num_directions * H),
                 f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})")
 

@@ -105,7 +105,8 @@ class GRUModel(FlatParameters):
         """x (B, T, F) (or (T, B, F) when time_major), lengths (B,) ints in 1..T or None.
         Returns the head's outputs: (B, T, O) (or (T, B, O)) with return_sequences, else (B, O).
         Padded steps of (B, T, O) outputs hold the head's value for a zero GRU output.
-        dropout_masks: in training mode, draw_dropout_masks's pair to use instead of drawing."""
+        dropout_masks: in training mode, draw_dropout_masks's pair to use instead of drawing (a
+        None entry: drawn)."""
         x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None, None, self.gru.input_size),
                            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {self.gru.input_size}")
         if not time_major:
@@ -117,8 +118,7 @@ class GRUModel(FlatParameters):
                 out = np.ascontiguousarray(out.transpose(1, 0, 2))
             return out
         gru_dropout, head_dropout = (None, None) if dropout_masks is None else dropout_masks
-        y, h_n = self.gru.forward(x, lengths=lengths, dropout_masks=gru_dropout,
-                                  draw_dropout=dropout_masks is None)   # time-major (T, B, D*H)
+        y, h_n = self.gru.forward(x, lengths=lengths, dropout_masks=gru_dropout)   # time-major (T, B, D*H)
         if self.return_sequences:
             features = y
         else:
@@ -126,7 +126,7 @@ class GRUModel(FlatParameters):
             features = np.concatenate(list(h_n[(L - 1) * D:]), axis=1) if D == 2 else h_n[L - 1]
         if not self.training:
             mask = None
-        elif dropout_masks is None:
+        elif head_dropout is None:
             mask = self._head_dropout_mask(features.shape)
         else:
             mask = head_dropout
@@ -173,6 +173,8 @@ class GRUModel(FlatParameters):
         multipliers a training-mode forward on a (T, B) batch would draw, in the same order from
         the same random streams. A data-parallel loop draws them for the whole batch on every
         process and passes each process its columns."""
+        if self.dropout == 0.0:
+            return None, None
         gru_masks = self.gru._dropout_masks(steps, batch)
         features = self.gru.num_directions * self.gru.hidden_size
         head = self._head_dropout_mask((steps, batch, features) if self.return_sequences else (batch, features))
@@ -297,6 +299,12 @@ class GRUModel(FlatParameters):
         mode too (then without dropout), as the compiled model. A NaN/inf is reported by
         apply_gradients, as the compiled path does, not warned about."""
         training = self.training
+        if not training and self.dropout > 0:            # eval mode: no dropout, as the compiled model
+            T, B = x.shape[:2]
+            features = self.gru.num_directions * self.gru.hidden_size
+            layers_after_first = self.gru.num_layers - 1
+            gru_dropout = np.ones((layers_after_first, T, B, features), self.dtype) if layers_after_first else None
+            head_dropout = np.ones((T, B, features) if self.return_sequences else (B, features), self.dtype)
         self.train(True)
         try:
             with np.errstate(over="ignore", invalid="ignore"):
