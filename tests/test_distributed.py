@@ -219,8 +219,8 @@ def test_only_rank_0_prints_and_saves(tmp_path):
 
 @needs_mpi
 def test_allreduce_gradients_gives_the_whole_batch_gradient(tmp_path):
-    """A custom GRUModel loop: each rank's gradient of its own mean loss, weighted by its share of
-    the rows, sums to the gradient one process computes over the whole batch."""
+    """A custom GRUModel loop: each rank's gradient of its own mean loss, weighted by its number
+    (or share) of the rows, averages to the gradient one process computes over the whole batch."""
     done = run_script(tmp_path, 3, """
         import sys
         import numpy as np
@@ -235,19 +235,22 @@ def test_allreduce_gradients_gives_the_whole_batch_gradient(tmp_path):
         model = fastgru.GRUModel(3, 5, 2, dtype="float64", seed=0)
         parts = np.array_split(np.arange(10), comm.Get_size())
         mine = parts[comm.Get_rank()]
-        _, dout = losses.compute("mse", model(x[mine]), target[mine])
-        model.backward(dout)
-        allreduce_gradients(model, comm, weight=len(mine) / 10)
-        np.save(f"{sys.argv[1]}/grad.rank{comm.Get_rank()}.npy", model.grad)
+        for name, weight in (("rows", len(mine)), ("share", len(mine) / 10)):
+            model.zero_grad()
+            _, dout = losses.compute("mse", model(x[mine]), target[mine])
+            model.backward(dout)
+            allreduce_gradients(model, comm, weight)
+            np.save(f"{sys.argv[1]}/{name}.rank{comm.Get_rank()}.npy", model.grad)
         """, timeout=60)
     assert done.returncode == 0, done.stderr
     rng = np.random.default_rng(0)
     x, target = rng.standard_normal((10, 4, 3)), rng.standard_normal((10, 4, 2))
     model = fastgru.GRUModel(3, 5, 2, dtype="float64", seed=0)
     model.backward(fastgru.losses.compute("mse", model(x), target)[1])
-    got = [np.load(tmp_path / f"grad.rank{rank}.npy") for rank in range(3)]
-    assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
-    np.testing.assert_allclose(got[0], model.grad, rtol=1e-9, atol=1e-14)
+    for name in ("rows", "share"):
+        got = [np.load(tmp_path / f"{name}.rank{rank}.npy") for rank in range(3)]
+        assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
+        np.testing.assert_allclose(got[0], model.grad, rtol=1e-9, atol=1e-14)
 
 
 def test_distributed_is_a_hyper_parameter():

@@ -155,20 +155,29 @@ def data_digest(*items):
 
 
 def allreduce_gradients(model, comm=None, weight=1.0):
-    """Sums weight * model.grad over every rank of comm, in place, with one all-reduce of the flat
-    gradient buffer; afterwards every rank holds sum over ranks r of weight_r * grad_r.
+    """Replaces model.grad, on every rank of comm, by the weighted average over the ranks
+    sum_r weight_r * grad_r / sum_r weight_r, with one all-reduce of the flat gradient buffer (the
+    weight travels appended to it). Returns model.grad.
 
-    For a custom data-parallel loop over a GRUModel (or GRU, Dense: anything with a flat `grad`):
-    when each rank's grad is the gradient of the MEAN loss over its own n_r valid rows, pass
-    weight = n_r / (n_0 + ... + n_{P-1}); the result is the gradient of the mean loss over all the
-    rows, exactly as one process computing the whole batch. comm: an mpi4py communicator or a
-    fastgru.distributed.Communicator (None: MPI.COMM_WORLD). Returns model.grad."""
+    For a custom data-parallel loop over a GRUModel (or GRU, Dense: anything with a flat `grad`)
+    in which each rank's grad is the gradient of the MEAN loss over its own n_r valid rows, pass
+    weight = n_r (or n_r / (n_0 + ... + n_{P-1}), the same): the result is the gradient of the mean
+    loss over all the rows, as one process computing the whole batch gets it. A rank with no rows
+    passes weight 0. The default, equal weights, is the plain average. comm: an mpi4py
+    communicator or a fastgru.distributed.Communicator (None: MPI.COMM_WORLD)."""
     if not isinstance(comm, Communicator):
         comm = Communicator(comm)
-    grad = model.grad
+    grad = getattr(model, "grad", None)
     if not isinstance(grad, np.ndarray) or grad.ndim != 1 or not grad.flags.c_contiguous:
         raise TypeError("model: expected a fastgru module whose .grad is a flat contiguous array")
     weight = float(weight)
+    if not weight >= 0 or weight == np.inf:
+        raise ValueError(f"weight: expected a finite number >= 0, got {weight!r}")
     if weight != 1.0:
         grad *= weight
-    return comm.sum_in_place(grad)
+    total = comm.sum_gradients(grad, weight)
+    if not total > 0:
+        raise ValueError(f"weight: the ranks' weights sum to {total}; at least one must be positive")
+    if total != 1.0:
+        grad /= total
+    return grad
