@@ -19,8 +19,8 @@ instead of leaving the other ranks waiting in a collective forever; fit itself a
 a rank fails in a way the others cannot see.
 
 mpi4py is imported in this module only, when a communicator is first asked for: `import fastgru`
-never imports it. `pip install "fastgru[mpi]"` brings mpi4py and an MPI runtime (MPICH); on a
-cluster, an mpi4py built against the system's MPI works as well.
+never imports it. `pip install "fastgru[mpi]"` brings mpi4py and an MPI runtime (MPICH's wheel);
+on a cluster, mpi4py alone uses the system's MPI.
 """
 
 import contextlib
@@ -92,7 +92,6 @@ class Communicator:
         """Rank 0's value (any picklable object), on every rank."""
         return self.comm.bcast(value, root=0) if self.size > 1 else value
 
-
     def run_consistently(self, compute, digest):
         """compute() on every rank, for a result every rank must agree on (checked input data).
         Raises on EVERY rank when it failed on any (that rank's own exception there, a
@@ -147,7 +146,7 @@ def data_digest(*items):
     for item in items:
         if isinstance(item, np.ndarray):
             h.update(f"{item.dtype.str}{item.shape}".encode())
-            h.update(np.ascontiguousarray(item).tobytes())
+            h.update(np.ascontiguousarray(item))
         else:
             h.update(repr(item).encode())
         h.update(b"|")

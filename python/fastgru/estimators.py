@@ -15,6 +15,9 @@ restore). scikit-learn itself is never required.
 
 Without validation data, history_["val_loss"] is an empty list.
 
+With distributed=True, several processes started by mpiexec train one model data-parallel and
+end with the model one process trains (fastgru.distributed).
+
 Training errors (the loop is fastgru.training.train):
 - A NaN or infinite loss or gradient raises NonFiniteLossError (a FloatingPointError, so an
   ArithmeticError) naming the epoch and batch; the model keeps the weights of the last finished
