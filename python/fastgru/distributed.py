@@ -32,12 +32,13 @@ import numpy as np
 
 
 def _mpi():
-    """mpi4py.MPI, or an ImportError that says how to get it."""
+    """mpi4py.MPI, or an ImportError (ModuleNotFoundError for mpi4py) that says how to get it."""
     try:
         from mpi4py import MPI
     except ImportError as exc:
-        raise ImportError("distributed training needs mpi4py and an MPI runtime: "
-                          'pip install "fastgru[mpi]" (or mpi4py built against your cluster\'s MPI)') from exc
+        raise ModuleNotFoundError("distributed training needs mpi4py and an MPI runtime: "
+                                  'pip install "fastgru[mpi]" (on a cluster: pip install mpi4py, which uses '
+                                  "the cluster's MPI)", name="mpi4py") from exc
     return MPI
 
 
