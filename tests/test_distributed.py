@@ -266,6 +266,15 @@ def test_missing_mpi4py_is_a_clear_import_error(monkeypatch, rng):
         fastgru.GRURegressor(epochs=1, distributed=True).fit(X, X[:, 0, 0])
 
 
+def test_saving_without_mpi4py_writes_the_file(monkeypatch, rng, tmp_path):
+    """A model trained with distributed=True, saved where mpi4py is missing: one process, it writes."""
+    X = rng.standard_normal((8, 3, 2))
+    estimator = fastgru.GRURegressor(hidden_size=3, epochs=1).fit(X, X[:, 0, 0]).set_params(distributed=True)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    estimator.save(tmp_path / "model.safetensors")
+    assert np.array_equal(fastgru.load(tmp_path / "model.safetensors").predict(X), estimator.predict(X))
+
+
 def test_import_fastgru_does_not_import_mpi4py():
     done = subprocess.run([sys.executable, "-c", "import sys, fastgru; print('mpi4py' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)

@@ -26,9 +26,13 @@ on a cluster, mpi4py alone uses the system's MPI.
 import contextlib
 import hashlib
 import sys
+import time
 import traceback
 
 import numpy as np
+
+
+ABORT_GRACE_SECONDS = 1.0
 
 
 def _mpi():
@@ -138,7 +142,18 @@ class Communicator:
               "do not wait for it forever:", file=sys.stderr)
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
         sys.stderr.flush()
+        # mpiexec forwards the ranks' output asynchronously and drops what it has not forwarded
+        # when the abort reaches it: give it time to pass this message on.
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(1)
+
+
+def is_root_process():
+    """Whether this process is rank 0 of MPI.COMM_WORLD; True without mpi4py (no MPI job then)."""
+    try:
+        return Communicator().is_root
+    except ModuleNotFoundError:
+        return True
 
 
 def data_digest(*items):

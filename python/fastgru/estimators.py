@@ -34,7 +34,7 @@ import numpy as np
 
 from . import losses
 from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
-from .distributed import Communicator, data_digest
+from .distributed import Communicator, data_digest, is_root_process
 from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
 from .model import GRUModel
 from .optim import Adam
@@ -301,7 +301,7 @@ class GRUEstimator:
         With distributed=True, only rank 0 writes (every rank holds the same model); the others
         return at once, without waiting for the file."""
         self._check_fitted()
-        if self.distributed and not Communicator().is_root:
+        if self.distributed and not is_root_process():
             return
         params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
