@@ -11,8 +11,9 @@ import fastgru
 from fastgru import training
 
 
-class ThreadRanks:
-    """Rank `rank` of `size` threads; sum_gradients adds the ranks' buffers in rank order."""
+class ThreadRanks(training.SingleProcess):
+    """Rank `rank` of `size` threads; sum_gradients adds the ranks' buffers in rank order (the
+    data checks and the job's end on a failure stay those of one process)."""
 
     distributed = True
 

@@ -15,6 +15,9 @@ restore). scikit-learn itself is never required.
 
 Without validation data, history_["val_loss"] is an empty list.
 
+With distributed=True, several processes started by mpiexec train one model data-parallel and
+end with the model one process trains (fastgru.distributed).
+
 Training errors (the loop is fastgru.training.train):
 - A NaN or infinite loss or gradient raises NonFiniteLossError (a FloatingPointError, so an
   ArithmeticError) naming the epoch and batch; the model keeps the weights of the last finished
@@ -31,6 +34,7 @@ import numpy as np
 
 from . import losses
 from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
+from .distributed import Communicator, data_digest, is_root_process
 from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
 from .model import GRUModel
 from .optim import Adam
@@ -65,7 +69,7 @@ class GRUEstimator:
                  return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
                  batch_size=32, validation_split=0.0, validation_data=None, shuffle=True, patience=None,
                  restore_best_weights=True, clip_grad_norm=None, dtype="float32", random_state=None,
-                 verbose=0):
+                 verbose=0, distributed=False):
         """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
         return_sequences: predict at every time step (y per step) instead of from the last state.
         dropout: between GRU layers and on the head's input, while training.
@@ -78,7 +82,10 @@ class GRUEstimator:
         clip_grad_norm: maximum global L2 norm of the gradient, or None.
         random_state: int for bit-identical runs (at a fixed fastgru.set_num_threads), or None.
         verbose: 0 (or False) silent; 1 (or True) progress per epoch: a tqdm bar on a terminal or in a
-        notebook when tqdm is installed, else one plain line per epoch (fastgru.progress)."""
+        notebook when tqdm is installed, else one plain line per epoch (fastgru.progress).
+        distributed: train data-parallel over the processes of an MPI job (mpiexec; see
+        fastgru.distributed): every rank calls fit with the same X, y and hyper-parameters and
+        ends with the model one process trains; only rank 0 reports progress and saves."""
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -99,6 +106,7 @@ class GRUEstimator:
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.distributed = distributed
 
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
@@ -153,6 +161,8 @@ class GRUEstimator:
             raise ValueError(f"validation_split: expected a fraction in [0, 1), got {self.validation_split!r}")
         if self.validation_split and self.validation_data is not None:
             raise ValueError("validation_split and validation_data: give one of them, not both")
+        if not isinstance(self.distributed, (bool, np.bool_)):
+            raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm: expected a positive number or None, got {self.clip_grad_norm!r}")
         loss = self._default_loss if self.loss is None else self.loss
@@ -163,6 +173,52 @@ class GRUEstimator:
 
     def fit(self, X, y):
         """Trains a new model on X, y (see the module docstring for shapes). Returns self."""
+        reducer = self._reducer()
+        train, validation = reducer.run_consistently(
+            lambda: self._prepare_fit(X, y),
+            digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
+        # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
+        random_state = reducer.agree(np.random.SeedSequence(self.random_state).entropy)
+        model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
+        progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
+        self.model_ = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
+                               bidirectional=self.bidirectional, reset_after=self.reset_after,
+                               return_sequences=self.return_sequences, dropout=self.dropout,
+                               dtype=train[0].dtype, seed=int(model_seed))
+        self.history_ = {"loss": [], "val_loss": [], "time": []}
+        self.interrupted_ = False
+        self.best_epoch_ = None
+        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
+                         decoupled_weight_decay=self.weight_decay > 0)
+        config = training.TrainingConfig(loss=self.loss_, epochs=self.epochs, batch_size=self.batch_size,
+                                          shuffle=self.shuffle, patience=self.patience,
+                                          restore_best_weights=self.restore_best_weights,
+                                          clip_grad_norm=self.clip_grad_norm)
+        with reducer.failure_ends_job(training.NonFiniteLossError):
+            result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
+                                    self._sequence_set(*validation) if validation else None,
+                                    np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
+        self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
+        self.model_.eval()
+        return self
+
+    def _reducer(self):
+        """The training loop's view of other processes (fastgru.training): with distributed=True
+        in an MPI job of several processes, the Communicator over them; else SingleProcess."""
+        if self.distributed:
+            comm = Communicator()
+            if comm.size > 1:
+                return comm
+        return training.SingleProcess()
+
+    def _shared_params(self):
+        """The hyper-parameters every rank of a distributed fit must share (validation_data is
+        compared as data)."""
+        return sorted((k, v) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
+
+    def _prepare_fit(self, X, y):
+        """Checks the hyper-parameters and the data: (train, validation or None), each a triple
+        (X (N, T, F), lengths or None, encoded targets)."""
         loss, dtype = self._check_hyper_parameters()
         self.loss_ = loss
         X, lengths, _ = as_sequences(X, dtype)
@@ -193,34 +249,8 @@ class GRUEstimator:
             validation = (X[cut:], None if lengths is None else lengths[cut:], targets[cut:])
         else:
             train, validation = (X, lengths, targets), None
-
-        model_seed, shuffle_seed = np.random.SeedSequence(self.random_state).generate_state(2)
-        reducer = self._reducer()
-        progress = make_progress(self.verbose if reducer is None or reducer.is_root else 0, self.epochs)
         self.n_features_in_ = F
-        self.model_ = GRUModel(F, self.hidden_size, self._n_logits, num_layers=self.num_layers,
-                               bidirectional=self.bidirectional, reset_after=self.reset_after,
-                               return_sequences=self.return_sequences, dropout=self.dropout,
-                               dtype=dtype, seed=int(model_seed))
-        self.history_ = {"loss": [], "val_loss": [], "time": []}
-        self.interrupted_ = False
-        self.best_epoch_ = None
-        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
-                         decoupled_weight_decay=self.weight_decay > 0)
-        config = training.TrainingConfig(loss=loss, epochs=self.epochs, batch_size=self.batch_size, shuffle=self.shuffle,
-                                patience=self.patience, restore_best_weights=self.restore_best_weights,
-                                clip_grad_norm=self.clip_grad_norm)
-        result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
-                       self._sequence_set(*validation) if validation else None,
-                       np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
-        self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
-        self.model_.eval()
-        return self
-
-    def _reducer(self):
-        """The training loop's view of the other processes of a data-parallel run
-        (fastgru.training's reducer), or None for one process."""
-        return None
+        return train, validation
 
     def _sequence_set(self, X, lengths, targets=None):
         return SequenceSet.from_batch_first(X, lengths, targets, per_step=self.return_sequences)
@@ -267,8 +297,12 @@ class GRUEstimator:
     # -- saving ---------------------------------------------------------------------------------
     def save(self, path):
         """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
-        file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically."""
+        file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically.
+        With distributed=True, only rank 0 writes (every rank holds the same model); the others
+        return at once, without waiting for the file."""
         self._check_fitted()
+        if self.distributed and not is_root_process():
+            return
         params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
         try:

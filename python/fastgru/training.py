@@ -11,11 +11,18 @@ Data parallelism plugs in through a `reducer`, the loop's only view of other pro
                                                 validation loss that decides early stopping
     reducer.is_root                         (d) whether this process reports progress
     reducer.distributed                     False: one process, the loop calls train_step directly
+and, for the estimators' fit around the loop:
+    reducer.run_consistently(compute, digest)  (e) compute() (the data preparation), raising on every
+                                                process when it failed on any or digest(result)
+                                                differs between them
+    reducer.failure_ends_job(raised_everywhere)  (f) a context in which an exception on one process
+                                                ends them all (the others would wait for it forever)
 With `distributed` set, each batch's gradient is computed on the local part with the whole
 batch's loss count as normalizer, so that the summed gradient is exactly the batch mean's;
 dropout masks are drawn for the whole batch on every process (same seeds) and sliced.
 """
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -49,6 +56,12 @@ class SingleProcess:
 
     def agree(self, value):
         return value
+
+    def run_consistently(self, compute, digest):
+        return compute()
+
+    def failure_ends_job(self, raised_everywhere=()):
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -116,6 +129,8 @@ def train(model, optimizer, config, train_set, validation_set, rng, progress, hi
                 if config.patience is not None and wait >= config.patience:
                     break
     except KeyboardInterrupt:
+        if reducer.distributed:
+            raise       # the other processes cannot stop at the same step: the caller ends the job
         # The step updates the flat buffer in one compiled call, so the weights are those of the
         # last finished step; keep them rather than the best epoch's.
         result.interrupted = True
