@@ -80,7 +80,9 @@ class GRU(FlatParameters):
         if self.backend == "cpp":
             forward = getattr(_core, f"gru_forward_{self.dtype}")
             dropout = None if masks is None else np.stack(masks)
-            y, h_n, cache = forward(self.config, self._params, x, h0, lengths, dropout, self.training)
+            workspace = self._workspace(T, B) if self.training else None
+            y, h_n = forward(self.config, self._params, x, h0, lengths, dropout, workspace)
+            cache = (workspace, lengths, dropout)
         else:
             y, h_n, cache = reference.gru_forward(
                 self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
@@ -111,7 +113,8 @@ class GRU(FlatParameters):
 
         if self.backend == "cpp":
             backward = getattr(_core, f"gru_backward_{self.dtype}")
-            dx, dh0 = backward(cache, self._params, dy, self._grad, dh_n)
+            workspace, lengths, dropout = cache
+            dx, dh0 = backward(self.config, self._params, workspace, dy, self._grad, dh_n, lengths, dropout)
         else:
             dx, dh0, grads = reference.gru_backward(
                 self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,
@@ -122,6 +125,15 @@ class GRU(FlatParameters):
         if self.batch_first:
             dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return dx, dh0
+
+    def _workspace(self, T, B):
+        """The core's training workspace for (T, B): the previous forward's when it fits, since
+        only the last forward is ever differentiated (a fresh large buffer costs page faults)."""
+        size = _core.gru_workspace_size(self.config, T, B)
+        previous = self._cache[0][0] if self._cache is not None and self.backend == "cpp" else None
+        if previous is not None and previous.size == size:
+            return previous
+        return np.empty(size, FLOAT_DTYPES[self.dtype])
 
     def _dropout_masks(self, T, B):
         """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.., drawn from the layer's seed."""
