@@ -35,8 +35,8 @@ std::vector<DirectionSlot<T>> direction_slots(const GruConfig& cfg, const T* par
   return slots;
 }
 
-// The training workspace, carved into per-layer inputs and per-direction caches. Every part
-// starts on a 64-byte boundary (for float) when the workspace does. E is T or const T.
+// The training workspace, carved into per-layer inputs and per-direction caches, each part a
+// multiple of steps * batch elements (so the total is too). E is T or const T.
 template <class E>
 struct WorkspaceViews {
   std::vector<E*> inputs;  // per layer: its input (T, B, in_k), dropout applied
@@ -47,11 +47,10 @@ struct WorkspaceViews {
 
 template <class E>
 WorkspaceViews<E> workspace_views(const GruConfig& cfg, size_t steps, size_t batch, E* workspace) {
-  constexpr size_t kAlign = 16;  // elements
   WorkspaceViews<E> v;
   auto take = [&](size_t n) {
     E* part = workspace ? workspace + v.size : nullptr;
-    v.size += (n + kAlign - 1) / kAlign * kAlign;
+    v.size += n;
     return part;
   };
   const size_t H = cfg.hidden_size, D = cfg.directions();

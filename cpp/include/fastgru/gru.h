@@ -37,8 +37,8 @@ std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
 
 // Elements of the training workspace (cuDNN's "reserve space"): everything a training-mode
-// forward keeps for backward, in one caller-owned buffer. A pure function of its arguments, so a
-// caller can allocate it before the forward (or compute its shape without running anything).
+// forward keeps for backward, in one caller-owned buffer. Always steps * batch *
+// gru_workspace_size(cfg, 1, 1), so a caller can size it for symbolic shapes too.
 size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch);
 
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or
