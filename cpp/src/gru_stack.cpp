@@ -101,6 +101,10 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
     }
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
+      // The kernels leave the lanes past H of the last gate block alone; zero them so the
+      // workspace is a function of the inputs (frameworks compare and hash outputs).
+      if (workspace && H % detail::kGateBlock)
+        std::fill_n(cache.gates[slot], detail::gate_cache_size(steps, batch, H), T(0));
       detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
       detail::gru_direction_forward<T>(shape, slots[slot].params, input, h0 ? h0 + slot * BH : zeros.data(),
                                        out + dir * H, out_width, h_n + slot * BH, cache.states[slot],

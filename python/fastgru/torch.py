@@ -370,9 +370,8 @@ def _convert(gru, cls):
     weight = gru.weight_ih_l0
     with warnings.catch_warnings():  # gru's constructor already warned about its dropout, if at all
         warnings.simplefilter("ignore")
-        new = torch.nn.utils.skip_init(cls, gru.input_size, gru.hidden_size, gru.num_layers, gru.bias,
-                                       gru.batch_first, gru.dropout, gru.bidirectional, device=weight.device,
-                                       dtype=weight.dtype)
+        new = cls(gru.input_size, gru.hidden_size, gru.num_layers, gru.bias, gru.batch_first, gru.dropout,
+                  gru.bidirectional, device="meta", dtype=weight.dtype).to_empty(device=weight.device)
     new.load_state_dict(gru.state_dict())
     for name, param in new.named_parameters():
         param.requires_grad_(getattr(gru, name).requires_grad)
