@@ -463,3 +463,21 @@ def test_import_fastgru_does_not_import_torch():
     code = "import sys, fastgru; assert 'torch' not in sys.modules; import fastgru.torch; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_workspace_memory_is_reused_only_once_no_tensor_holds_it():
+    args = [a.detach() if isinstance(a, torch.Tensor) else a for a in forward_args(True)]
+    first = torch.ops.fastgru.gru_forward(*args)[2]
+    second = torch.ops.fastgru.gru_forward(*args)[2]
+    assert first.data_ptr() != second.data_ptr()
+    address, first = first.data_ptr(), None
+    assert torch.ops.fastgru.gru_forward(*args)[2].data_ptr() == address
+    # Two forwards differentiated together: each keeps its own workspace until backward.
+    ref, ours = twin_grus(input_size=3, hidden_size=4)
+    x = torch.randn(5, 2, 3)
+    grads = []
+    for gru in (ref, ours):
+        (gru(x)[0].sum() + gru(2 * x)[0].square().sum()).backward()
+        grads.append([p.grad for p in gru.parameters()])
+    for a, b in zip(*grads):
+        assert_close(b, a, "two graphs", RTOL[torch.float32])

@@ -21,6 +21,8 @@ fastgru.set_num_threads when the two differ), so torch.set_num_threads(n) govern
 import functools
 import math
 import numbers
+import sys
+import threading
 import warnings
 from typing import Optional
 
@@ -47,6 +49,42 @@ def _workspace_bytes(config, steps, batch, dtype):
     return steps * batch * _core.gru_workspace_size(config, 1, 1) * dtype.itemsize
 
 
+class _WorkspacePool:
+    """Training workspaces whose tensors have died, kept for the next forward. A workspace is
+    tens of megabytes at typical sizes: allocated afresh, every 4 KiB page faults on first touch
+    (on a virtual machine that can cost as much as the GRU's arithmetic), and the C allocator
+    hands such blocks back to the OS at every free. A workspace tensor is made with
+    torch.from_numpy over a pooled array, so the array's reference count tells whether any
+    tensor (or autograd's saved copy) still uses it."""
+
+    def __init__(self, capacity=4):
+        self._arrays = []
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def take(self, nbytes):
+        """A uint8 tensor of nbytes whose memory no other live tensor uses."""
+        with self._lock:
+            free = [i for i in range(len(self._arrays)) if self._unused(i)]
+            fits = [i for i in free if self._arrays[i].nbytes >= nbytes]
+            if fits:
+                array = self._arrays[min(fits, key=lambda i: self._arrays[i].nbytes)]
+            else:
+                array = np.empty(nbytes, np.uint8)
+                if len(self._arrays) >= self._capacity and free:
+                    del self._arrays[min(free, key=lambda i: self._arrays[i].nbytes)]
+                if len(self._arrays) < self._capacity:
+                    self._arrays.append(array)
+            return torch.from_numpy(array[:nbytes])
+
+    def _unused(self, i):
+        array = self._arrays[i]
+        return sys.getrefcount(array) <= 3  # the list, `array` and getrefcount's argument
+
+
+_workspaces = _WorkspacePool()
+
+
 def _use_torch_threads():
     threads = torch.get_num_threads()
     if _core.get_num_threads() != threads:
@@ -71,8 +109,8 @@ def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Option
     _use_torch_threads()
     config = _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after)
     dtype = _CORE_DTYPES[x.dtype]
-    workspace = torch.empty(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype) if keep_workspace else 0,
-                            dtype=torch.uint8)
+    workspace = (_workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype)) if keep_workspace
+                 else torch.empty(0, dtype=torch.uint8))
     y, h_n = getattr(_core, f"gru_forward_{dtype}")(
         config, _array(params), _array(x), _array(hx), _array(lengths), _array(dropout),
         workspace.numpy().view(dtype) if keep_workspace else None)
