@@ -1,23 +1,24 @@
-"""A full PyTorch training step with torch.nn.GRU vs fastgru.torch.GRU, and fastgru's own model
-for reference, by the protocol of bench/README.md: same process, interleaved A B C A B C ...,
-same thread count, median times, ratios from the same run.
+"""A full PyTorch training step with torch.nn.GRU vs fastgru.torch.GRU, and with fastgru's own
+layer and model for reference, by the protocol of bench/README.md: same process, interleaved
+A B C D A B C D ..., same thread count, median times, ratios from the same run.
 
     python bench/torch_step.py [--configs small medium ...] [--threads 1 2] [--iters N]
                                [--no-packed] [--markdown]
 
 The step, for each system (float32, 1 layer, reset-after, time-major (T, B, I) input):
-  torch / fastgru.torch: y, _ = gru(x); loss = mse(head(y), target); opt.zero_grad();
+  nn.GRU, fastgru.torch: y, _ = gru(x); loss = mse(head(y), target); opt.zero_grad();
                          loss.backward(); opt.step()      (head = nn.Linear(H, 1) on every step,
                          opt = torch.optim.Adam over the GRU and the head)
-  fastgru (own layer):   fastgru.GRUModel (the same GRU + Linear head in one flat buffer),
-                         fastgru.losses "mse", model.backward, fastgru.Adam step, zero_grad
+  fastgru layer:         the same step with fastgru.GRU on NumPy arrays in place of the module
+                         (see LayerStep): no custom operator, no autograd around the GRU
+  fastgru model:         fastgru.GRUModel + fastgru.losses + fastgru.Adam, no torch at all
 "packed" rows give the GRU a PackedSequence of the same batch with lengths drawn uniformly from
-[T/4, T] (the same lengths for every system; fastgru's own model gets them as `lengths`) and
-average the loss over the valid steps.
-ratio = torch time / system time; "glue" = ratio(fastgru.torch) / ratio(fastgru own layer), the
-share of the own layer's speed-up that survives PyTorch's autograd, optimizer and custom-op
-dispatch around it. Before timing, one step of each torch system is checked against the other
-(same loss and gradients), so wrong code is never timed.
+[T/4, T] (the same lengths for every system; fastgru's layer and model get them as `lengths`)
+and average the loss over the valid steps.
+ratio = nn.GRU time / system time; "glue" = ratio(fastgru.torch) / ratio(fastgru layer): the
+share of the layer's speed-up that survives the custom operators, autograd and tensor plumbing
+of fastgru.torch. Before timing, one step of fastgru.torch is checked against nn.GRU's (same
+loss and gradients), so wrong code is never timed.
 """
 
 import argparse
@@ -35,7 +36,7 @@ import fastgru
 import fastgru.torch
 from compare import CONFIGS, DEFAULT_ITERS, LR, interleaved_medians
 
-SYSTEMS = ("torch", "fastgru.torch", "fastgru")
+SYSTEMS = ("nn.GRU", "fastgru.torch", "fastgru layer", "fastgru model")
 
 
 def make_batch(B, T, I, packed, seed=0):
@@ -71,8 +72,38 @@ class TorchStep:
         self.opt.step()
 
 
-class OwnStep:
-    """The same step in fastgru's own API: GRUModel (GRU + Dense head), mse, backward, Adam."""
+class LayerStep:
+    """The same step with fastgru's own layer in place of the GRU module and no custom operator:
+    fastgru.GRU forward on NumPy, the torch head, MSE and backward from its output, then
+    layer.backward with that output's gradient, fastgru.Adam for the GRU and torch.optim.Adam
+    for the head. Only the glue around the GRU differs from fastgru.torch's step."""
+
+    def __init__(self, I, H, gru_state, head, x, target, lengths, packed):
+        self.layer = fastgru.GRU(I, H, dtype="float32")
+        self.layer.load_state_dict(gru_state)
+        self.layer_opt = fastgru.Adam(self.layer, lr=LR)
+        self.head = head
+        self.head_opt = torch.optim.Adam(head.parameters(), lr=LR)
+        self.x = x.numpy()
+        self.lengths = lengths.numpy() if packed else None
+        self.valid = (torch.arange(x.shape[0])[:, None] < lengths[None, :]) if packed else None
+        self.target = target[self.valid] if packed else target
+
+    def __call__(self):
+        y_np, _ = self.layer(self.x, lengths=self.lengths)
+        y = torch.from_numpy(y_np).requires_grad_()
+        loss = nn.functional.mse_loss(self.head(y[self.valid] if self.valid is not None else y), self.target)
+        self.head_opt.zero_grad()
+        loss.backward()
+        self.layer.backward(y.grad.numpy())
+        self.layer_opt.step()
+        self.head_opt.step()
+        self.layer_opt.zero_grad()
+
+
+class ModelStep:
+    """The same step in fastgru's own API only: GRUModel (GRU + Dense head in one flat buffer),
+    fastgru.losses "mse", model.backward, fastgru.Adam step, zero_grad."""
 
     def __init__(self, I, H, state, x, target, lengths, packed):
         self.model = fastgru.GRUModel(I, H, 1, dtype="float32", seed=0)
@@ -92,18 +123,23 @@ class OwnStep:
 
 
 def make_steps(B, T, I, H, packed):
+    """The four systems' steps, from the same initial weights and data."""
     torch.manual_seed(0)
     reference = nn.GRU(I, H)
     head = nn.Linear(H, 1)
     x, target, lengths = make_batch(B, T, I, packed)
-    ours = fastgru.torch.GRU.from_torch(reference)
-    ours_head = nn.Linear(H, 1)
-    ours_head.load_state_dict(head.state_dict())
+
+    def head_copy():
+        copy = nn.Linear(H, 1)
+        copy.load_state_dict(head.state_dict())
+        return copy
+
     state = {f"gru.{k}": v for k, v in reference.state_dict().items()}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     return (TorchStep(reference, head, x, target, lengths, packed),
-            TorchStep(ours, ours_head, x, target, lengths, packed),
-            OwnStep(I, H, state, x, target, lengths, packed))
+            TorchStep(fastgru.torch.GRU.from_torch(reference), head_copy(), x, target, lengths, packed),
+            LayerStep(I, H, reference.state_dict(), head_copy(), x, target, lengths, packed),
+            ModelStep(I, H, state, x, target, lengths, packed))
 
 
 def check_agreement(name, torch_step, ours_step):
@@ -147,14 +183,15 @@ def main():
             for name in args.configs:
                 iters = args.iters or DEFAULT_ITERS[name]
                 t = run(name, threads, iters, packed)
-                ratio_ours, ratio_own = t["torch"] / t["fastgru.torch"], t["torch"] / t["fastgru"]
-                rows.append([f"{name}{' packed' if packed else ''} {CONFIGS[name]}", str(threads),
-                             f"{t['torch'] * 1e3:.2f}", f"{t['fastgru.torch'] * 1e3:.2f}", f"{t['fastgru'] * 1e3:.2f}",
-                             f"{ratio_ours:.2f}x", f"{ratio_own:.2f}x", f"{100 * ratio_ours / ratio_own:.0f}%"])
+                ratio = {system: t["nn.GRU"] / t[system] for system in SYSTEMS}
+                rows.append([f"{name}{' packed' if packed else ''} {CONFIGS[name]}", str(threads)]
+                            + [f"{t[system] * 1e3:.2f}" for system in SYSTEMS]
+                            + [f"{ratio[system]:.2f}x" for system in SYSTEMS[1:]]
+                            + [f"{100 * ratio['fastgru.torch'] / ratio['fastgru layer']:.0f}%"])
                 print("  ".join(rows[-1]), file=sys.stderr, flush=True)
 
-    head = ["config (B,T,I,H)", "threads", "nn.GRU ms", "fastgru.torch ms", "fastgru own ms",
-            "nn.GRU / fastgru.torch", "nn.GRU / fastgru own", "glue"]
+    head = (["config (B,T,I,H)", "threads"] + [f"{system} ms" for system in SYSTEMS]
+            + [f"nn.GRU / {system}" for system in SYSTEMS[1:]] + ["glue"])
     print(f"command: python bench/{os.path.basename(__file__)} {' '.join(sys.argv[1:])}".rstrip())
     print(f"fastgru {fastgru.__version__} isa {fastgru.active_isa()}, torch {torch.__version__}, "
           f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs; 1-minute load average "
@@ -169,7 +206,8 @@ def main():
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
         for row in [head] + rows:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    print(f"glue: median over rows {statistics.median(float(r[-1][:-1]) for r in rows):.0f}%")
+    print(f"glue (ratio of fastgru.torch / ratio of fastgru layer): median over rows "
+          f"{statistics.median(float(r[-1][:-1]) for r in rows):.0f}%")
 
 
 if __name__ == "__main__":
