@@ -65,7 +65,7 @@ class _WorkspacePool:
     def take(self, nbytes):
         """A uint8 tensor of nbytes whose memory no other live tensor uses."""
         with self._lock:
-            free = [i for i in range(len(self._arrays)) if self._unused(i)]
+            free = [i for i in range(len(self._arrays)) if _references(self._arrays, i) <= _UNSHARED]
             fits = [i for i in free if self._arrays[i].nbytes >= nbytes]
             if fits:
                 array = self._arrays[min(fits, key=lambda i: self._arrays[i].nbytes)]
@@ -77,11 +77,14 @@ class _WorkspacePool:
                     self._arrays.append(array)
             return torch.from_numpy(array[:nbytes])
 
-    def _unused(self, i):
-        array = self._arrays[i]
-        return sys.getrefcount(array) <= 3  # the list, `array` and getrefcount's argument
+
+def _references(arrays, i):
+    return sys.getrefcount(arrays[i])
 
 
+# What _references gives for an array that only its list holds (measured, not assumed: how
+# many temporary references an interpreter counts may differ between Python versions).
+_UNSHARED = _references([np.empty(0, np.uint8)], 0)
 _workspaces = _WorkspacePool()
 
 
