@@ -246,6 +246,26 @@ def test_torch_compile_fullgraph_forward_and_backward(backend):
         assert_close(p.grad, expected_grads[name], f"grad of {name}", RTOL[torch.float32])
 
 
+def test_torch_compile_with_dynamic_shapes():
+    """One compiled graph serves every (T, B), as PyTorch users vary sequence lengths per batch."""
+    torch.manual_seed(17)
+    gru = ft.GRU(3, 4, num_layers=2, bidirectional=True)
+
+    def loss(x):
+        y, h_n = gru(x)
+        return y.square().sum() + h_n.sum()
+
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True, dynamic=True)
+    for T, B in [(5, 2), (7, 3)]:
+        x = torch.randn(T, B, 3, requires_grad=True)
+        compiled(x).backward()
+        dx = x.grad
+        x.grad = None
+        expected = loss(x)
+        expected.backward()
+        assert_close(dx, x.grad, f"dx at T={T}, B={B}", RTOL[torch.float32])
+
+
 def test_torch_export():
     torch.manual_seed(11)
     model = Tagger().eval()

@@ -33,6 +33,10 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _core
 
+if not hasattr(torch.library, "custom_op"):
+    raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \"fastgru[torch]\"), "
+                      f"found torch {torch.__version__}")
+
 __all__ = ["GRU", "replace_gru"]
 
 _CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
