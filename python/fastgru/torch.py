@@ -146,7 +146,7 @@ def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: 
     _use_torch_threads()
     config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
     dtype = _CORE_DTYPES[dy.dtype]
-    dparams = torch.zeros_like(params)
+    dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
     dx, dh0 = getattr(_core, f"gru_backward_{dtype}")(
         config, _array(params), workspace.numpy().view(dtype), _array(dy), dparams.numpy(), _array(dh_n),
         _array(lengths), _array(dropout))
