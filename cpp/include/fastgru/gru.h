@@ -44,7 +44,8 @@ size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch);
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or
 // nullptr; dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or nullptr.
 // Writes y (T, B, D*H) and h_n (L*D, B, H). workspace == nullptr: inference, nothing kept;
-// else training: fills gru_workspace_size(cfg, T, B) elements for gru_backward.
+// else training: fills gru_workspace_size(cfg, T, B) elements for gru_backward (every one of
+// them, as a function of the inputs).
 template <class T>
 void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
                  const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace);
