@@ -310,10 +310,11 @@ bool check_config(const BenchConfig& c, std::mt19937& rng, Mismatch& m) {
                      h_n.data(), nullptr);
   compare("y (inference)", y.data(), y_ref, m);
   compare("h_n (inference)", h_n.data(), hn_ref, m);
-  GruCache<float> cache;
+  std::vector<float> workspace(gru_workspace_size(cfg, T, B));
   std::fill(y.begin(), y.end(), 0.f);
   gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(),
-                     h_n.data(), &cache);
+                     h_n.data(), workspace.data());
+  const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
   compare("y (training)", y.data(), y_ref, m);
   compare("h_n (training)", h_n.data(), hn_ref, m);
   gru_backward<float>(cfg, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(),
@@ -340,7 +341,8 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   std::vector<float> x = random_vector(T * B * c.I, 1, rng), dy = random_vector(T * B * c.H, 1, rng);
   std::vector<float> y(T * B * c.H), h_n(B * c.H), dx(T * B * c.I), dh0(B * c.H), grad(n, 0.f);
   std::vector<float> exp_avg(n, 0.f), exp_avg_sq(n, 0.f);
-  GruCache<float> cache;
+  std::vector<float> workspace(gru_workspace_size(cfg, T, B));
+  const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
   int64_t step = 0;
   const AdamConfig adam;
 
@@ -350,7 +352,7 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   };
   auto forward_train = [&] {
     gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(),
-                       h_n.data(), &cache);
+                       h_n.data(), workspace.data());
   };
   auto backward = [&] {
     gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(),

@@ -673,3 +673,13 @@ def test_bad_isa(restore_isa):
     with pytest.raises((ValueError, TypeError)):
         fastgru.set_isa("sse1")
     assert fastgru.active_isa() == before
+
+
+def test_workspace_size_is_steps_times_batch_times_one_row():
+    """fastgru.torch sizes the workspace for symbolic shapes from the size of one (step, sequence)."""
+    from fastgru import _core
+
+    for options in [(3, 5, 1, False, True, True), (4, 33, 2, True, False, False), (1, 64, 3, True, True, True)]:
+        config = _core.GruConfig(*options)
+        for steps, batch in [(1, 1), (7, 3), (50, 32)]:
+            assert _core.gru_workspace_size(config, steps, batch) == steps * batch * _core.gru_workspace_size(config, 1, 1)

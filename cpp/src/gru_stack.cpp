@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fastgru/buffer.h"
 #include "fastgru/gru.h"
 #include "gru_layer.h"
 
@@ -34,28 +35,52 @@ std::vector<DirectionSlot<T>> direction_slots(const GruConfig& cfg, const T* par
   return slots;
 }
 
+// The training workspace, carved into per-layer inputs and per-direction caches, each part a
+// multiple of steps * batch elements (so the total is too). E is T or const T.
+template <class E>
+struct WorkspaceViews {
+  std::vector<E*> inputs;  // per layer: its input (T, B, in_k), dropout applied
+  std::vector<E*> states;  // per layer*D+dir: state before each step (T, B, H)
+  std::vector<E*> gates;   // per layer*D+dir: r, z, n, n's recurrent term, blocked (gate_cache_size)
+  size_t size = 0;         // elements used
+};
+
+template <class E>
+WorkspaceViews<E> workspace_views(const GruConfig& cfg, size_t steps, size_t batch, E* workspace) {
+  WorkspaceViews<E> v;
+  auto take = [&](size_t n) {
+    E* part = workspace ? workspace + v.size : nullptr;
+    v.size += n;
+    return part;
+  };
+  const size_t H = cfg.hidden_size, D = cfg.directions();
+  for (size_t layer = 0; layer < cfg.num_layers; ++layer) {
+    v.inputs.push_back(take(steps * batch * cfg.layer_input_size(layer)));
+    for (size_t dir = 0; dir < D; ++dir) {
+      v.states.push_back(take(steps * batch * H));
+      v.gates.push_back(take(detail::gate_cache_size(steps, batch, H)));
+    }
+  }
+  return v;
+}
+
 }  // namespace
+
+size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch) {
+  return workspace_views<const float>(cfg, steps, batch, nullptr).size;  // the same for any T
+}
 
 template <class T>
 void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
-                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n,
-                 GruCache<T>* cache) {
+                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace) {
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t BH = batch * H, out_width = D * H, out_size = steps * batch * out_width;
   std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
   const int64_t* lens = lengths ? lengths : full.data();
   std::vector<T> zeros(h0 ? 0 : BH, T(0));
   const auto slots = direction_slots<T>(cfg, params, nullptr);
+  const auto cache = workspace_views<T>(cfg, steps, batch, workspace);
 
-  if (cache) {
-    cache->steps = steps;
-    cache->batch = batch;
-    cache->lengths.assign(lens, lens + batch);
-    cache->inputs.assign(L, {});
-    cache->states.assign(L * D, {});
-    cache->gates.assign(L * D, {});
-    cache->dropout.assign(dropout ? dropout : nullptr, dropout ? dropout + (L - 1) * out_size : nullptr);
-  }
   Buffer<T> layer_out, layer_in;
   for (size_t layer = 0; layer < L; ++layer) {
     const size_t in = cfg.layer_input_size(layer);
@@ -68,7 +93,7 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
       }
       input = layer_in.data();
     }
-    if (cache) cache->inputs[layer].assign(input, input + steps * batch * in);
+    if (workspace) std::copy(input, input + steps * batch * in, cache.inputs[layer]);
     T* out = y;
     if (layer + 1 < L) {
       layer_out.resize(out_size);
@@ -76,17 +101,14 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
     }
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
+      // The kernels leave the lanes past H of the last gate block alone; zero them so the
+      // workspace is a function of the inputs (frameworks compare and hash outputs).
+      if (workspace && H % detail::kGateBlock)
+        std::fill_n(cache.gates[slot], detail::gate_cache_size(steps, batch, H), T(0));
       detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
-      T* states = nullptr;
-      T* gates = nullptr;
-      if (cache) {
-        cache->states[slot].resize(steps * BH);
-        cache->gates[slot].resize(detail::gate_cache_size(steps, batch, H));
-        states = cache->states[slot].data();
-        gates = cache->gates[slot].data();
-      }
       detail::gru_direction_forward<T>(shape, slots[slot].params, input, h0 ? h0 + slot * BH : zeros.data(),
-                                       out + dir * H, out_width, h_n + slot * BH, states, gates);
+                                       out + dir * H, out_width, h_n + slot * BH, cache.states[slot],
+                                       cache.gates[slot]);
     }
   }
 }
@@ -97,7 +119,10 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t steps = cache.steps, batch = cache.batch, BH = batch * H;
   const size_t out_size = steps * batch * D * H;
+  std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
+  const int64_t* lens = cache.lengths ? cache.lengths : full.data();
   const auto slots = direction_slots<T>(cfg, params, grad);
+  const auto saved = workspace_views<const T>(cfg, steps, batch, cache.workspace);
 
   // Gradient of the current layer's output: dy itself for the top layer (never copied).
   const T* d_out = dy;
@@ -111,16 +136,15 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
     }
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
-      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, cache.lengths.data()};
-      detail::gru_direction_backward<T>(shape, slots[slot].params, cache.inputs[layer].data(),
-                                        cache.states[slot].data(), cache.gates[slot].data(),
-                                        d_out + dir * H, D * H, dh_n ? dh_n + slot * BH : nullptr,
-                                        d_input, dir == 0 ? T(0) : T(1), dh0 + slot * BH,
-                                        slots[slot].grads);
+      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
+      detail::gru_direction_backward<T>(shape, slots[slot].params, saved.inputs[layer], saved.states[slot],
+                                        saved.gates[slot], d_out + dir * H, D * H,
+                                        dh_n ? dh_n + slot * BH : nullptr, d_input, dir == 0 ? T(0) : T(1),
+                                        dh0 + slot * BH, slots[slot].grads);
     }
     if (layer > 0) {
-      if (!cache.dropout.empty()) {
-        const T* mask = cache.dropout.data() + (layer - 1) * out_size;
+      if (cache.dropout) {
+        const T* mask = cache.dropout + (layer - 1) * out_size;
         for (size_t i = 0; i < out_size; ++i) d_in[i] *= mask[i];
       }
       d_lower.swap(d_in);
@@ -131,7 +155,7 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
 
 #define FASTGRU_INSTANTIATE(T)                                                                    \
   template void gru_forward<T>(const GruConfig&, const T*, size_t, size_t, const T*, const T*,    \
-                               const int64_t*, const T*, T*, T*, GruCache<T>*);                   \
+                               const int64_t*, const T*, T*, T*, T*);                             \
   template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*,         \
                                 const T*, T*, T*, T*);
 FASTGRU_INSTANTIATE(float)

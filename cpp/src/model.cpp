@@ -27,8 +27,9 @@ void Model<T>::forward(const T* params, size_t steps, size_t batch, const T* x,
   const size_t BH = batch * H;
   y_.resize(steps * batch * F);
   h_n_.resize(L * D * BH);
+  if (training) workspace_.resize(gru_workspace_size(g, steps, batch));
   gru_forward<T>(g, params, steps, batch, x, nullptr, lengths, gru_dropout, y_.data(), h_n_.data(),
-                 training ? &cache_ : nullptr);
+                 training ? workspace_.data() : nullptr);
 
   const size_t rows = cfg_.return_sequences ? steps * batch : batch;
   head_input_ = y_.data();
@@ -82,10 +83,11 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
 
   // The GRU: through every step's output, or through the top layer's final states only.
   const size_t BH = b.batch * H, out_size = b.steps * b.batch * F;
+  const GruCache<T> cache{b.steps, b.batch, b.lengths, b.gru_dropout, workspace_.data()};
   dx_.resize(b.steps * b.batch * g.input_size);
   dh0_.resize(L * D * BH);
   if (cfg_.return_sequences) {
-    gru_backward<T>(g, params, cache_, dfeatures_.data(), nullptr, dx_.data(), dh0_.data(), grad);
+    gru_backward<T>(g, params, cache, dfeatures_.data(), nullptr, dx_.data(), dh0_.data(), grad);
   } else {
     if (zero_dy_.size() != out_size) zero_dy_.assign(out_size, T(0));
     dh_n_.assign(L * D * BH, T(0));
@@ -94,7 +96,7 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
       for (size_t r = 0; r < b.batch; ++r)
         std::copy(dfeatures_.data() + r * F + d * H, dfeatures_.data() + r * F + (d + 1) * H, dh + r * H);
     }
-    gru_backward<T>(g, params, cache_, zero_dy_.data(), dh_n_.data(), dx_.data(), dh0_.data(), grad);
+    gru_backward<T>(g, params, cache, zero_dy_.data(), dh_n_.data(), dx_.data(), dh0_.data(), grad);
   }
   return loss;
 }

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__version__: str
-__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruConfig', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
         ...
@@ -27,26 +26,6 @@ class GruConfig:
         ...
     @property
     def reset_after(self) -> bool:
-        ...
-class GruCacheFloat32:
-    """
-    What a training-mode forward keeps for backward.
-    """
-    @property
-    def batch(self) -> int:
-        ...
-    @property
-    def steps(self) -> int:
-        ...
-class GruCacheFloat64:
-    """
-    What a training-mode forward keeps for backward.
-    """
-    @property
-    def batch(self) -> int:
-        ...
-    @property
-    def steps(self) -> int:
         ...
 class ModelFloat32:
     """
@@ -148,19 +127,31 @@ def get_num_threads() -> int:
     """
     The number of threads the core uses (see set_num_threads).
     """
-def gru_backward_float32(cache: GruCacheFloat32, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple:
-    ...
-def gru_backward_float64(cache: GruCacheFloat64, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple:
-    ...
-def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, training: bool = False) -> tuple:
-    ...
-def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, training: bool = False) -> tuple:
-    ...
+def gru_backward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], workspace: numpy.ndarray, dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple:
+    """
+    (dx, dh0) through the training-mode forward that filled workspace (given the same lengths and dropout); adds the parameter gradients into grad.
+    """
+def gru_backward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], workspace: numpy.ndarray, dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple:
+    """
+    (dx, dh0) through the training-mode forward that filled workspace (given the same lengths and dropout); adds the parameter gradients into grad.
+    """
+def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, workspace: numpy.ndarray | None = None) -> tuple:
+    """
+    (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
+    """
+def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, workspace: numpy.ndarray | None = None) -> tuple:
+    """
+    (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
+    """
 def gru_param_count(config: GruConfig) -> int:
     ...
 def gru_param_layout(config: GruConfig) -> list:
     """
     [(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.
+    """
+def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    Elements of the training workspace of a forward over (steps, batch).
     """
 def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
     """
@@ -180,3 +171,4 @@ def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     Sets the number of threads the core uses (n: int >= 1, else ValueError; the default is
     OMP_NUM_THREADS, else the core count). Results are bit-identical for any thread count.
     """
+__version__: str = '0.1.0'

@@ -140,7 +140,9 @@ class GRU(FlatParameters):
 
         if self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
-            y, h_n, cache = self._core_forward(self.config, self._params, x, h0, lengths, dropout, self.training)
+            workspace = self._workspace(T, B) if self.training else None
+            y, h_n = self._core_forward(self.config, self._params, x, h0, lengths, dropout, workspace)
+            cache = (workspace, lengths, dropout)
         else:
             y, h_n, cache = reference.gru_forward(
                 self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
@@ -170,7 +172,8 @@ class GRU(FlatParameters):
             dh_n = as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
 
         if self.backend == "cpp":
-            dx, dh0 = self._core_backward(cache, self._params, dy, self._grad, dh_n)
+            workspace, lengths, dropout = cache
+            dx, dh0 = self._core_backward(self.config, self._params, workspace, dy, self._grad, dh_n, lengths, dropout)
         else:
             dx, dh0, grads = reference.gru_backward(
                 self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,
@@ -181,6 +184,15 @@ class GRU(FlatParameters):
         if self.batch_first:
             dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return dx, dh0
+
+    def _workspace(self, T, B):
+        """The core's training workspace for (T, B): the previous forward's when it fits, since
+        only the last forward is ever differentiated (a fresh large buffer costs page faults)."""
+        size = _core.gru_workspace_size(self.config, T, B)
+        previous = self._cache[0][0] if self._cache is not None and self.backend == "cpp" else None
+        if previous is not None and previous.size == size:
+            return previous
+        return np.empty(size, FLOAT_DTYPES[self.dtype])
 
     def _dropout_masks(self, T, B):
         """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.. (L-1, T, B, D*H), drawn from the

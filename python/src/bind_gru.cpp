@@ -4,7 +4,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,16 +17,15 @@ using fastgru::GruConfig;
 
 namespace {
 
-template <class T>
-struct CacheHandle {
-  GruConfig cfg;
-  fastgru::GruCache<T> cache;
-};
+py::ssize_t workspace_elements(const GruConfig& cfg, py::ssize_t steps, py::ssize_t batch) {
+  return static_cast<py::ssize_t>(fastgru::gru_workspace_size(cfg, steps, batch));
+}
 
+// workspace given: training mode, the workspace is filled for gru_backward.
 template <class T>
 py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::optional<Array<T>> h0,
-                  std::optional<bindings::Int64Array> lengths,
-                  std::optional<Array<T>> dropout, bool training) {
+                  std::optional<bindings::Int64Array> lengths, std::optional<Array<T>> dropout,
+                  std::optional<py::array> workspace) {
   if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
   const py::ssize_t steps = x.shape(0), batch = x.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
@@ -36,38 +34,45 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
   if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
   if (lengths) bindings::check_lengths(*lengths, batch, steps);
   if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
+  T* ws = workspace ? bindings::writable<T>(*workspace, "workspace", {workspace_elements(cfg, steps, batch)})
+                    : nullptr;
 
   Array<T> y({steps, batch, D * H});
   Array<T> h_n({L * D, batch, H});
-  std::unique_ptr<CacheHandle<T>> handle;
-  if (training) handle.reset(new CacheHandle<T>{cfg, {}});
   {
     py::gil_scoped_release release;
     fastgru::gru_forward<T>(cfg, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
                             lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
-                            y.mutable_data(), h_n.mutable_data(), handle ? &handle->cache : nullptr);
+                            y.mutable_data(), h_n.mutable_data(), ws);
   }
-  py::object cache = handle ? py::cast(handle.release(), py::return_value_policy::take_ownership) : py::none();
-  return py::make_tuple(y, h_n, cache);
+  return py::make_tuple(y, h_n);
 }
 
+// lengths and dropout: those the forward that filled workspace was given.
 template <class T>
-py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, py::array grad_any,
-                   std::optional<Array<T>> dh_n) {
-  const GruConfig& cfg = handle.cfg;
-  const auto& cache = handle.cache;
-  const py::ssize_t steps = cache.steps, batch = cache.batch;
+py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& workspace, Array<T> dy,
+                   const py::array& grad_any, std::optional<Array<T>> dh_n,
+                   std::optional<bindings::Int64Array> lengths, std::optional<Array<T>> dropout) {
+  if (dy.ndim() != 3) throw py::value_error("dy: expected shape (T, B, D*H), got " + bindings::shape_str(dy));
+  const py::ssize_t steps = dy.shape(0), batch = dy.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
   const py::ssize_t n_params = fastgru::gru_param_count(cfg);
   expect_shape(params, {n_params}, "params");
   T* grad = bindings::writable<T>(grad_any, "grad", {n_params});
+  // Read only, but never a converted copy: a converted workspace would be meaningless.
+  const T* saved = bindings::writable<T>(workspace, "workspace", {workspace_elements(cfg, steps, batch)});
   expect_shape(dy, {steps, batch, D * H}, "dy");
   if (dh_n) expect_shape(*dh_n, {L * D, batch, H}, "dh_n");
+  if (lengths) bindings::check_lengths(*lengths, batch, steps);
+  if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
 
   Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
   Array<T> dh0({L * D, batch, H});
   {
     py::gil_scoped_release release;
+    const fastgru::GruCache<T> cache{static_cast<size_t>(steps), static_cast<size_t>(batch),
+                                     lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
+                                     saved};
     fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
                              dx.mutable_data(), dh0.mutable_data(), grad);
   }
@@ -75,15 +80,16 @@ py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, p
 }
 
 template <class T>
-void bind_gru_dtype(py::module_& m, const char* cache_name, const std::string& suffix) {
-  py::class_<CacheHandle<T>>(m, cache_name, "What a training-mode forward keeps for backward.")
-      .def_property_readonly("steps", [](const CacheHandle<T>& c) { return c.cache.steps; })
-      .def_property_readonly("batch", [](const CacheHandle<T>& c) { return c.cache.batch; });
+void bind_gru_dtype(py::module_& m, const std::string& suffix) {
   m.def(("gru_forward_" + suffix).c_str(), &forward<T>, py::arg("config"), py::arg("params"), py::arg("x"),
         py::arg("h0") = py::none(), py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
-        py::arg("training") = false);
-  m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("cache"), py::arg("params"), py::arg("dy"),
-        py::arg("grad"), py::arg("dh_n") = py::none());
+        py::arg("workspace") = py::none(),
+        "(y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.");
+  m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("config"), py::arg("params"),
+        py::arg("workspace"), py::arg("dy"), py::arg("grad"), py::arg("dh_n") = py::none(),
+        py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
+        "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
+        "dropout); adds the parameter gradients into grad.");
 }
 
 }  // namespace
@@ -116,7 +122,9 @@ void bind_gru(py::module_& m) {
       },
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
+  m.def("gru_workspace_size", &fastgru::gru_workspace_size, py::arg("config"), py::arg("steps"), py::arg("batch"),
+        "Elements of the training workspace of a forward over (steps, batch).");
   // One name per dtype: an overload set would silently convert between them.
-  bind_gru_dtype<float>(m, "GruCacheFloat32", "float32");
-  bind_gru_dtype<double>(m, "GruCacheFloat64", "float64");
+  bind_gru_dtype<float>(m, "float32");
+  bind_gru_dtype<double>(m, "float64");
 }

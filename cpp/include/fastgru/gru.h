@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "fastgru/buffer.h"
-
 namespace fastgru {
 
 struct GruConfig {
@@ -38,24 +36,29 @@ struct ParamTensor {
 std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
 
-// What a training-mode forward keeps for backward.
-template <class T>
-struct GruCache {
-  size_t steps = 0, batch = 0;
-  std::vector<int64_t> lengths;          // (B,), all == steps when none were given
-  std::vector<Buffer<T>> inputs;  // per layer: its input (T, B, in_k), dropout applied
-  Buffer<T> dropout;              // (L-1, T, B, D*H) multipliers, empty when none
-  std::vector<Buffer<T>> states;  // per layer*D+dir: state before each step (T, B, H)
-  std::vector<Buffer<T>> gates;   // per layer*D+dir: r, z, n, n's recurrent term, blocked
-};
+// Elements of the training workspace (cuDNN's "reserve space"): everything a training-mode
+// forward keeps for backward, in one caller-owned buffer. Always steps * batch *
+// gru_workspace_size(cfg, 1, 1), so a caller can size it for symbolic shapes too.
+size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch);
 
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or
 // nullptr; dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or nullptr.
-// Writes y (T, B, D*H) and h_n (L*D, B, H). cache == nullptr: inference, nothing kept.
+// Writes y (T, B, D*H) and h_n (L*D, B, H). workspace == nullptr: inference, nothing kept;
+// else training: fills gru_workspace_size(cfg, T, B) elements for gru_backward (every one of
+// them, as a function of the inputs).
 template <class T>
 void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
-                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n,
-                 GruCache<T>* cache);
+                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace);
+
+// What gru_backward needs of a training-mode forward: its shape, lengths and dropout
+// multipliers (the same pointers it was given, or equal copies) and the workspace it filled.
+template <class T>
+struct GruCache {
+  size_t steps = 0, batch = 0;
+  const int64_t* lengths = nullptr;  // (B,) or nullptr: every length == steps
+  const T* dropout = nullptr;        // (L-1, T, B, D*H) or nullptr
+  const T* workspace = nullptr;      // gru_workspace_size(cfg, steps, batch) elements
+};
 
 // dy (T, B, D*H), dh_n (L*D, B, H) or nullptr for zeros. Writes dx (T, B, I) and
 // dh0 (L*D, B, H); adds the parameter gradients into grad (same layout as params).

@@ -108,7 +108,7 @@ class Model {
 
   ModelConfig cfg_;
   size_t gru_params_ = 0, param_count_ = 0;
-  GruCache<T> cache_;
+  Buffer<T> workspace_;         // the GRU's training workspace (gru_workspace_size)
   Buffer<T> y_, h_n_;           // GRU outputs (T, B, D*H), (L*D, B, H)
   Buffer<T> features_;          // the head's input (rows, D*H) when it is not y_ itself
   const T* head_input_ = nullptr;  // features_ or y_: what the last forward fed the head

@@ -1,0 +1,440 @@
+"""fastgru.torch: a drop-in torch.nn.GRU whose forward and backward run in fastgru's core.
+
+    import fastgru.torch
+    model = fastgru.torch.replace_gru(model)     # every nn.GRU inside becomes fastgru.torch.GRU
+
+`GRU` has torch.nn.GRU's constructor, attributes, parameter names, shapes, order and
+initialisation, so state_dicts move both ways unchanged. It is a plain nn.Module (not an
+nn.RNNBase, which torch.compile refuses to trace): its computation is two operators registered
+with torch.library.custom_op, `fastgru::gru_forward` and `fastgru::gru_backward`, with fake
+(shape) implementations and an autograd formula, so torch.compile, torch.export and
+torch.library.opcheck see through it.
+
+The training-mode forward keeps what backward needs in one workspace tensor (as cuDNN's
+"reserve space"), an output of the forward operator that the backward operator reads. It is
+uint8 so that autograd never builds a gradient for it.
+
+Threads: the operators run the core on torch.get_num_threads() threads (they call
+fastgru.set_num_threads when the two differ), so torch.set_num_threads(n) governs both.
+"""
+
+import functools
+import math
+import numbers
+import sys
+import threading
+import warnings
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from . import _core
+
+if not hasattr(torch.library, "custom_op"):
+    raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \"fastgru[torch]\"), "
+                      f"found torch {torch.__version__}")
+
+__all__ = ["GRU", "replace_gru"]
+
+_CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+@functools.lru_cache(maxsize=None)
+def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after):
+    return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+
+
+def _workspace_bytes(config, steps, batch, dtype):
+    """Bytes of the core's training workspace; steps and batch may be symbolic (SymInt): the
+    core's size is steps * batch * its size for one step of one sequence."""
+    return steps * batch * _core.gru_workspace_size(config, 1, 1) * dtype.itemsize
+
+
+class _WorkspacePool:
+    """Training workspaces whose tensors have died, kept for the next forward. A workspace is
+    tens of megabytes at typical sizes: allocated afresh, every 4 KiB page faults on first touch
+    (on a virtual machine that can cost as much as the GRU's arithmetic), and the C allocator
+    hands such blocks back to the OS at every free. A workspace tensor is made with
+    torch.from_numpy over a pooled array, so the array's reference count tells whether any
+    tensor (or autograd's saved copy) still uses it."""
+
+    def __init__(self, capacity=4):
+        self._arrays = []
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def take(self, nbytes):
+        """A uint8 tensor of nbytes whose memory no other live tensor uses."""
+        with self._lock:
+            free = [i for i in range(len(self._arrays)) if _references(self._arrays, i) <= _UNSHARED]
+            fits = [i for i in free if self._arrays[i].nbytes >= nbytes]
+            if fits:
+                array = self._arrays[min(fits, key=lambda i: self._arrays[i].nbytes)]
+            else:
+                array = np.empty(nbytes, np.uint8)
+                if len(self._arrays) >= self._capacity and free:
+                    del self._arrays[min(free, key=lambda i: self._arrays[i].nbytes)]
+                if len(self._arrays) < self._capacity:
+                    self._arrays.append(array)
+            return torch.from_numpy(array[:nbytes])
+
+
+def _references(arrays, i):
+    return sys.getrefcount(arrays[i])
+
+
+# What _references gives for an array that only its list holds (measured, not assumed: how
+# many temporary references an interpreter counts may differ between Python versions).
+_UNSHARED = _references([np.empty(0, np.uint8)], 0)
+_workspaces = _WorkspacePool()
+
+
+def _use_torch_threads():
+    threads = torch.get_num_threads()
+    if _core.get_num_threads() != threads:
+        _core.set_num_threads(threads)
+
+
+def _array(tensor):
+    """A NumPy view of a contiguous CPU tensor (no copy); None stays None."""
+    return None if tensor is None else tensor.detach().numpy()
+
+
+# -- the operators ---------------------------------------------------------------------------
+@torch.library.custom_op("fastgru::gru_forward", mutates_args=(), device_types="cpu")
+def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Optional[Tensor],
+                dropout: Optional[Tensor], hidden_size: int, num_layers: int, bidirectional: bool,
+                bias: bool, reset_after: bool, keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """x (T, B, I) time-major; hx (L*D, B, H) or None for zeros; params: every parameter
+    flattened and concatenated in torch.nn.GRU's order; lengths (B,) int64 in 1..T or None;
+    dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or None.
+    Returns y (T, B, D*H), h_n (L*D, B, H) and the training workspace (uint8; empty unless
+    keep_workspace)."""
+    _use_torch_threads()
+    config = _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after)
+    dtype = _CORE_DTYPES[x.dtype]
+    workspace = (_workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype)) if keep_workspace
+                 else torch.empty(0, dtype=torch.uint8))
+    y, h_n = getattr(_core, f"gru_forward_{dtype}")(
+        config, _array(params), _array(x), _array(hx), _array(lengths), _array(dropout),
+        workspace.numpy().view(dtype) if keep_workspace else None)
+    return torch.from_numpy(y), torch.from_numpy(h_n), workspace
+
+
+@gru_forward.register_fake
+def _(x, hx, params, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after,
+      keep_workspace):
+    T, B, I = x.shape
+    D = 2 if bidirectional else 1
+    config = _config(int(I), hidden_size, num_layers, bidirectional, bias, reset_after)
+    size = _workspace_bytes(config, T, B, x.dtype) if keep_workspace else 0
+    return (x.new_empty((T, B, D * hidden_size)), x.new_empty((num_layers * D, B, hidden_size)),
+            x.new_empty((size,), dtype=torch.uint8))
+
+
+@torch.library.custom_op("fastgru::gru_backward", mutates_args=(), device_types="cpu")
+def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: Tensor,
+                 lengths: Optional[Tensor], dropout: Optional[Tensor], input_size: int, hidden_size: int,
+                 num_layers: int, bidirectional: bool, bias: bool,
+                 reset_after: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward of the gru_forward that returned workspace (with the same params, lengths and
+    dropout): dy (T, B, D*H), dh_n (L*D, B, H) or None for zeros. Returns dx (T, B, I),
+    dh0 (L*D, B, H) and the gradient of params."""
+    _use_torch_threads()
+    config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+    dtype = _CORE_DTYPES[dy.dtype]
+    dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
+    dx, dh0 = getattr(_core, f"gru_backward_{dtype}")(
+        config, _array(params), workspace.numpy().view(dtype), _array(dy), dparams.numpy(), _array(dh_n),
+        _array(lengths), _array(dropout))
+    return torch.from_numpy(dx), torch.from_numpy(dh0), dparams
+
+
+@gru_backward.register_fake
+def _(dy, dh_n, params, workspace, lengths, dropout, input_size, hidden_size, num_layers, bidirectional,
+      bias, reset_after):
+    T, B, _ = dy.shape
+    D = 2 if bidirectional else 1
+    return (dy.new_empty((T, B, input_size)), dy.new_empty((num_layers * D, B, hidden_size)),
+            torch.empty_like(params))
+
+
+def _forward_setup_context(ctx, inputs, output):
+    x, hx, params, lengths, dropout, *config, keep_workspace = inputs
+    if not keep_workspace:
+        raise RuntimeError("fastgru::gru_forward: gradients need the workspace; call it with keep_workspace=True")
+    ctx.save_for_backward(params, output[2], lengths, dropout)
+    ctx.x_shape = x.shape
+    ctx.config = config
+    # Gradients of unused outputs stay None: never a zero-filled tensor of the workspace's size.
+    ctx.set_materialize_grads(False)
+
+
+def _forward_backward(ctx, dy, dh_n, _workspace_grad):
+    params, workspace, lengths, dropout = ctx.saved_tensors
+    T, B, I = ctx.x_shape
+    hidden_size, _, bidirectional = ctx.config[:3]
+    if dy is None:  # only h_n was used
+        dy = params.new_zeros((T, B, (2 if bidirectional else 1) * hidden_size))
+    dx, dh0, dparams = gru_backward(dy, dh_n, params, workspace, lengths, dropout, I, *ctx.config)
+    return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 8
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("fastgru.torch.GRU does not support double backward (create_graph=True through its "
+                       "gradients); use torch.nn.GRU for higher-order gradients")
+
+
+gru_forward.register_autograd(_forward_backward, setup_context=_forward_setup_context)
+gru_backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
+
+
+# -- the module ------------------------------------------------------------------------------
+class GRU(nn.Module):
+    """torch.nn.GRU computed by fastgru's core: the same constructor, attributes, parameters
+    (names, shapes, order, U(-1/sqrt(H), 1/sqrt(H)) initialisation) and forward semantics.
+
+    output, h_n = gru(input, hx=None)
+      input (T, B, I), (B, T, I) when batch_first, unbatched (T, I), or a PackedSequence;
+      hx (L*D, B, H) ((L*D, H) for unbatched input) or None for zeros;
+      output (T, B, D*H) (same layout as input; a PackedSequence for one), h_n (L*D, B, H).
+
+    reset_after=False is the reset-before variant (n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)),
+    which torch.nn.GRU does not have. float32 or float64, CPU tensors only.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True):
+        super().__init__()
+        # torch.nn.RNNBase's checks, with its error types and messages.
+        if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
+                             "element being zeroed")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", stacklevel=2)
+        for name, value, kind in (("bias", bias, bool), ("batch_first", batch_first, bool),
+                                  ("input_size", input_size, int), ("hidden_size", hidden_size, int),
+                                  ("num_layers", num_layers, int)):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} should be of type {kind.__name__}, got: {type(value).__name__}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if value <= 0:
+                raise ValueError(f"{name} must be greater than zero")
+        device = torch.device(device) if device is not None else torch.empty(0).device
+        if device.type not in ("cpu", "meta"):
+            raise ValueError(f"device: fastgru.torch.GRU runs on the CPU, got device {device}")
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if dtype not in _CORE_DTYPES:
+            raise ValueError(f"dtype: fastgru.torch.GRU computes in torch.float32 or torch.float64, got {dtype}")
+
+        self.mode = "GRU"
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = 0
+        self.reset_after = bool(reset_after)
+
+        D, G = self.num_directions, 3 * hidden_size
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if bias else ("weight_ih", "weight_hh")
+        self._flat_weights_names = []
+        self._all_weights = []
+        for layer in range(num_layers):
+            layer_input_size = input_size if layer == 0 else D * hidden_size
+            shapes = {"weight_ih": (G, layer_input_size), "weight_hh": (G, hidden_size),
+                      "bias_ih": (G,), "bias_hh": (G,)}
+            for direction in range(D):
+                names = [f"{kind}_l{layer}" + ("_reverse" if direction else "") for kind in kinds]
+                for kind, name in zip(kinds, names):
+                    setattr(self, name, nn.Parameter(torch.empty(shapes[kind], device=device, dtype=dtype)))
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _flat_weights(self):
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self):
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def reset_parameters(self):
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, in order (torch.nn.GRU's draws)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def flatten_parameters(self):
+        """Nothing to do (torch.nn.GRU's cuDNN weight packing): kept so code calling it runs."""
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        return s
+
+    # -- conversion -----------------------------------------------------------------------
+    @classmethod
+    def from_torch(cls, gru):
+        """A fastgru.torch.GRU with a copy of gru's weights (and its training mode, dtype and
+        requires_grad flags). gru: a torch.nn.GRU on the CPU."""
+        if not isinstance(gru, nn.GRU):
+            raise TypeError(f"from_torch: expected a torch.nn.GRU, got {type(gru).__name__}")
+        return _convert(gru, cls)
+
+    def to_torch(self):
+        """A torch.nn.GRU with a copy of the weights (and training mode, dtype and requires_grad
+        flags). Only for reset_after=True: torch.nn.GRU has no reset-before variant."""
+        if not self.reset_after:
+            raise ValueError("to_torch: torch.nn.GRU computes reset_after=True only; this GRU has reset_after=False")
+        return _convert(self, nn.GRU)
+
+    # -- computation ----------------------------------------------------------------------
+    def forward(self, input, hx=None):
+        weights = self._flat_weights
+        L, H = self.num_layers, self.hidden_size
+        LD = L * self.num_directions
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            if hx is not None and sorted_indices is not None:
+                hx = hx.index_select(1, sorted_indices)
+            self._check_input(data, 2, weights)
+            T, B = batch_sizes.shape[0], int(batch_sizes[0])
+            self._check_hidden(hx, (LD, B, H), weights)
+            # Packed rows are the (t, b) with b < batch_sizes[t], in time-major order.
+            valid = torch.arange(B) < batch_sizes.unsqueeze(1)                      # (T, B)
+            rows = valid.reshape(-1).nonzero().squeeze(1)
+            x = data.new_zeros((T * B, self.input_size)).index_copy(0, rows, data).view(T, B, -1)
+            y, h_n = self._run(x, hx, valid.sum(0), weights)
+            output = PackedSequence(y.reshape(T * B, -1).index_select(0, rows), batch_sizes, sorted_indices,
+                                    unsorted_indices)
+            return output, h_n if unsorted_indices is None else h_n.index_select(1, unsorted_indices)
+
+        if input.dim() not in (2, 3):
+            raise ValueError(f"GRU: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not batched:
+            input = input.unsqueeze(batch_dim)
+            if hx is not None:
+                if hx.dim() != 2:
+                    raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
+                hx = hx.unsqueeze(1)
+        elif hx is not None and hx.dim() != 3:
+            raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+        self._check_input(input, 3, weights)
+        self._check_hidden(hx, (LD, input.size(batch_dim), H), weights)
+        x = input.transpose(0, 1) if self.batch_first else input
+        y, h_n = self._run(x.contiguous(), hx, None, weights)
+        if self.batch_first:
+            y = y.transpose(0, 1)
+        if not batched:
+            y, h_n = y.squeeze(batch_dim), h_n.squeeze(1)
+        return y, h_n
+
+    def _check_input(self, input, dim, weights):
+        """torch.nn.GRU's input checks and error types, then fastgru's own (dtype, device)."""
+        dtype = weights[0].dtype
+        if input.dtype != dtype:
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({dtype}). "
+                             f"Convert input: input.to({dtype}), or convert model: model.to({input.dtype})")
+        if input.dim() != dim:
+            raise RuntimeError(f"input must have {dim} dimensions, got {input.dim()}")
+        if input.size(-1) != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {input.size(-1)}")
+        if dtype not in _CORE_DTYPES or any(w.dtype != dtype for w in weights):
+            raise TypeError("fastgru.torch.GRU computes in float32 or float64 with every parameter of one dtype, "
+                            f"got parameters of dtypes {sorted({str(w.dtype) for w in weights})}")
+        for what, tensor in (("input", input), ("the parameters", weights[0])):
+            if tensor.device.type not in ("cpu", "meta"):
+                raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but {what} are on {tensor.device}")
+
+    @staticmethod
+    def _check_hidden(hx, expected, weights):
+        if hx is None:
+            return
+        if hx.size() != expected:
+            raise RuntimeError(f"Expected hidden size {expected}, got {list(hx.size())}")
+        if hx.dtype != weights[0].dtype:
+            raise RuntimeError(f"hx: expected dtype {weights[0].dtype} (the parameters'), got {hx.dtype}")
+        if hx.device.type not in ("cpu", "meta"):
+            raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but hx is on {hx.device}")
+
+    def _run(self, x, hx, lengths, weights):
+        """x (T, B, I) contiguous, hx (L*D, B, H) or None, lengths (B,) int64 or None."""
+        T, B, _ = x.shape
+        L, H, D = self.num_layers, self.hidden_size, self.num_directions
+        if T == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        if B == 0:
+            h_n = x.new_zeros((L * D, 0, H)) if hx is None else hx.clone()
+            return x.new_zeros((T, 0, D * H)), h_n
+        params = torch.cat([w.reshape(-1) for w in weights])
+        dropout = None
+        if self.training and self.dropout > 0 and L > 1:
+            keep = 1.0 - self.dropout
+            dropout = torch.empty((L - 1, T, B, D * H), dtype=x.dtype).bernoulli_(keep)
+            if keep > 0:
+                dropout.div_(keep)
+        if hx is not None:
+            hx = hx.contiguous()
+        keep_workspace = torch.is_grad_enabled() and (
+            x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
+        y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bool(self.bidirectional), bool(self.bias),
+                                self.reset_after, keep_workspace)
+        return y, h_n
+
+
+def _convert(gru, cls):
+    """A cls (GRU or nn.GRU) with gru's configuration and a copy of its weights, training mode
+    and requires_grad flags, built without drawing initial values from torch's RNG."""
+    weight = gru.weight_ih_l0
+    with warnings.catch_warnings():  # gru's constructor already warned about its dropout, if at all
+        warnings.simplefilter("ignore")
+        new = cls(gru.input_size, gru.hidden_size, gru.num_layers, gru.bias, gru.batch_first, gru.dropout,
+                  gru.bidirectional, device="meta", dtype=weight.dtype).to_empty(device=weight.device)
+    new.load_state_dict(gru.state_dict())
+    for name, param in new.named_parameters():
+        param.requires_grad_(getattr(gru, name).requires_grad)
+    return new.train(gru.training)
+
+
+def replace_gru(module):
+    """Replaces every torch.nn.GRU inside module (however deeply nested) by a fastgru.torch.GRU
+    with a copy of its weights, training mode and dtype, in place, and returns module (the
+    replacement itself when module is an nn.GRU). A GRU reached by several paths is replaced by
+    one module. Build the optimizer after replacing: the parameters are new tensors."""
+    if isinstance(module, nn.GRU):
+        return GRU.from_torch(module)
+    replacements = {}
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GRU):
+                if id(child) not in replacements:
+                    replacements[id(child)] = GRU.from_torch(child)
+                setattr(parent, name, replacements[id(child)])
+    return module

@@ -1,0 +1,503 @@
+"""fastgru.torch.GRU against torch.nn.GRU (outputs, gradients, Adam training, error types,
+state_dicts), finite differences (gradcheck), the NumPy reference (reset_after=False) and
+PyTorch's own operator checks (opcheck, torch.compile, torch.export, fake tensors)."""
+
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastgru  # noqa: E402
+import fastgru.torch as ft  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence  # noqa: E402
+
+RTOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def assert_close(actual, expected, what, rtol):
+    """max |actual - expected| <= rtol * max(1, max |expected|): the values here are O(1)."""
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    diff = (actual.detach() - expected.detach()).abs().max().item() if actual.numel() else 0.0
+    scale = max(1.0, expected.detach().abs().max().item() if expected.numel() else 0.0)
+    assert diff <= rtol * scale, f"{what}: max abs error {diff:.3g} > {rtol:g} * {scale:.3g}"
+
+
+def twin_grus(seed=0, **options):
+    """The same GRU twice, as torch.nn.GRU and as fastgru.torch.GRU (the same seed draws the
+    same initial weights)."""
+    torch.manual_seed(seed)
+    ref = nn.GRU(**options)
+    torch.manual_seed(seed)
+    ours = ft.GRU(**options)
+    return ref, ours
+
+
+def run_and_differentiate(gru, input, hx, weights):
+    """Forward, then backward of a fixed random linear function of every output. Returns
+    (outputs, gradients) as dicts of tensors (output data for a PackedSequence)."""
+    for p in gru.parameters():
+        p.grad = None
+    for t in (input.data if isinstance(input, PackedSequence) else input, hx):
+        if t is not None:
+            t.grad = None
+    output, h_n = gru(input, hx)
+    y = output.data if isinstance(output, PackedSequence) else output
+    loss = (y * weights["y"]).sum() + (h_n * weights["h_n"]).sum()
+    loss.backward()
+    outputs = {"output": y, "h_n": h_n}
+    if isinstance(output, PackedSequence):
+        outputs.update(batch_sizes=output.batch_sizes, sorted_indices=output.sorted_indices,
+                       unsorted_indices=output.unsorted_indices)
+    grads = {name: p.grad for name, p in gru.named_parameters()}
+    grads["input"] = (input.data if isinstance(input, PackedSequence) else input).grad
+    if hx is not None:
+        grads["hx"] = hx.grad
+    return outputs, grads
+
+
+def make_input(kind, T, B, I, batch_first, dtype, gen):
+    """(input for both GRUs, B as the GRU sees it). kind: padded, unbatched, packed_sorted, packed_unsorted."""
+    if kind == "unbatched":
+        return torch.randn(T, I, dtype=dtype, generator=gen, requires_grad=True), None
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=dtype, generator=gen)
+    if kind == "padded":
+        return x.requires_grad_(), B
+    lengths = torch.tensor([T, 2, T - 1, 1, 3][:B])
+    if kind == "packed_sorted":
+        lengths = lengths.sort(descending=True).values
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=kind == "packed_sorted")
+    packed.data.requires_grad_()
+    return packed, B
+
+
+# ---- parity with torch.nn.GRU ---------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("kind", ["padded", "unbatched", "packed_sorted", "packed_unsorted"])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (1, True), (2, False), (2, True)])
+def test_forward_and_gradients_match_nn_gru(dtype, kind, num_layers, bidirectional):
+    T, B, I, H = 6, 4, 3, 5
+    for batch_first, bias, with_hx in itertools.product([False, True], repeat=3):
+        what = f"batch_first={batch_first} bias={bias} hx={with_hx}"
+        ref, ours = twin_grus(input_size=I, hidden_size=H, num_layers=num_layers, bias=bias,
+                              batch_first=batch_first, bidirectional=bidirectional, dtype=dtype)
+        gen = torch.Generator().manual_seed(1)
+        input, batch = make_input(kind, T, B, I, batch_first, dtype, gen)
+        LD = num_layers * (2 if bidirectional else 1)
+        hx = None
+        if with_hx:
+            hx = torch.randn((LD, H) if batch is None else (LD, batch, H), dtype=dtype, generator=gen,
+                             requires_grad=True)
+        with torch.no_grad():
+            output, h_n = ref(input, hx)
+        weights = {"y": torch.randn((output.data if kind.startswith("packed") else output).shape, dtype=dtype,
+                                    generator=gen),
+                   "h_n": torch.randn(h_n.shape, dtype=dtype, generator=gen)}
+        ref_out, ref_grads = run_and_differentiate(ref, input, hx, weights)
+        ref_grads = {name: g.clone() for name, g in ref_grads.items()}
+        our_out, our_grads = run_and_differentiate(ours, input, hx, weights)
+        for name in ("batch_sizes", "sorted_indices", "unsorted_indices"):
+            if name in ref_out:
+                assert (our_out[name] is None) == (ref_out[name] is None), f"{what}: {name}"
+                if ref_out[name] is not None:
+                    assert torch.equal(our_out[name], ref_out[name]), f"{what}: {name}"
+        for name in ("output", "h_n"):
+            assert_close(our_out[name], ref_out[name], f"{what}: {name}", RTOL[dtype])
+        assert our_grads.keys() == ref_grads.keys()
+        for name, g in ref_grads.items():
+            assert_close(our_grads[name], g, f"{what}: grad of {name}", RTOL[dtype])
+
+
+def test_adam_training_matches_nn_gru():
+    """30 steps of torch.optim.Adam on the same data give the same parameters (float64)."""
+    options = dict(input_size=3, hidden_size=6, num_layers=2, bidirectional=True, batch_first=True,
+                   dtype=torch.float64)
+    models = []
+    for gru in twin_grus(**options):
+        torch.manual_seed(2)
+        models.append(nn.ModuleDict({"gru": gru, "head": nn.Linear(12, 1, dtype=torch.float64)}))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 7, 3, dtype=torch.float64, generator=gen)
+    target = torch.randn(5, 7, 1, dtype=torch.float64, generator=gen)
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
+    for _ in range(30):
+        for model, opt in zip(models, optimizers):
+            y, _ = model["gru"](x)
+            loss = nn.functional.mse_loss(model["head"](y), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (name, ref), ours in zip(models[0].named_parameters(), models[1].parameters()):
+        assert_close(ours, ref, name, 1e-10)
+
+
+# ---- finite differences, PyTorch's operator checks ------------------------------------------
+
+def test_gradcheck_float64():
+    torch.manual_seed(4)
+    gru = ft.GRU(2, 3, num_layers=2, bidirectional=True, dtype=torch.float64)
+    names = [name for name, _ in gru.named_parameters()]
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    hx = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([4, 2])
+
+    def padded(x, hx, *weights):
+        return torch.func.functional_call(gru, dict(zip(names, weights)), (x, hx))
+
+    def packed(x, hx, *weights):
+        out, h_n = torch.func.functional_call(gru, dict(zip(names, weights)),
+                                              (pack_padded_sequence(x, lengths), hx))
+        return out.data, h_n
+
+    inputs = (x, hx, *(p.detach().clone().requires_grad_() for p in gru.parameters()))
+    assert torch.autograd.gradcheck(padded, inputs)
+    assert torch.autograd.gradcheck(packed, inputs)
+
+
+def test_gradcheck_with_dropout_masks_from_torch_seed():
+    torch.manual_seed(5)
+    gru = ft.GRU(2, 3, num_layers=3, dropout=0.5, dtype=torch.float64)
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def f(x):
+        torch.manual_seed(6)  # the same masks at every evaluation
+        return gru(x)
+
+    assert torch.autograd.gradcheck(f, (x,))
+
+
+def forward_args(keep_workspace, *, lengths=True, dropout=True):
+    """Arguments of fastgru::gru_forward for a 2-layer bidirectional float64 GRU, T=4, B=3."""
+    torch.manual_seed(7)
+    T, B, I, H, L = 4, 3, 2, 3, 2
+    params = torch.cat([p.reshape(-1) for p in ft.GRU(I, H, L, bidirectional=True, dtype=torch.float64).parameters()])
+    return (torch.randn(T, B, I, dtype=torch.float64, requires_grad=True),
+            torch.randn(2 * L, B, H, dtype=torch.float64, requires_grad=True),
+            params.detach().requires_grad_(),
+            torch.tensor([4, 1, 3]) if lengths else None,
+            (torch.rand(L - 1, T, B, 2 * H, dtype=torch.float64) < 0.5) * 2.0 if dropout else None,
+            H, L, True, True, True, keep_workspace)
+
+
+@pytest.mark.parametrize("keep_workspace", [True, False])
+def test_opcheck_forward(keep_workspace):
+    args = forward_args(keep_workspace)
+    if not keep_workspace:
+        args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+    torch.library.opcheck(torch.ops.fastgru.gru_forward.default, args)
+
+
+def test_opcheck_backward():
+    args = forward_args(True)
+    x, hx, params, lengths, dropout, H, L, bidirectional, bias, reset_after, _ = args
+    y, h_n, workspace = torch.ops.fastgru.gru_forward(*args)
+    gen = torch.Generator().manual_seed(8)
+    dy = torch.randn(y.shape, dtype=y.dtype, generator=gen)
+    dh_n = torch.randn(h_n.shape, dtype=y.dtype, generator=gen)
+    torch.library.opcheck(torch.ops.fastgru.gru_backward.default,
+                          (dy, dh_n, params.detach(), workspace, lengths, dropout, x.shape[2], H, L,
+                           bidirectional, bias, reset_after))
+
+
+def test_double_backward_is_a_clear_error():
+    torch.manual_seed(9)
+    gru = ft.GRU(2, 3)
+    x = torch.randn(4, 2, 2, requires_grad=True)
+    y, _ = gru(x)
+    (dx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        dx.sum().backward()
+
+
+class Tagger(nn.Module):
+    """A model holding the GRU: per-step linear head plus a term of h_n."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = ft.GRU(3, 4, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        y, h_n = self.gru(x)
+        return self.head(y).squeeze(-1) + h_n.sum(0).sum(-1, keepdim=True)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph_forward_and_backward(backend):
+    torch.manual_seed(10)
+    model = Tagger()
+    x = torch.randn(2, 5, 3)
+    expected = model(x)
+    expected.square().sum().backward()
+    expected_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    out = compiled(x)
+    out.square().sum().backward()
+    assert_close(out, expected, "output", RTOL[torch.float32])
+    for name, p in model.named_parameters():
+        assert_close(p.grad, expected_grads[name], f"grad of {name}", RTOL[torch.float32])
+
+
+def test_torch_compile_with_dynamic_shapes():
+    """One compiled graph serves every (T, B), as PyTorch users vary sequence lengths per batch."""
+    torch.manual_seed(17)
+    gru = ft.GRU(3, 4, num_layers=2, bidirectional=True)
+
+    def loss(x):
+        y, h_n = gru(x)
+        return y.square().sum() + h_n.sum()
+
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True, dynamic=True)
+    for T, B in [(5, 2), (7, 3)]:
+        x = torch.randn(T, B, 3, requires_grad=True)
+        compiled(x).backward()
+        dx = x.grad
+        x.grad = None
+        expected = loss(x)
+        expected.backward()
+        assert_close(dx, x.grad, f"dx at T={T}, B={B}", RTOL[torch.float32])
+
+
+def test_torch_export():
+    torch.manual_seed(11)
+    model = Tagger().eval()
+    x = torch.randn(2, 5, 3)
+    exported = torch.export.export(model, (x,))
+    assert "fastgru.gru_forward" in str(exported.graph)
+    assert_close(exported.module()(x), model(x), "output", RTOL[torch.float32])
+
+
+def test_fake_and_meta_tensors_give_the_right_shapes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        gru = ft.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        y, h_n = gru(torch.randn(5, 7, 3, requires_grad=True))
+        assert y.shape == (5, 7, 8) and h_n.shape == (4, 5, 4)
+        y.sum().backward()
+        assert gru.weight_ih_l0.grad.shape == (12, 3)
+    gru = ft.GRU(3, 4, device="meta")
+    y, h_n = gru(torch.randn(7, 3, device="meta"))
+    assert y.shape == (7, 4) and h_n.shape == (1, 4) and y.device.type == "meta"
+
+
+# ---- behaviour --------------------------------------------------------------------------------
+
+def raised(call):
+    try:
+        call()
+    except Exception as exc:  # the type is what is compared
+        return type(exc)
+    return None
+
+
+@pytest.mark.parametrize("case", [
+    "feature_size", "hx_shape", "hx_batch", "int_input", "int_hx", "float64_input", "4d_input", "1d_input",
+    "2d_hx_batched", "3d_hx_unbatched", "unbatched_hx_shape", "packed_feature_size", "packed_hx_shape", "empty_steps",
+])
+def test_bad_input_raises_what_nn_gru_raises(case):
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
+    x = torch.randn(5, 2, 3)
+    packed = pack_padded_sequence(torch.randn(5, 2, 4), torch.tensor([5, 3]))
+    args = {
+        "feature_size": (torch.randn(5, 2, 4),),
+        "hx_shape": (x, torch.randn(2, 2, 5)),
+        "hx_batch": (x, torch.randn(2, 3, 4)),
+        "int_input": (torch.ones(5, 2, 3, dtype=torch.int64),),
+        "int_hx": (x, torch.ones(2, 2, 4, dtype=torch.int64)),
+        "float64_input": (x.double(),),
+        "4d_input": (torch.randn(5, 2, 3, 1),),
+        "1d_input": (torch.randn(3),),
+        "2d_hx_batched": (x, torch.randn(2, 4)),
+        "3d_hx_unbatched": (torch.randn(5, 3), torch.randn(2, 1, 4)),
+        "unbatched_hx_shape": (torch.randn(5, 3), torch.randn(2, 5)),
+        "packed_feature_size": (packed,),
+        "packed_hx_shape": (pack_padded_sequence(x, torch.tensor([5, 3])), torch.randn(2, 3, 4)),
+        "empty_steps": (torch.randn(0, 2, 3),),
+    }[case]
+    expected = raised(lambda: ref(*args))
+    assert expected is not None
+    assert raised(lambda: ours(*args)) is expected
+
+
+def test_empty_batch_like_nn_gru():
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
+    x = torch.randn(5, 0, 3)
+    for a, b in zip(ref(x), ours(x)):
+        assert a.shape == b.shape
+
+
+def test_unsupported_device_and_dtype_are_clear_errors():
+    with pytest.raises(ValueError, match="device"):
+        ft.GRU(3, 4, device="cuda")
+    with pytest.raises(ValueError, match="dtype"):
+        ft.GRU(3, 4, dtype=torch.float16)
+    gru = ft.GRU(3, 4).to(torch.float16)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gru(torch.randn(5, 2, 3, dtype=torch.float16))
+
+
+def test_constructor_and_attributes_are_nn_grus():
+    for options in [dict(input_size=3, hidden_size=4),
+                    dict(input_size=3, hidden_size=4, num_layers=3, bias=False, batch_first=True, dropout=0.25,
+                         bidirectional=True, dtype=torch.float64)]:
+        ref, ours = twin_grus(**options)
+        assert not isinstance(ours, nn.RNNBase)
+        for attr in ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+                     "bidirectional", "proj_size", "_flat_weights_names", "_all_weights"):
+            assert getattr(ours, attr) == getattr(ref, attr), attr
+        assert repr(ours) == repr(ref)
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+        for (name, a), b in zip(ref.named_parameters(), ours.parameters()):  # the same initial draws
+            assert a.dtype == b.dtype and torch.equal(a, b), name
+        assert [[w.shape for w in ws] for ws in ours.all_weights] == [[w.shape for w in ws] for ws in ref.all_weights]
+    with pytest.warns(UserWarning, match="dropout"):
+        ft.GRU(3, 4, dropout=0.5)
+    for bad, error in [(dict(dropout=1.5), ValueError), (dict(bias=1), TypeError), (dict(hidden_size=0), ValueError),
+                       (dict(input_size=2.0), TypeError), (dict(num_layers=0), ValueError)]:
+        options = {"input_size": 3, "hidden_size": 4, **bad}
+        assert raised(lambda: nn.GRU(**options)) is error
+        assert raised(lambda: ft.GRU(**options)) is error
+
+
+def test_state_dict_round_trips_bit_identically():
+    for dtype in (torch.float32, torch.float64):
+        ref = nn.GRU(3, 4, num_layers=2, bidirectional=True, dtype=dtype)
+        ours = ft.GRU(3, 4, num_layers=2, bidirectional=True, dtype=dtype)
+        ours.load_state_dict(ref.state_dict())
+        back = nn.GRU(3, 4, num_layers=2, bidirectional=True, dtype=dtype)
+        back.load_state_dict(ours.state_dict())
+        for sd in (ours.state_dict(), back.state_dict()):
+            assert list(sd) == list(ref.state_dict())
+            for name, value in ref.state_dict().items():
+                assert sd[name].dtype == dtype and torch.equal(sd[name], value), name
+
+
+def test_from_torch_to_torch_and_replace_gru():
+    torch.manual_seed(12)
+    shared = nn.GRU(3, 4, dtype=torch.float64).eval()
+    frozen = nn.GRU(4, 2, num_layers=2, dropout=0.3, batch_first=True, dtype=torch.float64)
+    frozen.weight_hh_l1.requires_grad_(False)
+    model = nn.ModuleDict({"encoder": nn.Sequential(nn.Identity(), nn.ModuleList([shared])),
+                           "again": shared, "inner": nn.ModuleDict({"deep": nn.Sequential(frozen)})})
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    assert fastgru.torch.replace_gru(model) is model
+    assert not any(isinstance(m, nn.GRU) for m in model.modules())
+    new_shared, new_frozen = model["encoder"][1][0], model["inner"]["deep"][0]
+    assert isinstance(new_shared, ft.GRU) and model["again"] is new_shared
+    assert not new_shared.training and new_frozen.training
+    assert new_frozen.dropout == 0.3 and new_frozen.batch_first and new_frozen.num_layers == 2
+    assert not new_frozen.weight_hh_l1.requires_grad and new_frozen.weight_hh_l0.requires_grad
+    after = dict(model.named_parameters())
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        assert after[name].dtype == torch.float64 and torch.equal(after[name], value), name
+
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    for a, b in zip(shared(x), new_shared(x)):
+        assert_close(b, a, "from_torch output", 1e-10)
+    back = new_shared.to_torch()
+    assert type(back) is nn.GRU and not back.training
+    for a, b in zip(back(x), shared(x)):
+        assert torch.equal(a, b)
+    assert isinstance(fastgru.torch.replace_gru(nn.GRU(3, 4)), ft.GRU)
+    with pytest.raises(ValueError, match="reset_after"):
+        ft.GRU(3, 4, reset_after=False).to_torch()
+    with pytest.raises(TypeError):
+        ft.GRU.from_torch(nn.LSTM(3, 4))
+
+
+def test_reset_before_variant_matches_the_numpy_reference():
+    torch.manual_seed(13)
+    ours = ft.GRU(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64, reset_after=False)
+    ref = fastgru.GRU(3, 4, num_layers=2, bidirectional=True, dtype="float64", reset_after=False, backend="numpy")
+    ref.load_state_dict(ours.state_dict())
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    hx = torch.randn(4, 2, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    dy = torch.randn(5, 2, 8, dtype=torch.float64, generator=gen)
+    dh_n = torch.randn(4, 2, 4, dtype=torch.float64, generator=gen)
+    y, h_n = ours(x, hx)
+    ((y * dy).sum() + (h_n * dh_n).sum()).backward()
+    y_ref, h_n_ref = ref(x.detach().numpy(), hx.detach().numpy())
+    dx_ref, dh0_ref = ref.backward(dy.numpy(), dh_n.numpy())
+    expected = {"y": y_ref, "h_n": h_n_ref, "dx": dx_ref, "dh0": dh0_ref,
+                **{f"grad {name}": g for name, g in ref.grads().items()}}
+    actual = {"y": y, "h_n": h_n, "dx": x.grad, "dh0": hx.grad,
+              **{f"grad {name}": p.grad for name, p in ours.named_parameters()}}
+    for name, value in expected.items():
+        assert_close(actual[name], torch.from_numpy(np.asarray(value)), name, 1e-10)
+
+
+def test_dropout_between_layers_in_training_only():
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2, dropout=1.0, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    # All of layer 0's output dropped: layer 1 sees zeros, in both implementations.
+    for a, b in zip(ref(x), ours(x)):
+        assert_close(b, a, "dropout=1 training", 1e-10)
+    ours.dropout = ref.dropout = 0.5
+    torch.manual_seed(15)
+    first = ours(x)[0]
+    torch.manual_seed(15)
+    assert torch.equal(ours(x)[0], first)           # torch.manual_seed governs the masks
+    assert not torch.equal(ours(x)[0], first)       # and they change from call to call
+    ref.eval(), ours.eval()
+    for a, b in zip(ref(x), ours(x)):
+        assert_close(b, a, "eval", 1e-10)
+
+
+def test_core_threads_follow_torch(restore_threads):
+    gru = ft.GRU(3, 4)
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            gru(torch.randn(5, 2, 3))
+            assert fastgru.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_inference_keeps_no_workspace_and_eval_mode_still_differentiates():
+    torch.manual_seed(16)
+    ref, ours = twin_grus(input_size=3, hidden_size=4)
+    ref.eval(), ours.eval()
+    x = torch.randn(5, 2, 3)
+    with torch.inference_mode():
+        assert_close(ours(x)[0], ref(x)[0], "inference_mode", RTOL[torch.float32])
+    xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref(xr)[1].sum().backward()
+    ours(xo)[1].sum().backward()                    # only h_n used: output's gradient is None
+    assert_close(xo.grad, xr.grad, "dx in eval mode", RTOL[torch.float32])
+
+
+def test_import_fastgru_does_not_import_torch():
+    code = "import sys, fastgru; assert 'torch' not in sys.modules; import fastgru.torch; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_workspace_memory_is_reused_only_once_no_tensor_holds_it():
+    args = [a.detach() if isinstance(a, torch.Tensor) else a for a in forward_args(True)]
+    first = torch.ops.fastgru.gru_forward(*args)[2]
+    second = torch.ops.fastgru.gru_forward(*args)[2]
+    assert first.data_ptr() != second.data_ptr()
+    address, first = first.data_ptr(), None
+    assert torch.ops.fastgru.gru_forward(*args)[2].data_ptr() == address
+    # Two forwards differentiated together: each keeps its own workspace until backward.
+    ref, ours = twin_grus(input_size=3, hidden_size=4)
+    x = torch.randn(5, 2, 3)
+    grads = []
+    for gru in (ref, ours):
+        (gru(x)[0].sum() + gru(2 * x)[0].square().sum()).backward()
+        grads.append([p.grad for p in gru.parameters()])
+    for a, b in zip(*grads):
+        assert_close(b, a, "two graphs", RTOL[torch.float32])
