@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "fastgru/checked.h"
 #include "fastgru/threads.h"
 
 namespace fastgru {
@@ -68,6 +69,7 @@ template <class T>
 double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
                              const T* target, const int64_t* labels, const bool* mask,
                              T* dlogits) {
+  checked_mul(rows, outputs, "loss: logits (rows, outputs)");
   const size_t O = outputs;
   size_t valid = rows;
   if (mask) valid = static_cast<size_t>(std::count(mask, mask + rows, true));

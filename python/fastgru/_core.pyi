@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'active_isa', 'adam_step', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['MAX_ELEMENTS', 'MAX_LAYERS', 'GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'active_isa', 'adam_step', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
         ...
@@ -119,3 +119,5 @@ def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Number of threads the core uses (default: OMP_NUM_THREADS or the core count).
     """
+MAX_ELEMENTS: int = 1152921504606846975
+MAX_LAYERS: int = 1024

@@ -9,7 +9,8 @@ bigger one (`buffers=`) so a whole model is one buffer for one fused optimizer s
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._checks import (FLOAT_DTYPES, as_float_array, check_backend, check_element_count, check_size,
+                      to_dtype_name)
 from ._flat import FlatParameters
 from .reference import heads as reference
 
@@ -25,8 +26,8 @@ class Dense(FlatParameters):
                  seed=None, buffers=None):
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `Dense.param_count(...)` for the layer to live in."""
-        self.in_features = check_positive_int(in_features, "in_features")
-        self.out_features = check_positive_int(out_features, "out_features")
+        self.in_features = check_size(in_features, "in_features")
+        self.out_features = check_size(out_features, "out_features")
         self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
@@ -43,7 +44,9 @@ class Dense(FlatParameters):
     @staticmethod
     def param_count(in_features, out_features, *, bias=True):
         """Size of the flat parameter buffer: weight (out, in) then bias (out,)."""
-        return out_features * in_features + (out_features if bias else 0)
+        in_features, out_features = check_size(in_features, "in_features"), check_size(out_features, "out_features")
+        return check_element_count(out_features * in_features + (out_features if bias else 0),
+                                   "Dense parameters (out_features * in_features + out_features)")
 
     def __call__(self, x):
         return self.forward(x)

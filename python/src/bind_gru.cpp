@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "fastgru/checked.h"
 #include "fastgru/gru.h"
 
 namespace py = pybind11;
@@ -51,6 +52,7 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
   if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + shape_str(x));
   const size_t steps = x.shape(0), batch = x.shape(1);
   const size_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  fastgru::gru_check_sizes(cfg, steps, batch);  // before allocating the outputs
   expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
   expect_shape(x, {steps, batch, cfg.input_size}, "x");
   if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
@@ -125,7 +127,9 @@ void bind_gru(py::module_& m) {
                        bool bias, bool reset_after) {
              if (input_size < 1 || hidden_size < 1 || num_layers < 1)
                throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
-             return GruConfig{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+             GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+             fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
+             return cfg;
            }),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
            py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true)
@@ -147,6 +151,8 @@ void bind_gru(py::module_& m) {
       },
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
+  m.attr("MAX_LAYERS") = fastgru::kMaxLayers;
+  m.attr("MAX_ELEMENTS") = fastgru::kMaxElements;
   // One name per dtype: an overload set would silently convert between them.
   bind_dtype<float>(m, "GruCacheFloat32", "float32");
   bind_dtype<double>(m, "GruCacheFloat64", "float64");
