@@ -10,6 +10,7 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 """
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -89,7 +90,7 @@ def read_safetensors(path):
             begin, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise bad(f"tensor '{name}': unsupported dtype or malformed entry {info!r}") from None
-        if min(shape, default=0) < 0 or end - begin != int(np.prod(shape)) * dtype.itemsize:
+        if min(shape, default=0) < 0 or end - begin != math.prod(shape) * dtype.itemsize:
             raise bad(f"tensor '{name}': offsets [{begin}, {end}] do not match shape {list(shape)}")
         entries.append((begin, end, name, dtype, shape))
     entries.sort()
@@ -124,11 +125,22 @@ def load(path):
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise ValueError(f"{path}: a safetensors file, but not a fastgru model (no fastgru metadata)")
     try:
-        model = GRUModel(**json.loads(metadata["config"]))
+        config = json.loads(metadata["config"])
+        if not isinstance(config, dict):
+            raise ValueError(f"config: expected a JSON object, got {config!r}")
+        # Sizes first, so that a file cannot make us allocate more than it holds.
+        stored = sum(t.size for t in tensors.values())
+        needed = GRUModel.param_count(**config)
+        if needed != stored:
+            raise ValueError(f"its config needs {needed} parameters, the file holds {stored}")
+        model = GRUModel(**config)
         model.load_state_dict(tensors)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc}") from None
-    model.eval()
-    if "estimator" in metadata:
-        return estimator_from_saved(json.loads(metadata["estimator"]), model)
-    return model
+        model.eval()
+        if "estimator" not in metadata:
+            return model
+        saved = json.loads(metadata["estimator"])
+        if not isinstance(saved, dict):
+            raise ValueError(f"estimator: expected a JSON object, got {saved!r}")
+        return estimator_from_saved(saved, model)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc!r}") from None
