@@ -9,7 +9,7 @@ runs them everywhere:
 Builds go to build/tests-* in the checkout, so a second local run only rebuilds what changed.
 A missing compiler or emulator skips the test with the reason on a developer machine, and fails
 it when the CI environment variable is set (.ci/run installs them). To run one locally:
-    python -m pytest tests/test_cpp_core.py -k asan -rs
+    python -m pytest tests/test_cpp_core.py -k sanitiz -rs
 """
 
 import os

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "interrupt.h"
 #include "fastgru/checked.h"
 #include "fastgru/gru.h"
 
@@ -70,12 +71,11 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
   Array<T> h_n({L * D, batch, H});
   std::unique_ptr<CacheHandle<T>> handle;
   if (training) handle.reset(new CacheHandle<T>{cfg, {}});
-  {
-    py::gil_scoped_release release;
+  fastgru_bindings::run_interruptible([&] {
     fastgru::gru_forward<T>(cfg, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
                             lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
                             y.mutable_data(), h_n.mutable_data(), handle ? &handle->cache : nullptr);
-  }
+  });
   py::object cache = handle ? py::cast(handle.release(), py::return_value_policy::take_ownership) : py::none();
   return py::make_tuple(y, h_n, cache);
 }
@@ -99,11 +99,10 @@ py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, p
 
   Array<T> dx({steps, batch, cfg.input_size});
   Array<T> dh0({L * D, batch, H});
-  {
-    py::gil_scoped_release release;
+  fastgru_bindings::run_interruptible([&] {
     fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
                              dx.mutable_data(), dh0.mutable_data(), grad.mutable_data());
-  }
+  });
   return py::make_tuple(dx, dh0);
 }
 
