@@ -53,9 +53,12 @@ void gru_check_sizes(const GruConfig& cfg, size_t steps, size_t batch) {
                                            "hidden_size: padded gate columns");
   const size_t widest_input = std::max({cfg.input_size, D * H, gate_cols});
   checked_product({steps, batch, widest_input}, "steps * batch * features of x, y or the gates");
-  checked_product({cfg.num_layers, steps, batch, D * H}, "dropout (num_layers - 1, steps, batch, directions * hidden_size)");
-  checked_product({cfg.num_layers, D, batch, H}, "h0 / h_n (num_layers * directions, batch, hidden_size)");
-  checked_product({gate_cols, std::max(cfg.input_size, H)}, "blocked weights (3 * hidden_size, input features)");
+  checked_product({cfg.num_layers, steps, batch, D * H},
+                  "dropout (num_layers - 1, steps, batch, directions * hidden_size)");
+  checked_product({cfg.num_layers, D, batch, H},
+                  "h0 / h_n (num_layers * directions, batch, hidden_size)");
+  checked_product({gate_cols, std::max(cfg.input_size, H)},
+                  "blocked weights (3 * hidden_size, input features)");
 }
 
 }  // namespace fastgru

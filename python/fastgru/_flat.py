@@ -23,8 +23,9 @@ class FlatParameters:
             try:
                 self._params, self._grad = np.empty(size, dtype), np.zeros(size, dtype)
             except MemoryError:
+                gib = 2 * size * np.dtype(dtype).itemsize / 2**30
                 raise MemoryError(f"{type(self).__name__}: not enough memory for {size} parameters "
-                                  f"({2 * size * np.dtype(dtype).itemsize / 2**30:.1f} GiB with their gradients)") from None
+                                  f"({gib:.1f} GiB with their gradients)") from None
         else:
             self._params, self._grad = (_check_buffer(b, name, size, dtype)
                                         for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
