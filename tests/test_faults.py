@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -19,7 +20,7 @@ def python(script, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-# A forward over 1024 layers x 20,000 steps: minutes of work in one C++ call, in little memory.
+# A forward over 1024 layers x 50,000 steps: minutes of work in one C++ call, in little memory.
 LONG_FORWARD = """
     import sys, time
     import numpy as np
@@ -28,7 +29,7 @@ LONG_FORWARD = """
 
     config = _core.GruConfig(1, 64, 1024)
     params = np.zeros(_core.gru_param_count(config), np.float32)
-    x = np.ones((20000, 1, 1), np.float32)
+    x = np.ones((50000, 1, 1), np.float32)
     print("ready", flush=True)
     start = time.perf_counter()
     try:
@@ -47,11 +48,13 @@ LONG_FORWARD = """
 @posix_only
 def test_ctrl_c_interrupts_a_long_forward_between_steps():
     child = python(LONG_FORWARD)
-    assert child.stdout.readline().strip() == "ready"
-    # Enough for the child to be deep inside the C++ call (the call itself lasts minutes).
-    subprocess.run([sys.executable, "-c", "import time; time.sleep(2)"], check=True)
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=RUN_TIMEOUT)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(2)   # the child is now deep inside the C++ call, which lasts minutes
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        child.kill()
     lines = out.split("\n")
     assert lines[0].startswith("interrupted after"), out + err
     seconds = float(lines[0].split()[2])
