@@ -1,5 +1,7 @@
 """Shared fixtures: a seeded generator, and guards that restore the global thread count and ISA."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,8 @@ def isa(request, restore_isa):
 def torch():
     """torch (the test is skipped without it), on one thread for the test's duration: the tests'
     sizes are tiny, and torch's thread team only slows them down on a busy two-core machine."""
+    if os.environ.get("FASTGRU_SANITIZED"):
+        pytest.skip("torch is not loaded into the sanitized process (tests/test_cpp_core.py)")
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(1)

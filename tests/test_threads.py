@@ -55,8 +55,9 @@ def test_core_stub_lists_every_binding():
     from fastgru import _core
 
     stub = pathlib.Path(_core.__file__).with_name("_core.pyi")
-    names = {node.name for node in ast.parse(stub.read_text()).body
-             if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    body = ast.parse(stub.read_text()).body
+    names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    names |= {node.target.id for node in body if isinstance(node, ast.AnnAssign) and not node.target.id.startswith("__")}
     public = {name for name in dir(_core) if not name.startswith("__")}
     assert public == names
 

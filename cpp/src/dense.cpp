@@ -1,5 +1,8 @@
 #include "fastgru/dense.h"
 
+#include <algorithm>
+
+#include "fastgru/checked.h"
 #include "fastgru/gemm.h"
 #include "fastgru/threads.h"
 
@@ -8,6 +11,8 @@ namespace fastgru {
 template <class T>
 void dense_forward(size_t rows, size_t in, size_t out, const T* x, const T* weight, const T* bias,
                    T* y) {
+  checked_product({rows, std::max(in, out)}, "dense: rows * features");
+  checked_mul(in, out, "dense: weight (out_features, in_features)");
   // y starts as the bias in every row so that the product can accumulate onto it (beta = 1)
   // instead of a second pass over y.
   if (bias) {
@@ -23,6 +28,8 @@ void dense_forward(size_t rows, size_t in, size_t out, const T* x, const T* weig
 template <class T>
 void dense_backward(size_t rows, size_t in, size_t out, const T* x, const T* weight, const T* dy,
                     T* dx, T* dweight, T* dbias) {
+  checked_product({rows, std::max(in, out)}, "dense: rows * features");
+  checked_mul(in, out, "dense: weight (out_features, in_features)");
   gemm<T>(Trans::yes, Trans::no, out, in, rows, dy, out, x, in, T(1), dweight, in);
   if (dx) gemm<T>(Trans::no, Trans::no, rows, in, out, dy, out, weight, in, T(0), dx, in);
   if (dbias) add_column_sums(rows, out, dy, dbias);

@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "fastgru/checked.h"
 #include "fastgru/threads.h"
 #include "isa.h"
 
@@ -154,7 +155,7 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb)
   impl_->N = N;
   impl_->kern = &kern;
   size_t panels = (N + kern.nr - 1) / kern.nr;
-  impl_->panels.resize(panels * K * kern.nr);
+  impl_->panels.resize(checked_product({panels, K, kern.nr}, "PackedMatrix: packed (K, N)"));
   pack_b(tb, K, N, B, ldb, kern.nr, K * kern.nr, impl_->panels.data());
 }
 template <class T>
@@ -191,6 +192,7 @@ template <class T>
 void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
           size_t ldb, T beta, T* C, size_t ldc) {
   if (M == 0 || N == 0) return;
+  checked_product({M, std::max(ldc, N)}, "gemm: C (M, ldc)");
   if (K == 0) return scale(M, N, beta, C, ldc);
   const GemmKernels<T>& kern = detail::kernels<T>().gemm;
   lda = std::max<size_t>(lda, 1);  // 0 would mean "packed" to the kernel (M == 1 allows it)

@@ -10,9 +10,11 @@
 #include "gru_layer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "fastgru/buffer.h"
+#include "fastgru/cancel.h"
 #include "fastgru/gemm.h"
 #include "fastgru/threads.h"
 #include "isa.h"
@@ -68,6 +70,15 @@ inline bool active(const DirectionShape& s, size_t t, size_t b) {
   return static_cast<int64_t>(t) < s.lengths[b];
 }
 
+// Between time steps: once a cancel request is seen, every later part returns at once, and
+// the call throws Cancelled after the phases (throwing inside a parallel region cannot).
+inline bool stopping(std::atomic<bool>& stopped) {
+  if (stopped.load(std::memory_order_relaxed)) return true;
+  if (!cancel_requested()) return false;
+  stopped.store(true, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace
 
 template <class T>
@@ -106,7 +117,9 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   // One phase per step (two for reset-before: W_hn (r * h) needs r of every unit); a part
   // is a fixed range of unit blocks: its columns of the product, then their gate math.
   const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
+  std::atomic<bool> stopped{false};
   run_phases(steps * phases_per_step, parts, [&](size_t phase, size_t part) {
+    if (stopping(stopped)) return;
     const size_t i = phase / phases_per_step;  // steps done before this one
     const bool first_half = phase % phases_per_step == 0;
     const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
@@ -161,6 +174,7 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
       }
     }
   });
+  if (stopped) throw Cancelled();
   if (steps == 0) std::copy(h0, h0 + B * H, h_n);
 }
 
@@ -198,7 +212,9 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // A part owns a fixed range of unit blocks: its columns of dh and its gate gradients.
   const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
   auto time_of = [&](size_t i) { return s.reverse ? i : steps - 1 - i; };
+  std::atomic<bool> stopped{false};
   run_phases(steps * phases_per_step + 1, parts, [&](size_t phase, size_t part) {
+    if (stopping(stopped)) return;
     const size_t i = phase / phases_per_step;
     const bool first_half = phase % phases_per_step == 0;
     const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
@@ -258,6 +274,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
       }
     }
   });
+  if (stopped) throw Cancelled();
   std::copy(dh.begin(), dh.end(), dh0);
 
   // Whole-sequence products: one GEMM each over all T*B rows.

@@ -73,6 +73,7 @@ size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch) {
 template <class T>
 void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
                  const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace) {
+  gru_check_sizes(cfg, steps, batch);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t BH = batch * H, out_width = D * H, out_size = steps * batch * out_width;
   std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
@@ -116,6 +117,7 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
 template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
                   const T* dh_n, T* dx, T* dh0, T* grad) {
+  gru_check_sizes(cfg, cache.steps, cache.batch);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t steps = cache.steps, batch = cache.batch, BH = batch * H;
   const size_t out_size = steps * batch * D * H;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "fastgru/checked.h"
 #include "fastgru/threads.h"
 
 namespace fastgru {
@@ -73,6 +74,7 @@ template <class T>
 double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
                          const T* target, const int64_t* labels, const bool* mask, T grad_scale,
                          T* dlogits) {
+  checked_mul(rows, outputs, "loss: logits (rows, outputs)");
   const size_t O = outputs;
   const size_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> partial(blocks, 0.0);

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._core import MAX_ELEMENTS
+
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -43,3 +45,19 @@ def check_positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
     return int(value)
+
+
+def check_size(value, name):
+    """A dimension: an int >= 1 (TypeError/ValueError otherwise) that a buffer can have
+    (OverflowError above MAX_ELEMENTS, before anything is allocated)."""
+    value = check_positive_int(value, name)
+    if value > MAX_ELEMENTS:
+        raise OverflowError(f"{name}: {value} is more elements than a buffer can hold (at most {MAX_ELEMENTS})")
+    return value
+
+
+def check_element_count(count, what):
+    """count (an exact Python int) if a buffer of that many elements can exist, else OverflowError."""
+    if count > MAX_ELEMENTS:
+        raise OverflowError(f"{what}: {count} elements is more than a buffer can hold (at most {MAX_ELEMENTS})")
+    return count

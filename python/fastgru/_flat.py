@@ -20,7 +20,12 @@ class FlatParameters:
         """`buffers`: None to allocate, or a (params, grad) pair of writable contiguous 1-D arrays
         of `size` elements of dtype to live in; grad is zeroed, params is left to the subclass."""
         if buffers is None:
-            self._params, self._grad = np.empty(size, dtype), np.zeros(size, dtype)
+            try:
+                self._params, self._grad = np.empty(size, dtype), np.zeros(size, dtype)
+            except MemoryError:
+                gib = 2 * size * np.dtype(dtype).itemsize / 2**30
+                raise MemoryError(f"{type(self).__name__}: not enough memory for {size} parameters "
+                                  f"({gib:.1f} GiB with their gradients)") from None
         else:
             self._params, self._grad = (_check_buffer(b, name, size, dtype)
                                         for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))

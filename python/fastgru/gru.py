@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, check_size, to_dtype_name
 from ._flat import FlatParameters
 
 # The compiled entries per dtype, looked up once per layer.
@@ -75,9 +75,9 @@ class GRU(FlatParameters):
                  seed=None, buffers=None):
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
-        self.input_size = check_positive_int(input_size, "input_size")
-        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+        self.input_size, self.hidden_size, self.num_layers = (
+            self.config.input_size, self.config.hidden_size, self.config.num_layers)
         if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
         self.backend = check_backend(backend)
@@ -88,8 +88,6 @@ class GRU(FlatParameters):
         self.dropout = float(dropout)
         self.dtype = to_dtype_name(dtype)
         self._core_forward, self._core_backward = _CORE[self.dtype]
-        self.config = _core.GruConfig(self.input_size, self.hidden_size, self.num_layers,
-                                      self.bidirectional, self.bias, self.reset_after)
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
@@ -100,8 +98,7 @@ class GRU(FlatParameters):
     @staticmethod
     def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
         """Size of the flat parameter buffer of a GRU with these options."""
-        return _core.gru_param_count(_core.GruConfig(input_size, hidden_size, num_layers,
-                                                     bidirectional, bias, True))
+        return _core.gru_param_count(_config(input_size, hidden_size, num_layers, bidirectional, bias, True))
 
     @property
     def num_directions(self):
@@ -209,6 +206,16 @@ class GRU(FlatParameters):
                 f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
                 f"backend={self.backend!r})")
+
+
+def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after):
+    """The core's GruConfig; TypeError/ValueError naming the argument for a bad size,
+    OverflowError when the parameters could not fit in one buffer (before any allocation)."""
+    num_layers = check_positive_int(num_layers, "num_layers")
+    if num_layers > _core.MAX_LAYERS:
+        raise ValueError(f"num_layers: expected at most {_core.MAX_LAYERS}, got {num_layers}")
+    return _core.GruConfig(check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size"),
+                           num_layers, bool(bidirectional), bool(bias), bool(reset_after))
 
 
 def check_lengths(lengths, T, B):

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_element_count, check_size, to_dtype_name
 from ._flat import FlatParameters
 
 # The compiled entries per dtype, looked up once per layer.
@@ -42,8 +42,8 @@ class Dense(FlatParameters):
                  seed=None, buffers=None):
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `Dense.param_count(...)` for the layer to live in."""
-        self.in_features = check_positive_int(in_features, "in_features")
-        self.out_features = check_positive_int(out_features, "out_features")
+        self.in_features = check_size(in_features, "in_features")
+        self.out_features = check_size(out_features, "out_features")
         self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
@@ -61,7 +61,9 @@ class Dense(FlatParameters):
     @staticmethod
     def param_count(in_features, out_features, *, bias=True):
         """Size of the flat parameter buffer: weight (out, in) then bias (out,)."""
-        return out_features * in_features + (out_features if bias else 0)
+        in_features, out_features = check_size(in_features, "in_features"), check_size(out_features, "out_features")
+        return check_element_count(out_features * in_features + (out_features if bias else 0),
+                                   "Dense parameters (out_features * in_features + out_features)")
 
     def __call__(self, x):
         return self.forward(x)

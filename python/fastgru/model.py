@@ -62,7 +62,8 @@ class GRUModel(FlatParameters):
         gru_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
         gru_size = GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
         features = (2 if bidirectional else 1) * hidden_size
-        size = gru_size + Dense.param_count(features, output_size, bias=bias)
+        size = self.param_count(input_size, hidden_size, output_size, num_layers=num_layers,
+                                bidirectional=bidirectional, bias=bias)
         super().__init__(size, FLOAT_DTYPES[self.dtype])
         self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
                        dropout=dropout, reset_after=reset_after, dtype=self.dtype, backend=backend,
@@ -75,6 +76,15 @@ class GRUModel(FlatParameters):
         self.dropout = self.gru.dropout
         self._rng = np.random.default_rng(dropout_seed)
         self._core_models = {}      # loss name -> the compiled model (built on first use)
+
+    @staticmethod
+    def param_count(input_size, hidden_size, output_size, *, num_layers=1, bidirectional=False, bias=True,
+                    **other_options):
+        """Size of the flat parameter buffer of GRUModel(input_size, hidden_size, output_size, ...), without
+        allocating it (the options that do not change it are accepted and ignored, so a saved config fits)."""
+        features = (2 if bidirectional else 1) * hidden_size
+        return (GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
+                + Dense.param_count(features, output_size, bias=bias))
 
     @property
     def config(self):

@@ -19,11 +19,22 @@ def load(path):
     if metadata.get("format") != FILE_FORMAT or "config" not in metadata:
         raise ValueError(f"{path}: a safetensors file, but not a fastgru model (no fastgru metadata)")
     try:
-        model = GRUModel(**json.loads(metadata["config"]))
+        config = json.loads(metadata["config"])
+        if not isinstance(config, dict):
+            raise ValueError(f"config: expected a JSON object, got {config!r}")
+        # Sizes first, so that a file cannot make us allocate more than it holds.
+        stored = sum(t.size for t in tensors.values())
+        needed = GRUModel.param_count(**config)
+        if needed != stored:
+            raise ValueError(f"its config needs {needed} parameters, the file holds {stored}")
+        model = GRUModel(**config)
         model.load_state_dict(tensors)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc}") from None
-    model.eval()
-    if "estimator" in metadata:
-        return estimator_from_saved(json.loads(metadata["estimator"]), model)
-    return model
+        model.eval()
+        if "estimator" not in metadata:
+            return model
+        saved = json.loads(metadata["estimator"])
+        if not isinstance(saved, dict):
+            raise ValueError(f"estimator: expected a JSON object, got {saved!r}")
+        return estimator_from_saved(saved, model)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc!r}") from None

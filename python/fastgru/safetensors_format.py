@@ -10,6 +10,7 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 """
 
 import json
+import math
 import os
 import secrets
 import struct
@@ -102,7 +103,7 @@ def read_safetensors(path):
             begin, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise bad(f"tensor '{name}': unsupported dtype or malformed entry {info!r}") from None
-        if min(shape, default=0) < 0 or end - begin != int(np.prod(shape)) * dtype.itemsize:
+        if min(shape, default=0) < 0 or end - begin != math.prod(shape) * dtype.itemsize:
             raise bad(f"tensor '{name}': offsets [{begin}, {end}] do not match shape {list(shape)}")
         entries.append((begin, end, name, dtype, shape))
     entries.sort()

@@ -132,7 +132,9 @@ def train(model, optimizer, config, train_set, validation_set, rng, progress, hi
         if reducer.distributed:
             raise       # the other processes cannot stop at the same step: the caller ends the job
         # The step updates the flat buffer in one compiled call, so the weights are those of the
-        # last finished step; keep them rather than the best epoch's.
+        # last finished step; keep them rather than the best epoch's. A step cancelled inside the
+        # core may have added part of its gradient: drop it.
+        model.zero_grad()
         result.interrupted = True
         progress.interrupted(len(history["loss"]) + 1)
         return result

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "bindings.h"
+#include "interrupt.h"
+#include "fastgru/checked.h"
 #include "fastgru/gru.h"
 
 namespace py = pybind11;
@@ -29,6 +31,7 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
   if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
   const py::ssize_t steps = x.shape(0), batch = x.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  fastgru::gru_check_sizes(cfg, steps, batch);  // before allocating the outputs
   expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
   expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
   if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
@@ -39,12 +42,11 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
 
   Array<T> y({steps, batch, D * H});
   Array<T> h_n({L * D, batch, H});
-  {
-    py::gil_scoped_release release;
+  fastgru_bindings::run_interruptible([&] {
     fastgru::gru_forward<T>(cfg, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
                             lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
                             y.mutable_data(), h_n.mutable_data(), ws);
-  }
+  });
   return py::make_tuple(y, h_n);
 }
 
@@ -68,14 +70,13 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
 
   Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
   Array<T> dh0({L * D, batch, H});
-  {
-    py::gil_scoped_release release;
-    const fastgru::GruCache<T> cache{static_cast<size_t>(steps), static_cast<size_t>(batch),
-                                     lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
-                                     saved};
+  const fastgru::GruCache<T> cache{static_cast<size_t>(steps), static_cast<size_t>(batch),
+                                   lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
+                                   saved};
+  fastgru_bindings::run_interruptible([&] {
     fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
                              dx.mutable_data(), dh0.mutable_data(), grad);
-  }
+  });
   return py::make_tuple(dx, dh0);
 }
 
@@ -100,7 +101,9 @@ void bind_gru(py::module_& m) {
                        bool bias, bool reset_after) {
              if (input_size < 1 || hidden_size < 1 || num_layers < 1)
                throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
-             return GruConfig{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+             GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+             fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
+             return cfg;
            }),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
            py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true)
@@ -124,6 +127,8 @@ void bind_gru(py::module_& m) {
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
   m.def("gru_workspace_size", &fastgru::gru_workspace_size, py::arg("config"), py::arg("steps"), py::arg("batch"),
         "Elements of the training workspace of a forward over (steps, batch).");
+  m.attr("MAX_LAYERS") = fastgru::kMaxLayers;
+  m.attr("MAX_ELEMENTS") = fastgru::kMaxElements;
   // One name per dtype: an overload set would silently convert between them.
   bind_gru_dtype<float>(m, "float32");
   bind_gru_dtype<double>(m, "float64");

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "interrupt.h"
 #include "fastgru/model.h"
 
 namespace py = pybind11;
@@ -131,10 +132,7 @@ void bind_model_dtype(py::module_& m, const char* name) {
             T* g = writable<T>(grad, "grad", {n_params(model)});
             auto c = check_batch<T>(model.config(), x, lengths, target, mask, gru_dropout, head_dropout);
             fastgru::LossSum loss;
-            {
-              py::gil_scoped_release release;
-              loss = model.compute_gradients(p, g, c.batch, loss_normalizer);
-            }
+            fastgru_bindings::run_interruptible([&] { loss = model.compute_gradients(p, g, c.batch, loss_normalizer); });
             return py::make_tuple(loss.sum, loss.count);
           },
           py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
@@ -179,10 +177,7 @@ void bind_model_dtype(py::module_& m, const char* name) {
             auto adam = adam_args<T>(model.param_count(), exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
                                      beta2, eps, weight_decay, decoupled_weight_decay, amsgrad);
             fastgru::StepReport r;
-            {
-              py::gil_scoped_release release;
-              r = model.train_step(p, g, c.batch, adam.config, adam.state, max_norm);
-            }
+            fastgru_bindings::run_interruptible([&] { r = model.train_step(p, g, c.batch, adam.config, adam.state, max_norm); });
             return py::make_tuple(r.loss, r.applied, r.grad_norm);
           },
           py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
@@ -201,11 +196,10 @@ void bind_model_dtype(py::module_& m, const char* name) {
             check_x(cfg, x, lengths);
             const size_t steps = x.shape(0), batch = x.shape(1), O = cfg.output_size;
             Array<T> out = cfg.return_sequences ? Array<T>({steps, batch, O}) : Array<T>({batch, O});
-            {
-              py::gil_scoped_release release;
+            fastgru_bindings::run_interruptible([&] {
               model.predict(p.data(), steps, batch, x.data(), lengths ? lengths->data() : nullptr,
                             out.mutable_data());
-            }
+            });
             return out;
           },
           py::arg("params"), py::arg("x"), py::arg("lengths") = py::none(),

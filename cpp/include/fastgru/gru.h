@@ -33,6 +33,8 @@ struct ParamTensor {
 
 // The flat buffer's layout, in torch.nn.GRU's parameter order: for each layer, for each
 // direction: weight_ih (3H, in), weight_hh (3H, H), bias_ih (3H), bias_hh (3H).
+// Throws std::invalid_argument for num_layers outside 1..kMaxLayers (checked.h) and
+// std::overflow_error when the parameters cannot fit in one buffer.
 std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
 
@@ -40,6 +42,12 @@ size_t gru_param_count(const GruConfig& cfg);
 // forward keeps for backward, in one caller-owned buffer. Always steps * batch *
 // gru_workspace_size(cfg, 1, 1), so a caller can size it for symbolic shapes too.
 size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch);
+
+// Throws (as gru_param_layout, and std::overflow_error) unless every buffer a forward and
+// backward over `steps` x `batch` uses (inputs, outputs, states, training cache, workspaces) has
+// a size that fits in memory's address range. gru_forward calls it first; callers that allocate
+// the outputs call it before allocating.
+void gru_check_sizes(const GruConfig& cfg, size_t steps, size_t batch);
 
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or
 // nullptr; dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or nullptr.

@@ -1,0 +1,116 @@
+"""The C++ core's own tests (tests/cpp), built and run from pytest so that the one test command
+runs them everywhere:
+
+- under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the run);
+- a subset of this Python suite against the extension built with the same sanitizers;
+- cross-compiled for aarch64 and run under qemu-user, so the generic path runs on the architecture
+  it exists for.
+
+Builds go to build/tests-* in the checkout, so a second local run only rebuilds what changed.
+A missing compiler or emulator skips the test with the reason on a developer machine, and fails
+it when the CI environment variable is set (.ci/run installs them). To run one locally:
+    python -m pytest tests/test_cpp_core.py -k sanitiz -rs
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# Python test files run against the sanitized extension: every entry point of the bindings, without
+# torch (not built for a sanitized process) and without the tests that time or fork.
+ASAN_PYTHON_SUBSET = ["tests/test_gru.py", "tests/test_layers.py", "tests/test_model.py", "tests/test_optim.py",
+                      "tests/test_losses.py", "tests/test_persistence.py", "tests/test_training.py", "tests/test_gemm.py", "tests/test_sizes.py",
+                      "tests/test_fuzz.py"]
+BUILD_TIMEOUT = 3600   # a guard against a hung compiler, not a measurement: builds on a busy machine are slow
+
+
+def require(tool, why):
+    """The path of tool; skips (or fails under CI) when it is missing."""
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} not found: needed to {why} (Debian: see .ci/run)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run(command, **kwargs):
+    """Runs command; fails the test with its output when it exits nonzero."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, **kwargs)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, command))} exited with {result.returncode}\n"
+                    f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-20000:]}")
+    return result
+
+
+def cmake_build(name, *options):
+    """Configures and builds the project with the C++ tests into build/tests-<name>; returns the folder."""
+    cmake = require("cmake", "build the C++ tests")
+    require("ninja", "build the C++ tests")
+    build = ROOT / "build" / f"tests-{name}"
+    run([cmake, "-S", ROOT, "-B", build, "-G", "Ninja", "-DFASTGRU_BUILD_TESTS=ON", *options])
+    run([cmake, "--build", build])
+    return build
+
+
+def ctest(build):
+    result = run([require("ctest", "run the C++ tests"), "--test-dir", build, "--output-on-failure"])
+    assert "100% tests passed" in result.stdout, result.stdout
+
+
+@pytest.fixture(scope="session")
+def sanitized_build():
+    """The core, its C++ tests and the Python extension, all built with ASan + UBSan."""
+    require("g++", "build with sanitizers")
+    import pybind11
+
+    return cmake_build("asan", "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_COMPILER=g++", f"-DCMAKE_CXX_FLAGS={SANITIZE}",
+                       "-DFASTGRU_BUILD_PYTHON=ON", f"-DPython_EXECUTABLE={sys.executable}",
+                       f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+
+
+def test_cpp_tests_under_address_and_undefined_behavior_sanitizers(sanitized_build):
+    ctest(sanitized_build)
+
+
+def test_python_suite_subset_against_the_sanitized_extension(sanitized_build, tmp_path):
+    """The package's Python files with the sanitized _core beside them, first on the path.
+    CPython's own allocations are not leak-checked (detect_leaks=0)."""
+    package = tmp_path / "fastgru"
+    shutil.copytree(ROOT / "python" / "fastgru", package, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    (extension,) = sanitized_build.glob("_core*" + sysconfig.get_config_var("EXT_SUFFIX"))
+    shutil.copy(extension, package)
+    # ASan must be loaded first, and libstdc++ with it (python itself does not link it) so that
+    # ASan's C++ exception interceptor finds the real __cxa_throw.
+    preload = " ".join(run(["g++", f"-print-file-name={lib}"]).stdout.strip() for lib in ("libasan.so", "libstdc++.so.6"))
+    # Reports go to files: pytest captures the tests' stderr, and a sanitizer ends the process.
+    # Impossible allocations return null (MemoryError), as without ASan; they leave a WARNING line.
+    reports = tmp_path / "sanitizer"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), LD_PRELOAD=preload, FASTGRU_SANITIZED="1",
+               ASAN_OPTIONS=f"detect_leaks=0:allocator_may_return_null=1:log_path={reports}",
+               UBSAN_OPTIONS=f"halt_on_error=1:print_stacktrace=1:log_path={reports}")
+    probe = run([sys.executable, "-c", "import fastgru; print(fastgru.__file__)"], env=env)
+    assert probe.stdout.strip().startswith(str(tmp_path)), probe.stdout
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ASAN_PYTHON_SUBSET],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    found = "\n".join(p.read_text() for p in sorted(tmp_path.glob("sanitizer*")))
+    assert "ERROR" not in found and "runtime error" not in found, found[:20000]
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-20000:]
+
+
+def test_cpp_tests_on_aarch64_under_qemu():
+    """The generic instruction set (the only one on ARM) built by the cross compiler, run by qemu."""
+    compiler = require("aarch64-linux-gnu-g++", "cross-compile for aarch64 (package g++-aarch64-linux-gnu)")
+    qemu = require("qemu-aarch64", "run aarch64 programs (package qemu-user)")
+    build = cmake_build("aarch64", "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+                        f"-DCMAKE_CXX_COMPILER={compiler}", "-DCMAKE_BUILD_TYPE=Release",
+                        f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-L;/usr/aarch64-linux-gnu")
+    ctest(build)
