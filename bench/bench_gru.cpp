@@ -364,6 +364,7 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   rows.push_back({"forward (training, keeps cache)", measure(forward_train), fwd});
   forward_train();  // backward differentiates the last training forward
   rows.push_back({"backward", measure(backward), 2 * fwd});
+  rows.push_back({"forward + backward (training)", measure([&] { forward_train(); backward(); }), 3 * fwd});
   rows.push_back({"training step (fwd+bwd+adam+zero)", measure(train_step), 3 * fwd});
   return rows;
 }
