@@ -198,28 +198,36 @@ def export_onnx(name, path):
 
 
 # -- timing ----------------------------------------------------------------------------------------
+def _runqueue_wait():
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat; 0 elsewhere).
+    On an oversubscribed machine, time measured around a call is mostly this wait: the
+    scheduler, not the library, decides it."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) * 1e-9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def median_seconds(fn, iters, warmup=WARMUP):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians([fn], iters, warmup)[0][0]
 
 
 def interleaved_medians(fns, iters, warmup=WARMUP):
-    """Runs fns round-robin (A B C A B C ...) warmup + iters times; median seconds of each."""
+    """Runs fns round-robin (A B C A B C ...) warmup + iters times; for each, (median seconds,
+    median seconds of it the calling thread waited for a CPU)."""
     times = [[] for _ in fns]
+    waits = [[] for _ in fns]
     for i in range(warmup + iters):
         for k, fn in enumerate(fns):
+            wait = _runqueue_wait()
             start = time.perf_counter()
             fn()
             elapsed = time.perf_counter() - start
             if i >= warmup:
                 times[k].append(elapsed)
-    return [statistics.median(t) for t in times]
+                waits[k].append(_runqueue_wait() - wait)
+    return [(statistics.median(t), statistics.median(w)) for t, w in zip(times, waits)]
 
 
 def _status_kib(field):
@@ -318,8 +326,9 @@ def run_interleaved(name, threads, iters, onnx_path, reverse):
         names = [s for s in systems if op in systems[s]]
         if reverse:
             names.reverse()
-        for s, t in zip(names, interleaved_medians([systems[s][op] for s in names], iters)):
+        for s, (t, wait) in zip(names, interleaved_medians([systems[s][op] for s in names], iters)):
             result[s][op] = t
+            result[s][op + "_wait"] = wait
     return result
 
 
@@ -422,9 +431,11 @@ def format_tables(runs, rows, peak_core, extra):
         inter.append([label, str(n), ms(k("fastgru", "train", "inter")), ms(k("torch", "train", "inter")),
                       ratio(k("torch", "train", "inter"), k("fastgru", "train", "inter")),
                       ratio(k("fastgru", "train", "inter"), k("fastgru", "train")),
+                      ms(k("fastgru", "train_wait", "inter")),
                       ms(k("fastgru", "infer", "inter"), 3), ms(k("torch", "infer", "inter"), 3),
                       ms(k("onnxrt", "infer", "inter"), 3),
                       ratio(k("fastgru", "infer", "inter"), k("fastgru", "infer")),
+                      ms(k("fastgru", "infer_wait", "inter"), 3),
                       ratio(k("onnxrt", "infer", "inter"), k("onnxrt", "infer"))])
     return [
         ("Training step (forward + backward + Adam + zero_grad), each system alone in a fresh process",
@@ -442,8 +453,9 @@ def format_tables(runs, rows, peak_core, extra):
         ("Interleaved in one process (fastgru, torch" + (", ONNX Runtime" if extra["onnx"] else "")
          + " called in turn); interleaved/alone > 1 means slower beside the others",
          ["config (B,T,I,H)", "threads", "fastgru train ms", "torch train ms", "torch/fastgru",
-          "fastgru train interleaved/alone", "fastgru infer ms", "torch infer ms", "onnxrt infer ms",
-          "fastgru infer interleaved/alone", "onnxrt infer interleaved/alone"], inter),
+          "fastgru train interleaved/alone", "of fastgru train: waiting for a CPU ms", "fastgru infer ms",
+          "torch infer ms", "onnxrt infer ms", "fastgru infer interleaved/alone",
+          "of fastgru infer: waiting for a CPU ms", "onnxrt infer interleaved/alone"], inter),
     ]
 
 

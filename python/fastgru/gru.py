@@ -77,6 +77,7 @@ class GRU(FlatParameters):
             lengths = _check_lengths(lengths, T, B)
         masks = self._dropout_masks(T, B) if self.training else None
 
+        self._cache = None  # the last step's cache is freed before this one is built, not after
         if self.backend == "cpp":
             forward = getattr(_core, f"gru_forward_{self.dtype}")
             dropout = None if masks is None else np.stack(masks)
