@@ -374,7 +374,9 @@ class Runs:
     def spread(self, key):
         """(max - min) / median of the repeats, in %."""
         v = self.values.get(key)
-        return 100 * (max(v) - min(v)) / statistics.median(v) if v and len(v) > 1 else None
+        if not v or len(v) < 2 or statistics.median(v) <= 0:
+            return None
+        return 100 * (max(v) - min(v)) / statistics.median(v)
 
 
 def format_tables(runs, rows, peak_core, extra):
