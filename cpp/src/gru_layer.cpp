@@ -1,6 +1,7 @@
 // The recurrence of one GRU direction (oneDNN-style): the input projection of all steps is
 // one GEMM; each step is one product with the packed recurrent weights plus the fused gate
-// kernel; backward's weight and input gradients are one GEMM each after the reverse sweep.
+// kernel; backward's weight and input gradients are whole-sequence GEMMs after the reverse
+// sweep (dW_hh of reset-after over chunks of rows, see gru_direction_backward).
 //
 // Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
 // part (a fixed range of blocks) holds all three gates of its units: it computes its columns
