@@ -1,4 +1,4 @@
-// bench_gru: speed of the GRU core at the standard configurations of BENCH.md (float32, one
+// bench_gru: speed of the GRU core at the standard configurations (bench/configs.csv) (float32, one
 // layer, unidirectional, reset_after). For each configuration it first holds gru_forward and
 // gru_backward to a naive triple-loop implementation (exit 1 on mismatch), then reports the
 // median time and GFLOP/s of forward (inference), forward (training), backward and the training
@@ -23,6 +23,7 @@
 #include "fastgru/gru.h"
 #include "fastgru/threads.h"
 #include "naive_gru.h"
+#include "bench_configs.h"  // kConfigs: generated from bench/configs.csv
 
 #if defined(FASTGRU_BENCH_X86)
 float fma_chains_avx2(long rounds);  // fma_peak_avx2.cpp: rounds x 192 FLOPs
@@ -33,17 +34,6 @@ using namespace fastgru_test;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-struct BenchConfig {
-  const char* name;
-  size_t B, T, I, H;
-};
-
-// BENCH.md's standard configurations.
-const BenchConfig kConfigs[] = {
-    {"small", 32, 50, 32, 64},      {"medium", 64, 100, 128, 256}, {"large", 64, 100, 256, 512},
-    {"b1", 1, 100, 128, 256},       {"long", 16, 1000, 64, 128},
-};
 
 // Steps used by the correctness check: enough to cover the state hand-over between steps,
 // few enough that the naive implementation takes well under a second at every size.
@@ -280,6 +270,7 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   rows.push_back({"forward (training, keeps cache)", measure(forward_train), fwd});
   forward_train();  // backward differentiates the last training forward
   rows.push_back({"backward", measure(backward), 2 * fwd});
+  rows.push_back({"forward + backward (training)", measure([&] { forward_train(); backward(); }), 3 * fwd});
   rows.push_back({"training step (fwd+bwd+adam+zero)", measure(train_step), 3 * fwd});
   return rows;
 }

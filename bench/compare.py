@@ -1,16 +1,19 @@
-"""fastgru vs torch.nn.GRU + torch.optim.Adam (and ONNX Runtime for inference), by the protocol of
-BENCH.md: same process, interleaved A B A B, same thread count, median times, ratios.
+"""fastgru against torch.nn.GRU + torch.optim.Adam, ONNX Runtime (inference) and oneDNN's fused
+GRU, by the protocol of bench/README.md: each system alone in a fresh process and all of them
+interleaved in one process, same thread count, repeats with the order of the systems
+alternated, medians and their spread, ratios, peak memory of the training step.
 
-    python bench/compare.py [--configs small medium ...] [--threads 1 2] [--iters N] [--markdown]
-                            [--bench-gru PATH | --peak GFLOPS] [--no-onnx] [--no-memory]
+    python bench/compare.py [--configs small medium ...] [--threads 1 2] [--iters N] [--repeats R]
+                            [--markdown] [--bench-gru PATH | --peak GFLOPS] [--onednn PATH]
+                            [--no-onnx] [--no-alone] [--no-interleaved]
 
 Before any timing, each configuration is checked: fastgru's y, h_n, dx and weight gradients
-against torch's (and ONNX Runtime's y against torch's), so wrong code is never timed.
-Peak memory of the training step is measured for each system in a fresh subprocess
-(the kernel's high-water mark VmHWM, reset just before the steps, minus VmRSS then). See bench/README.md.
+against torch's (and ONNX Runtime's y against torch's), so wrong code is never timed;
+bench_gru and onednn_gru check themselves against naive GRUs.
 """
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -23,23 +26,22 @@ import warnings
 
 import numpy as np
 
-# BENCH.md's standard configurations: name -> (B, T, I, H); default iterations (fewer where one
-# step is long, so the default run takes a few minutes on 2 cores).
-CONFIGS = {
-    "small": (32, 50, 32, 64),
-    "medium": (64, 100, 128, 256),
-    "large": (64, 100, 256, 512),
-    "b1": (1, 100, 128, 256),
-    "long": (16, 1000, 64, 128),
-}
-DEFAULT_ITERS = {"small": 40, "medium": 15, "large": 8, "b1": 40, "long": 8}
+from configs import CONFIGS  # bench/configs.csv, the list shared with bench_gru and the tests
+
+# Timed iterations per measurement by default (fewer where one step is long).
+DEFAULT_ITERS = {"small": 30, "medium": 10, "large": 6, "b1": 30, "long": 6}
 WARMUP = 2
 MEMORY_STEPS = 3
 LR = 1e-3
+# What each system can time: "train" = forward + backward + Adam + zero_grad, "fwdbwd" = forward
+# + backward (oneDNN's training work), "infer" = forward only.
+SYSTEMS = {"fastgru": ("train", "fwdbwd", "infer"), "core": ("train", "fwdbwd", "infer"),
+           "torch": ("train", "infer"), "onnxrt": ("infer",), "onednn": ("fwdbwd", "infer")}
+INTERLEAVED = ("fastgru", "torch", "onnxrt")
 
 
 def forward_flops(B, T, I, H):
-    """BENCH.md's GEMM-bound count: forward = 2*T*B*3H*(I+H); a training step is 3x that."""
+    """The GEMM-bound count: forward = 2*T*B*3H*(I+H); a training step is 3x that."""
     return 2.0 * T * B * 3 * H * (I + H)
 
 
@@ -50,46 +52,87 @@ def make_data(B, T, I, H, seed=0):
     return x, dy
 
 
-def make_systems(B, T, I, H):
-    """fastgru layer + Adam and torch GRU + Adam with the same weights, time-major."""
+# -- the operations being timed, per system ------------------------------------------------------
+def fastgru_ops(B, T, I, H):
+    """{op: callable} for the fastgru Python layer, and the training step (for the memory probe)."""
+    import fastgru
+
+    x, dy = make_data(B, T, I, H)
+    layer = fastgru.GRU(I, H, dtype="float32", seed=0)
+    opt = fastgru.Adam(layer, lr=LR)
+
+    def fwdbwd():
+        layer.train()
+        layer(x)
+        layer.backward(dy)
+
+    def train():
+        fwdbwd()
+        opt.step()
+        opt.zero_grad()
+
+    def infer():
+        layer.eval()
+        layer(x)
+
+    return {"train": train, "fwdbwd": fwdbwd, "infer": infer}, layer
+
+
+def torch_ops(B, T, I, H, gru=None):
+    import torch
+
+    x, dy = make_data(B, T, I, H)
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    if gru is None:
+        torch.manual_seed(0)
+        gru = torch.nn.GRU(I, H)
+    opt = torch.optim.Adam(gru.parameters(), lr=LR)
+
+    def train():
+        y, _ = gru(xt)
+        y.backward(dyt)
+        opt.step()
+        opt.zero_grad()
+
+    def infer():
+        with torch.inference_mode():
+            gru(xt)
+
+    return {"train": train, "infer": infer}
+
+
+def onnxrt_ops(B, T, I, H, path, threads):
+    import onnxruntime as ort
+
+    x, _ = make_data(B, T, I, H)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return {"infer": lambda: session.run(None, {"x": x})}, session
+
+
+def set_threads(system, threads):
+    if system == "fastgru":
+        import fastgru
+        fastgru.set_num_threads(threads)
+    elif system == "torch":
+        import torch
+        torch.set_num_threads(threads)
+
+
+# -- correctness gate ------------------------------------------------------------------------------
+def check_agreement(name, threads, onnx_path):
+    """Raises SystemExit unless fastgru (and ONNX Runtime) agree with torch on this config."""
     import torch
 
     import fastgru
 
+    B, T, I, H = CONFIGS[name].shape
+    x, dy = make_data(B, T, I, H)
     layer = fastgru.GRU(I, H, dtype="float32", seed=0)
-    gru = torch.nn.GRU(I, H)
-    with torch.no_grad():
-        for name, value in layer.state_dict().items():
-            getattr(gru, name).copy_(torch.from_numpy(np.array(value)))
-    return layer, fastgru.Adam(layer, lr=LR), gru, torch.optim.Adam(gru.parameters(), lr=LR)
-
-
-# -- the operations being timed --------------------------------------------------------------
-def fastgru_train_step(layer, opt, x, dy):
-    layer(x)
-    layer.backward(dy)
-    opt.step()
-    opt.zero_grad()
-
-
-def torch_train_step(gru, opt, x, dy):
-    y, _ = gru(x)
-    y.backward(dy)
-    opt.step()
-    opt.zero_grad()
-
-
-def torch_infer(gru, x):
-    import torch
-
-    with torch.inference_mode():
-        return gru(x)
-
-
-# -- correctness gate ------------------------------------------------------------------------
-def check_agreement(name, layer, gru, session, x, dy):
-    """Raises SystemExit unless fastgru (and ONNX Runtime) agree with torch on this config."""
-    import torch
+    gru = torch_gru_like(layer)
 
     def close(what, got, want, rtol=1e-4, atol=1e-5):
         got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
@@ -98,7 +141,6 @@ def check_agreement(name, layer, gru, session, x, dy):
             err = np.abs(got - want).max() if got.shape == want.shape else "shape"
             raise SystemExit(f"{name}: {what} differs from torch (max |diff| {err}); not timing wrong code")
 
-    layer.train()
     y, h_n = layer(x)
     dx, _ = layer.backward(dy)
     xt = torch.from_numpy(x).requires_grad_(True)
@@ -111,15 +153,26 @@ def check_agreement(name, layer, gru, session, x, dy):
     grads = layer.grads()
     for pname, p in gru.named_parameters():
         close(f"d{pname}", grads[pname], p.grad.numpy(), rtol=1e-3, atol=1e-4)
-    layer.zero_grad()
-    gru.zero_grad()
     layer.eval()
     close("y (eval)", layer(x)[0], yt.detach().numpy())
-    if session is not None:
-        close("y (onnxruntime)", session.run(None, {"x": x})[0], yt.detach().numpy())
+    if onnx_path is not None:
+        ops, _ = onnxrt_ops(B, T, I, H, onnx_path, threads)
+        session_y = ops["infer"]()[0]
+        close("y (onnxruntime)", session_y, yt.detach().numpy())
 
 
-# -- ONNX Runtime ----------------------------------------------------------------------------
+def torch_gru_like(layer):
+    """A torch.nn.GRU holding a copy of the fastgru layer's weights."""
+    import torch
+
+    gru = torch.nn.GRU(layer.input_size, layer.hidden_size)
+    with torch.no_grad():
+        for name, value in layer.state_dict().items():
+            getattr(gru, name).copy_(torch.from_numpy(np.array(value)))
+    return gru
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------------
 def onnx_available():
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
@@ -129,38 +182,52 @@ def onnx_available():
     return True
 
 
-def export_onnx(gru, x, path):
-    """The torch GRU as one ONNX GRU node (TorchScript exporter: no onnxscript needed)."""
+def export_onnx(name, path):
+    """A torch GRU with fastgru's seed-0 weights as one ONNX GRU node (TorchScript exporter)."""
     import torch
 
+    import fastgru
+
+    B, T, I, H = CONFIGS[name].shape
+    gru = torch_gru_like(fastgru.GRU(I, H, dtype="float32", seed=0))
+    x, _ = make_data(B, T, I, H)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(gru, (torch.from_numpy(x),), path, input_names=["x"],
                           output_names=["y", "h_n"], opset_version=17, dynamo=False)
 
 
-def onnx_session(path, threads):
-    import onnxruntime as ort
+# -- timing ----------------------------------------------------------------------------------------
+def _runqueue_wait():
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat; 0 elsewhere).
+    On an oversubscribed machine, time measured around a call is mostly this wait: the
+    scheduler, not the library, decides it."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) * 1e-9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+def median_seconds(fn, iters, warmup=WARMUP):
+    return interleaved_medians([fn], iters, warmup)[0][0]
 
 
-# -- timing ----------------------------------------------------------------------------------
 def interleaved_medians(fns, iters, warmup=WARMUP):
-    """Runs fns round-robin (A B A B ...) warmup + iters times; median seconds of each."""
+    """Runs fns round-robin (A B C A B C ...) warmup + iters times; for each, (median seconds,
+    median seconds of it the calling thread waited for a CPU)."""
     times = [[] for _ in fns]
+    waits = [[] for _ in fns]
     for i in range(warmup + iters):
         for k, fn in enumerate(fns):
+            wait = _runqueue_wait()
             start = time.perf_counter()
             fn()
             elapsed = time.perf_counter() - start
             if i >= warmup:
                 times[k].append(elapsed)
-    return [statistics.median(t) for t in times]
+                waits[k].append(_runqueue_wait() - wait)
+    return [(statistics.median(t), statistics.median(w)) for t, w in zip(times, waits)]
 
 
 def _status_kib(field):
@@ -172,59 +239,108 @@ def _status_kib(field):
     raise KeyError(field)
 
 
-def memory_child(system, config, threads):
-    """Runs in a fresh process; prints the growth (MiB) of the peak resident set over
-    MEMORY_STEPS training steps of `system`, from its state just before them.
-
-    The high-water mark is the kernel's VmHWM, reset just before the steps (clear_refs 5).
-    getrusage's ru_maxrss cannot be used as is: after exec it also holds the parent's peak
-    (the process that spawned us, with every config's data loaded), which hides the steps."""
-    if system == "fastgru":
-        import fastgru
-        fastgru.set_num_threads(threads)
-    else:
-        import torch
-        torch.set_num_threads(threads)
-    B, T, I, H = CONFIGS[config]
-    x, dy = make_data(B, T, I, H)
-    if system == "fastgru":
-        layer = fastgru.GRU(I, H, dtype="float32", seed=0)
-        opt = fastgru.Adam(layer, lr=LR)
-        step = lambda: fastgru_train_step(layer, opt, x, dy)  # noqa: E731
-    else:
-        gru = torch.nn.GRU(I, H)
-        opt = torch.optim.Adam(gru.parameters(), lr=LR)
-        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-        step = lambda: torch_train_step(gru, opt, xt, dyt)  # noqa: E731
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    before = _status_kib("VmRSS")
+def peak_rss_growth(step):
+    """Growth (MiB) of the peak resident set over MEMORY_STEPS calls of step, from the state
+    just before them: the kernel's VmHWM, reset first (clear_refs 5). Not ru_maxrss: after exec
+    it also holds the parent's peak. None where /proc does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status_kib("VmRSS")
+    except OSError:
+        return None
     for _ in range(MEMORY_STEPS):
         step()
-    print(f"{(_status_kib('VmHWM') - before) / 1024:.2f}")
+    return (_status_kib("VmHWM") - before) / 1024
 
 
-def measure_memory(system, config, threads):
-    """Growth of the peak resident set (MiB) over the training steps of `system`, measured in a
-    fresh process (None where /proc is not available)."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", system, config,
-                          str(threads)], capture_output=True, text=True)
+def alone_child(system, name, threads, iters, onnx_path):
+    """Runs in a fresh process with only `system` imported; prints JSON {op: median seconds,
+    "rss": peak RSS growth of the first training steps in MiB}."""
+    set_threads(system, threads)
+    B, T, I, H = CONFIGS[name].shape
+    if system == "fastgru":
+        ops, _ = fastgru_ops(B, T, I, H)
+    elif system == "torch":
+        ops = torch_ops(B, T, I, H)
+    else:
+        ops, _ = onnxrt_ops(B, T, I, H, onnx_path, threads)
+    result = {"rss": peak_rss_growth(ops["train"]) if "train" in ops else None}
+    for op in SYSTEMS[system]:
+        result[op] = median_seconds(ops[op], iters)
+    print(json.dumps(result))
+
+
+def run_alone(system, name, threads, iters, paths):
+    """One fresh process timing `system` at this config: {op: seconds, "rss": MiB}, or None."""
+    B, T, I, H = CONFIGS[name].shape
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if system == "core":
+        cmd = [paths["bench_gru"], "--threads", str(threads), "--config", name, "--iters", str(iters)]
+    elif system == "onednn":
+        cmd = [paths["onednn"], str(B), str(T), str(I), str(H), str(iters)]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__), "--alone-child", system, name, str(threads),
+               str(iters), paths.get(f"onnx:{name}", "")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        print(f"memory measurement of {system} failed:\n{out.stderr.strip()}", file=sys.stderr)
-        return None
-    return float(out.stdout)
+        raise SystemExit(f"{system} at {name}, {threads} thread(s) failed:\n{out.stderr.strip()}")
+    if system == "core":
+        return parse_bench_gru(out.stdout, name)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if system == "onednn":
+        result = {"fwdbwd": result["train"], "infer": result["infer"], "rss": result["peak_rss_mib"],
+                  "workspace": result["workspace_mib"], "version": result["version"]}
+    return result
 
 
-# -- FMA peak --------------------------------------------------------------------------------
+BENCH_GRU_ROWS = {"forward (inference)": "infer", "forward + backward (training)": "fwdbwd",
+                  "training step (fwd+bwd+adam+zero)": "train"}
+
+
+def parse_bench_gru(text, name):
+    """{op: seconds} from bench_gru's table rows for config `name`."""
+    result = {}
+    for line in text.splitlines():
+        fields = line[len(name):].split()
+        if not line.startswith(name + " ") or len(fields) < 3:
+            continue
+        what = line[8:46].strip()
+        if what in BENCH_GRU_ROWS:
+            result[BENCH_GRU_ROWS[what]] = float(line[46:].split()[0]) * 1e-3
+    if set(result) != set(BENCH_GRU_ROWS.values()):
+        raise SystemExit(f"bench_gru printed no complete table for {name}:\n{text}")
+    return result
+
+
+def run_interleaved(name, threads, iters, onnx_path, reverse):
+    """fastgru, torch (and ONNX Runtime) in this process, called in turn: {system: {op: seconds}}."""
+    B, T, I, H = CONFIGS[name].shape
+    f_ops, layer = fastgru_ops(B, T, I, H)
+    t_ops = torch_ops(B, T, I, H, torch_gru_like(layer))
+    systems = {"fastgru": f_ops, "torch": t_ops}
+    if onnx_path:
+        systems["onnxrt"], _ = onnxrt_ops(B, T, I, H, onnx_path, threads)
+    result = {s: {} for s in systems}
+    for op in ("train", "infer"):
+        names = [s for s in systems if op in systems[s]]
+        if reverse:
+            names.reverse()
+        for s, (t, wait) in zip(names, interleaved_medians([systems[s][op] for s in names], iters)):
+            result[s][op] = t
+            result[s][op + "_wait"] = wait
+    return result
+
+
+# -- FMA peak --------------------------------------------------------------------------------------
 def measured_peak(args):
     """(one core's fp32 FMA peak in FLOP/s, how it was obtained)."""
     if args.peak is not None:
-        return args.peak * 1e9, "given with --peak (bench_gru's FMA probe)"
-    path = args.bench_gru or os.environ.get("FASTGRU_BENCH_GRU")
-    if path and os.access(path, os.X_OK):
-        out = subprocess.run([path, "--peak"], capture_output=True, text=True)
+        return args.peak * 1e9, "given with --peak"
+    if args.bench_gru:
+        out = subprocess.run([args.bench_gru, "--peak"], capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.startswith("fma_peak_gflops_per_core"):
-            return float(out.stdout.split()[1]) * 1e9, f"measured by `{os.path.basename(path)} --peak` (AVX2 FMA probe)"
+            return float(out.stdout.split()[1]) * 1e9, "measured by `bench_gru --peak` (AVX2 FMA probe)"
     import torch
 
     torch.set_num_threads(1)
@@ -240,66 +356,109 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-# -- the run ---------------------------------------------------------------------------------
-def run_config(name, threads, iters, use_onnx, use_memory, tmpdir):
-    import torch
+# -- summaries and tables ----------------------------------------------------------------------------
+class Runs:
+    """Per (mode, system, config, threads, op): the medians of every repeat."""
 
-    B, T, I, H = CONFIGS[name]
-    x, dy = make_data(B, T, I, H)
-    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-    layer, opt_f, gru, opt_t = make_systems(B, T, I, H)
-    session = None
-    if use_onnx:
-        path = os.path.join(tmpdir, f"{name}.onnx")
-        if not os.path.exists(path):
-            export_onnx(gru, x, path)
-        session = onnx_session(path, threads)
-    check_agreement(name, layer, gru, session, x, dy)
+    def __init__(self):
+        self.values = {}
 
-    layer.train()
-    train_f, train_t = interleaved_medians(
-        [lambda: fastgru_train_step(layer, opt_f, x, dy), lambda: torch_train_step(gru, opt_t, xt, dyt)], iters)
-    layer.eval()
-    infer = [lambda: layer(x), lambda: torch_infer(gru, xt)]
-    if session is not None:
-        infer.append(lambda: session.run(None, {"x": x}))
-    infer_times = interleaved_medians(infer, iters)
-    row = {"config": name, "threads": threads, "flops": forward_flops(B, T, I, H),
-           "train": (train_f, train_t), "infer": infer_times}
-    if use_memory:
-        row["memory"] = (measure_memory("fastgru", name, threads), measure_memory("torch", name, threads))
-    return row
+    def add(self, key, value):
+        if value is not None:
+            self.values.setdefault(key, []).append(value)
+
+    def median(self, key):
+        v = self.values.get(key)
+        return statistics.median(v) if v else None
+
+    def spread(self, key):
+        """(max - min) / median of the repeats, in %."""
+        v = self.values.get(key)
+        if not v or len(v) < 2 or statistics.median(v) <= 0:
+            return None
+        return 100 * (max(v) - min(v)) / statistics.median(v)
 
 
-def format_tables(rows, peak_core):
-    def pct(flops, seconds, threads):
-        rate = flops / seconds
-        return f"{rate * 1e-9:.1f} ({100 * rate / (peak_core * threads):.0f}%)"
+def format_tables(runs, rows, peak_core, extra):
+    """[(title, head, body)] for the alone and interleaved measurements."""
+    def ms(key, digits=2):
+        m, s = runs.median(key), runs.spread(key)
+        if m is None:
+            return "-"
+        return f"{m * 1e3:.{digits}f}" + (f" ({s:.0f}%)" if s is not None else "")
 
-    train_head = ["config (B,T,I,H)", "threads", "fastgru ms", "torch ms", "torch/fastgru",
-                  "fastgru GFLOP/s (% peak)", "torch GFLOP/s (% peak)", "fastgru peak RSS +MiB", "torch peak RSS +MiB"]
-    infer_head = ["config (B,T,I,H)", "threads", "fastgru ms", "torch ms", "torch/fastgru", "onnxrt ms",
-                  "onnxrt/fastgru", "fastgru GFLOP/s (% peak)", "torch GFLOP/s (% peak)", "onnxrt GFLOP/s (% peak)"]
-    train, infer = [], []
-    for r in rows:
-        label = f"{r['config']} ({','.join(map(str, CONFIGS[r['config']]))})"
-        n, f = r["threads"], r["flops"]
-        tf, tt = r["train"]
-        mem = r.get("memory")
-        train.append([label, str(n), f"{tf * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tt / tf:.2f}x",
-                      pct(3 * f, tf, n), pct(3 * f, tt, n),
-                      _mib(mem[0]) if mem else "-", _mib(mem[1]) if mem else "-"])
-        fi, ti = r["infer"][:2]
-        oi = r["infer"][2] if len(r["infer"]) > 2 else None
-        infer.append([label, str(n), f"{fi * 1e3:.3f}", f"{ti * 1e3:.3f}", f"{ti / fi:.2f}x",
-                      f"{oi * 1e3:.3f}" if oi else "-", f"{oi / fi:.2f}x" if oi else "-",
-                      pct(f, fi, n), pct(f, ti, n), pct(f, oi, n) if oi else "-"])
-    return [("Training step (forward + backward + Adam + zero_grad)", train_head, train),
-            ("Inference (forward only)", infer_head, infer)]
+    def ratio(num, den):
+        a, b = runs.median(num), runs.median(den)
+        return f"{a / b:.2f}x" if a and b else "-"
 
+    def rate(key, flops, threads):
+        m = runs.median(key)
+        if m is None:
+            return "-"
+        return f"{flops / m * 1e-9:.1f} ({100 * flops / m / (peak_core * threads):.0f}%)"
 
-def _mib(value):
-    return "-" if value is None else f"{value:.1f}"
+    def overhead(py, core):
+        a, b = runs.median(py), runs.median(core)
+        return f"{100 * (a / b - 1):+.0f}%" if a and b else "-"
+
+    def mib(key):
+        m = runs.median(key)
+        return "-" if m is None else f"{m:.1f}"
+
+    train, fwdbwd, infer, inter = [], [], [], []
+    for name, n in rows:
+        c = CONFIGS[name]
+        label, f = f"{name} ({','.join(map(str, c.shape))})", forward_flops(*c.shape)
+
+        def k(system, op, mode="alone"):
+            return (mode, system, name, n, op)
+
+        train.append([label, str(n), ms(k("fastgru", "train")), ms(k("torch", "train")),
+                      ratio(k("torch", "train"), k("fastgru", "train")), ms(k("core", "train")),
+                      overhead(k("fastgru", "train"), k("core", "train")),
+                      rate(k("fastgru", "train"), 3 * f, n), rate(k("torch", "train"), 3 * f, n),
+                      mib(k("fastgru", "rss")), mib(k("torch", "rss"))])
+        fwdbwd.append([label, str(n), ms(k("fastgru", "fwdbwd")), ms(k("core", "fwdbwd")),
+                       overhead(k("fastgru", "fwdbwd"), k("core", "fwdbwd")), ms(k("onednn", "fwdbwd")),
+                       ratio(k("onednn", "fwdbwd"), k("fastgru", "fwdbwd")),
+                       ratio(k("onednn", "fwdbwd"), k("core", "fwdbwd")),
+                       rate(k("fastgru", "fwdbwd"), 3 * f, n), rate(k("onednn", "fwdbwd"), 3 * f, n),
+                       mib(k("onednn", "rss")), mib(k("onednn", "workspace"))])
+        infer.append([label, str(n), ms(k("fastgru", "infer"), 3), ms(k("core", "infer"), 3),
+                      overhead(k("fastgru", "infer"), k("core", "infer")), ms(k("torch", "infer"), 3),
+                      ms(k("onnxrt", "infer"), 3), ms(k("onednn", "infer"), 3),
+                      ratio(k("torch", "infer"), k("fastgru", "infer")),
+                      ratio(k("onnxrt", "infer"), k("fastgru", "infer")),
+                      ratio(k("onednn", "infer"), k("fastgru", "infer")), rate(k("fastgru", "infer"), f, n)])
+        inter.append([label, str(n), ms(k("fastgru", "train", "inter")), ms(k("torch", "train", "inter")),
+                      ratio(k("torch", "train", "inter"), k("fastgru", "train", "inter")),
+                      ratio(k("fastgru", "train", "inter"), k("fastgru", "train")),
+                      ms(k("fastgru", "train_wait", "inter")),
+                      ms(k("fastgru", "infer", "inter"), 3), ms(k("torch", "infer", "inter"), 3),
+                      ms(k("onnxrt", "infer", "inter"), 3),
+                      ratio(k("fastgru", "infer", "inter"), k("fastgru", "infer")),
+                      ms(k("fastgru", "infer_wait", "inter"), 3),
+                      ratio(k("onnxrt", "infer", "inter"), k("onnxrt", "infer"))])
+    return [
+        ("Training step (forward + backward + Adam + zero_grad), each system alone in a fresh process",
+         ["config (B,T,I,H)", "threads", "fastgru ms", "torch ms", "torch/fastgru", "fastgru C++ core ms",
+          "Python layer over core", "fastgru GFLOP/s (% peak)", "torch GFLOP/s (% peak)",
+          "fastgru peak RSS +MiB", "torch peak RSS +MiB"], train),
+        ("Forward + backward (no optimizer: oneDNN's training work), alone",
+         ["config (B,T,I,H)", "threads", "fastgru ms", "fastgru C++ core ms", "Python layer over core",
+          "oneDNN ms", "oneDNN/fastgru", "oneDNN/core", "fastgru GFLOP/s (% peak)", "oneDNN GFLOP/s (% peak)",
+          "oneDNN peak RSS +MiB", "oneDNN workspace MiB"], fwdbwd),
+        ("Inference (forward only), alone",
+         ["config (B,T,I,H)", "threads", "fastgru ms", "fastgru C++ core ms", "Python layer over core",
+          "torch ms", "onnxrt ms", "oneDNN ms", "torch/fastgru", "onnxrt/fastgru", "oneDNN/fastgru",
+          "fastgru GFLOP/s (% peak)"], infer),
+        ("Interleaved in one process (fastgru, torch" + (", ONNX Runtime" if extra["onnx"] else "")
+         + " called in turn); interleaved/alone > 1 means slower beside the others",
+         ["config (B,T,I,H)", "threads", "fastgru train ms", "torch train ms", "torch/fastgru",
+          "fastgru train interleaved/alone", "of fastgru train: waiting for a CPU ms", "fastgru infer ms",
+          "torch infer ms", "onnxrt infer ms", "fastgru infer interleaved/alone",
+          "of fastgru infer: waiting for a CPU ms", "onnxrt infer interleaved/alone"], inter),
+    ]
 
 
 def render(title, head, body, markdown):
@@ -317,69 +476,6 @@ def render(title, head, body, markdown):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--iters", type=int, help="timed iterations per system (default: per config, "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + f"), after {WARMUP} warm-up")
-    parser.add_argument("--markdown", action="store_true", help="print README-ready markdown tables")
-    parser.add_argument("--bench-gru", help="path of the bench_gru program, to measure the FMA peak with "
-                        "its probe (default: $FASTGRU_BENCH_GRU)")
-    parser.add_argument("--peak", type=float, help="one core's fp32 FMA peak in GFLOP/s, instead of measuring")
-    parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument("--memory-child", nargs=3, metavar=("SYSTEM", "CONFIG", "THREADS"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.memory_child:
-        system, config, threads = args.memory_child
-        return memory_child(system, config, int(threads))
-    if any(n < 1 for n in args.threads) or (args.iters is not None and args.iters < 1):
-        parser.error("--threads and --iters must be >= 1")
-
-    import torch
-
-    import fastgru
-
-    use_onnx = not args.no_onnx and onnx_available()
-    peak_core, peak_source = measured_peak(args)
-    load_before = os.getloadavg()[0]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmpdir:
-        for n in args.threads:
-            torch.set_num_threads(n)
-            fastgru.set_num_threads(n)
-            for name in args.configs:
-                rows.append(run_config(name, n, args.iters or DEFAULT_ITERS[name], use_onnx,
-                                       not args.no_memory, tmpdir))
-                print(f"  done {name}, {n} thread(s)", file=sys.stderr, flush=True)
-
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    ort_version = "not used"
-    if use_onnx:
-        import onnxruntime
-        ort_version = onnxruntime.__version__
-    cpu = _cpu_name()
-    info = [f"command: `{command}`",
-            f"machine: {cpu}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa {fastgru.active_isa()}, "
-            f"torch {torch.__version__}, onnxruntime {ort_version}, Python {platform.python_version()}",
-            f"1-minute load average: {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-            f"(above the thread count: other processes competed for the cores)",
-            f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
-            f"% peak = GFLOP/s / (per-core peak x threads)",
-            "median of " + (f"{args.iters}" if args.iters else ", ".join(f"{DEFAULT_ITERS[c]} ({c})" for c in args.configs)) +
-            f" interleaved iterations after {WARMUP} warm-up; ratio > 1 means fastgru is faster; "
-            "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step = 3x forward",
-            f"peak RSS +MiB: growth of the peak resident set over {MEMORY_STEPS} training steps, "
-            "each system in a fresh process (VmHWM - VmRSS before the steps)"]
-    if args.markdown:
-        print("\n".join("- " + line for line in info))
-    else:
-        print("\n".join(info))
-    for title, head, body in format_tables(rows, peak_core):
-        print("\n" + render(title, head, body, args.markdown))
-
-
 def _cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -389,6 +485,108 @@ def _cpu_name():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _executable(path, what):
+    if path and not os.access(path, os.X_OK):
+        raise SystemExit(f"{what}: {path} is not an executable program")
+    return path
+
+
+# -- the run -----------------------------------------------------------------------------------------
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--iters", type=int, help="timed iterations per measurement (default: per config, "
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + f"), after {WARMUP} warm-up")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every measurement, the order of the "
+                        "systems reversed every other run (default 3)")
+    parser.add_argument("--markdown", action="store_true", help="print README-ready markdown tables")
+    parser.add_argument("--bench-gru", default=os.environ.get("FASTGRU_BENCH_GRU"),
+                        help="the bench_gru program: FMA peak and the C++ core's times (default: $FASTGRU_BENCH_GRU)")
+    parser.add_argument("--onednn", default=os.environ.get("FASTGRU_ONEDNN_GRU"),
+                        help="the onednn_gru program (default: $FASTGRU_ONEDNN_GRU, else beside bench_gru if built)")
+    parser.add_argument("--peak", type=float, help="one core's fp32 FMA peak in GFLOP/s, instead of measuring")
+    parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
+    parser.add_argument("--no-alone", action="store_true", help="skip the fresh-process runs")
+    parser.add_argument("--no-interleaved", action="store_true", help="skip the one-process interleaved runs")
+    parser.add_argument("--alone-child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.alone_child:
+        system, name, threads, iters, onnx_path = args.alone_child
+        return alone_child(system, name, int(threads), int(iters), onnx_path or None)
+    if any(n < 1 for n in args.threads) or (args.iters is not None and args.iters < 1) or args.repeats < 1:
+        parser.error("--threads, --iters and --repeats must be >= 1")
+    _executable(args.bench_gru, "--bench-gru")
+    if args.onednn is None and args.bench_gru:
+        beside = os.path.join(os.path.dirname(args.bench_gru), "onednn_gru")
+        args.onednn = beside if os.access(beside, os.X_OK) else None
+    _executable(args.onednn, "--onednn")
+
+    import torch
+
+    import fastgru
+
+    use_onnx = not args.no_onnx and onnx_available()
+    peak_core, peak_source = measured_peak(args)
+    load_before = os.getloadavg()[0]
+    systems = ["fastgru", "torch"] + (["onnxrt"] if use_onnx else []) + (["core"] if args.bench_gru else []) \
+        + (["onednn"] if args.onednn else [])
+    runs, rows, versions = Runs(), [], {}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}
+        for name in args.configs:
+            if use_onnx:
+                paths[f"onnx:{name}"] = os.path.join(tmpdir, f"{name}.onnx")
+                export_onnx(name, paths[f"onnx:{name}"])
+            for n in args.threads:
+                torch.set_num_threads(n)
+                fastgru.set_num_threads(n)
+                check_agreement(name, n, paths.get(f"onnx:{name}"))
+        for n in args.threads:
+            torch.set_num_threads(n)
+            fastgru.set_num_threads(n)
+            for name in args.configs:
+                iters = args.iters or DEFAULT_ITERS.get(name, 10)
+                for rep in range(args.repeats):
+                    if not args.no_alone:
+                        for system in (systems if rep % 2 == 0 else systems[::-1]):
+                            result = run_alone(system, name, n, iters, paths)
+                            versions.setdefault(system, result.pop("version", None))
+                            for op, value in result.items():
+                                runs.add(("alone", system, name, n, op), value)
+                    if not args.no_interleaved:
+                        result = run_interleaved(name, n, iters, paths.get(f"onnx:{name}"), reverse=rep % 2 == 1)
+                        for system, ops in result.items():
+                            for op, value in ops.items():
+                                runs.add(("inter", system, name, n, op), value)
+                rows.append((name, n))
+                print(f"  done {name}, {n} thread(s)", file=sys.stderr, flush=True)
+
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    ort_version = "not used"
+    if use_onnx:
+        import onnxruntime
+        ort_version = onnxruntime.__version__
+    iters_text = f"{args.iters}" if args.iters else ", ".join(f"{DEFAULT_ITERS[c]} ({c})" for c in args.configs)
+    info = [f"command: `{command}`",
+            f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
+            f"{fastgru.active_isa()}, torch {torch.__version__}, onnxruntime {ort_version}, oneDNN "
+            f"{versions.get('onednn') or 'not used'}, Python {platform.python_version()}",
+            f"1-minute load average: {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+            f"(above the thread count: other processes competed for the cores)",
+            f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
+            f"% peak = GFLOP/s / (per-core peak x threads)",
+            f"each time: the median over {args.repeats} runs (order of systems reversed every other run) of the "
+            f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
+            "of those runs; ratio > 1 means fastgru is faster",
+            "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step and forward + backward = 3x forward",
+            f"peak RSS +MiB: growth of the peak resident set over the first {MEMORY_STEPS} training steps "
+            "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)"]
+    print("\n".join(("- " if args.markdown else "") + line for line in info))
+    for title, head, body in format_tables(runs, rows, peak_core, {"onnx": use_onnx}):
+        print("\n" + render(title, head, body, args.markdown))
 
 
 if __name__ == "__main__":

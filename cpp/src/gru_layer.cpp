@@ -1,6 +1,7 @@
 // The recurrence of one GRU direction (oneDNN-style): the input projection of all steps is
 // one GEMM; each step is one product with the packed recurrent weights plus the fused gate
-// kernel; backward's weight and input gradients are one GEMM each after the reverse sweep.
+// kernel; backward's weight and input gradients are whole-sequence GEMMs after the reverse
+// sweep (dW_hh of reset-after over chunks of rows, see gru_direction_backward).
 //
 // Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
 // part (a fixed range of blocks) holds all three gates of its units: it computes its columns
@@ -24,6 +25,9 @@ namespace detail {
 namespace {
 
 constexpr size_t U = kGateBlock;
+// Rows of dgh assembled at a time for dW_hh: large enough that the product's output (3H x H)
+// is read and written only a few times, small beside the whole sequence.
+constexpr size_t kWeightGradChunkRows = 1024;
 
 struct BlockedGates {
   size_t H, blocks;
@@ -201,7 +205,11 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
   }
 
-  Buffer<T> dgx(steps * B * N), dgh(s.reset_after ? steps * B * N : 0);
+  // Reset-after: the r and z parts of dgh equal dgx's; only its n part is kept for the whole
+  // sequence (dgh_n, (T*B, Hp)). Full dgh rows live one step in dgh_step: the step being
+  // computed and the previous one, whose product with W_hh the next phase adds to dh.
+  Buffer<T> dgx(steps * B * N), dgh_n(s.reset_after ? steps * B * bg.padded() : 0);
+  Buffer<T> dgh_step(s.reset_after ? 2 * B * N : 0);
   std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
@@ -222,14 +230,14 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     if (u0 == u1) return;
     if (first_half && i > 0) {
       const size_t t_prev = time_of(i - 1);
-      const T* dgh_prev = (s.reset_after ? dgh.data() : dgx.data()) + t_prev * B * N;
+      const T* dgh_prev = s.reset_after ? dgh_step.data() + (i - 1) % 2 * B * N : dgx.data() + t_prev * B * N;
       gemm_packed<T>(B, u0, u1, dgh_prev, N, w_hh_back, T(1), dh.data(), H);
     }
     if (i == steps) return;
     const size_t t = time_of(i);
     const T* h = states + t * B * H;
     T* dgx_t = dgx.data() + t * B * N;
-    T* dgh_t = s.reset_after ? dgh.data() + t * B * N : dgx_t;
+    T* dgh_t = s.reset_after ? dgh_step.data() + i % 2 * B * N : dgx_t;
     if (!first_half) {  // reset-before, second half
       gemm_packed<T>(B, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
       for (size_t b = 0; b < B; ++b) {
@@ -251,7 +259,11 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
         T* dgh_bk = dgh_t + b * N + k * 3 * U;
         if (!on) {  // padding: no gate gradients; dh passes through unchanged
           std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-          if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+          if (s.reset_after) {
+            std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+            T* dgh_n_bk = dgh_n.data() + (t * B + b) * bg.padded() + k * U;
+            std::fill(dgh_n_bk, dgh_n_bk + U, T(0));
+          }
           if (!s.reset_after) std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
           continue;
         }
@@ -266,6 +278,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
               std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
             }
           cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
+          std::copy(dgh_bk + 2 * U, dgh_bk + 3 * U, dgh_n.data() + (t * B + b) * bg.padded() + k * U);
         } else {
           std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
           cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
@@ -289,8 +302,27 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     add_column_sums(rows, N, dgx.data(), db.data());
     unblock_rows_add(bg, db.data(), 1, g.b_ih);
   }
-  const T* dgh_all = s.reset_after ? dgh.data() : dgx.data();
-  gemm<T>(Trans::yes, Trans::no, N, H, rows, dgh_all, N, states, H, T(0), dw.data(), H);
+  if (s.reset_after) {
+    // dW_hh = dgh^T states over chunks of rows, each chunk's dgh assembled from dgx's r and z
+    // parts and dgh_n: a chunk of full rows instead of a whole-sequence copy.
+    const size_t chunk = std::min(rows, kWeightGradChunkRows);
+    Buffer<T> dgh_rows(chunk * N);
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+      const size_t count = std::min(chunk, rows - r0);
+      for (size_t r = 0; r < count; ++r)
+        for (size_t k = 0; k < bg.blocks; ++k) {
+          const T* src = dgx.data() + (r0 + r) * N + k * 3 * U;
+          T* dst = dgh_rows.data() + r * N + k * 3 * U;
+          std::copy(src, src + 2 * U, dst);
+          const T* n_src = dgh_n.data() + (r0 + r) * bg.padded() + k * U;
+          std::copy(n_src, n_src + U, dst + 2 * U);
+        }
+      gemm<T>(Trans::yes, Trans::no, N, H, count, dgh_rows.data(), N, states + r0 * H, H,
+              r0 == 0 ? T(0) : T(1), dw.data(), H);
+    }
+  } else {
+    gemm<T>(Trans::yes, Trans::no, N, H, rows, dgx.data(), N, states, H, T(0), dw.data(), H);
+  }
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
     Buffer<T> rh(rows * H);
@@ -308,11 +340,15 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     unblock_rows_add(bg, dw.data(), H, g.w_hh, 2, 3);
   }
   if (g.b_hh) {
-    if (s.reset_after) {  // else equal to b_ih's
-      std::fill(db.begin(), db.end(), T(0));
-      add_column_sums(rows, N, dgh.data(), db.data());
+    if (s.reset_after) {  // r and z parts equal b_ih's (still in db); the n part from dgh_n
+      Buffer<T> db_n(bg.padded());
+      std::fill(db_n.begin(), db_n.end(), T(0));
+      add_column_sums(rows, bg.padded(), dgh_n.data(), db_n.data());
+      unblock_rows_add(bg, db.data(), 1, g.b_hh, 0, 2);
+      for (size_t j = 0; j < H; ++j) g.b_hh[2 * H + j] += db_n[j];
+    } else {
+      unblock_rows_add(bg, db.data(), 1, g.b_hh);
     }
-    unblock_rows_add(bg, db.data(), 1, g.b_hh);
   }
 }
 

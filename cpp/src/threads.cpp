@@ -247,11 +247,17 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
 
 void run_phases(size_t phases, size_t parts, const std::function<void(size_t, size_t)>& fn) {
   if (phases == 0 || parts == 0) return;
+  using Clock = std::chrono::steady_clock;
   const size_t items = phases * parts;
   std::unique_ptr<std::atomic<bool>[]> claimed(new std::atomic<bool>[items]);
   std::unique_ptr<std::atomic<size_t>[]> done(new std::atomic<size_t>[phases]);
   for (size_t i = 0; i < items; ++i) claimed[i].store(false, std::memory_order_relaxed);
   for (size_t i = 0; i < phases; ++i) done[i].store(0, std::memory_order_relaxed);
+  // Set by the caller when a partner stalls in the middle of a part (preempted: another
+  // process, or another runtime's spinning threads, holds its core). From then on the partners
+  // take no new parts and the caller runs the rest of the region alone: one stall costs at
+  // most one wait, instead of one per phase. Parts are fixed, so the result is the same.
+  std::atomic<bool> solo{false};
 
   auto run_part = [&](size_t phase, size_t part) {
     std::atomic<bool>& c = claimed[phase * parts + part];
@@ -262,32 +268,46 @@ void run_phases(size_t phases, size_t parts, const std::function<void(size_t, si
   // Waits for phase to complete. A partner that is in the region gets kStealGrace to finish
   // its parts (on a quiet machine it is only a little behind); one that has not joined yet
   // (asleep, or descheduled) gets none. Then the parts nobody has claimed yet are run here,
-  // and only a part that is being run is waited for.
+  // and only a part that is being run is waited for. The caller (tid 0) declares a stall when
+  // that wait outlasts the time its own parts of the phase took plus the grace.
   std::atomic<int> joined{0};
-  auto complete = [&](size_t phase, int team_size) {
+  auto complete = [&](size_t phase, const Team& team, Clock::duration own_time) {
     auto finished = [&] { return done[phase].load(std::memory_order_acquire) == parts; };
     if (finished()) return;
-    if (joined.load(std::memory_order_acquire) == team_size) {
-      const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
+    if (joined.load(std::memory_order_acquire) == team.size) {
       for (unsigned i = 1; !finished(); ++i) {
         FASTGRU_PAUSE();
-        if ((i & 63) == 0 && std::chrono::steady_clock::now() - start > kStealGrace) break;
+        if ((i & 63) == 0 && Clock::now() - start > kStealGrace) break;
       }
     }
+    if (team.tid != 0 && solo.load(std::memory_order_relaxed)) return;
     for (size_t part = 0; part < parts; ++part) run_part(phase, part);
-    if (!spin_until(finished))
-      while (!finished()) std::this_thread::yield();
+    const auto stall = own_time + kStealGrace;
+    for (unsigned i = 1; !finished(); ++i) {
+      if (i < kSpins) {
+        FASTGRU_PAUSE();
+        continue;
+      }
+      std::this_thread::yield();
+      if (team.tid == 0 && !solo.load(std::memory_order_relaxed) && Clock::now() - start > stall)
+        solo.store(true, std::memory_order_relaxed);
+    }
   };
 
   parallel_run(
       [&](const Team& team) {
         joined.fetch_add(1, std::memory_order_acq_rel);
         const Range own = static_range(parts, team.tid, team.size);
+        Clock::duration own_time{};
         for (size_t phase = 0; phase < phases; ++phase) {
-          if (phase > 0) complete(phase - 1, team.size);
+          if (phase > 0) complete(phase - 1, team, own_time);
+          if (team.tid != 0 && solo.load(std::memory_order_relaxed)) return;
+          const auto start = team.tid == 0 ? Clock::now() : Clock::time_point{};
           for (size_t part = own.begin; part < own.end; ++part) run_part(phase, part);
+          if (team.tid == 0) own_time = Clock::now() - start;
         }
-        complete(phases - 1, team.size);
+        complete(phases - 1, team, own_time);
       },
       static_cast<int>(parts < (1u << 30) ? parts : (1u << 30)));
 }

@@ -135,6 +135,7 @@ class GRU(FlatParameters):
                 dropout_masks, "dropout_masks", dtype, (self.num_layers - 1, T, B, self.num_directions * H),
                 f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})")
 
+        self._cache = None  # the last step's cache is freed before this one is built, not after
         if self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
             workspace = self._workspace(T, B) if self.training else None
