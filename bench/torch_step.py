@@ -34,7 +34,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastgru
 import fastgru.torch
-from compare import CONFIGS, DEFAULT_ITERS, LR, interleaved_medians
+from compare import DEFAULT_ITERS, LR, interleaved_medians
+from configs import CONFIGS
 
 SYSTEMS = ("nn.GRU", "fastgru.torch", "fastgru layer", "fastgru model")
 
@@ -158,13 +159,13 @@ def check_agreement(name, torch_step, ours_step):
 
 
 def run(name, threads, iters, packed):
-    B, T, I, H = CONFIGS[name]
+    B, T, I, H = CONFIGS[name].shape
     torch.set_num_threads(threads)
     fastgru.set_num_threads(threads)
     steps = make_steps(B, T, I, H, packed)
     check_agreement(name, steps[0], steps[1])
-    medians = interleaved_medians(steps, iters)
-    return dict(zip(SYSTEMS, medians))
+    medians = interleaved_medians(steps, iters)          # (median seconds, median CPU wait) each
+    return {system: seconds for system, (seconds, _) in zip(SYSTEMS, medians)}
 
 
 def main():
@@ -184,7 +185,7 @@ def main():
                 iters = args.iters or DEFAULT_ITERS[name]
                 t = run(name, threads, iters, packed)
                 ratio = {system: t["nn.GRU"] / t[system] for system in SYSTEMS}
-                rows.append([f"{name}{' packed' if packed else ''} {CONFIGS[name]}", str(threads)]
+                rows.append([f"{name}{' packed' if packed else ''} {CONFIGS[name].shape}", str(threads)]
                             + [f"{t[system] * 1e3:.2f}" for system in SYSTEMS]
                             + [f"{ratio[system]:.2f}x" for system in SYSTEMS[1:]]
                             + [f"{100 * ratio['fastgru.torch'] / ratio['fastgru layer']:.0f}%"])
