@@ -92,6 +92,31 @@ class GRU(FlatParameters):
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return y, h_n
 
+    def step(self, x_t, h=None):
+        """One time step, for inference on a stream: x_t (B, I), h (L, B, H) or None for zeros.
+        Returns (y_t (B, H), h_new (L, B, H)); feeding h_new back in step after step gives what
+        forward gives for the whole sequence. Unidirectional layers only (a reverse direction
+        needs the whole sequence); never applies dropout and keeps nothing for backward. The
+        compiled step reads the weights in place, so changes to params apply at the next step."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
+                             "at the end); use forward")
+        dtype = FLOAT_DTYPES[self.dtype]
+        x_t = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
+        B, L, H = x_t.shape[0], self.num_layers, self.hidden_size
+        if B == 0:
+            raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x_t.shape}")
+        if h is None:
+            h = np.zeros((L, B, H), dtype)
+        else:
+            h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
+        if self.backend == "cpp":
+            return getattr(_core, f"gru_step_{self.dtype}")(self.config, self._params, x_t, h)
+        y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
+                                            num_layers=L, bidirectional=False, reset_after=self.reset_after,
+                                            dropout_masks=None, keep_cache=False)
+        return y[0], h_new
+
     def backward(self, dy, dh_n=None):
         """Gradients through the last training-mode forward: returns (dx, dh0) and adds the
         parameter gradients into grad."""

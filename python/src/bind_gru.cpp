@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,6 +107,24 @@ py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, p
 }
 
 template <class T>
+py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) {
+  if (cfg.bidirectional) throw py::value_error("step: a bidirectional GRU needs the whole sequence");
+  if (x.ndim() != 2) throw py::value_error("x: expected shape (B, I), got " + shape_str(x));
+  const size_t batch = x.shape(0), L = cfg.num_layers, H = cfg.hidden_size;
+  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
+  expect_shape(x, {batch, cfg.input_size}, "x");
+  expect_shape(h, {L, batch, H}, "h");
+  Array<T> h_new({L, batch, H});
+  {
+    py::gil_scoped_release release;
+    fastgru::gru_step<T>(cfg, params.data(), batch, x.data(), h.data(), h_new.mutable_data());
+  }
+  Array<T> y({batch, H});
+  std::copy(h_new.data() + (L - 1) * batch * H, h_new.data() + L * batch * H, y.mutable_data());
+  return py::make_tuple(y, h_new);
+}
+
+template <class T>
 void bind_dtype(py::module_& m, const char* cache_name, const std::string& suffix) {
   py::class_<CacheHandle<T>>(m, cache_name, "What a training-mode forward keeps for backward.")
       .def_property_readonly("steps", [](const CacheHandle<T>& c) { return c.cache.steps; })
@@ -115,6 +134,8 @@ void bind_dtype(py::module_& m, const char* cache_name, const std::string& suffi
         py::arg("training") = false);
   m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("cache"), py::arg("params"), py::arg("dy"),
         py::arg("grad"), py::arg("dh_n") = py::none());
+  m.def(("gru_step_" + suffix).c_str(), &step<T>, py::arg("config"), py::arg("params"), py::arg("x"),
+        py::arg("h"), "One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).");
 }
 
 }  // namespace

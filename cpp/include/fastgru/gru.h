@@ -63,4 +63,11 @@ template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
                   const T* dh_n, T* dx, T* dh0, T* grad);
 
+// One time step of a unidirectional GRU, for inference on a stream: x (B, I), h (L, B, H);
+// writes h_new (L, B, H) (the step's output is h_new's last layer). Reads the weights in
+// params' torch layout in place (nothing packed, nothing kept), so a step costs one pass over
+// the weights; whole sequences are faster through gru_forward. No dropout (inference).
+template <class T>
+void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, const T* h, T* h_new);
+
 }  // namespace fastgru
