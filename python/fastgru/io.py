@@ -10,11 +10,11 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 """
 
 import json
-import os
 import struct
-import tempfile
 
 import numpy as np
+
+from ._files import write_atomically
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
@@ -41,20 +41,7 @@ def write_safetensors(path, tensors, metadata=None):
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)          # the data starts 8-byte aligned, as safetensors writes it
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for data in chunks:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, [struct.pack("<Q", len(text)), text] + chunks)
 
 
 def read_safetensors(path):
