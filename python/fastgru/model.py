@@ -17,6 +17,7 @@ from ._flat import FlatParameters
 from .gru import GRU
 from .layers import Dense
 from .reference import heads as reference
+from .streaming import ModelStream
 
 
 class GRUModel(FlatParameters):
@@ -122,6 +123,12 @@ class GRUModel(FlatParameters):
         for d in range(D):
             dh_n[(L - 1) * D + d] = dfeatures[:, d * H:(d + 1) * H]
         self.gru.backward(np.zeros(y_shape, self.dtype), dh_n)
+
+    def stream(self, n_streams=1):
+        """Streaming inference, one time step at a time (fastgru.streaming): stream.step(x_t)
+        with x_t (n_streams, F) (or (F,)) returns the output for the sequences seen so far;
+        stream.reset(i=None) starts over. Unidirectional models only."""
+        return ModelStream(self, n_streams)
 
     def save(self, path):
         """Writes the configuration and all weights to one safetensors file, atomically."""
