@@ -45,8 +45,12 @@ void gate_rows(const detail::GemmKernels<T>& gemm, size_t H, size_t unit0, size_
 // The biases of units [unit0, unit0 + n) in the cell kernels' [3][U] layout (zeros without bias).
 template <class T>
 void gate_bias(const T* bias, size_t H, size_t unit0, size_t n, T* out) {
-  for (size_t g = 0; g < 3; ++g)
-    for (size_t u = 0; u < n; ++u) out[g * U + u] = bias ? bias[g * H + unit0 + u] : T(0);
+  for (size_t g = 0; g < 3; ++g) {
+    if (bias)
+      std::copy_n(bias + g * H + unit0, n, out + g * U);
+    else
+      std::fill_n(out + g * U, n, T(0));
+  }
 }
 
 // One layer for one sequence: input v (in), state h (H) -> h_out (H). Reset-before needs r * h

@@ -7,9 +7,11 @@ Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes 
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, is_float_array, to_dtype_name
 from ._flat import FlatParameters
 from .reference import gru as reference
+
+_STEP = {"float32": _core.gru_step_float32, "float64": _core.gru_step_float64}
 
 
 class GRU(FlatParameters):
@@ -101,17 +103,18 @@ class GRU(FlatParameters):
         if self.bidirectional:
             raise ValueError("step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
                              "at the end); use forward")
-        dtype = FLOAT_DTYPES[self.dtype]
-        x_t = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
-        B, L, H = x_t.shape[0], self.num_layers, self.hidden_size
+        dtype, L, H = FLOAT_DTYPES[self.dtype], self.num_layers, self.hidden_size
+        if not is_float_array(x_t, dtype, (None, self.input_size)):
+            x_t = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
+        B = x_t.shape[0]
         if B == 0:
             raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x_t.shape}")
         if h is None:
             h = np.zeros((L, B, H), dtype)
-        else:
+        elif not is_float_array(h, dtype, (L, B, H)):
             h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
         if self.backend == "cpp":
-            return getattr(_core, f"gru_step_{self.dtype}")(self.config, self._params, x_t, h)
+            return _STEP[self.dtype](self.config, self._params, x_t, h)
         y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
                                             num_layers=L, bidirectional=False, reset_after=self.reset_after,
                                             dropout_masks=None, keep_cache=False)

@@ -32,8 +32,12 @@ float32, with a warning. The file is written atomically (complete or not at all)
 import warnings
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as exc:
+    raise ImportError('fastgru.onnx needs the onnx package: pip install "fastgru[onnx]"') from exc
 
 from . import GRU, GRUClassifier, GRUModel, GRURegressor
 from ._files import write_atomically
