@@ -25,9 +25,16 @@ std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg) {
   return layout;
 }
 
-size_t gru_param_count(const GruConfig& cfg) {
-  auto layout = gru_param_layout(cfg);
-  return layout.empty() ? 0 : layout.back().offset + layout.back().size();
+size_t gru_direction_param_count(const GruConfig& cfg, size_t layer) {
+  const size_t H = cfg.hidden_size;
+  return 3 * H * (cfg.layer_input_size(layer) + H) + (cfg.bias ? 6 * H : 0);
+}
+
+size_t gru_param_count(const GruConfig& cfg) {  // the layout's size, without building it
+  size_t count = 0;
+  for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+    count += cfg.directions() * gru_direction_param_count(cfg, layer);
+  return count;
 }
 
 }  // namespace fastgru

@@ -29,7 +29,7 @@ template <class T>
 LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, size_t layer) {
   const size_t H = cfg.hidden_size;
   const T* p = params;
-  for (size_t l = 0; l < layer; ++l) p += 3 * H * (cfg.layer_input_size(l) + H) + (cfg.bias ? 6 * H : 0);
+  for (size_t l = 0; l < layer; ++l) p += gru_direction_param_count(cfg, l);
   const T* w_hh = p + 3 * H * cfg.layer_input_size(layer);
   const T* b_ih = cfg.bias ? w_hh + 3 * H * H : nullptr;
   return {p, w_hh, b_ih, cfg.bias ? b_ih + 3 * H : nullptr};

@@ -37,6 +37,8 @@ struct ParamTensor {
 // direction: weight_ih (3H, in), weight_hh (3H, H), bias_ih (3H), bias_hh (3H).
 std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
+// Elements of one direction of layer `layer` (its four tensors, two without bias).
+size_t gru_direction_param_count(const GruConfig& cfg, size_t layer);
 
 // What a training-mode forward keeps for backward.
 template <class T>
