@@ -91,6 +91,13 @@ def test_model(tmp_path, rng, return_sequences, bidirectional, reset_after, leng
         np.testing.assert_allclose(run(path, feeds)["out"], model(x, lens), rtol=0, atol=TOL)
 
 
+def test_model_without_bias(tmp_path, rng):
+    model = fastgru.GRUModel(3, 6, 2, bias=False, return_sequences=False, seed=6).eval()
+    fastgru.onnx.export(model, tmp_path / "m.onnx")
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run(tmp_path / "m.onnx", {"x": x})["out"], model(x), rtol=0, atol=TOL)
+
+
 def ragged(X, lengths):
     return [X[i, :n] for i, n in enumerate(lengths)]
 

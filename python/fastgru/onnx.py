@@ -50,7 +50,8 @@ def export(obj, path, *, lengths=False, opset=None):
     """Writes obj (a fitted GRURegressor / GRUClassifier, a GRUModel or a fastgru.GRU layer) to
     path as an ONNX model (see the module docstring for its inputs and outputs). lengths: add the
     int32 input "lengths". opset: the ONNX opset (default 17). Raises TypeError for any other
-    object and ValueError for an unfitted estimator; nothing is written then."""
+    object and the estimator's NotFittedError (a ValueError) for an unfitted one; nothing is
+    written then."""
     opset = _check_opset(opset)
     if isinstance(obj, (GRURegressor, GRUClassifier)):
         builder = _estimator_graph
@@ -176,8 +177,7 @@ def _lengths_input(batch):
 
 
 def _estimator_graph(estimator, lengths):
-    if not hasattr(estimator, "model_"):
-        raise ValueError(f"export: this {type(estimator).__name__} is not fitted yet; call fit first")
+    estimator._check_fitted()                  # NotFittedError, a ValueError, as predict raises
     model = estimator.model_
     weights = _float32_weights(estimator, model)
     g = _Graph()
