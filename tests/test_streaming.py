@@ -40,6 +40,17 @@ def test_step_equals_forward(rng, dtype, reset_after, num_layers, sizes):
     np.testing.assert_allclose(y_ref, reference.eval()(x, h0)[0], rtol=0, atol=TOL[dtype])
 
 
+def test_step_is_the_same_on_any_number_of_threads(rng, restore_threads):
+    layer = fastgru.GRU(64, 128, 2, reset_after=False, seed=4).eval()     # big enough to split the rows
+    x = rng.standard_normal((3, 16, 64)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        fastgru.set_num_threads(threads)
+        results.append(step_through(layer, x))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[1][0], layer(x)[0], rtol=0, atol=1e-6)
+
+
 def test_step_starts_from_zeros_and_reads_the_current_weights(rng):
     layer = fastgru.GRU(4, 6, 2, seed=1).eval()
     x = rng.standard_normal((5, 3, 4)).astype(np.float32)

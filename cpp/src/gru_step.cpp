@@ -107,9 +107,9 @@ void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, c
   const size_t work_per_row = 3 * H * (cfg.input_size + H + (L - 1) * 2 * H);
   auto rows_step = [&](Range rows) {
     thread_local std::vector<T> work;  // grows once per thread, never per step
-    // Weights a little larger than L2 (I = 128, H = 256 in float32: 1.2 MB) would all miss if
-    // every step read them in the same order; alternating the order makes a step start with
-    // the blocks the previous one read last, still in L2.
+    // Weights a little larger than L2 (I = 128, H = 256 in float32: 1.2 MB) read in the same
+    // order every step would each be evicted just before they are read again; alternating the
+    // order makes a step start with the blocks the previous one read last, likely still in L2.
     thread_local bool backwards = false;
     backwards = !backwards;
     for (size_t b = rows.begin; b < rows.end; ++b)
