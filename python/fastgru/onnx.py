@@ -39,7 +39,7 @@ try:
 except ImportError as exc:
     raise ImportError('fastgru.onnx needs the onnx package: pip install "fastgru[onnx]"') from exc
 
-from . import GRU, GRUClassifier, GRUModel, GRURegressor
+from . import GRU, GRUClassifier, GRUModel, GRURegressor, convert
 from ._files import write_atomically
 
 MIN_OPSET = 14  # GRU-14, Reshape-14, Squeeze-13 (axes as an input)
@@ -113,32 +113,20 @@ def _float32_weights(obj, module):
     return {name: np.asarray(value, np.float32) for name, value in module.state_dict().items()}
 
 
-def _zrh(rows, H):
-    """Gate rows r, z, n (torch) -> z, r, h (ONNX)."""
-    return np.concatenate([rows[H:2 * H], rows[:H], rows[2 * H:]])
-
-
 def _gru_layers(g, layer, weights, x, lengths, h0):
     """The ONNX GRU nodes of fastgru.GRU `layer` (weights: its float32 state_dict, names without
     prefix) on x (T, B, I). Returns (y (T, B, D*H), [Y_h (D, B, H) of each layer])."""
-    H, D = layer.hidden_size, layer.num_directions
+    D = layer.num_directions
     y, finals = x, []
     for k in range(layer.num_layers):
-        suffixes = [f"_l{k}", f"_l{k}_reverse"][:D]
-        w = np.stack([_zrh(weights[f"weight_ih{s}"], H) for s in suffixes])
-        r = np.stack([_zrh(weights[f"weight_hh{s}"], H) for s in suffixes])
-        if layer.bias:
-            b = np.stack([np.concatenate([_zrh(weights[f"bias_ih{s}"], H), _zrh(weights[f"bias_hh{s}"], H)])
-                          for s in suffixes])
-        else:
-            b = np.zeros((D, 6 * H), np.float32)
+        w, r, b = convert.to_onnx(weights, layer=k, bidirectional=layer.bidirectional)
         initial = ""
         if h0 is not None:
             initial = g.op("Slice", [h0, g.constant("start", [k * D], np.int64), g.constant("end", [(k + 1) * D], np.int64),
                                      g.constant("axis", [0], np.int64)])
         seq_y, y_h = g.op("GRU", [y, g.constant(f"W_l{k}", w), g.constant(f"R_l{k}", r), g.constant(f"B_l{k}", b),
                                   lengths or "", initial], n_outputs=2,
-                          hidden_size=H, direction="bidirectional" if D == 2 else "forward",
+                          hidden_size=layer.hidden_size, direction="bidirectional" if D == 2 else "forward",
                           linear_before_reset=int(layer.reset_after))
         # Y (T, D, B, H) -> (T, B, D*H): each step's forward then reverse features, as fastgru.
         y = g.op("Reshape", [g.op("Transpose", [seq_y], perm=[0, 2, 1, 3]), g.constant("shape", [0, 0, -1], np.int64)])
