@@ -1,68 +1,110 @@
-"""How much of GRURegressor.fit runs inside the compiled core (issue 4's target: >= 90% at
-batch 64, T=100, H=256). Every function of fastgru._core is wrapped with a timer; the share is
-the time inside those calls over the wall time of fit.
+"""How much of GRURegressor.fit runs inside the compiled core, and what the Python around it costs.
 
-    python examples/core_share.py [--batches 20] [--epochs 2]
+For each configuration (B sequences a batch, T steps, F features, H hidden units; float32, one
+layer), three numbers, interleaved over several repeats (median reported):
+  - fit ms/batch: the wall time of fit over its number of batches (shuffled, no validation; fit's
+    one-off preparation of X, e.g. the time-major copy, is included and spread over the epochs);
+  - core ms/batch: the compiled training step alone (fastgru._core's Model.train_step) on
+    ready-made batches, i.e. what fit would cost with no Python at all;
+  - in core: the time fit spends inside compiled calls (every call of the compiled model timed)
+    over fit's wall time.
+fit / core is the Python overhead factor (1.10 = 10% on top of the core).
+
+    python examples/core_share.py [--configs small medium b1] [--batches 20] [--epochs 3] [--repeats 5] [--threads 1]
 """
 
 import argparse
-import functools
+import statistics
 import time
 
 import numpy as np
 
 import fastgru
-from fastgru import _core
+from fastgru import model as model_module
+
+CONFIGS = {"small": (32, 50, 32, 64), "medium": (64, 100, 128, 256), "b1": (1, 100, 128, 256)}
 
 
-def instrument_core():
-    """Wraps every callable of fastgru._core with a timer; returns the dict of seconds per name.
-    The Python layer looks the functions up on the module at call time, so the wrappers see all calls."""
-    seconds = {}
-    for name in dir(_core):
-        fn = getattr(_core, name)
-        if name.startswith("__") or isinstance(fn, type) or not callable(fn):
-            continue
+class TimedCore:
+    """Stands in for a compiled model and adds the time of each call to `seconds[0]`."""
 
-        def timed(*args, _fn=fn, _name=name, **kwargs):
+    def __init__(self, core, seconds):
+        self._core, self._seconds = core, seconds
+
+    def __getattr__(self, name):
+        fn = getattr(self._core, name)
+
+        def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return _fn(*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - start
+                self._seconds[0] += time.perf_counter() - start
 
-        setattr(_core, name, functools.wraps(fn)(timed))
-    return seconds
+        return timed
+
+
+def fit_once(X, y, batch_size, hidden_size, epochs, seconds):
+    """(fit's wall seconds, seconds inside compiled calls)."""
+    est = fastgru.GRURegressor(hidden_size=hidden_size, epochs=epochs, batch_size=batch_size, random_state=0)
+    original = model_module.GRUModel._core_model
+    seconds[0] = 0.0
+    model_module.GRUModel._core_model = lambda self, loss="mse": TimedCore(original(self, loss), seconds)
+    try:
+        start = time.perf_counter()
+        est.fit(X, y)
+        total = time.perf_counter() - start
+    finally:
+        model_module.GRUModel._core_model = original
+    return total, seconds[0]
+
+
+def core_alone(X, y, batch_size, hidden_size, n_batches):
+    """Seconds of n_batches compiled training steps on batches prepared beforehand."""
+    B = batch_size
+    model = fastgru.GRUModel(X.shape[2], hidden_size, 1, return_sequences=False, seed=0)
+    opt = fastgru.Adam(model)
+    core = model._core_model("mse")
+    xs = [np.ascontiguousarray(X[i * B:(i + 1) * B].transpose(1, 0, 2)) for i in range(n_batches)]
+    ts = [np.ascontiguousarray(y[i * B:(i + 1) * B, None]) for i in range(n_batches)]
+    start = time.perf_counter()
+    for x, t in zip(xs, ts):
+        core.train_step(model.params, model.grad, x, None, t, None, None, None, opt.exp_avg, opt.exp_avg_sq,
+                        None, opt.step_count, opt.lr, 0.9, 0.999, 1e-8, 0.0, False, False, 0.0)
+        opt.step_count += 1
+    return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batches", type=int, default=20, help="batches per epoch")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--features", type=int, default=8)
-    parser.add_argument("--return-sequences", action="store_true")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-
+    fastgru.set_num_threads(args.threads)
+    print(f"fastgru {fastgru.__version__}, isa {fastgru.active_isa()}, {args.threads} thread(s), "
+          f"{args.epochs} epochs of {args.batches} batches a fit, median of {args.repeats} interleaved repeats")
+    print("| config (B,T,F,H) | fit ms/batch | core ms/batch | fit / core | in core |")
+    print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    N = args.batches * args.batch_size
-    X = rng.standard_normal((N, args.steps, args.features)).astype(np.float32)
-    y = X[..., 0].cumsum(1) / 10 if args.return_sequences else X[:, :, 0].mean(1)
-    est = fastgru.GRURegressor(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-                               return_sequences=args.return_sequences, random_state=0)
-    seconds = instrument_core()
-    start = time.perf_counter()
-    est.fit(X, y)
-    total = time.perf_counter() - start
-    core = sum(seconds.values())
-    print(f"fit: {total:.3f} s for {args.epochs} epochs x {args.batches} batches "
-          f"(B={args.batch_size}, T={args.steps}, F={args.features}, H={args.hidden}, "
-          f"threads={fastgru.get_num_threads()})")
-    for name, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:24s} {s:8.3f} s  {100 * s / total:5.1f}%")
-    print(f"inside the C++ core: {100 * core / total:.1f}% of fit time")
+    for name in args.configs:
+        B, T, F, H = CONFIGS[name]
+        X = rng.standard_normal((B * args.batches, T, F)).astype(np.float32)
+        y = X[:, -5:, 0].sum(axis=1)
+        seconds = [0.0]
+        fit_once(X, y, B, H, args.epochs, seconds)                                  # warm-up
+        core_alone(X, y, B, H, args.batches)
+        fits, cores, shares = [], [], []
+        for _ in range(args.repeats):
+            total, inside = fit_once(X, y, B, H, args.epochs, seconds)
+            fits.append(total / (args.epochs * args.batches))
+            shares.append(inside / total)
+            cores.append(core_alone(X, y, B, H, args.batches) / args.batches)
+        fit_ms, core_ms = 1e3 * statistics.median(fits), 1e3 * statistics.median(cores)
+        print(f"| {name} ({B},{T},{F},{H}) | {fit_ms:.3f} | {core_ms:.3f} | {fit_ms / core_ms:.3f} | "
+              f"{100 * statistics.median(shares):.1f}% |", flush=True)
 
 
 if __name__ == "__main__":

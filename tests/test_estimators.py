@@ -30,7 +30,7 @@ def test_regressor_learns(rng):
     assert est.score(X, y) > 0.8
     assert est.predict(X).shape == (256,) and est.predict(X).dtype == np.float32
     assert len(est.history_["loss"]) == 25 and est.history_["loss"][-1] < est.history_["loss"][0]
-    assert est.history_["val_loss"] == [None] * 25 and all(t > 0 for t in est.history_["time"])
+    assert est.history_["val_loss"] == [] and all(t > 0 for t in est.history_["time"])   # no validation data
 
 
 def test_classifier_learns_with_string_labels(rng):
@@ -114,19 +114,28 @@ def test_early_stopping_and_best_weights(rng):
     assert mse == pytest.approx(min(val), rel=1e-4)
 
 
-def test_clip_grad_norm_is_applied(rng, monkeypatch):
+def test_clip_grad_norm_is_applied(rng):
+    """fit with clipping takes the steps of the layer-level composition: forward, loss, backward,
+    torch-style clip_grad_norm, Adam (float64, one epoch in order)."""
     X, y = regression_data(rng, N=32)
+    y = (y * 100).astype(np.float64)
+    options = dict(SMALL, shuffle=False, epochs=1, dtype="float64", random_state=5)
+    est = fastgru.GRURegressor(clip_grad_norm=1e-3, **options).fit(X, y)
+    seed = int(np.random.SeedSequence(5).generate_state(2)[0])
+    model = fastgru.GRUModel(X.shape[2], SMALL["hidden_size"], 1, return_sequences=False, dtype="float64", seed=seed)
+    opt = fastgru.Adam(model)
     norms = []
-    original = fastgru.GRUModel.clip_grad_norm
-
-    def spy(self, max_norm):
-        norm = original(self, max_norm)
-        norms.append((norm, np.linalg.norm(self.grad.astype(np.float64))))
-        return norm
-
-    monkeypatch.setattr(fastgru.GRUModel, "clip_grad_norm", spy)
-    fastgru.GRURegressor(clip_grad_norm=1e-3, **SMALL).fit(X, y * 100)
-    assert norms and all(after <= 1e-3 * (1 + 1e-5) < before for before, after in norms)
+    for start in range(0, 32, SMALL["batch_size"]):
+        part = slice(start, start + SMALL["batch_size"])
+        value, dout = losses.compute("mse", model(X[part]), y[part, None])
+        model.backward(dout)
+        norms.append(model.clip_grad_norm(1e-3))
+        opt.step()
+        model.zero_grad()
+    assert all(norm > 1e-3 for norm in norms)                    # clipping did act on every step
+    np.testing.assert_allclose(est.model_.params, model.params, rtol=1e-10, atol=1e-12)
+    unclipped = fastgru.GRURegressor(**options).fit(X, y)
+    assert not np.allclose(unclipped.model_.params, model.params, rtol=1e-6)
 
 
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_good_weights(rng):
@@ -144,15 +153,15 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_good_weights(rng):
 def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
     X, y = regression_data(rng, N=64)
     calls = []
-    compute = losses.compute
+    train_step = fastgru.GRUModel.train_step
 
     def interrupt_third_batch(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return compute(*args, **kwargs)
+        return train_step(*args, **kwargs)
 
-    monkeypatch.setattr(losses, "compute", interrupt_third_batch)
+    monkeypatch.setattr(fastgru.GRUModel, "train_step", interrupt_third_batch)
     est = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=5)).fit(X, y)
     monkeypatch.undo()
     assert est.interrupted_ and est.history_["loss"] == []
@@ -162,9 +171,16 @@ def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
 
 
 def test_progress_output(rng, capsys, monkeypatch):
+    """Output that is not a terminal (a log; pytest's capture) gets one plain line per epoch and no
+    carriage returns; a terminal gets tqdm bars; verbose=0 prints nothing."""
     X, y = regression_data(rng, N=32)
-    pytest.importorskip("tqdm")
     fastgru.GRURegressor(verbose=1, validation_split=0.25, **SMALL).fit(X, y)
+    out, err = capsys.readouterr()
+    assert err == "" and "\r" not in out
+    assert out.splitlines()[0].startswith("epoch 1/2 - loss ") and "val_loss" in out and out.count("\n") == 2
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(fastgru.progress, "_interactive", lambda stream: True)
+    fastgru.GRURegressor(verbose=True, validation_split=0.25, **SMALL).fit(X, y)
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "val_loss=" in err
     monkeypatch.setitem(sys.modules, "tqdm", None)           # as if tqdm were not installed
@@ -174,6 +190,18 @@ def test_progress_output(rng, capsys, monkeypatch):
     assert out.count("\n") == 2 and out.startswith("epoch 1/2 - loss ")
     fastgru.GRURegressor(**SMALL).fit(X, y)
     assert capsys.readouterr() == ("", "")
+
+
+def test_constructor_and_verbose_errors_name_the_estimator():
+    with pytest.raises(TypeError, match=r"GRURegressor\(\) got an unexpected keyword argument 'hiden_size'; "
+                                        r"did you mean 'hidden_size'\?"):
+        fastgru.GRURegressor(hiden_size=8)
+    with pytest.raises(TypeError, match=r"GRUClassifier\(\).*'colour'; valid parameters"):
+        fastgru.GRUClassifier(colour=1)
+    X, y = regression_data(np.random.default_rng(0), N=8)
+    for bad in (-1, 0.5, "yes"):
+        with pytest.raises(ValueError, match="verbose: expected an int >= 0"):
+            fastgru.GRURegressor(verbose=bad, **SMALL).fit(X, y)
 
 
 def test_get_params_set_params_and_repr():

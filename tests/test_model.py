@@ -1,6 +1,7 @@
 """fastgru.GRUModel: one flat buffer for GRU + head; training steps (GRU + Linear + loss + Adam)
 equal to the same model built in PyTorch in float64; finite differences; backends agree."""
 
+import math
 import pickle
 
 import numpy as np
@@ -194,3 +195,149 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="missing keys"):
         model.load_state_dict({"head.weight": np.zeros((O, H))})
     assert np.array_equal(model.params, before)
+
+
+# ---- GRUModel.train_step: the whole step in one compiled call -------------------------------------
+
+STEP_CASES = [(name, rs, False, 1, None, 0.0) for name in losses.LOSSES for rs in (True, False)] + [
+    ("cross_entropy", True, True, 2, None, 0.0), ("mse", False, True, 2, 0.05, 0.0), ("mae", True, True, 2, 0.01, 0.0),
+    ("mse", True, False, 1, 0.05, 0.0), ("binary_crossentropy", False, True, 2, None, 0.0)]
+
+
+@pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip, _", STEP_CASES)
+def test_train_step_matches_torch(rng, torch, name, return_sequences, bidirectional, num_layers, clip, _):
+    """Three train_step calls (forward, loss, backward, clipping, Adam in one compiled call) from
+    the same weights: the same losses and parameters as torch in float64, with unequal lengths."""
+    model = fastgru.GRUModel(F, H, O, num_layers=num_layers, bidirectional=bidirectional,
+                             return_sequences=return_sequences, dtype="float64", seed=3)
+    gru, head = torch_model(torch, model)
+    torch_params = list(gru.parameters()) + list(head.parameters())
+    opt = fastgru.Adam(model, lr=0.01)
+    topt = torch.optim.Adam(torch_params, lr=0.01)
+    x = rng.standard_normal((B, T, F))
+    target, mask = make_target(rng, name, return_sequences), step_mask(return_sequences)
+    for step in range(3):
+        report = model.train_step(x, target, opt, loss=name, lengths=LENGTHS, clip_grad_norm=clip)
+        topt.zero_grad()
+        expected = torch_loss(torch, name, torch_forward(torch, gru, head, x, return_sequences), target, mask)
+        expected.backward()
+        norm = torch.nn.utils.clip_grad_norm_(torch_params, math.inf if clip is None else clip).item()
+        topt.step()
+        assert report.applied and report.loss == pytest.approx(expected.item(), rel=1e-12), f"loss at step {step}"
+        assert report.grad_norm == pytest.approx(norm, rel=1e-10)
+    expected_params = np.concatenate([p.detach().numpy().ravel() for p in torch_params])
+    np.testing.assert_allclose(model.params, expected_params, rtol=1e-10, atol=1e-12)
+    assert not model.grad.any() and opt.step_count == 3
+
+
+@pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip, dropout", STEP_CASES + [
+    ("mse", True, True, 2, 0.05, 0.3), ("cross_entropy", False, False, 3, None, 0.5)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_step_matches_the_reference_composition(rng, name, return_sequences, bidirectional, num_layers,
+                                                      clip, dropout, dtype):
+    """backend="cpp" train_step against the same steps composed from the NumPy reference layers
+    (backend="numpy": forward, loss, backward, norm, clipping, Adam), dropout included."""
+    opts = dict(num_layers=num_layers, bidirectional=bidirectional, return_sequences=return_sequences,
+                dropout=dropout, dtype=dtype, seed=11)
+    cpp, ref = fastgru.GRUModel(F, H, O, **opts), fastgru.GRUModel(F, H, O, backend="numpy", **opts)
+    cpp_opt, ref_opt = fastgru.Adam(cpp, lr=0.02, weight_decay=0.01), fastgru.Adam(ref, lr=0.02, weight_decay=0.01)
+    x, target = rng.standard_normal((B, T, F)), make_target(rng, name, return_sequences)
+    tol = 1e-10 if dtype == "float64" else 2e-5
+    for _ in range(3):
+        a = cpp.train_step(x, target, cpp_opt, loss=name, lengths=LENGTHS, clip_grad_norm=clip)
+        b = ref.train_step(x, target, ref_opt, loss=name, lengths=LENGTHS, clip_grad_norm=clip)
+        assert a.applied and b.applied
+        assert a.loss == pytest.approx(b.loss, rel=tol) and a.grad_norm == pytest.approx(b.grad_norm, rel=tol)
+    np.testing.assert_allclose(cpp.params, ref.params, rtol=tol, atol=tol)
+    np.testing.assert_allclose(cpp_opt.exp_avg_sq, ref_opt.exp_avg_sq, rtol=1e-6 if dtype == "float32" else 1e-9,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("name, return_sequences", [("mse", True), ("cross_entropy", False), ("mae", False)])
+def test_gradients_of_parts_sum_to_the_whole_batch(rng, backend, name, return_sequences):
+    """compute_gradients on two parts of a batch, each normalized by the whole batch's count, adds up
+    to the whole batch's gradient, and the loss sums to its mean times the count (what a
+    data-parallel loop relies on); apply_gradients then takes the same step as train_step."""
+    opts = dict(num_layers=2, bidirectional=True, return_sequences=return_sequences, dtype="float64", seed=2,
+                backend=backend)
+    whole, split = fastgru.GRUModel(F, H, O, **opts), fastgru.GRUModel(F, H, O, **opts)
+    x, target = rng.standard_normal((B, T, F)), make_target(rng, name, return_sequences)
+    loss_sum, count = whole.compute_gradients(x, target, loss=name, lengths=LENGTHS)
+    mean = losses.compute(name, whole.eval()(x, LENGTHS), target, step_mask(return_sequences))[0]
+    assert loss_sum == pytest.approx(mean * count, rel=1e-12)
+    parts = [np.arange(0, 1), np.arange(1, B)]
+    sums = [split.compute_gradients(x[p], target[p], loss=name, lengths=LENGTHS[p], loss_normalizer=count)
+            for p in parts]
+    assert sum(c for _, c in sums) == count and sum(s for s, _ in sums) == pytest.approx(loss_sum, rel=1e-12)
+    np.testing.assert_allclose(split.grad, whole.grad, rtol=1e-10, atol=1e-14)
+    a, b = fastgru.Adam(whole), fastgru.Adam(split)
+    assert whole.apply_gradients(a, mean, clip_grad_norm=0.1).applied
+    assert split.apply_gradients(b, sum(s for s, _ in sums) / count, clip_grad_norm=0.1).applied
+    np.testing.assert_allclose(split.params, whole.params, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_train_step_with_a_non_finite_loss_changes_nothing(rng, backend):
+    model = fastgru.GRUModel(F, H, O, return_sequences=False, seed=0, backend=backend)
+    opt = fastgru.Adam(model)
+    x, target = rng.standard_normal((B, T, F)), rng.standard_normal((B, O))
+    target[1, 0] = np.inf
+    before = model.params.copy()
+    report = model.train_step(x, target, opt, loss="mse")
+    assert not report.applied and not np.isfinite(report.loss)
+    assert np.array_equal(model.params, before) and opt.step_count == 0 and not opt.exp_avg.any()
+    target[1, 0] = 1e30                                        # finite, but its square overflows float32
+    report = model.train_step(x, target, opt, loss="mse")
+    assert not report.applied and np.array_equal(model.params, before)
+
+
+def test_train_step_checks_its_arguments(rng):
+    model = fastgru.GRUModel(F, H, O, return_sequences=True, seed=0)
+    opt = fastgru.Adam(model)
+    x = rng.standard_normal((B, T, F))
+    with pytest.raises(ValueError, match="optimizer"):
+        model.train_step(x, np.zeros((B, T, O)), fastgru.Adam(fastgru.GRUModel(F, H, O)))
+    with pytest.raises(ValueError, match=r"target: expected shape \(6, 4, 3\)"):
+        model.train_step(x, np.zeros((B, O)), opt)
+    with pytest.raises(ValueError, match="labels must be in"):
+        model.train_step(x, np.full((B, T), O), opt, loss="cross_entropy")
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        model.train_step(x, np.zeros((B, T, O)), opt, clip_grad_norm=0)
+    with pytest.raises(ValueError, match="lengths"):
+        model.train_step(x, np.zeros((B, T, O)), opt, lengths=[7, 1, 1, 1])
+    with pytest.raises(ValueError, match="loss"):
+        model.train_step(x, np.zeros((B, T, O)), opt, loss="hinge")
+    with pytest.raises(ValueError, match="loss_normalizer"):
+        model.compute_gradients(x, np.zeros((B, T, O)), loss_normalizer=0)
+
+
+def test_core_model_checks_its_buffers():
+    from fastgru import _core
+    core = _core.ModelFloat32(_core.GruConfig(F, H), O, True, "mse")
+    params, grad = np.zeros(core.param_count, np.float32), np.zeros(core.param_count, np.float32)
+    x, target = np.zeros((T, B, F), np.float32), np.zeros((T, B, O), np.float32)
+    with pytest.raises(ValueError, match="grad"):
+        core.compute_gradients(params, grad.astype(np.float64), x, None, target, None, None, None)
+    with pytest.raises(ValueError, match="x"):
+        core.compute_gradients(params, grad, x[:, :, :2], None, target, None, None, None)
+    with pytest.raises(ValueError, match="target"):
+        core.compute_gradients(params, grad, x, None, target[:, :, :2], None, None, None)
+    with pytest.raises(ValueError, match="head_dropout"):
+        core.compute_gradients(params, grad, x, None, target, None, None, np.ones((T, B, 2), np.float32))
+    with pytest.raises(ValueError, match="gru_dropout"):
+        core.compute_gradients(params, grad, x, None, target, None, np.ones((1, T, B, H), np.float32), None)
+    with pytest.raises(ValueError, match="mask"):
+        core.compute_gradients(params, grad, x, None, target, np.ones(3, bool), None, None)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_train_step_in_eval_mode_has_no_dropout(rng, backend):
+    """In eval mode a step sees no dropout and draws no masks: the same step as a model without dropout."""
+    opts = dict(num_layers=2, return_sequences=True, dtype="float64", seed=4, backend=backend)
+    with_dropout, without = fastgru.GRUModel(F, H, O, dropout=0.5, **opts).eval(), fastgru.GRUModel(F, H, O, **opts)
+    x, target = rng.standard_normal((B, T, F)), rng.standard_normal((B, T, O))
+    a = with_dropout.train_step(x, target, fastgru.Adam(with_dropout), lengths=LENGTHS)
+    b = without.train_step(x, target, fastgru.Adam(without), lengths=LENGTHS)
+    assert a.loss == pytest.approx(b.loss, rel=1e-12) and not with_dropout.training
+    np.testing.assert_allclose(with_dropout.params, without.params, rtol=1e-12, atol=1e-14)

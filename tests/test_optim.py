@@ -230,3 +230,25 @@ def test_training_loop_matches_torch(rng, torch, decoupled):
     assert_close(ours, theirs, 1e-10, "losses")
     for name, p in gru.named_parameters():
         assert_close(layer.state_dict()[name], p.detach().numpy(), 1e-9, name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_grad_scale_is_clipping_folded_into_the_step(rng, torch, dtype, decoupled):
+    """step(grad_scale=s) is torch's clip_grad_norm_ (which scales the gradient by s) then step;
+    grad itself is left as it is."""
+    layer = fastgru.GRU(4, 8, 2, dtype=dtype, seed=0)
+    options = dict(HYPER, weight_decay=0.1, decoupled_weight_decay=decoupled, amsgrad=False)
+    opt = fastgru.Adam(layer, **options)
+    tensor = torch.tensor(layer.params.astype(np.float64))
+    topt = torch_optimizer(torch, tensor, **options)
+    for _ in range(4):
+        grad = random_grad(rng, layer.params.size, dtype)
+        layer.grad[:] = grad
+        norm = float(np.linalg.norm(grad.astype(np.float64)))
+        opt.step(grad_scale=min(1.0, 0.5 / (norm + 1e-6)))            # torch's clipping factor
+        assert np.array_equal(layer.grad, grad)
+        tensor.grad = torch.tensor(grad.astype(np.float64))
+        torch.nn.utils.clip_grad_norm_([tensor], 0.5)
+        topt.step()
+        assert_close(layer.params, tensor.detach().numpy(), 1e-6 if dtype == "float32" else 1e-9, "params")

@@ -7,6 +7,7 @@ namespace detail {
 
 template <class T>
 struct AdamScalars {
+  T grad_scale;  // clipping factor on the gradient, 1 without clipping
   T l2;          // weight decay added to the gradient (Adam), else 0
   T decay;       // factor on the parameters before the update (AdamW: 1 - lr * wd), else 1
   T one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps;

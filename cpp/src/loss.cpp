@@ -64,16 +64,16 @@ double row_loss(LossKind kind, size_t O, const T* x, const T* y, int64_t label, 
 
 }  // namespace
 
-template <class T>
-double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
-                             const T* target, const int64_t* labels, const bool* mask,
-                             T* dlogits) {
-  const size_t O = outputs;
-  size_t valid = rows;
-  if (mask) valid = static_cast<size_t>(std::count(mask, mask + rows, true));
-  const size_t count = kind == LossKind::cross_entropy ? valid : valid * O;
-  const T scale = count ? static_cast<T>(1.0 / static_cast<double>(count)) : T(0);
+size_t loss_count(LossKind kind, size_t rows, size_t outputs, const bool* mask) {
+  const size_t valid = mask ? static_cast<size_t>(std::count(mask, mask + rows, true)) : rows;
+  return kind == LossKind::cross_entropy ? valid : valid * outputs;
+}
 
+template <class T>
+double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
+                         const T* target, const int64_t* labels, const bool* mask, T grad_scale,
+                         T* dlogits) {
+  const size_t O = outputs;
   const size_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> partial(blocks, 0.0);
   parallel_run([&](const Team& team) {
@@ -88,19 +88,34 @@ double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T
           continue;
         }
         sum += row_loss(kind, O, logits + r * O, target ? target + r * O : nullptr,
-                        labels ? labels[r] : 0, scale, dx);
+                        labels ? labels[r] : 0, grad_scale, dx);
       }
       partial[b] = sum;
     }
   }, threads_for(rows * O, 1 << 14));
   double total = 0.0;
   for (double p : partial) total += p;
-  return count ? total / static_cast<double>(count) : 0.0;
+  return total;
+}
+
+template <class T>
+double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
+                             const T* target, const int64_t* labels, const bool* mask,
+                             T* dlogits) {
+  const size_t count = loss_count(kind, rows, outputs, mask);
+  const T scale = count ? static_cast<T>(1.0 / static_cast<double>(count)) : T(0);
+  const double sum =
+      loss_sum_backward(kind, rows, outputs, logits, target, labels, mask, scale, dlogits);
+  return count ? sum / static_cast<double>(count) : 0.0;
 }
 
 template double loss_forward_backward<float>(LossKind, size_t, size_t, const float*, const float*,
                                              const int64_t*, const bool*, float*);
 template double loss_forward_backward<double>(LossKind, size_t, size_t, const double*,
                                               const double*, const int64_t*, const bool*, double*);
+template double loss_sum_backward<float>(LossKind, size_t, size_t, const float*, const float*,
+                                         const int64_t*, const bool*, float, float*);
+template double loss_sum_backward<double>(LossKind, size_t, size_t, const double*, const double*,
+                                          const int64_t*, const bool*, double, double*);
 
 }  // namespace fastgru

@@ -3,10 +3,11 @@
 from ._core import active_isa, available_isas, get_num_threads, set_isa, set_num_threads
 from .gru import GRU
 from .optim import Adam
-from .estimators import GRUClassifier, GRURegressor, NonFiniteLossError
-from .io import load
 from .layers import Dense
-from .model import GRUModel
+from .model import GRUModel, StepReport
+from .training import NonFiniteLossError
+from .estimators import GRUClassifier, GRURegressor
+from .persistence import load
 from . import convert
 
 __version__ = "0.1.0"
@@ -14,4 +15,4 @@ __version__ = "0.1.0"
 __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas", "active_isa",
            "set_isa", "__version__"]
 
-__all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "Dense", "load", "NonFiniteLossError"]
+__all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError"]

@@ -3,7 +3,6 @@
 import numpy as np
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
-BACKENDS = ("cpp", "numpy")
 
 
 def to_dtype_name(dtype):
@@ -15,13 +14,6 @@ def to_dtype_name(dtype):
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     return name
-
-
-def check_backend(backend):
-    """backend if it is one of BACKENDS ("cpp": the compiled core, "numpy": the reference), else ValueError."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    return backend
 
 
 def as_numeric(value, name):

@@ -1,11 +1,11 @@
 """
-fastgru's compiled core: GRU forward/backward, fused Adam, GEMM, threading
+fastgru's compiled core: GRU forward/backward, Dense head, losses, fused Adam, the whole model's training step, GEMM, threading
 """
 from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'active_isa', 'adam_step', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruCacheFloat32', 'GruCacheFloat64', 'GruConfig', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
         ...
@@ -47,6 +47,56 @@ class GruCacheFloat64:
     @property
     def steps(self) -> int:
         ...
+class ModelFloat32:
+    """
+    GRU stack -> dropout -> Dense head -> loss over one flat parameter buffer (cpp/include/fastgru/model.h); x is time-major (T, B, I).
+    """
+    def __init__(self, gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex, return_sequences: bool, loss: str) -> None:
+        ...
+    def apply_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, loss: typing.SupportsFloat | typing.SupportsIndex, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
+        """
+        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
+        """
+    def compute_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
+        """
+        Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer (<= 0: the batch's own count) into grad. Returns (loss_sum, count).
+        """
+    def predict(self, params: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Inference: (T, B, O) with return_sequences, else (B, O).
+        """
+    def train_step(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
+        """
+        compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).
+        """
+    @property
+    def param_count(self) -> int:
+        ...
+class ModelFloat64:
+    """
+    GRU stack -> dropout -> Dense head -> loss over one flat parameter buffer (cpp/include/fastgru/model.h); x is time-major (T, B, I).
+    """
+    def __init__(self, gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex, return_sequences: bool, loss: str) -> None:
+        ...
+    def apply_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, loss: typing.SupportsFloat | typing.SupportsIndex, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
+        """
+        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
+        """
+    def compute_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
+        """
+        Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer (<= 0: the batch's own count) into grad. Returns (loss_sum, count).
+        """
+    def predict(self, params: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Inference: (T, B, O) with return_sequences, else (B, O).
+        """
+    def train_step(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
+        """
+        compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).
+        """
+    @property
+    def param_count(self) -> int:
+        ...
 def _gemm(A: typing.Any, B: typing.Any, C: numpy.ndarray, ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
     """
     C = beta C + op(A) op(B) in place (op transposes when ta/tb); returns C. Test hook.
@@ -63,9 +113,13 @@ def active_isa() -> str:
     """
     The instruction set in use.
     """
-def adam_step(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool) -> None:
+def adam_step_float32(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
-    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics).
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
+    """
+def adam_step_float64(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+    """
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
     """
 def available_isas() -> list[str]:
     """

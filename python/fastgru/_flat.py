@@ -80,6 +80,28 @@ class FlatParameters:
         return self.train(False)
 
 
+def grad_norm(grad):
+    """The L2 norm of a flat buffer, summed in float64 so float32 gradients cannot overflow."""
+    return float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+
+
+def clip_scale(norm, max_norm):
+    """The factor that brings a gradient of norm `norm` to norm <= max_norm, as
+    torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6) when that is below 1, else 1."""
+    coef = max_norm / (norm + 1e-6)
+    return coef if coef < 1.0 else 1.0
+
+
+def clip_grad_norm(grad, max_norm):
+    """Scales the flat gradient buffer grad in place so that its L2 norm is at most max_norm
+    (torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
+    total = grad_norm(grad)
+    coef = clip_scale(total, max_norm)
+    if coef < 1.0:
+        grad *= grad.dtype.type(coef)
+    return total
+
+
 def _check_buffer(buf, name, size, dtype):
     """buf if it is a writable contiguous 1-D array of `size` elements of dtype, else ValueError."""
     if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \

@@ -13,7 +13,9 @@ Keras's for training (validation_split takes the LAST fraction of the data befor
 history_ holds per-epoch loss, val_loss and time, early stopping with patience and best-weights
 restore). scikit-learn itself is never required.
 
-Training errors:
+Without validation data, history_["val_loss"] is an empty list.
+
+Training errors (the loop is fastgru.training.train):
 - A NaN or infinite loss or gradient raises NonFiniteLossError (a FloatingPointError, so an
   ArithmeticError) naming the epoch and batch; the model keeps the weights of the last finished
   step, and history_ holds the finished epochs.
@@ -21,107 +23,25 @@ Training errors:
   the last finished step, interrupted_ = True, and history_ holds the finished epochs.
 """
 
+import difflib
 import inspect
 import json
-import math
-import sys
-import time
 
 import numpy as np
 
 from . import losses
 from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
+from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
 from .model import GRUModel
 from .optim import Adam
-from .reference.heads import valid_mask
+from .progress import make_progress
+from .safetensors_format import write_safetensors
 from .streaming import EstimatorStream
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss or the gradient became NaN or infinite during fit; .epoch and .batch (1-based) say
-    where. The model keeps the weights of the last finished step."""
-
-    def __init__(self, message, epoch, batch):
-        super().__init__(message)
-        self.epoch, self.batch = epoch, batch
+from . import training
 
 
 class NotFittedError(ValueError, AttributeError):
     """predict/score before fit (the same bases as scikit-learn's NotFittedError)."""
-
-
-# ---- data preparation -------------------------------------------------------------------------
-
-def as_sequences(X, dtype, name="X"):
-    """X as (padded (N, T, F) array of dtype, lengths (N,) int64 or None when all are full, ragged).
-    ragged: X was a list/tuple of (T_i, F) arrays (predictions are then returned as lists)."""
-    if isinstance(X, (list, tuple)):
-        if len(X) == 0:
-            raise ValueError(f"{name}: expected at least one sequence, got an empty list")
-        seqs = [as_numeric(s, f"{name}[{i}]") for i, s in enumerate(X)]
-        for i, s in enumerate(seqs):
-            if s.ndim != 2 or s.shape[0] == 0:
-                raise ValueError(f"{name}[{i}]: expected a (T_i, F) array with T_i >= 1, got shape {s.shape}")
-        F = seqs[0].shape[1]
-        bad = next((i for i, s in enumerate(seqs) if s.shape[1] != F), None)
-        if bad is not None:
-            raise ValueError(f"{name}[{bad}]: expected F = {F} features like {name}[0], got shape {seqs[bad].shape}")
-        lengths = np.array([len(s) for s in seqs], np.int64)
-        out = np.zeros((len(seqs), lengths.max(), F), dtype)
-        for i, s in enumerate(seqs):
-            out[i, :len(s)] = s
-        ragged = True
-    else:
-        out = as_numeric(X, name)
-        if out.ndim != 3:
-            raise ValueError(f"{name}: expected shape (N, T, F) (sequences, time steps, features) or a list of "
-                             f"(T_i, F) arrays, got shape {out.shape}")
-        if 0 in out.shape:
-            raise ValueError(f"{name}: expected at least one sequence, step and feature, got shape {out.shape}")
-        out = np.asarray(out, dtype)
-        lengths = np.full(out.shape[0], out.shape[1], np.int64)
-        ragged = False
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
-    full = bool((lengths == out.shape[1]).all())
-    return out, (None if full else lengths), ragged
-
-
-def per_step_targets(y, N, T, lengths, name="y"):
-    """Per-step targets as an (N, T, ...) array, padding ragged lists with zeros (masked later)."""
-    if isinstance(y, (list, tuple)):
-        if len(y) != N:
-            raise ValueError(f"{name}: expected {N} sequences (one per sequence of X), got {len(y)}")
-        seqs = [np.asarray(s) for s in y]
-        want = np.full(N, T) if lengths is None else lengths
-        for i, (s, n) in enumerate(zip(seqs, want)):
-            if s.ndim not in (1, 2) or len(s) != n:
-                raise ValueError(f"{name}[{i}]: expected {n} steps, as X[{i}], got shape {s.shape}")
-        tail = seqs[0].shape[1:]
-        if any(s.shape[1:] != tail for s in seqs):
-            raise ValueError(f"{name}: every sequence must have the same trailing shape {tail}")
-        out = np.zeros((N, T) + tail, np.result_type(*seqs))
-        for i, s in enumerate(seqs):
-            out[i, :len(s)] = s
-        return out
-    out = np.asarray(y)
-    if out.ndim not in (2, 3) or out.shape[:2] != (N, T):
-        raise ValueError(f"{name}: expected shape (N, T) or (N, T, O) = ({N}, {T}[, O]) per step "
-                         f"(return_sequences=True), got {out.shape}")
-    return out
-
-
-def per_sequence_targets(y, N, name="y"):
-    out = np.asarray(y)
-    if out.ndim not in (1, 2) or len(out) != N:
-        raise ValueError(f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), "
-                         f"got {out.shape}")
-    return out
-
-
-def to_time_major(a):
-    """(N, T, ...) -> contiguous (T, N, ...): batches are then whole columns of the time axis."""
-    return np.ascontiguousarray(np.swapaxes(a, 0, 1))
 
 
 # ---- the estimators ---------------------------------------------------------------------------
@@ -131,6 +51,17 @@ class GRUEstimator:
 
     _losses = ()
     _proba = None  # classifiers: logits -> predict_proba's probabilities
+
+    def __new__(cls, *args, **kwargs):
+        # The shared __init__ would name GRUEstimator in its TypeError; name the class the user
+        # wrote, and the parameter they probably meant.
+        valid = cls._param_names()
+        for name in kwargs:
+            if name not in valid:
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; valid parameters: {valid}"
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
+        return super().__new__(cls)
 
     def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, reset_after=True,
                  return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
@@ -148,7 +79,8 @@ class GRUEstimator:
         restore_best_weights: with patience, end with the weights of the best epoch.
         clip_grad_norm: maximum global L2 norm of the gradient, or None.
         random_state: int for bit-identical runs (at a fixed fastgru.set_num_threads), or None.
-        verbose: 0 silent, 1 a progress bar per epoch (tqdm if installed, else one line per epoch)."""
+        verbose: 0 (or False) silent; 1 (or True) progress per epoch: a tqdm bar on a terminal or in a
+        notebook when tqdm is installed, else one plain line per epoch (fastgru.progress)."""
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -215,6 +147,8 @@ class GRUEstimator:
 
         for name, minimum in (("hidden_size", 1), ("num_layers", 1), ("epochs", 0), ("batch_size", 1)):
             check_int(name, minimum)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            check_int("verbose", 0)
         if self.patience is not None:
             check_int("patience", 1)
         if not 0.0 <= self.validation_split < 1.0:
@@ -263,6 +197,8 @@ class GRUEstimator:
             train, validation = (X, lengths, targets), None
 
         model_seed, shuffle_seed = np.random.SeedSequence(self.random_state).generate_state(2)
+        reducer = self._reducer()
+        progress = make_progress(self.verbose if reducer is None or reducer.is_root else 0, self.epochs)
         self.n_features_in_ = F
         self.model_ = GRUModel(F, self.hidden_size, self._n_logits, num_layers=self.num_layers,
                                bidirectional=self.bidirectional, reset_after=self.reset_after,
@@ -273,141 +209,27 @@ class GRUEstimator:
         self.best_epoch_ = None
         optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
                          decoupled_weight_decay=self.weight_decay > 0)
-        self._train(optimizer, self._batches_source(*train), self._batches_source(*validation) if validation else None,
-                    np.random.default_rng(shuffle_seed))
+        config = training.TrainingConfig(loss=loss, epochs=self.epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+                                patience=self.patience, restore_best_weights=self.restore_best_weights,
+                                clip_grad_norm=self.clip_grad_norm)
+        result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
+                       self._sequence_set(*validation) if validation else None,
+                       np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
+        self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
         self.model_.eval()
         return self
 
-    def _batches_source(self, X, lengths, targets):
-        """Time-major copies of one data set, so that a batch is columns of the time axis."""
-        return {"X": to_time_major(X), "lengths": lengths, "N": len(X),
-                "targets": to_time_major(targets) if self.return_sequences else targets}
+    def _reducer(self):
+        """The training loop's view of the other processes of a data-parallel run
+        (fastgru.training's reducer), or None for one process."""
+        return None
 
-    def _batch(self, source, idx):
-        """(x (T_b, B, F), lengths or None, target, mask or None, weight) for the sequences idx;
-        T_b is the longest of them, so padding beyond it costs nothing. weight: the number of
-        valid rows the batch's loss averages over. target is None for a source without targets."""
-        lengths = None if source["lengths"] is None else source["lengths"][idx]
-        steps = source["X"].shape[0] if lengths is None else int(lengths.max())
-        x = source["X"][:steps].take(idx, axis=1)
-        targets = source.get("targets")
-        if self.return_sequences:
-            target = None if targets is None else targets[:steps].take(idx, axis=1)
-            mask = None if lengths is None else valid_mask(lengths, steps)
-            weight = steps * len(idx) if lengths is None else int(lengths.sum())
-        else:
-            target = None if targets is None else targets.take(idx, axis=0)
-            mask, weight = None, len(idx)
-        return x, lengths, target, mask, weight
+    def _sequence_set(self, X, lengths, targets=None):
+        return SequenceSet.from_batch_first(X, lengths, targets, per_step=self.return_sequences)
 
-    def _train(self, optimizer, train, validation, rng):
-        model, history = self.model_, self.history_
-        n_batches = -(-train["N"] // self.batch_size)
-        best, wait, best_params = math.inf, 0, None
-        try:
-            for epoch in range(1, self.epochs + 1):
-                start = time.perf_counter()
-                order = rng.permutation(train["N"]) if self.shuffle else np.arange(train["N"])
-                bar = self._progress(epoch, n_batches)
-                total, weight_sum = 0.0, 0
-                model.train()
-                for b in range(n_batches):
-                    x, lengths, target, mask, weight = self._batch(train, order[b * self.batch_size:(b + 1) * self.batch_size])
-                    out = model(x, lengths, time_major=True)
-                    value, dout = losses.compute(self.loss_, out, target, mask)
-                    if not math.isfinite(value):
-                        raise self._diverged("loss", value, epoch, b + 1)
-                    model.zero_grad()
-                    model.backward(dout, time_major=True)
-                    norm = model.clip_grad_norm(math.inf if self.clip_grad_norm is None else self.clip_grad_norm)
-                    if not math.isfinite(norm):
-                        raise self._diverged("gradient norm", norm, epoch, b + 1)
-                    optimizer.step()
-                    total += value * weight
-                    weight_sum += weight
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{total / weight_sum:.4g}", refresh=False)
-                epoch_loss = total / weight_sum
-                val_loss = self._evaluate_loss(validation) if validation is not None else None
-                history["loss"].append(epoch_loss)
-                history["val_loss"].append(val_loss)
-                history["time"].append(time.perf_counter() - start)
-                self._report(bar, epoch, epoch_loss, val_loss, history["time"][-1])
-                monitored = epoch_loss if val_loss is None else val_loss
-                if monitored < best:
-                    best, wait, self.best_epoch_ = monitored, 0, epoch
-                    if self.patience is not None and self.restore_best_weights:
-                        best_params = model.params.copy()
-                else:
-                    wait += 1
-                    if self.patience is not None and wait >= self.patience:
-                        break
-        except KeyboardInterrupt:
-            # The optimizer updates the flat buffer in one compiled call, so the weights are
-            # those of the last finished step; keep them rather than the best epoch's.
-            self.interrupted_ = True
-            if self.verbose:
-                print(f"fit interrupted during epoch {len(history['loss']) + 1}; keeping the weights of the "
-                      "last finished step", file=sys.stderr)
-            return
-        if best_params is not None:
-            model.params[:] = best_params
-
-    def _diverged(self, what, value, epoch, batch):
-        return NonFiniteLossError(
-            f"{what} is {value} at epoch {epoch}, batch {batch}: training stopped, the model keeps the weights of "
-            "the last finished step (try a lower lr or clip_grad_norm, or check X and y for extreme values)",
-            epoch, batch)
-
-    def _progress(self, epoch, n_batches):
-        if not self.verbose:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=True)
-
-    def _report(self, bar, epoch, loss, val_loss, seconds):
-        if not self.verbose:
-            return
-        val = "" if val_loss is None else f" - val_loss {val_loss:.4g}"
-        if bar is not None:
-            bar.set_postfix_str(f"loss={loss:.4g}" + val.replace(" - val_loss ", ", val_loss="))
-            bar.close()
-        else:
-            print(f"epoch {epoch}/{self.epochs} - loss {loss:.4g}{val} - {seconds:.2f}s", flush=True)
-
-    def _logits(self, source):
-        """Model outputs for a whole data set, in eval mode, batch by batch: (N, T, O) or (N, O)."""
-        model = self.model_
-        model.eval()
-        N, steps = source["N"], source["X"].shape[0]
-        size = max(self.batch_size, 256)
-        shape = (steps, N) if self.return_sequences else (N,)
-        out = np.zeros(shape + (self._n_logits,), model.dtype)
-        for s in range(0, N, size):
-            idx = np.arange(s, min(s + size, N))
-            x, lengths, _, _, _ = self._batch(source, idx)
-            y = model(x, lengths, time_major=True)
-            if self.return_sequences:
-                out[:len(y), s:s + len(idx)] = y
-            else:
-                out[s:s + len(idx)] = y
-        return np.swapaxes(out, 0, 1) if self.return_sequences else out
-
-    def _evaluate_loss(self, source):
-        """The loss over a whole data set: the mean over all its valid rows."""
-        self.model_.eval()
-        total, weight_sum = 0.0, 0
-        size = max(self.batch_size, 256)
-        for s in range(0, source["N"], size):
-            x, lengths, target, mask, weight = self._batch(source, np.arange(s, min(s + size, source["N"])))
-            value, _ = losses.compute(self.loss_, self.model_(x, lengths, time_major=True), target, mask)
-            total += value * weight
-            weight_sum += weight
-        return total / weight_sum
+    def _logits(self, data):
+        """Model outputs for a whole SequenceSet, in eval mode: (N, T, O) or (N, O)."""
+        return training.predict_logits(self.model_, data, self.batch_size)
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
@@ -419,7 +241,7 @@ class GRUEstimator:
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: expected F = {self.n_features_in_} features (as in fit), got {X.shape[2]}")
         full_lengths = np.full(len(X), X.shape[1]) if lengths is None else lengths
-        return {"X": to_time_major(X), "lengths": lengths, "N": len(X)}, full_lengths, ragged
+        return self._sequence_set(X, lengths), full_lengths, ragged
 
     def _targets(self, y, N, T, lengths, name="y"):
         if self.return_sequences:
@@ -455,7 +277,6 @@ class GRUEstimator:
     def save(self, path):
         """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
         file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically."""
-        from .io import save_model
         self._check_fitted()
         params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
@@ -463,7 +284,7 @@ class GRUEstimator:
             json.dumps(extra)
         except TypeError as exc:
             raise TypeError(f"save: hyper-parameters or classes are not JSON-serializable ({exc})") from None
-        save_model(path, self.model_, extra)
+        write_safetensors(path, self.model_.state_dict(), self.model_.file_metadata(extra))
 
     def _fitted_state(self):
         return {"n_features_in_": int(self.n_features_in_), "loss_": self.loss_, "history_": self.history_,
@@ -516,7 +337,7 @@ class GRURegressor(GRUEstimator):
         """R^2 (coefficient of determination) over the valid steps, averaged over outputs, as
         sklearn.metrics.r2_score."""
         source, lengths, _ = self._prepare_X(X)
-        N, T = source["N"], source["X"].shape[0]
+        N, T = len(source), source.X.shape[0]
         given = None if (lengths == T).all() else lengths
         truth = self._encode_targets(self._targets(y, N, T, given), fitting=False, loss=self.loss_,
                                      dtype=np.float64, valid=self._valid_steps(T, given))
@@ -602,7 +423,7 @@ class GRUClassifier(GRUEstimator):
     def score(self, X, y):
         """Accuracy over the sequences (the valid steps with return_sequences)."""
         source, lengths, _ = self._prepare_X(X)
-        N, T = source["N"], source["X"].shape[0]
+        N, T = len(source), source.X.shape[0]
         truth = self._targets(y, N, T, None if (lengths == T).all() else lengths)
         pred = self.classes_[self._proba(self._logits(source)).argmax(-1)]
         truth, pred = self._valid_rows(np.asarray(truth), lengths), self._valid_rows(pred, lengths)

@@ -7,11 +7,13 @@ Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes 
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, is_float_array, to_dtype_name
+from ._backends import NUMPY as reference, check_backend
+from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, is_float_array, to_dtype_name
 from ._flat import FlatParameters
-from .reference import gru as reference
 
-_STEP = {"float32": _core.gru_step_float32, "float64": _core.gru_step_float64}
+# The compiled entries per dtype, looked up once per layer.
+_CORE = {"float32": (_core.gru_forward_float32, _core.gru_backward_float32, _core.gru_step_float32),
+         "float64": (_core.gru_forward_float64, _core.gru_backward_float64, _core.gru_step_float64)}
 
 
 class GRU(FlatParameters):
@@ -38,6 +40,7 @@ class GRU(FlatParameters):
         self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
         self.dtype = to_dtype_name(dtype)
+        self._core_forward, self._core_backward, self._core_step = _CORE[self.dtype]
         self.config = _core.GruConfig(self.input_size, self.hidden_size, self.num_layers,
                                       self.bidirectional, self.bias, self.reset_after)
         self._layout = _core.gru_param_layout(self.config)
@@ -61,8 +64,10 @@ class GRU(FlatParameters):
     def __call__(self, x, h0=None, lengths=None):
         return self.forward(x, h0, lengths)
 
-    def forward(self, x, h0=None, lengths=None):
-        """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T."""
+    def forward(self, x, h0=None, lengths=None, *, dropout_masks=None):
+        """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T.
+        In training mode with dropout between layers, the multipliers of the inputs of layers 1..
+        are drawn from the layer's seed, or given as dropout_masks (L-1, T, B, D*H) (time-major)."""
         dtype = FLOAT_DTYPES[self.dtype]
         x_text = "(B, T, I)" if self.batch_first else "(T, B, I)"
         x = as_float_array(x, "x", dtype, (None, None, self.input_size),
@@ -76,13 +81,19 @@ class GRU(FlatParameters):
         if h0 is not None:
             h0 = as_float_array(h0, "h0", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
         if lengths is not None:
-            lengths = _check_lengths(lengths, T, B)
-        masks = self._dropout_masks(T, B) if self.training else None
+            lengths = check_lengths(lengths, T, B)
+        if not self.training:
+            masks = None
+        elif dropout_masks is None:
+            masks = self._dropout_masks(T, B)
+        else:
+            masks = as_float_array(
+                dropout_masks, "dropout_masks", dtype, (self.num_layers - 1, T, B, self.num_directions * H),
+                f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})")
 
         if self.backend == "cpp":
-            forward = getattr(_core, f"gru_forward_{self.dtype}")
-            dropout = None if masks is None else np.stack(masks)
-            y, h_n, cache = forward(self.config, self._params, x, h0, lengths, dropout, self.training)
+            dropout = None if masks is None else np.ascontiguousarray(masks)
+            y, h_n, cache = self._core_forward(self.config, self._params, x, h0, lengths, dropout, self.training)
         else:
             y, h_n, cache = reference.gru_forward(
                 self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
@@ -114,7 +125,7 @@ class GRU(FlatParameters):
         elif not is_float_array(h, dtype, (L, B, H)):
             h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
         if self.backend == "cpp":
-            return _STEP[self.dtype](self.config, self._params, x_t, h)
+            return self._core_step(self.config, self._params, x_t, h)
         y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
                                             num_layers=L, bidirectional=False, reset_after=self.reset_after,
                                             dropout_masks=None, keep_cache=False)
@@ -138,8 +149,7 @@ class GRU(FlatParameters):
             dh_n = as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
 
         if self.backend == "cpp":
-            backward = getattr(_core, f"gru_backward_{self.dtype}")
-            dx, dh0 = backward(cache, self._params, dy, self._grad, dh_n)
+            dx, dh0 = self._core_backward(cache, self._params, dy, self._grad, dh_n)
         else:
             dx, dh0, grads = reference.gru_backward(
                 self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,
@@ -152,13 +162,14 @@ class GRU(FlatParameters):
         return dx, dh0
 
     def _dropout_masks(self, T, B):
-        """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.., drawn from the layer's seed."""
+        """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.. (L-1, T, B, D*H), drawn from the
+        layer's seed; None without dropout."""
         if self.dropout == 0.0 or self.num_layers == 1:
             return None
         keep = 1.0 - self.dropout
         shape = (T, B, self.num_directions * self.hidden_size)
-        return [((self._rng.random(shape) < keep) / keep).astype(self.dtype)
-                for _ in range(self.num_layers - 1)]
+        return np.stack([((self._rng.random(shape) < keep) / keep).astype(self.dtype)
+                         for _ in range(self.num_layers - 1)])
 
     def __repr__(self):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -167,7 +178,8 @@ class GRU(FlatParameters):
                 f"backend={self.backend!r})")
 
 
-def _check_lengths(lengths, T, B):
+def check_lengths(lengths, T, B):
+    """lengths as a contiguous int64 (B,) array with every entry in 1..T, else TypeError/ValueError."""
     arr = np.asarray(lengths)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")

@@ -9,9 +9,13 @@ bigger one (`buffers=`) so a whole model is one buffer for one fused optimizer s
 import numpy as np
 
 from . import _core
-from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
+from ._backends import NUMPY as reference, check_backend
+from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, to_dtype_name
 from ._flat import FlatParameters
-from .reference import heads as reference
+
+# The compiled entries per dtype, looked up once per layer.
+_CORE = {"float32": (_core.dense_forward_float32, _core.dense_backward_float32),
+         "float64": (_core.dense_forward_float64, _core.dense_backward_float64)}
 
 
 class Dense(FlatParameters):
@@ -30,6 +34,7 @@ class Dense(FlatParameters):
         self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
+        self._core_forward, self._core_backward = _CORE[self.dtype]
         weight_size = self.out_features * self.in_features
         self._layout = [("weight", 0, (self.out_features, self.in_features))]
         if self.bias:
@@ -57,7 +62,7 @@ class Dense(FlatParameters):
         if self.backend == "numpy":
             return reference.dense_forward(x, w["weight"], w.get("bias"))
         rows = x.reshape(-1, self.in_features)
-        y = getattr(_core, f"dense_forward_{self.dtype}")(rows, w["weight"], w.get("bias"))
+        y = self._core_forward(rows, w["weight"], w.get("bias"))
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy, need_dx=True):
@@ -75,7 +80,7 @@ class Dense(FlatParameters):
             if self.bias:
                 g["bias"] += db
             return dx if need_dx else None
-        dx = getattr(_core, f"dense_backward_{self.dtype}")(
+        dx = self._core_backward(
             x.reshape(-1, self.in_features), w["weight"], dy.reshape(-1, self.out_features),
             g["weight"], g.get("bias"), need_dx)
         return None if dx is None else dx.reshape(x.shape)

@@ -13,10 +13,11 @@ loss with reduction="mean" applied to the valid rows only; dlogits is zero at ma
 import numpy as np
 
 from . import _core
+from ._backends import NUMPY as reference
 from ._checks import as_numeric
-from .reference import heads as reference
 
 LOSSES = ("mse", "mae", "binary_crossentropy", "cross_entropy")
+_CORE = {"float32": _core.loss_float32, "float64": _core.loss_float64}
 
 
 def check_loss(name):
@@ -26,16 +27,26 @@ def check_loss(name):
     return name
 
 
-def compute(name, logits, target, mask=None, *, backend="cpp"):
-    """(loss as a Python float, dlogits with logits' shape and dtype); see the module docstring."""
-    check_loss(name)
-    if not isinstance(logits, np.ndarray) or logits.dtype not in (np.float32, np.float64) or logits.ndim < 1:
-        raise TypeError("logits: expected a float32 or float64 array of shape (..., O)")
-    rows_shape, O = logits.shape[:-1], logits.shape[-1]
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != bool or mask.shape != rows_shape:
-            raise ValueError(f"mask: expected a bool array of shape {rows_shape}, got {mask.dtype} {mask.shape}")
+def loss_count(name, rows, outputs):
+    """The number of terms a mean loss over `rows` valid rows divides by: rows for
+    cross_entropy, rows * outputs for the elementwise losses."""
+    return rows if name == "cross_entropy" else rows * outputs
+
+
+def check_mask(mask, rows_shape):
+    """mask as a bool array of shape rows_shape (None stays None), else ValueError."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != rows_shape:
+        raise ValueError(f"mask: expected a bool array of shape {rows_shape}, got {mask.dtype} {mask.shape}")
+    return mask
+
+
+def check_target(name, target, rows_shape, outputs, dtype, mask=None):
+    """target for loss `name` on logits of shape rows_shape + (outputs,): int64 labels of shape
+    rows_shape in [0, outputs) (at the valid rows) for cross_entropy, else a dtype array of the
+    logits' shape. TypeError/ValueError naming `target` otherwise."""
     if name == "cross_entropy":
         target = as_numeric(target, "target")
         if not np.issubdtype(target.dtype, np.integer):
@@ -43,17 +54,27 @@ def compute(name, logits, target, mask=None, *, backend="cpp"):
         if target.shape != rows_shape:
             raise ValueError(f"target: expected labels of shape {rows_shape}, got {target.shape}")
         valid = target if mask is None else target[mask]
-        if valid.size and (valid.min() < 0 or valid.max() >= O):
-            raise ValueError(f"target: labels must be in [0, {O}), got min {valid.min()}, max {valid.max()}")
-    else:
-        target = np.asarray(as_numeric(target, "target"), logits.dtype)
-        if target.shape != logits.shape:
-            raise ValueError(f"target: expected shape {logits.shape} (that of logits), got {target.shape}")
+        if valid.size and (valid.min() < 0 or valid.max() >= outputs):
+            raise ValueError(f"target: labels must be in [0, {outputs}), got min {valid.min()}, max {valid.max()}")
+        return target.astype(np.int64, copy=False)
+    target = np.asarray(as_numeric(target, "target"), dtype)
+    if target.shape != rows_shape + (outputs,):
+        raise ValueError(f"target: expected shape {rows_shape + (outputs,)} (that of logits), got {target.shape}")
+    return target
 
+
+def compute(name, logits, target, mask=None, *, backend="cpp"):
+    """(loss as a Python float, dlogits with logits' shape and dtype); see the module docstring."""
+    check_loss(name)
+    if not isinstance(logits, np.ndarray) or logits.dtype not in (np.float32, np.float64) or logits.ndim < 1:
+        raise TypeError("logits: expected a float32 or float64 array of shape (..., O)")
+    rows_shape, O = logits.shape[:-1], logits.shape[-1]
+    mask = check_mask(mask, rows_shape)
+    target = check_target(name, target, rows_shape, O, logits.dtype, mask)
     if backend == "numpy":
         return reference.LOSSES[name](logits, target, mask)
     rows = int(np.prod(rows_shape))
     target_rows = target.reshape(rows) if name == "cross_entropy" else target.reshape(rows, O)
-    loss, dlogits = getattr(_core, f"loss_{logits.dtype.name}")(
+    loss, dlogits = _CORE[logits.dtype.name](
         name, logits.reshape(rows, O), target_rows, None if mask is None else mask.reshape(rows))
     return loss, dlogits.reshape(logits.shape)

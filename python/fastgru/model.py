@@ -8,16 +8,41 @@ The head sees either every time step of the top layer (`return_sequences=True`: 
 (B, T, O)) or each sequence's last valid state (outputs (B, O)): h_n of the top layer, and for a
 bidirectional GRU the top layer's forward and reverse h_n concatenated (the reverse direction's
 final state is the one after step 0), as `torch.cat([h_n[-2], h_n[-1]], 1)`.
+
+Training: `model.train_step(x, target, optimizer, loss=...)` is one whole step in one compiled
+call (cpp/include/fastgru/model.h): forward with dropout, loss, backward, global gradient norm,
+clipping folded into the fused Adam update, non-finite check, zero grad. It is
+`compute_gradients` followed by `apply_gradients`, which a data-parallel loop calls apart to sum
+the gradients of several processes in between. The layer-level path (forward, a loss from
+fastgru.losses, backward, fastgru.Adam) computes the same step in several calls.
 """
+
+import json
+from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, as_float_array, check_backend, check_positive_int, to_dtype_name
-from ._flat import FlatParameters
-from .gru import GRU
+from . import _core, losses
+from ._backends import check_backend
+from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_positive_int, to_dtype_name
+from ._flat import FlatParameters, clip_grad_norm, clip_scale, grad_norm
+from .data import valid_mask
+from .gru import GRU, check_lengths
 from .layers import Dense
-from .reference import heads as reference
+from .safetensors_format import write_safetensors
 from .streaming import ModelStream
+
+FILE_FORMAT = "fastgru"     # the safetensors metadata "format" of a saved model
+_CORE_MODEL = {"float32": _core.ModelFloat32, "float64": _core.ModelFloat64}
+
+
+class StepReport(NamedTuple):
+    """What a training step did. loss: the batch's mean loss; grad_norm: the global L2 norm of
+    the gradient before clipping; applied: False when the loss or the gradient was NaN/inf, in
+    which case params and the optimizer were left untouched (grad still holds the gradient)."""
+    loss: float
+    grad_norm: float
+    applied: bool
 
 
 class GRUModel(FlatParameters):
@@ -50,6 +75,7 @@ class GRUModel(FlatParameters):
                         + [(f"head.{name}", gru_size + offset, shape) for name, offset, shape in self.head._layout])
         self.dropout = self.gru.dropout
         self._rng = np.random.default_rng(dropout_seed)
+        self._core_models = {}      # loss name -> the compiled model (built on first use)
 
     @property
     def config(self):
@@ -65,7 +91,7 @@ class GRUModel(FlatParameters):
     def clip_grad_norm(self, max_norm):
         """Scales grad in place so its global L2 norm is at most max_norm (torch's
         clip_grad_norm_); returns the norm before clipping."""
-        return reference.clip_grad_norm(self._grad, max_norm)
+        return clip_grad_norm(self._grad, max_norm)
 
     def train(self, mode=True):
         self.gru.train(mode)
@@ -76,24 +102,36 @@ class GRUModel(FlatParameters):
     def __call__(self, x, lengths=None, *, time_major=False):
         return self.forward(x, lengths, time_major=time_major)
 
-    def forward(self, x, lengths=None, *, time_major=False):
+    def forward(self, x, lengths=None, *, time_major=False, dropout_masks=None):
         """x (B, T, F) (or (T, B, F) when time_major), lengths (B,) ints in 1..T or None.
         Returns the head's outputs: (B, T, O) (or (T, B, O)) with return_sequences, else (B, O).
-        Padded steps of (B, T, O) outputs hold the head's value for a zero GRU output."""
+        Padded steps of (B, T, O) outputs hold the head's value for a zero GRU output.
+        dropout_masks: in training mode, draw_dropout_masks's pair to use instead of drawing (a
+        None entry: drawn)."""
         x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None, None, self.gru.input_size),
                            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {self.gru.input_size}")
         if not time_major:
             x = np.ascontiguousarray(x.transpose(1, 0, 2))
-        y, h_n = self.gru(x, lengths=lengths)                       # time-major (T, B, D*H)
+        if self.backend == "cpp" and not self.training:             # inference: one compiled call
+            lengths = None if lengths is None else check_lengths(lengths, *x.shape[:2])
+            out = self._core_model().predict(self._params, x, lengths)
+            if self.return_sequences and not time_major:
+                out = np.ascontiguousarray(out.transpose(1, 0, 2))
+            return out
+        gru_dropout, head_dropout = (None, None) if dropout_masks is None else dropout_masks
+        y, h_n = self.gru.forward(x, lengths=lengths, dropout_masks=gru_dropout)   # time-major (T, B, D*H)
         if self.return_sequences:
             features = y
         else:
             D, L = self.gru.num_directions, self.gru.num_layers
             features = np.concatenate(list(h_n[(L - 1) * D:]), axis=1) if D == 2 else h_n[L - 1]
-        mask = None
-        if self.training and self.dropout > 0:
-            keep = 1.0 - self.dropout
-            mask = ((self._rng.random(features.shape) < keep) / keep).astype(self.dtype)
+        if not self.training:
+            mask = None
+        elif head_dropout is None:
+            mask = self._head_dropout_mask(features.shape)
+        else:
+            mask = head_dropout
+        if mask is not None:
             features = features * mask
         out = self.head(features)
         if self.training:
@@ -130,10 +168,173 @@ class GRUModel(FlatParameters):
         stream.reset(i=None) starts over. Unidirectional models only."""
         return ModelStream(self, n_streams)
 
+    def _head_dropout_mask(self, shape):
+        """Multipliers (0 or 1/(1-p)) for the head's input, drawn from the model's seed; None without dropout."""
+        if self.dropout == 0.0:
+            return None
+        keep = 1.0 - self.dropout
+        return ((self._rng.random(shape) < keep) / keep).astype(self.dtype)
+
+    def draw_dropout_masks(self, steps, batch):
+        """(GRU masks (L-1, T, B, D*H) or None, head mask (T, B, D*H) or (B, D*H) or None): the
+        multipliers a training-mode forward on a (T, B) batch would draw, in the same order from
+        the same random streams. A data-parallel loop draws them for the whole batch on every
+        process and passes each process its columns."""
+        gru_masks = self.gru._dropout_masks(steps, batch)
+        features = self.gru.num_directions * self.gru.hidden_size
+        head = self._head_dropout_mask((steps, batch, features) if self.return_sequences else (batch, features))
+        return gru_masks, head
+
+    # -- one training step --------------------------------------------------------------------
+    def train_step(self, x, target, optimizer, *, loss="mse", lengths=None, mask=None, clip_grad_norm=None,
+                   time_major=False):
+        """One training step on a batch: forward (with dropout in training mode), the mean loss
+        over the valid rows, backward, the global gradient norm, clipping to clip_grad_norm (None:
+        none), the optimizer's update and zero grad, in one compiled call (backend="cpp").
+
+        x (B, T, F) (or (T, B, F) when time_major); target (B, T, O) / (B, O) floats, or
+        (B, T) / (B,) integer labels for cross_entropy (time-major (T, B, ...) per step when
+        time_major); lengths (B,) ints in 1..T or None; mask: bool (B, T) / (B,) of the rows that
+        count, or None for every valid step (t < lengths[b]); optimizer: a fastgru.Adam over this
+        model. Adds onto whatever grad holds, and zeroes grad after the update.
+        Returns a StepReport; applied is False (nothing updated) for a NaN/inf loss or gradient."""
+        self._check_optimizer(optimizer)
+        max_norm = self._check_max_norm(clip_grad_norm)
+        batch = self._prepare(x, target, loss, lengths, mask, None, time_major)
+        if self.backend == "numpy":
+            loss_sum, count = self._compute_gradients_numpy(loss, *batch, None)
+            return self.apply_gradients(optimizer, loss_sum / count if count else 0.0, clip_grad_norm=clip_grad_norm)
+        value, applied, norm = self._core_model(loss).train_step(
+            self._params, self._grad, *batch, optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.max_exp_avg_sq,
+            optimizer.step_count, optimizer.lr, optimizer.betas[0], optimizer.betas[1], optimizer.eps,
+            optimizer.weight_decay, optimizer.decoupled_weight_decay, optimizer.amsgrad, max_norm)
+        optimizer.step_count += applied
+        return StepReport(value, norm, applied)
+
+    def compute_gradients(self, x, target, *, loss="mse", lengths=None, mask=None, loss_normalizer=None,
+                          dropout_masks=None, time_major=False):
+        """The first half of train_step: forward, loss and backward on a batch (arguments as
+        train_step), ADDING the gradient of (sum of the valid loss terms) / loss_normalizer into
+        grad. loss_normalizer None: this batch's own count (its mean loss); a data-parallel loop
+        passes the whole batch's count so the processes' gradients sum to the batch's.
+        dropout_masks: None to draw them (training mode), else draw_dropout_masks's pair for this batch.
+        Returns (loss_sum, count): the sum of the valid loss terms and how many there are."""
+        if loss_normalizer is not None and not loss_normalizer > 0:
+            raise ValueError(f"loss_normalizer: expected a positive number or None, got {loss_normalizer!r}")
+        batch = self._prepare(x, target, loss, lengths, mask, dropout_masks, time_major)
+        if self.backend == "numpy":
+            return self._compute_gradients_numpy(loss, *batch, loss_normalizer)
+        return self._core_model(loss).compute_gradients(self._params, self._grad, *batch,
+                                                        0.0 if loss_normalizer is None else loss_normalizer)
+
+    def apply_gradients(self, optimizer, loss, *, clip_grad_norm=None):
+        """The second half of train_step, on the gradient in grad: its global norm, clipping
+        (folded into the optimizer's update as a factor), the update, zero grad. loss (the
+        batch's mean loss) is only checked: a NaN/inf loss or gradient updates nothing.
+        Returns a StepReport."""
+        self._check_optimizer(optimizer)
+        max_norm = self._check_max_norm(clip_grad_norm)
+        loss = float(loss)
+        if self.backend == "numpy":
+            norm = grad_norm(self._grad)
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                return StepReport(loss, norm, False)
+            optimizer.step(grad_scale=clip_scale(norm, max_norm) if max_norm > 0 else 1.0)
+            self.zero_grad()
+            return StepReport(loss, norm, True)
+        applied, norm = self._core_model().apply_gradients(
+            self._params, self._grad, loss, optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.max_exp_avg_sq,
+            optimizer.step_count, optimizer.lr, optimizer.betas[0], optimizer.betas[1], optimizer.eps,
+            optimizer.weight_decay, optimizer.decoupled_weight_decay, optimizer.amsgrad, max_norm)
+        optimizer.step_count += applied
+        return StepReport(loss, norm, applied)
+
+    def _core_model(self, loss="mse"):
+        """The compiled model for a loss (predict does not depend on it)."""
+        core = self._core_models.get(loss)
+        if core is None:
+            core = self._core_models[loss] = _CORE_MODEL[self.dtype](
+                self.gru.config, self.head.out_features, self.return_sequences, loss)
+        return core
+
+    def _check_optimizer(self, optimizer):
+        if getattr(optimizer, "params", None) is not self._params or getattr(optimizer, "grad", None) is not self._grad:
+            raise ValueError("optimizer: expected a fastgru.Adam over this model (fastgru.Adam(model))")
+
+    @staticmethod
+    def _check_max_norm(clip_grad_norm):
+        if clip_grad_norm is None:
+            return 0.0
+        if not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm: expected a positive number or None, got {clip_grad_norm!r}")
+        return float(clip_grad_norm)
+
+    def _prepare(self, x, target, loss, lengths, mask, dropout_masks, time_major):
+        """The checked, time-major arrays of a batch, in the compiled model's argument order:
+        (x, lengths, target, mask, gru dropout, head dropout)."""
+        losses.check_loss(loss)
+        F, O = self.gru.input_size, self.head.out_features
+        x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None, None, F),
+                           f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {F}")
+        if not time_major:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        T, B = x.shape[:2]
+        if T == 0 or B == 0:
+            raise ValueError(f"x: expected at least one step and one sequence, got shape {x.shape}")
+        lengths = None if lengths is None else check_lengths(lengths, T, B)
+        target = as_numeric(target, "target")
+        if self.return_sequences:
+            rows_shape = (T, B)
+            if not time_major:
+                target = np.swapaxes(target, 0, 1) if np.ndim(target) >= 2 else target
+                mask = None if mask is None else np.swapaxes(np.asarray(mask), 0, 1)
+            if mask is None and lengths is not None:
+                mask = valid_mask(lengths, T)
+        else:
+            rows_shape = (B,)
+        mask = losses.check_mask(mask, rows_shape)
+        target = np.ascontiguousarray(losses.check_target(loss, target, rows_shape, O, self.dtype, mask))
+        if dropout_masks is None:
+            dropout_masks = self.draw_dropout_masks(T, B) if self.training else (None, None)
+        gru_dropout, head_dropout = dropout_masks
+        return x, lengths, target, None if mask is None else np.ascontiguousarray(mask), gru_dropout, head_dropout
+
+    def _compute_gradients_numpy(self, loss, x, lengths, target, mask, gru_dropout, head_dropout, normalizer):
+        """compute_gradients composed from the layers' reference path (backend="numpy"); in eval
+        mode too (then without dropout), as the compiled model. A NaN/inf is reported by
+        apply_gradients, as the compiled path does, not warned about."""
+        training = self.training
+        if not training and self.dropout > 0:            # eval mode: no dropout, as the compiled model
+            T, B = x.shape[:2]
+            features = self.gru.num_directions * self.gru.hidden_size
+            layers_after_first = self.gru.num_layers - 1
+            gru_dropout = np.ones((layers_after_first, T, B, features), self.dtype) if layers_after_first else None
+            head_dropout = np.ones((T, B, features) if self.return_sequences else (B, features), self.dtype)
+        self.train(True)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = self.forward(x, lengths, time_major=True, dropout_masks=(gru_dropout, head_dropout))
+                value, dout = losses.compute(loss, out, target, mask, backend="numpy")
+                valid = int(np.prod(out.shape[:-1])) if mask is None else int(mask.sum())
+                count = losses.loss_count(loss, valid, out.shape[-1])
+                if normalizer is not None and count:
+                    dout = dout * (count / normalizer)
+                self.backward(dout, time_major=True)
+        finally:
+            self.train(training)
+        return value * count, count
+
     def save(self, path):
         """Writes the configuration and all weights to one safetensors file, atomically."""
-        from .io import save_model
-        save_model(path, self)
+        write_safetensors(path, self.state_dict(), self.file_metadata())
+
+    def file_metadata(self, extra=None):
+        """The safetensors metadata of a saved model: its format, its config, and `extra`
+        (JSON-serializable: an estimator's hyper-parameters and fitted attributes) when given."""
+        metadata = {"format": FILE_FORMAT, "config": json.dumps(self.config)}
+        if extra is not None:
+            metadata["estimator"] = json.dumps(extra)
+        return metadata
 
     def __reduce__(self):
         # The GRU's compiled configuration does not pickle; the config and weights suffice.

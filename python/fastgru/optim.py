@@ -3,7 +3,9 @@
 import numpy as np
 
 from . import _core
-from .reference import adam as reference
+from ._backends import NUMPY as reference
+
+_CORE = {np.dtype(np.float32): _core.adam_step_float32, np.dtype(np.float64): _core.adam_step_float64}
 
 
 class Adam:
@@ -38,6 +40,7 @@ class Adam:
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
         self.params, self.grad = params, grad
+        self._update = _CORE[params.dtype] if self.backend == "cpp" else reference.adam_step
         self.lr, self.betas, self.eps = float(lr), (beta1, beta2), float(eps)
         self.weight_decay = float(weight_decay)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
@@ -47,14 +50,14 @@ class Adam:
         self.exp_avg_sq = np.zeros_like(params)
         self.max_exp_avg_sq = np.zeros_like(params) if self.amsgrad else None
 
-    def step(self):
-        """One update of params from grad, in place."""
+    def step(self, grad_scale=1.0):
+        """One update of params from grad * grad_scale (gradient clipping as a factor; grad itself
+        is not modified), in place."""
         self.step_count += 1
-        update = _core.adam_step if self.backend == "cpp" else reference.adam_step
-        update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, self.step_count,
+        self._update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, self.step_count,
                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                weight_decay=self.weight_decay, decoupled_weight_decay=self.decoupled_weight_decay,
-               amsgrad=self.amsgrad)
+               amsgrad=self.amsgrad, grad_scale=grad_scale)
 
     def zero_grad(self):
         self.grad.fill(0)

@@ -13,31 +13,11 @@
 #include "fastgru/gru.h"
 
 namespace py = pybind11;
+using bindings::Array;
+using bindings::expect_shape;
 using fastgru::GruConfig;
 
 namespace {
-
-template <class T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-void expect_shape(const py::array& a, std::initializer_list<size_t> shape, const char* name) {
-  bool ok = static_cast<size_t>(a.ndim()) == shape.size();
-  size_t i = 0;
-  for (size_t d : shape) ok = ok && static_cast<size_t>(a.shape(i++)) == d;
-  if (!ok) {
-    std::string want = "(";
-    i = 0;
-    for (size_t d : shape) want += (i++ ? ", " : "") + std::to_string(d);
-    throw py::value_error(std::string(name) + ": expected shape " + want + (shape.size() == 1 ? ",)" : ")") +
-                          ", got " + shape_str(a));
-  }
-}
 
 template <class T>
 struct CacheHandle {
@@ -47,22 +27,15 @@ struct CacheHandle {
 
 template <class T>
 py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::optional<Array<T>> h0,
-                  std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> lengths,
+                  std::optional<bindings::Int64Array> lengths,
                   std::optional<Array<T>> dropout, bool training) {
-  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + shape_str(x));
-  const size_t steps = x.shape(0), batch = x.shape(1);
-  const size_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
-  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
-  expect_shape(x, {steps, batch, cfg.input_size}, "x");
+  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
   if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
-  if (lengths) {
-    expect_shape(*lengths, {batch}, "lengths");
-    auto l = lengths->template unchecked<1>();
-    for (size_t b = 0; b < batch; ++b)
-      if (l(b) < 1 || l(b) > static_cast<int64_t>(steps))
-        throw py::value_error("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
-                              std::to_string(l(b)) + " at index " + std::to_string(b));
-  }
+  if (lengths) bindings::check_lengths(*lengths, batch, steps);
   if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
 
   Array<T> y({steps, batch, D * H});
@@ -82,26 +55,22 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
 template <class T>
 py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, py::array grad_any,
                    std::optional<Array<T>> dh_n) {
-  if (!py::isinstance<py::array_t<T>>(grad_any) || !(grad_any.flags() & py::array::c_style) ||
-      !grad_any.writeable())
-    throw py::value_error(std::string("grad: expected a writable C-contiguous ") +
-                          (sizeof(T) == 4 ? "float32" : "float64") + " buffer");
-  auto grad = py::array_t<T>::ensure(grad_any);
   const GruConfig& cfg = handle.cfg;
   const auto& cache = handle.cache;
-  const size_t steps = cache.steps, batch = cache.batch;
-  const size_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
-  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
-  expect_shape(grad, {fastgru::gru_param_count(cfg)}, "grad");
+  const py::ssize_t steps = cache.steps, batch = cache.batch;
+  const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  const py::ssize_t n_params = fastgru::gru_param_count(cfg);
+  expect_shape(params, {n_params}, "params");
+  T* grad = bindings::writable<T>(grad_any, "grad", {n_params});
   expect_shape(dy, {steps, batch, D * H}, "dy");
   if (dh_n) expect_shape(*dh_n, {L * D, batch, H}, "dh_n");
 
-  Array<T> dx({steps, batch, cfg.input_size});
+  Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
   Array<T> dh0({L * D, batch, H});
   {
     py::gil_scoped_release release;
     fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
-                             dx.mutable_data(), dh0.mutable_data(), grad.mutable_data());
+                             dx.mutable_data(), dh0.mutable_data(), grad);
   }
   return py::make_tuple(dx, dh0);
 }
@@ -109,10 +78,10 @@ py::tuple backward(const CacheHandle<T>& handle, Array<T> params, Array<T> dy, p
 template <class T>
 py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) {
   if (cfg.bidirectional) throw py::value_error("step: a bidirectional GRU needs the whole sequence");
-  if (x.ndim() != 2) throw py::value_error("x: expected shape (B, I), got " + shape_str(x));
-  const size_t batch = x.shape(0), L = cfg.num_layers, H = cfg.hidden_size;
-  expect_shape(params, {fastgru::gru_param_count(cfg)}, "params");
-  expect_shape(x, {batch, cfg.input_size}, "x");
+  if (x.ndim() != 2) throw py::value_error("x: expected shape (B, I), got " + bindings::shape_str(x));
+  const py::ssize_t batch = x.shape(0), L = cfg.num_layers, H = cfg.hidden_size;
+  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  expect_shape(x, {batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
   expect_shape(h, {L, batch, H}, "h");
   Array<T> h_new({L, batch, H});
   {
@@ -125,7 +94,7 @@ py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) {
 }
 
 template <class T>
-void bind_dtype(py::module_& m, const char* cache_name, const std::string& suffix) {
+void bind_gru_dtype(py::module_& m, const char* cache_name, const std::string& suffix) {
   py::class_<CacheHandle<T>>(m, cache_name, "What a training-mode forward keeps for backward.")
       .def_property_readonly("steps", [](const CacheHandle<T>& c) { return c.cache.steps; })
       .def_property_readonly("batch", [](const CacheHandle<T>& c) { return c.cache.batch; });
@@ -169,6 +138,6 @@ void bind_gru(py::module_& m) {
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
   // One name per dtype: an overload set would silently convert between them.
-  bind_dtype<float>(m, "GruCacheFloat32", "float32");
-  bind_dtype<double>(m, "GruCacheFloat64", "float64");
+  bind_gru_dtype<float>(m, "GruCacheFloat32", "float32");
+  bind_gru_dtype<double>(m, "GruCacheFloat64", "float64");
 }

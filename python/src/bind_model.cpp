@@ -1,168 +1,220 @@
-// The model's head and loss kernels over NumPy arrays: Dense forward/backward and the four
-// training losses. The Python layer (python/fastgru/layers.py, losses.py) checks the user's
-// arguments; the checks here keep the core's buffers safe whatever calls it.
-#include <pybind11/numpy.h>
+// fastgru::Model (cpp/include/fastgru/model.h) over NumPy arrays: the whole training step of
+// GRUModel in one call. python/fastgru/model.py checks the user's arguments; the checks here
+// keep the core's buffers safe whatever calls it.
 #include <pybind11/stl.h>
 
 #include <optional>
 #include <string>
 
 #include "bindings.h"
-#include "fastgru/dense.h"
-#include "fastgru/loss.h"
+#include "fastgru/model.h"
 
 namespace py = pybind11;
+using bindings::Array;
+using bindings::BoolArray;
+using bindings::expect_shape;
+using bindings::Int64Array;
+using bindings::writable;
 
 namespace {
 
+// The arrays of one batch, checked against the model's configuration and kept alive while the
+// core reads them.
 template <class T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-using Labels = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-using Mask = py::array_t<bool, py::array::c_style | py::array::forcecast>;
+struct CheckedBatch {
+  Array<T> x;
+  std::optional<Int64Array> lengths;
+  std::optional<Array<T>> target, gru_dropout, head_dropout;
+  std::optional<Int64Array> labels;
+  std::optional<BoolArray> mask;
+  fastgru::Batch<T> batch;
+};
 
 template <class T>
-const char* dtype_name() {
-  return sizeof(T) == 4 ? "float32" : "float64";
+void check_x(const fastgru::ModelConfig& cfg, const Array<T>& x, const std::optional<Int64Array>& lengths) {
+  expect_shape(x, {-1, -1, static_cast<py::ssize_t>(cfg.gru.input_size)}, "x");
+  if (x.shape(0) < 1 || x.shape(1) < 1)
+    throw py::value_error("x: expected shape (T, B, I) with T >= 1 and B >= 1, got " + bindings::shape_str(x));
+  if (lengths) bindings::check_lengths(*lengths, x.shape(1), x.shape(0));
 }
 
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-void expect_2d(const py::array& a, const char* name, py::ssize_t rows, py::ssize_t cols,
-               const char* text) {
-  if (a.ndim() != 2 || (rows >= 0 && a.shape(0) != rows) || (cols >= 0 && a.shape(1) != cols))
-    throw py::value_error(std::string(name) + ": expected shape " + text + ", got " + shape_str(a));
-}
-
-// A gradient buffer (usually a view into a model's flat grad) that is added into in place.
 template <class T>
-T* accumulator(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
-  std::string want = "(";
-  for (py::ssize_t d : shape) want += (want.size() > 1 ? ", " : "") + std::to_string(d);
-  want += shape.size() == 1 ? ",)" : ")";
-  bool ok = py::isinstance<py::array_t<T>>(a) && (a.flags() & py::array::c_style) && a.writeable() &&
-            static_cast<size_t>(a.ndim()) == shape.size();
-  size_t i = 0;
-  for (py::ssize_t d : shape) ok = ok && a.shape(i++) == d;
-  if (!ok)
-    throw py::value_error(std::string(name) + ": expected a writable C-contiguous " + dtype_name<T>() +
-                          " array of shape " + want + ", got " + shape_str(a));
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
-
-// x (R, in), weight (out, in), bias (out,) or None -> y (R, out).
-template <class T>
-Array<T> dense_forward(Array<T> x, Array<T> weight, std::optional<Array<T>> bias) {
-  expect_2d(weight, "weight", -1, -1, "(out, in)");
-  const py::ssize_t out = weight.shape(0), in = weight.shape(1);
-  expect_2d(x, "x", -1, in, "(R, in) with in = weight.shape[1]");
-  if (bias && (bias->ndim() != 1 || bias->shape(0) != out))
-    throw py::value_error("bias: expected shape (out,) = (" + std::to_string(out) + ",), got " +
-                          shape_str(*bias));
-  const size_t rows = x.shape(0);
-  Array<T> y({rows, static_cast<size_t>(out)});
-  {
-    py::gil_scoped_release release;
-    fastgru::dense_forward<T>(rows, in, out, x.data(), weight.data(), bias ? bias->data() : nullptr,
-                              y.mutable_data());
-  }
-  return y;
-}
-
-// Adds into grad_weight (out, in) and grad_bias (out,) (None: no bias); returns dx (R, in),
-// or None when need_dx is false (skips a GEMM when nothing below needs the gradient).
-template <class T>
-py::object dense_backward(Array<T> x, Array<T> weight, Array<T> dy, py::array grad_weight,
-                          std::optional<py::array> grad_bias, bool need_dx) {
-  expect_2d(weight, "weight", -1, -1, "(out, in)");
-  const py::ssize_t out = weight.shape(0), in = weight.shape(1);
-  expect_2d(x, "x", -1, in, "(R, in) with in = weight.shape[1]");
-  const py::ssize_t rows = x.shape(0);
-  expect_2d(dy, "dy", rows, out, "(R, out) matching x and weight");
-  T* dw = accumulator<T>(grad_weight, "grad_weight", {out, in});
-  T* db = grad_bias ? accumulator<T>(*grad_bias, "grad_bias", {out}) : nullptr;
-  std::optional<Array<T>> dx;
-  if (need_dx) dx.emplace(std::vector<py::ssize_t>{rows, in});
-  {
-    py::gil_scoped_release release;
-    fastgru::dense_backward<T>(rows, in, out, x.data(), weight.data(), dy.data(),
-                               dx ? dx->mutable_data() : nullptr, dw, db);
-  }
-  if (!dx) return py::none();
-  return std::move(*dx);
-}
-
-fastgru::LossKind loss_kind(const std::string& name) {
-  if (name == "mse") return fastgru::LossKind::mse;
-  if (name == "mae") return fastgru::LossKind::mae;
-  if (name == "binary_crossentropy") return fastgru::LossKind::binary_crossentropy;
-  if (name == "cross_entropy") return fastgru::LossKind::cross_entropy;
-  throw py::value_error("loss: expected 'mse', 'mae', 'binary_crossentropy' or 'cross_entropy', got '" +
-                        name + "'");
-}
-
-// logits (R, O); target (R, O) floats, or (R,) integer labels for cross_entropy; mask (R,) bool
-// or None. Returns (loss, dlogits (R, O)).
-template <class T>
-py::tuple loss(const std::string& name, Array<T> logits, py::object target,
-               std::optional<Mask> mask) {
-  const fastgru::LossKind kind = loss_kind(name);
-  expect_2d(logits, "logits", -1, -1, "(R, O)");
-  const py::ssize_t rows = logits.shape(0), O = logits.shape(1);
-  if (mask && (mask->ndim() != 1 || mask->shape(0) != rows))
-    throw py::value_error("mask: expected shape (R,) = (" + std::to_string(rows) + ",), got " +
-                          shape_str(*mask));
-  const bool* m = mask ? mask->data() : nullptr;
-  std::optional<Array<T>> values;
-  std::optional<Labels> labels;
-  if (kind == fastgru::LossKind::cross_entropy) {
-    labels.emplace(Labels::ensure(target));
-    if (!*labels || labels->ndim() != 1 || labels->shape(0) != rows)
-      throw py::value_error("target: expected integer labels of shape (R,) = (" + std::to_string(rows) +
-                            ",) for cross_entropy");
-    auto l = labels->template unchecked<1>();
+CheckedBatch<T> check_batch(const fastgru::ModelConfig& cfg, Array<T> x, std::optional<Int64Array> lengths,
+                            const py::object& target, std::optional<BoolArray> mask,
+                            std::optional<Array<T>> gru_dropout, std::optional<Array<T>> head_dropout) {
+  check_x(cfg, x, lengths);
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1), F = cfg.features();
+  const py::ssize_t O = cfg.output_size;
+  const py::ssize_t rows = cfg.return_sequences ? steps * batch : batch;
+  const std::string rows_text = cfg.return_sequences ? "(T, B" : "(B";
+  CheckedBatch<T> c{x, lengths, std::nullopt, gru_dropout, head_dropout, std::nullopt, mask, {}};
+  if (cfg.loss == fastgru::LossKind::cross_entropy) {
+    c.labels.emplace(Int64Array::ensure(target));
+    if (!*c.labels || c.labels->size() != rows)
+      throw py::value_error("target: expected integer labels of shape " + rows_text + ") for cross_entropy");
+    const int64_t* l = c.labels->data();
+    const bool* m = mask ? mask->data() : nullptr;
+    if (mask && mask->size() != rows) throw py::value_error("mask: expected shape " + rows_text + ")");
     for (py::ssize_t r = 0; r < rows; ++r)
-      if ((!m || m[r]) && (l(r) < 0 || l(r) >= O))
+      if ((!m || m[r]) && (l[r] < 0 || l[r] >= O))
         throw py::value_error("target: labels must be in [0, " + std::to_string(O) + "), got " +
-                              std::to_string(l(r)) + " at row " + std::to_string(r));
+                              std::to_string(l[r]));
   } else {
-    values.emplace(Array<T>::ensure(target));
-    if (!*values) throw py::type_error("target: expected an array of numbers");
-    expect_2d(*values, "target", rows, O, "(R, O) matching logits");
+    c.target.emplace(Array<T>::ensure(target));
+    if (!*c.target || c.target->size() != rows * O || c.target->shape(c.target->ndim() - 1) != O)
+      throw py::value_error("target: expected float targets of shape " + rows_text + ", O) with O = " +
+                            std::to_string(O));
   }
-  Array<T> dlogits({rows, O});
-  double value;
-  {
-    py::gil_scoped_release release;
-    value = fastgru::loss_forward_backward<T>(kind, rows, O, logits.data(),
-                                              values ? values->data() : nullptr,
-                                              labels ? labels->data() : nullptr, m,
-                                              dlogits.mutable_data());
+  if (mask && mask->size() != rows) throw py::value_error("mask: expected shape " + rows_text + ")");
+  if (gru_dropout)
+    expect_shape(*gru_dropout, {static_cast<py::ssize_t>(cfg.gru.num_layers) - 1, steps, batch, F}, "gru_dropout");
+  if (head_dropout && head_dropout->size() != rows * F)
+    throw py::value_error("head_dropout: expected shape " + rows_text + ", D*H) with D*H = " + std::to_string(F));
+  fastgru::Batch<T>& b = c.batch;
+  b.steps = steps;
+  b.batch = batch;
+  b.x = c.x.data();
+  b.lengths = lengths ? lengths->data() : nullptr;
+  b.target = c.target ? c.target->data() : nullptr;
+  b.labels = c.labels ? c.labels->data() : nullptr;
+  b.mask = mask ? mask->data() : nullptr;
+  b.gru_dropout = gru_dropout ? gru_dropout->data() : nullptr;
+  b.head_dropout = head_dropout ? head_dropout->data() : nullptr;
+  return c;
+}
+
+// Adam's hyper-parameters and state as the Python optimizer (fastgru.Adam) holds them.
+template <class T>
+struct AdamArgs {
+  fastgru::AdamConfig config;
+  fastgru::AdamState<T> state;
+};
+
+template <class T>
+AdamArgs<T> adam_args(size_t n, const py::array& exp_avg, const py::array& exp_avg_sq,
+                      const std::optional<py::array>& max_exp_avg_sq, int64_t step, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad) {
+  const py::ssize_t size = static_cast<py::ssize_t>(n);
+  AdamArgs<T> a{{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad}, {}};
+  a.state.exp_avg = writable<T>(exp_avg, "exp_avg", {size});
+  a.state.exp_avg_sq = writable<T>(exp_avg_sq, "exp_avg_sq", {size});
+  if (amsgrad) {
+    if (!max_exp_avg_sq) throw py::value_error("max_exp_avg_sq: required with amsgrad");
+    a.state.max_exp_avg_sq = writable<T>(*max_exp_avg_sq, "max_exp_avg_sq", {size});
   }
-  return py::make_tuple(value, dlogits);
+  if (step < 0) throw py::value_error("step: the number of steps taken, expected >= 0");
+  a.state.step = step;
+  return a;
 }
 
 template <class T>
-void bind_dtype(py::module_& m, const std::string& suffix) {
-  m.def(("dense_forward_" + suffix).c_str(), &dense_forward<T>, py::arg("x"), py::arg("weight"),
-        py::arg("bias") = py::none(), "y (R, out) = x (R, in) weight^T (in, out) + bias (out,).");
-  m.def(("dense_backward_" + suffix).c_str(), &dense_backward<T>, py::arg("x"), py::arg("weight"),
-        py::arg("dy"), py::arg("grad_weight"), py::arg("grad_bias") = py::none(),
-        py::arg("need_dx") = true,
-        "Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight "
-        "(or None when need_dx is false).");
-  m.def(("loss_" + suffix).c_str(), &loss<T>, py::arg("kind"), py::arg("logits"), py::arg("target"),
-        py::arg("mask") = py::none(),
-        "(loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.");
+void bind_model_dtype(py::module_& m, const char* name) {
+  using Model = fastgru::Model<T>;
+  const auto n_params = [](const Model& model) { return static_cast<py::ssize_t>(model.param_count()); };
+  py::class_<Model>(m, name,
+                    "GRU stack -> dropout -> Dense head -> loss over one flat parameter buffer "
+                    "(cpp/include/fastgru/model.h); x is time-major (T, B, I).")
+      .def(py::init([](const fastgru::GruConfig& gru, size_t output_size, bool return_sequences,
+                       const std::string& loss) {
+             if (output_size < 1) throw py::value_error("output_size: expected an int >= 1");
+             return new Model(fastgru::ModelConfig{gru, output_size, return_sequences, bindings::loss_kind(loss)});
+           }),
+           py::arg("gru"), py::arg("output_size"), py::arg("return_sequences"), py::arg("loss"))
+      .def_property_readonly("param_count", &Model::param_count)
+      .def(
+          "compute_gradients",
+          [n_params](Model& model, const py::array& params, const py::array& grad, Array<T> x,
+                     std::optional<Int64Array> lengths, const py::object& target, std::optional<BoolArray> mask,
+                     std::optional<Array<T>> gru_dropout, std::optional<Array<T>> head_dropout,
+                     double loss_normalizer) {
+            const T* p = writable<T>(params, "params", {n_params(model)});
+            T* g = writable<T>(grad, "grad", {n_params(model)});
+            auto c = check_batch<T>(model.config(), x, lengths, target, mask, gru_dropout, head_dropout);
+            fastgru::LossSum loss;
+            {
+              py::gil_scoped_release release;
+              loss = model.compute_gradients(p, g, c.batch, loss_normalizer);
+            }
+            return py::make_tuple(loss.sum, loss.count);
+          },
+          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
+          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("loss_normalizer") = 0.0,
+          "Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer "
+          "(<= 0: the batch's own count) into grad. Returns (loss_sum, count).")
+      .def(
+          "apply_gradients",
+          [n_params](Model& model, const py::array& params, const py::array& grad, double loss,
+                     const py::array& exp_avg, const py::array& exp_avg_sq,
+                     std::optional<py::array> max_exp_avg_sq, int64_t step, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad, double max_norm) {
+            T* p = writable<T>(params, "params", {n_params(model)});
+            T* g = writable<T>(grad, "grad", {n_params(model)});
+            auto adam = adam_args<T>(model.param_count(), exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
+                                     beta2, eps, weight_decay, decoupled_weight_decay, amsgrad);
+            fastgru::StepReport r;
+            {
+              py::gil_scoped_release release;
+              r = model.apply_gradients(p, g, loss, adam.config, adam.state, max_norm);
+            }
+            return py::make_tuple(r.applied, r.grad_norm);
+          },
+          py::arg("params"), py::arg("grad"), py::arg("loss"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+          py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"),
+          py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"),
+          py::arg("max_norm"),
+          "Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step "
+          "number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing "
+          "changed, when loss or the norm is not finite.")
+      .def(
+          "train_step",
+          [n_params](Model& model, const py::array& params, const py::array& grad, Array<T> x,
+                     std::optional<Int64Array> lengths, const py::object& target, std::optional<BoolArray> mask,
+                     std::optional<Array<T>> gru_dropout, std::optional<Array<T>> head_dropout,
+                     const py::array& exp_avg, const py::array& exp_avg_sq, std::optional<py::array> max_exp_avg_sq,
+                     int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                     bool decoupled_weight_decay, bool amsgrad, double max_norm) {
+            T* p = writable<T>(params, "params", {n_params(model)});
+            T* g = writable<T>(grad, "grad", {n_params(model)});
+            auto c = check_batch<T>(model.config(), x, lengths, target, mask, gru_dropout, head_dropout);
+            auto adam = adam_args<T>(model.param_count(), exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
+                                     beta2, eps, weight_decay, decoupled_weight_decay, amsgrad);
+            fastgru::StepReport r;
+            {
+              py::gil_scoped_release release;
+              r = model.train_step(p, g, c.batch, adam.config, adam.state, max_norm);
+            }
+            return py::make_tuple(r.loss, r.applied, r.grad_norm);
+          },
+          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
+          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("exp_avg"),
+          py::arg("exp_avg_sq"), py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
+          py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"),
+          py::arg("amsgrad"), py::arg("max_norm"),
+          "compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).")
+      .def(
+          "predict",
+          [n_params](Model& model, const py::array& params, Array<T> x, std::optional<Int64Array> lengths) {
+            const fastgru::ModelConfig& cfg = model.config();
+            Array<T> p = Array<T>::ensure(params);
+            if (!p) throw py::type_error("params: expected an array of numbers");
+            expect_shape(p, {n_params(model)}, "params");
+            check_x(cfg, x, lengths);
+            const size_t steps = x.shape(0), batch = x.shape(1), O = cfg.output_size;
+            Array<T> out = cfg.return_sequences ? Array<T>({steps, batch, O}) : Array<T>({batch, O});
+            {
+              py::gil_scoped_release release;
+              model.predict(p.data(), steps, batch, x.data(), lengths ? lengths->data() : nullptr,
+                            out.mutable_data());
+            }
+            return out;
+          },
+          py::arg("params"), py::arg("x"), py::arg("lengths") = py::none(),
+          "Inference: (T, B, O) with return_sequences, else (B, O).");
 }
 
 }  // namespace
 
 void bind_model(py::module_& m) {
-  // One name per dtype: an overload set would silently convert between them.
-  bind_dtype<float>(m, "float32");
-  bind_dtype<double>(m, "float64");
+  bind_model_dtype<float>(m, "ModelFloat32");
+  bind_model_dtype<double>(m, "ModelFloat64");
 }

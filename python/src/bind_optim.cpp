@@ -9,54 +9,51 @@
 #include "fastgru/adam.h"
 
 namespace py = pybind11;
+using bindings::writable;
 
 namespace {
 
 template <class T>
-T* writable(const py::array& a, const char* name, size_t n) {
-  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style) || !a.writeable() ||
-      a.ndim() != 1 || static_cast<size_t>(a.shape(0)) != n)
-    throw py::value_error(std::string(name) + ": expected a writable contiguous 1-D " +
-                          (sizeof(T) == 4 ? "float32" : "float64") + " array of size " + std::to_string(n));
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
-
-template <class T>
 void step(const fastgru::AdamConfig& cfg, const py::array& params, const py::array& grad,
-          const py::array& m, const py::array& v, const std::optional<py::array>& vmax, int64_t t) {
-  const size_t n = params.size();
-  T* p = writable<T>(params, "params", n);
-  T* g = writable<T>(grad, "grad", n);
-  T* mp = writable<T>(m, "exp_avg", n);
-  T* vp = writable<T>(v, "exp_avg_sq", n);
+          const py::array& m, const py::array& v, const std::optional<py::array>& vmax, int64_t t,
+          double grad_scale) {
+  const py::ssize_t n = params.size();
+  T* p = writable<T>(params, "params", {n});
+  T* g = writable<T>(grad, "grad", {n});
+  T* mp = writable<T>(m, "exp_avg", {n});
+  T* vp = writable<T>(v, "exp_avg_sq", {n});
   T* vmaxp = nullptr;
   if (cfg.amsgrad) {
     if (!vmax) throw py::value_error("max_exp_avg_sq: required with amsgrad");
-    vmaxp = writable<T>(*vmax, "max_exp_avg_sq", n);
+    vmaxp = writable<T>(*vmax, "max_exp_avg_sq", {n});
   }
   py::gil_scoped_release release;
-  fastgru::adam_step<T>(cfg, n, p, g, mp, vp, vmaxp, t);
+  fastgru::adam_step<T>(cfg, n, p, g, mp, vp, vmaxp, t, static_cast<T>(grad_scale));
+}
+
+template <class T>
+void bind_optim_dtype(py::module_& m, const std::string& suffix) {
+  m.def(
+      ("adam_step_" + suffix).c_str(),
+      [](py::array params, py::array grad, py::array exp_avg, py::array exp_avg_sq,
+         std::optional<py::array> max_exp_avg_sq, int64_t step_number, double lr, double beta1,
+         double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad,
+         double grad_scale) {
+        if (step_number < 1) throw py::value_error("step: must be >= 1");
+        fastgru::AdamConfig cfg{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad};
+        step<T>(cfg, params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step_number, grad_scale);
+      },
+      py::arg("params"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+      py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"),
+      py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"),
+      py::arg("grad_scale") = 1.0,
+      "One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on "
+      "grad * grad_scale (clipping as a factor; grad is not modified).");
 }
 
 }  // namespace
 
 void bind_optim(py::module_& m) {
-  m.def(
-      "adam_step",
-      [](py::array params, py::array grad, py::array exp_avg, py::array exp_avg_sq,
-         std::optional<py::array> max_exp_avg_sq, int64_t step_number, double lr, double beta1,
-         double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad) {
-        if (step_number < 1) throw py::value_error("step: must be >= 1");
-        fastgru::AdamConfig cfg{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad};
-        if (py::isinstance<py::array_t<float>>(params))
-          step<float>(cfg, params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step_number);
-        else if (py::isinstance<py::array_t<double>>(params))
-          step<double>(cfg, params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step_number);
-        else
-          throw py::type_error("params: expected a float32 or float64 array");
-      },
-      py::arg("params"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
-      py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"),
-      py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"),
-      "One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics).");
+  bind_optim_dtype<float>(m, "float32");
+  bind_optim_dtype<double>(m, "float64");
 }

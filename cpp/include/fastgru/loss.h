@@ -27,4 +27,17 @@ double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T
                              const T* target, const int64_t* labels, const bool* mask,
                              T* dlogits);
 
+// The number of terms the mean divides by: valid rows for cross_entropy, valid rows times O
+// for the elementwise losses.
+size_t loss_count(LossKind kind, size_t rows, size_t outputs, const bool* mask);
+
+// The same pass, unnormalized: returns the SUM of the valid terms and writes dlogits = the
+// gradient of that sum times grad_scale. loss_forward_backward is this with
+// grad_scale = 1 / loss_count, divided by the count; a data-parallel caller passes
+// 1 / (the whole batch's count) instead, so that the per-part sums add up to the batch's mean.
+template <class T>
+double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
+                         const T* target, const int64_t* labels, const bool* mask, T grad_scale,
+                         T* dlogits);
+
 }  // namespace fastgru

@@ -2,5 +2,6 @@
 
 from .adam import adam_step
 from .gru import gru_backward, gru_forward
+from .heads import LOSSES, dense_backward, dense_forward
 
-__all__ = ["adam_step", "gru_backward", "gru_forward"]
+__all__ = ["adam_step", "gru_backward", "gru_forward", "LOSSES", "dense_backward", "dense_forward"]

@@ -4,9 +4,12 @@ import numpy as np
 
 
 def adam_step(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, beta1, beta2, eps,
-              weight_decay, decoupled_weight_decay, amsgrad):
+              weight_decay, decoupled_weight_decay, amsgrad, grad_scale=1.0):
     """In-place update of params (and the moment buffers) with torch.optim.Adam semantics (AdamW when decoupled_weight_decay).
-    step: the step number AFTER increment (1 for the first step). max_exp_avg_sq used only when amsgrad (may be None otherwise)."""
+    step: the step number AFTER increment (1 for the first step). max_exp_avg_sq used only when amsgrad (may be None otherwise).
+    The update uses grad * grad_scale (gradient clipping as a factor; grad itself is not modified)."""
+    if grad_scale != 1.0:
+        grad = grad * grad.dtype.type(grad_scale)
     if weight_decay != 0:
         if decoupled_weight_decay:
             params *= 1 - lr * weight_decay

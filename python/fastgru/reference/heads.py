@@ -1,7 +1,8 @@
-"""NumPy reference for what sits on top of the GRU: the Dense head, the training losses and
-gradient clipping. The readable specification that cpp/src/dense.cpp and cpp/src/loss.cpp
-are tested against; names and semantics follow torch.nn.Linear, the torch losses with
-reduction="mean", and torch.nn.utils.clip_grad_norm_.
+"""NumPy reference for what sits on top of the GRU: the Dense head and the training losses.
+The readable specification that cpp/src/dense.cpp and cpp/src/loss.cpp are tested against;
+names and semantics follow torch.nn.Linear and the torch losses with reduction="mean".
+(valid_mask and clip_grad_norm, torch.nn.utils.clip_grad_norm_, are the package's own and
+re-exported here for the tests.)
 
 Losses take logits (..., O) and a mask (...) of valid rows (None: all valid). A row is one
 time step of one sequence (or one sequence when the model predicts from its last state).
@@ -11,6 +12,12 @@ dlogits zero at the masked rows.
 """
 
 import numpy as np
+
+from .._flat import clip_grad_norm
+from ..data import valid_mask
+
+__all__ = ["dense_forward", "dense_backward", "valid_mask", "mse", "mae", "binary_crossentropy", "cross_entropy",
+           "LOSSES", "clip_grad_norm"]
 
 
 def dense_forward(x, weight, bias):
@@ -24,11 +31,6 @@ def dense_backward(x, weight, dy):
     rows_x = x.reshape(-1, x.shape[-1])
     rows_dy = dy.reshape(-1, dy.shape[-1])
     return dy @ weight, rows_dy.T @ rows_x, rows_dy.sum(0)
-
-
-def valid_mask(lengths, steps):
-    """(T, B) bool: step t of sequence b is valid when t < lengths[b] (time-major, as the GRU)."""
-    return np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
 
 
 def _masked_mean(elementwise, grad, mask, per_row):
@@ -81,13 +83,3 @@ def cross_entropy(logits, labels, mask=None):
 LOSSES = {"mse": mse, "mae": mae, "binary_crossentropy": binary_crossentropy,
           "cross_entropy": cross_entropy}
 
-
-def clip_grad_norm(grad, max_norm):
-    """Scales the flat gradient buffer grad in place so that its L2 norm is at most max_norm
-    (torch.nn.utils.clip_grad_norm_: factor max_norm / (norm + 1e-6) when that is below 1).
-    Returns the norm before clipping, summed in float64 so float32 gradients cannot overflow."""
-    total = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        grad *= grad.dtype.type(coef)
-    return total

@@ -1,5 +1,6 @@
-"""Saving and loading: bit-identical round trips, the safetensors format (checked with the
-safetensors package when installed), atomic writes, clear errors for truncated or foreign files."""
+"""Saving and loading (fastgru.persistence, fastgru.safetensors_format): bit-identical round
+trips, the safetensors format (checked with the safetensors package when installed), atomic
+writes with ordinary permissions, clear errors for missing folders, truncated or foreign files."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from fastgru.io import read_safetensors, write_safetensors
+from fastgru.safetensors_format import read_safetensors, write_safetensors
 
 
 @pytest.fixture
@@ -64,6 +65,26 @@ def test_write_is_atomic(tmp_path, model, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         fastgru.GRUModel(3, 5, 2, seed=9).save(path)
     assert path.read_bytes() == original and os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path, model):
+    path = tmp_path / "no" / "such" / "model.safetensors"
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors: cannot save, the folder .*such does not exist"):
+        model.save(path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_permissions_open_would_give(tmp_path, model, umask):
+    """0o666 less the umask, as a file created by open(); not mkstemp's private 0o600."""
+    previous = os.umask(umask)
+    try:
+        model.save(tmp_path / "model.safetensors")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(previous)
+    mode = os.stat(tmp_path / "model.safetensors").st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain").st_mode & 0o777
 
 
 def test_truncated_and_foreign_files_raise_value_error(tmp_path, model):

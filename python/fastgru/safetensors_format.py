@@ -1,5 +1,5 @@
-"""Saving and loading models: one safetensors file with the weights (PyTorch-style names) and
-the configuration (JSON in the metadata).
+"""The safetensors file format: named tensors and a str -> str metadata dict in one file.
+Knows nothing of models (fastgru.persistence does).
 
 The format is small enough to write ourselves, which keeps numpy fastgru's only dependency:
     8 bytes   little-endian u64 N, the header's length
@@ -19,7 +19,6 @@ from ._files import write_atomically
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024
-FORMAT = "fastgru"
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -90,32 +89,3 @@ def read_safetensors(path):
     tensors = {name: np.frombuffer(data[begin:end], dtype).reshape(shape).copy()
                for begin, end, name, dtype, shape in entries}
     return tensors, metadata
-
-
-def save_model(path, model, extra=None):
-    """Writes a GRUModel's weights and config; `extra` (JSON-serializable) is stored beside them
-    (an estimator's hyper-parameters and fitted attributes)."""
-    metadata = {"format": FORMAT, "config": json.dumps(model.config)}
-    if extra is not None:
-        metadata["estimator"] = json.dumps(extra)
-    write_safetensors(path, model.state_dict(), metadata)
-
-
-def load(path):
-    """The model (GRUModel) or fitted estimator (GRURegressor, GRUClassifier) saved at path,
-    predicting bit-identically to the saved one. ValueError if the file is not one of ours."""
-    from .estimators import estimator_from_saved
-    from .model import GRUModel
-
-    tensors, metadata = read_safetensors(path)
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise ValueError(f"{path}: a safetensors file, but not a fastgru model (no fastgru metadata)")
-    try:
-        model = GRUModel(**json.loads(metadata["config"]))
-        model.load_state_dict(tensors)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc}") from None
-    model.eval()
-    if "estimator" in metadata:
-        return estimator_from_saved(json.loads(metadata["estimator"]), model)
-    return model
