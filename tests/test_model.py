@@ -341,3 +341,21 @@ def test_train_step_in_eval_mode_has_no_dropout(rng, backend):
     b = without.train_step(x, target, fastgru.Adam(without), lengths=LENGTHS)
     assert a.loss == pytest.approx(b.loss, rel=1e-12) and not with_dropout.training
     np.testing.assert_allclose(with_dropout.params, without.params, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_train_step_is_bit_identical_for_any_thread_count(rng, restore_threads, return_sequences):
+    """The gradient norm, the loss and every kernel sum in a fixed order: 1, 2 and 3 threads give the
+    same bits (sizes large enough for the work to be split)."""
+    x = rng.standard_normal((64, 30, 40)).astype(np.float32)
+    target = rng.standard_normal((64, 30, 2) if return_sequences else (64, 2)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        fastgru.set_num_threads(threads)
+        model = fastgru.GRUModel(40, 96, 2, num_layers=2, bidirectional=True, return_sequences=return_sequences,
+                                 dropout=0.1, seed=1)
+        opt = fastgru.Adam(model)
+        reports = [model.train_step(x, target, opt, clip_grad_norm=0.5) for _ in range(2)]
+        results.append((reports, model.params.copy()))
+    for reports, params in results[1:]:
+        assert reports == results[0][0] and np.array_equal(params, results[0][1])

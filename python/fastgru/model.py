@@ -180,6 +180,8 @@ class GRUModel(FlatParameters):
         multipliers a training-mode forward on a (T, B) batch would draw, in the same order from
         the same random streams. A data-parallel loop draws them for the whole batch on every
         process and passes each process its columns."""
+        if self.dropout == 0.0:
+            return None, None
         gru_masks = self.gru._dropout_masks(steps, batch)
         features = self.gru.num_directions * self.gru.hidden_size
         head = self._head_dropout_mask((steps, batch, features) if self.return_sequences else (batch, features))
