@@ -42,7 +42,7 @@ except ImportError as exc:
 from . import GRU, GRUClassifier, GRUModel, GRURegressor, convert
 from ._files import write_atomically
 
-MIN_OPSET = 14  # GRU-14, Reshape-14, Squeeze-13 (axes as an input)
+MIN_OPSET = 13  # Squeeze-13 and Slice-13 take their axes as inputs; GRU-7 already has all we use
 DEFAULT_OPSET = 17  # widely supported by ONNX Runtime releases; newer ones change nothing used here
 
 
