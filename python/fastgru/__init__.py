@@ -1,5 +1,7 @@
 """fastgru: the fastest way to train a GRU on a CPU from Python."""
 
+import importlib
+
 from ._core import active_isa, available_isas, get_num_threads, set_isa, set_num_threads
 from .gru import GRU
 from .optim import Adam
@@ -16,3 +18,11 @@ __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas"
            "set_isa", "__version__"]
 
 __all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError"]
+
+
+def __getattr__(name):
+    # fastgru.onnx needs the optional onnx package: loaded on first use (fastgru.onnx.export),
+    # never by `import fastgru`.
+    if name == "onnx":
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,8 +39,11 @@ try:
 except ImportError as exc:
     raise ImportError('fastgru.onnx needs the onnx package: pip install "fastgru[onnx]"') from exc
 
-from . import GRU, GRUClassifier, GRUModel, GRURegressor, convert
 from ._files import write_atomically
+from .convert import to_onnx
+from .estimators import GRUClassifier, GRURegressor
+from .gru import GRU
+from .model import GRUModel
 
 MIN_OPSET = 13  # Squeeze-13 and Slice-13 take their axes as inputs; GRU-7 already has all we use
 DEFAULT_OPSET = 17  # widely supported by ONNX Runtime releases; newer ones change nothing used here
@@ -119,7 +122,7 @@ def _gru_layers(g, layer, weights, x, lengths, h0):
     D = layer.num_directions
     y, finals = x, []
     for k in range(layer.num_layers):
-        w, r, b = convert.to_onnx(weights, layer=k, bidirectional=layer.bidirectional)
+        w, r, b = to_onnx(weights, layer=k, bidirectional=layer.bidirectional)
         initial = ""
         if h0 is not None:
             initial = g.op("Slice", [h0, g.constant("start", [k * D], np.int64), g.constant("end", [(k + 1) * D], np.int64),
