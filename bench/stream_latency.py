@@ -7,7 +7,7 @@ same layer exported by fastgru.onnx.export, one step at a time with the state fe
 Both sides do what a streaming service does per input frame, Python call included: fastgru
 `y, h = layer.step(x_t, h)`; ONNX Runtime `y, h = session.run(None, {"x": x_t[None], "h0": h})`
 on the exported file (inputs x (1, B, I) and h0 (1, B, H)). Rounds of --steps steps alternate
-between the two (A B A B ...) in one process with the same thread count; the medians over rounds
+between the two (A B, then B A, ...) in one process with the same thread count; the medians over rounds
 are reported, with the ratio fastgru / ONNX Runtime (below 1: fastgru is faster). Wall-clock time
 is what a user sees; the thread's CPU time (time.thread_time) is printed beside it because on a
 shared machine other processes inflate wall-clock rounds at random, while CPU time counts only
