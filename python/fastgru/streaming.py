@@ -13,7 +13,7 @@ state). A bidirectional GRU needs each whole sequence, so it cannot stream (Valu
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int
+from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, is_float_array
 
 
 class ModelStream:
@@ -46,11 +46,14 @@ class ModelStream:
     def step_outputs(self, x_t):
         """The head's outputs (n_streams, O) after one step, and whether x_t had no stream axis."""
         F = self.model.gru.input_size
-        single = np.ndim(x_t) == 1
-        if single and self.n_streams != 1:
-            raise ValueError(f"x_t: expected shape (n_streams, F) = ({self.n_streams}, {F}), got {np.shape(x_t)}")
-        x = as_float_array(x_t, "x_t", self._dtype, (F,) if single else (self.n_streams, F),
-                           f"(F,) or (n_streams, F) = ({self.n_streams}, {F})")
+        if is_float_array(x_t, self._dtype, (self.n_streams, F)):
+            x, single = x_t, False
+        else:
+            single = np.ndim(x_t) == 1
+            if single and self.n_streams != 1:
+                raise ValueError(f"x_t: expected shape (n_streams, F) = ({self.n_streams}, {F}), got {np.shape(x_t)}")
+            x = as_float_array(x_t, "x_t", self._dtype, (F,) if single else (self.n_streams, F),
+                               f"(F,) or (n_streams, F) = ({self.n_streams}, {F})")
         y_t, self._state = self.model.gru.step(x[None] if single else x, self._state)
         return self.model.head(y_t), single
 
