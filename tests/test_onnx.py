@@ -157,7 +157,10 @@ def test_classifier(tmp_path, rng, loss, n_classes, return_sequences):
     labels_from_file = clf.classes_[probabilities.argmax(-1)]
     if return_sequences:
         np.testing.assert_allclose(valid_steps(probabilities, lens), np.concatenate(expected), rtol=0, atol=TOL)
-        assert (valid_steps(labels_from_file, lens) == np.concatenate(clf.predict(ragged(X_new, lens)))).all()
+        top2 = np.sort(np.concatenate(expected), axis=-1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-5                 # not tied within float32 rounding
+        labels = np.concatenate(clf.predict(ragged(X_new, lens)))
+        assert (valid_steps(labels_from_file, lens)[clear] == labels[clear]).all()
     else:
         np.testing.assert_allclose(probabilities, expected, rtol=0, atol=TOL)
         assert probabilities.shape == (5, n_classes)
