@@ -23,7 +23,8 @@ def step_through(layer, x, h0=None):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("sizes", [(3, 5, 2), (40, 70, 3), (128, 96, 1)])
-def test_step_equals_forward(rng, dtype, reset_after, num_layers, sizes):
+def test_step_equals_forward(rng, isa, dtype, reset_after, num_layers, sizes):
+    """On every instruction set this machine has (the step's row products are compiled per ISA)."""
     I, H, B = sizes
     layer = fastgru.GRU(I, H, num_layers, reset_after=reset_after, dtype=dtype, seed=0).eval()
     x = rng.standard_normal((12, B, I))
