@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastgru
+from fastgru import convert
 from fastgru.convert import from_keras, from_onnx
 
 
@@ -95,3 +96,19 @@ def test_keras_without_bias_and_bad_shapes(rng):
         from_onnx(rng.standard_normal((1, 15, 3)), rng.standard_normal((2, 15, 5)))
     with pytest.raises(ValueError, match="B"):
         from_onnx(rng.standard_normal((1, 15, 3)), rng.standard_normal((1, 15, 5)), rng.standard_normal((1, 29)))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_to_onnx_is_the_inverse_of_from_onnx(rng, bidirectional, bias):
+    layer = fastgru.GRU(3, 4, 2, bias=bias, bidirectional=bidirectional, seed=0)
+    state = layer.state_dict()
+    back = {}
+    for k in range(2):
+        W, R, B = convert.to_onnx(state, layer=k, bidirectional=bidirectional)
+        D = 2 if bidirectional else 1
+        assert W.shape == (D, 12, 3 if k == 0 else 4 * D) and R.shape == (D, 12, 4) and B.shape == (D, 24)
+        back.update(convert.from_onnx(W, R, B if bias else None, layer=k))
+    assert back.keys() == state.keys()
+    for name, value in state.items():
+        np.testing.assert_array_equal(back[name], value)

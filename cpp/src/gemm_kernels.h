@@ -34,6 +34,11 @@ struct GemmKernels {
 
   // Packs A(m, kc) stored transposed (A(i, k) = a[k * lda + i]) into slivers at out.
   void (*pack_a_transposed)(size_t m, size_t kc, const T* a, size_t lda, T* out);
+
+  // y(n) = W(n, K) v(K) for a row-major W (leading dimension ldw): torch's weight layout read
+  // in place, for one step of a few sequences (gru_step.cpp), where packing would cost more
+  // than the product. Each y[i] is a dot product summed in its own order, not block()'s.
+  void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, const T* v, T* y);
 };
 
 // K-blocks depend on K only (never on M, N or threads), so every element of C sees the same

@@ -39,9 +39,29 @@ std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg) {
   return layout;
 }
 
+size_t gru_direction_param_count(const GruConfig& cfg, size_t layer) {
+  const size_t H = cfg.hidden_size;
+  const size_t gate_rows = checked_mul(3, H, "hidden_size: 3 * hidden_size");
+  const size_t columns = checked_add(cfg.layer_input_size(layer), H, "input features + hidden_size");
+  const size_t weights =
+      checked_mul(gate_rows, columns, "weight_ih + weight_hh (3 * hidden_size, input features + hidden_size)");
+  if (!cfg.bias) return weights;
+  return checked_add(weights, checked_mul(2, gate_rows, "bias_ih + bias_hh"), "the GRU's parameter count");
+}
+
+// The layout's size, without building it (a stream step asks for it every call), under the
+// same limits as the layout.
 size_t gru_param_count(const GruConfig& cfg) {
-  auto layout = gru_param_layout(cfg);
-  return layout.empty() ? 0 : layout.back().offset + layout.back().size();
+  if (cfg.num_layers < 1 || cfg.num_layers > kMaxLayers)
+    throw std::invalid_argument("num_layers: expected 1.." + std::to_string(kMaxLayers) + ", got " +
+                                std::to_string(cfg.num_layers));
+  checked_mul(cfg.directions(), cfg.hidden_size, "hidden_size: directions * hidden_size");
+  size_t count = 0;
+  for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+    count = checked_add(count, checked_mul(cfg.directions(), gru_direction_param_count(cfg, layer),
+                                           "the GRU's parameter count"),
+                        "the GRU's parameter count");
+  return count;
 }
 
 void gru_check_sizes(const GruConfig& cfg, size_t steps, size_t batch) {

@@ -7,7 +7,9 @@ shapes and gate order (r, z, n):
     Adam       torch.optim.Adam / AdamW as one fused pass over a flat buffer
 Training API: GRURegressor and GRUClassifier (scikit-learn estimators), GRUModel (GRU + Dense
 head + loss), load (a model saved with .save(path)), NonFiniteLossError; convert: weights from
-Keras and ONNX. fastgru.reference is the NumPy specification of the math (backend="numpy").
+Keras and ONNX. Optional parts, each loaded on first use: fastgru.torch (a drop-in
+torch.nn.GRU), fastgru.onnx (export to ONNX), fastgru.distributed (training over MPI).
+fastgru.reference is the NumPy specification of the math (backend="numpy").
 
 Runtime: set_num_threads(n) / get_num_threads() size the thread pool (default OMP_NUM_THREADS,
 else the core count); results are bit-identical for any thread count. The hot kernels exist per
@@ -15,6 +17,8 @@ instruction set; available_isas() lists those this CPU runs, active_isa() names 
 (the widest, unless the FASTGRU_ISA environment variable names another, in any case), and
 set_isa(name) switches.
 """
+
+import importlib
 
 from ._core import __version__, active_isa, available_isas, get_num_threads, set_isa, set_num_threads
 from .gru import GRU
@@ -30,3 +34,11 @@ __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas"
            "set_isa", "__version__"]
 
 __all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError"]
+
+
+def __getattr__(name):
+    # fastgru.onnx and fastgru.torch need optional packages (onnx, torch): each is loaded on first
+    # use (fastgru.onnx.export, fastgru.torch.GRU), never by `import fastgru`.
+    if name in ("onnx", "torch"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

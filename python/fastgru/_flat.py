@@ -6,6 +6,8 @@ tensors of state_dict() and grads() are views into them. A module can also live 
 module's buffers (`buffers=(params, grad)`): a whole model is then one buffer.
 """
 
+import math
+
 import numpy as np
 
 from ._checks import as_numeric
@@ -44,7 +46,7 @@ class FlatParameters:
         return self._grad
 
     def _views(self, flat):
-        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
+        return {name: flat[offset:offset + math.prod(shape)].reshape(shape)
                 for name, offset, shape in self._layout}
 
     def state_dict(self):

@@ -1,4 +1,5 @@
-"""Weights from Keras and ONNX GRUs into fastgru's (= torch.nn.GRU's) names, shapes and gate order.
+"""Weights from Keras and ONNX GRUs into fastgru's (= torch.nn.GRU's) names, shapes and gate order,
+and from fastgru's into an ONNX GRU node's (to_onnx, used by fastgru.onnx.export).
 
 fastgru (like PyTorch) stacks gates r, z, n in rows of weight_ih (3H, I) / weight_hh (3H, H).
 Keras stacks z, r, h in columns of kernel (I, 3H) / recurrent_kernel (H, 3H); ONNX stacks z, r, h
@@ -13,7 +14,8 @@ from ._checks import as_numeric
 
 
 def _zrh_to_rzn(rows):
-    """Rows in gate order z, r, h (3H, ...) -> r, z, n."""
+    """Rows in gate order z, r, h (3H, ...) -> r, z, n; swapping the first two gates is its own
+    inverse, so this also takes r, z, n to z, r, h."""
     z, r, h = np.split(rows, 3, axis=0)
     return np.concatenate([r, z, h], axis=0)
 
@@ -63,3 +65,18 @@ def from_onnx(W, R, B=None, *, layer=0):
         if B is not None:
             out["bias_ih" + name], out["bias_hh" + name] = _zrh_to_rzn(B[d, :3 * H]), _zrh_to_rzn(B[d, 3 * H:])
     return out
+
+
+def to_onnx(state_dict, *, layer=0, bidirectional=False):
+    """(W (D, 3H, I), R (D, 3H, H), B (D, 6H)) of the ONNX GRU node for one layer of a fastgru (or
+    torch.nn.GRU) state_dict: the inverse of from_onnx. B is zeros when the layer has no biases."""
+    suffixes = [f"_l{layer}", f"_l{layer}_reverse"][:2 if bidirectional else 1]
+    W = np.stack([_zrh_to_rzn(as_numeric(state_dict[f"weight_ih{s}"], f"weight_ih{s}")) for s in suffixes])
+    R = np.stack([_zrh_to_rzn(as_numeric(state_dict[f"weight_hh{s}"], f"weight_hh{s}")) for s in suffixes])
+    if f"bias_ih{suffixes[0]}" in state_dict:
+        B = np.stack([np.concatenate([_zrh_to_rzn(as_numeric(state_dict[f"bias_ih{s}"], f"bias_ih{s}")),
+                                      _zrh_to_rzn(as_numeric(state_dict[f"bias_hh{s}"], f"bias_hh{s}"))])
+                      for s in suffixes])
+    else:
+        B = np.zeros((len(suffixes), 2 * R.shape[1]), R.dtype)
+    return W, R, B

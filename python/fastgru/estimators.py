@@ -40,6 +40,7 @@ from .model import GRUModel
 from .optim import Adam
 from .progress import make_progress
 from .safetensors_format import write_safetensors
+from .streaming import EstimatorStream
 from . import training
 
 
@@ -53,6 +54,7 @@ class GRUEstimator:
     """Shared machinery of GRURegressor and GRUClassifier (see the module docstring)."""
 
     _losses = ()
+    _proba = None  # classifiers: logits -> predict_proba's probabilities
 
     def __new__(cls, *args, **kwargs):
         # The shared __init__ would name GRUEstimator in its TypeError; name the class the user
@@ -294,6 +296,13 @@ class GRUEstimator:
             return values
         return values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
 
+    def stream(self, n_streams=1):
+        """Streaming inference, one time step at a time (fastgru.streaming): stream.step(x_t)
+        with x_t (n_streams, F) (or (F,)) returns predict's value for the sequences seen so far;
+        classifiers also have stream.step_proba(x_t); stream.reset(i=None) starts over."""
+        self._check_fitted()
+        return EstimatorStream(self.model_, self._from_logits, self._proba, n_streams)
+
     # -- saving ---------------------------------------------------------------------------------
     def save(self, path):
         """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
@@ -352,10 +361,11 @@ class GRURegressor(GRUEstimator):
         """Predictions: (N,) / (N, O), or per step (N, T) / (N, T, O) (a list of (T_i[, O]) arrays
         for ragged X) with return_sequences."""
         source, lengths, ragged = self._prepare_X(X)
-        out = self._logits(source)
-        if self._single_output:
-            out = out[..., 0]
-        return self._split_steps(out, lengths, ragged)
+        return self._split_steps(self._from_logits(self._logits(source)), lengths, ragged)
+
+    def _from_logits(self, logits):
+        """Predictions from the model's outputs (..., O)."""
+        return logits[..., 0] if self._single_output else logits
 
     def score(self, X, y):
         """R^2 (coefficient of determination) over the valid steps, averaged over outputs, as
@@ -438,8 +448,11 @@ class GRUClassifier(GRUEstimator):
     def predict(self, X):
         """Class labels (N,), or per step (N, T) (a list for ragged X)."""
         source, lengths, ragged = self._prepare_X(X)
-        labels = self.classes_[self._proba(self._logits(source)).argmax(-1)]
-        return self._split_steps(labels, lengths, ragged)
+        return self._split_steps(self._from_logits(self._logits(source)), lengths, ragged)
+
+    def _from_logits(self, logits):
+        """Class labels from the model's outputs (..., n_logits)."""
+        return self.classes_[self._proba(logits).argmax(-1)]
 
     def score(self, X, y):
         """Accuracy over the sequences (the valid steps with return_sequences)."""

@@ -8,12 +8,12 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, check_size, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, check_size, is_float_array, to_dtype_name
 from ._flat import FlatParameters
 
 # The compiled entries per dtype, looked up once per layer.
-_CORE = {"float32": (_core.gru_forward_float32, _core.gru_backward_float32),
-         "float64": (_core.gru_forward_float64, _core.gru_backward_float64)}
+_CORE = {"float32": (_core.gru_forward_float32, _core.gru_backward_float32, _core.gru_step_float32),
+         "float64": (_core.gru_forward_float64, _core.gru_backward_float64, _core.gru_step_float64)}
 
 
 class GRU(FlatParameters):
@@ -87,7 +87,7 @@ class GRU(FlatParameters):
         self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
         self.dtype = to_dtype_name(dtype)
-        self._core_forward, self._core_backward = _CORE[self.dtype]
+        self._core_forward, self._core_backward, self._core_step = _CORE[self.dtype]
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
@@ -151,6 +151,32 @@ class GRU(FlatParameters):
         if self.batch_first:
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return y, h_n
+
+    def step(self, x_t, h=None):
+        """One time step, for inference on a stream: x_t (B, I), h (L, B, H) or None for zeros.
+        Returns (y_t (B, H), h_new (L, B, H)); feeding h_new back in step after step gives what
+        forward gives for the whole sequence. Unidirectional layers only (a reverse direction
+        needs the whole sequence); never applies dropout and keeps nothing for backward. The
+        compiled step reads the weights in place, so changes to params apply at the next step."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
+                             "at the end); use forward")
+        dtype, L, H = FLOAT_DTYPES[self.dtype], self.num_layers, self.hidden_size
+        if not is_float_array(x_t, dtype, (None, self.input_size)):
+            x_t = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
+        B = x_t.shape[0]
+        if B == 0:
+            raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x_t.shape}")
+        if h is None:
+            h = np.zeros((L, B, H), dtype)
+        elif not is_float_array(h, dtype, (L, B, H)):
+            h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
+        if self.backend == "cpp":
+            return self._core_step(self.config, self._params, x_t, h)
+        y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
+                                            num_layers=L, bidirectional=False, reset_after=self.reset_after,
+                                            dropout_masks=None, keep_cache=False)
+        return y[0], h_new
 
     def backward(self, dy, dh_n=None):
         """Gradients through the last training-mode forward: returns (dx, dh0) and adds the

@@ -30,6 +30,7 @@ from .data import valid_mask
 from .gru import GRU, check_lengths
 from .layers import Dense
 from .safetensors_format import write_safetensors
+from .streaming import ModelStream
 
 FILE_FORMAT = "fastgru"     # the safetensors metadata "format" of a saved model
 _CORE_MODEL = {"float32": _core.ModelFloat32, "float64": _core.ModelFloat64}
@@ -170,6 +171,12 @@ class GRUModel(FlatParameters):
         for d in range(D):
             dh_n[(L - 1) * D + d] = dfeatures[:, d * H:(d + 1) * H]
         self.gru.backward(np.zeros(y_shape, self.dtype), dh_n)
+
+    def stream(self, n_streams=1):
+        """Streaming inference, one time step at a time (fastgru.streaming): stream.step(x_t)
+        with x_t (n_streams, F) (or (F,)) returns the output for the sequences seen so far;
+        stream.reset(i=None) starts over. Unidirectional models only."""
+        return ModelStream(self, n_streams)
 
     def _head_dropout_mask(self, shape):
         """Multipliers (0 or 1/(1-p)) for the head's input, drawn from the model's seed; None without dropout."""

@@ -11,11 +11,11 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 
 import json
 import math
-import os
-import secrets
 import struct
 
 import numpy as np
+
+from ._files import write_atomically
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
@@ -41,34 +41,7 @@ def write_safetensors(path, tensors, metadata=None):
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)          # the data starts 8-byte aligned, as safetensors writes it
 
-    fd, tmp = _create_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for data in chunks:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _create_temporary(path):
-    """(fd, name) of a new file beside path, created with mode 0o666 less the umask, as open()
-    would create path itself (tempfile.mkstemp's 0o600 would make saved files private).
-    FileNotFoundError naming path when its folder does not exist."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: cannot save, the folder {folder} does not exist")
-    while True:
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
+    write_atomically(path, [struct.pack("<Q", len(text)), text] + chunks)
 
 
 def read_safetensors(path):

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -81,6 +82,24 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
 }
 
 template <class T>
+py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) {
+  if (cfg.bidirectional) throw py::value_error("step: a bidirectional GRU needs the whole sequence");
+  if (x.ndim() != 2) throw py::value_error("x: expected shape (B, I), got " + bindings::shape_str(x));
+  const py::ssize_t batch = x.shape(0), L = cfg.num_layers, H = cfg.hidden_size;
+  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  expect_shape(x, {batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
+  expect_shape(h, {L, batch, H}, "h");
+  Array<T> h_new({L, batch, H});
+  {
+    py::gil_scoped_release release;  // one step: too short to need Ctrl-C between its parts
+    fastgru::gru_step<T>(cfg, params.data(), batch, x.data(), h.data(), h_new.mutable_data());
+  }
+  Array<T> y({batch, H});
+  std::copy(h_new.data() + (L - 1) * batch * H, h_new.data() + L * batch * H, y.mutable_data());
+  return py::make_tuple(y, h_new);
+}
+
+template <class T>
 void bind_gru_dtype(py::module_& m, const std::string& suffix) {
   m.def(("gru_forward_" + suffix).c_str(), &forward<T>, py::arg("config"), py::arg("params"), py::arg("x"),
         py::arg("h0") = py::none(), py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
@@ -91,6 +110,8 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
         "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
         "dropout); adds the parameter gradients into grad.");
+  m.def(("gru_step_" + suffix).c_str(), &step<T>, py::arg("config"), py::arg("params"), py::arg("x"),
+        py::arg("h"), "One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).");
 }
 
 }  // namespace

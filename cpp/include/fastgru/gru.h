@@ -37,6 +37,8 @@ struct ParamTensor {
 // std::overflow_error when the parameters cannot fit in one buffer.
 std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
+// Elements of one direction of layer `layer` (its four tensors, two without bias).
+size_t gru_direction_param_count(const GruConfig& cfg, size_t layer);
 
 // Elements of the training workspace (cuDNN's "reserve space"): everything a training-mode
 // forward keeps for backward, in one caller-owned buffer. Always steps * batch *
@@ -73,5 +75,12 @@ struct GruCache {
 template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
                   const T* dh_n, T* dx, T* dh0, T* grad);
+
+// One time step of a unidirectional GRU, for inference on a stream: x (B, I), h (L, B, H);
+// writes h_new (L, B, H) (the step's output is h_new's last layer). Reads the weights in
+// params' torch layout in place (nothing packed, nothing kept), so a step costs one pass over
+// the weights; whole sequences are faster through gru_forward. No dropout (inference).
+template <class T>
+void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, const T* h, T* h_new);
 
 }  // namespace fastgru

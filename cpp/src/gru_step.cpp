@@ -1,0 +1,130 @@
+// One GRU time step straight from the torch-layout weights: for each sequence and each block
+// of kGateBlock hidden units, the rows of W_ih and W_hh that feed those units times x and h
+// (gemv_rows), then the same gate kernels as the recurrence of gru_layer.cpp.
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "fastgru/gru.h"
+#include "fastgru/threads.h"
+#include "isa.h"
+
+namespace fastgru {
+namespace {
+
+using detail::kGateBlock;
+constexpr size_t U = kGateBlock;
+
+template <class T>
+struct LayerWeights {  // one unidirectional layer, torch layout; biases nullptr when absent
+  const T* w_ih;       // (3H, in)
+  const T* w_hh;       // (3H, H)
+  const T* b_ih;       // (3H)
+  const T* b_hh;       // (3H)
+};
+
+// Layer `layer`'s weights: gru_param_layout's order (weight_ih, weight_hh, bias_ih, bias_hh per
+// layer) walked without building the layout, which would allocate on every step.
+template <class T>
+LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, size_t layer) {
+  const size_t H = cfg.hidden_size;
+  const T* p = params;
+  for (size_t l = 0; l < layer; ++l) p += gru_direction_param_count(cfg, l);
+  const T* w_hh = p + 3 * H * cfg.layer_input_size(layer);
+  const T* b_ih = cfg.bias ? w_hh + 3 * H * H : nullptr;
+  return {p, w_hh, b_ih, cfg.bias ? b_ih + 3 * H : nullptr};
+}
+
+// out [3][U] = rows (g*H + unit0 .. + n) of w (3H, cols) times v, for the gates [gate0, gate1).
+template <class T>
+void gate_rows(const detail::GemmKernels<T>& gemm, size_t H, size_t unit0, size_t n, size_t cols,
+               const T* w, const T* v, T* out, size_t gate0 = 0, size_t gate1 = 3) {
+  for (size_t g = gate0; g < gate1; ++g) gemm.gemv_rows(n, cols, w + (g * H + unit0) * cols, cols, v, out + g * U);
+}
+
+// The biases of units [unit0, unit0 + n) in the cell kernels' [3][U] layout (zeros without bias).
+template <class T>
+void gate_bias(const T* bias, size_t H, size_t unit0, size_t n, T* out) {
+  for (size_t g = 0; g < 3; ++g) {
+    if (bias)
+      std::copy_n(bias + g * H + unit0, n, out + g * U);
+    else
+      std::fill_n(out + g * U, n, T(0));
+  }
+}
+
+// One layer for one sequence: input v (in), state h (H) -> h_out (H). Reset-before needs r * h
+// of every unit before any W_hn (r * h): two passes, the first keeping its gates in `work`.
+// backwards: visit the (independent) unit blocks last to first.
+template <class T>
+void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const T* v, const T* h,
+                T* h_out, bool backwards, std::vector<T>& work) {
+  const size_t H = cfg.hidden_size, blocks = (H + U - 1) / U;
+  const auto& kern = detail::kernels<T>();
+  alignas(64) T gx[3 * U], gh[3 * U], bih[3 * U], bhh[3 * U];
+  if (cfg.reset_after) {
+    for (size_t i = 0; i < blocks; ++i) {
+      const size_t k = backwards ? blocks - 1 - i : i;
+      const size_t u0 = k * U, n = std::min(U, H - u0);
+      gate_rows(kern.gemm, H, u0, n, in, p.w_ih, v, gx);
+      gate_rows(kern.gemm, H, u0, n, H, p.w_hh, h, gh);
+      gate_bias(p.b_ih, H, u0, n, bih);
+      gate_bias(p.b_hh, H, u0, n, bhh);
+      kern.cell.forward_after(n, gx, gh, bih, bhh, h + u0, h_out + u0, nullptr);
+    }
+    return;
+  }
+  work.resize(blocks * 5 * U + H);  // gx [blocks][3][U], rz [blocks][2][U], r * h (H)
+  T* gx_all = work.data();
+  T* rz = gx_all + blocks * 3 * U;
+  T* rh = rz + blocks * 2 * U;
+  for (size_t i = 0; i < blocks; ++i) {
+    const size_t k = backwards ? blocks - 1 - i : i;
+    const size_t u0 = k * U, n = std::min(U, H - u0);
+    gate_rows(kern.gemm, H, u0, n, in, p.w_ih, v, gx_all + k * 3 * U);
+    gate_rows(kern.gemm, H, u0, n, H, p.w_hh, h, gh, 0, 2);
+    gate_bias(p.b_ih, H, u0, n, bih);
+    gate_bias(p.b_hh, H, u0, n, bhh);
+    kern.cell.forward_before_rz(n, gx_all + k * 3 * U, gh, bih, bhh, h + u0, rz + k * 2 * U, rh + u0);
+  }
+  for (size_t i = 0; i < blocks; ++i) {
+    const size_t k = backwards ? i : blocks - 1 - i;  // the first pass's last blocks first
+    const size_t u0 = k * U, n = std::min(U, H - u0);
+    gate_rows(kern.gemm, H, u0, n, H, p.w_hh, rh, gh, 2, 3);
+    gate_bias(p.b_ih, H, u0, n, bih);
+    gate_bias(p.b_hh, H, u0, n, bhh);
+    kern.cell.forward_before_n(n, gx_all + k * 3 * U, gh, bih, bhh, rz + k * 2 * U, rh + u0, h + u0,
+                               h_out + u0, nullptr);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, const T* h, T* h_new) {
+  if (cfg.bidirectional) throw std::invalid_argument("gru_step: a bidirectional GRU needs the whole sequence");
+  const size_t H = cfg.hidden_size, L = cfg.num_layers, BH = batch * H;
+  const size_t work_per_row = 3 * H * (cfg.input_size + H + (L - 1) * 2 * H);
+  auto rows_step = [&](Range rows) {
+    thread_local std::vector<T> work;  // grows once per thread, never per step
+    // Weights a little larger than L2 (I = 128, H = 256 in float32: 1.2 MB) read in the same
+    // order every step would each be evicted just before they are read again; alternating the
+    // order makes a step start with the blocks the previous one read last, likely still in L2.
+    thread_local bool backwards = false;
+    backwards = !backwards;
+    for (size_t b = rows.begin; b < rows.end; ++b)
+      for (size_t layer = 0; layer < L; ++layer) {
+        const T* v = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
+        layer_step(cfg, layer_weights(cfg, params, layer), cfg.layer_input_size(layer), v,
+                   h + layer * BH + b * H, h_new + layer * BH + b * H, backwards, work);
+      }
+  };
+  const int threads = std::min(threads_for(batch * work_per_row, 1 << 18), static_cast<int>(batch));
+  if (threads <= 1) return rows_step({0, batch});  // a stream's usual case: no pool, no std::function
+  parallel_run([&](const Team& team) { rows_step(static_range(batch, team.tid, team.size)); }, threads);
+}
+
+template void gru_step<float>(const GruConfig&, const float*, size_t, const float*, const float*, float*);
+template void gru_step<double>(const GruConfig&, const double*, size_t, const double*, const double*, double*);
+
+}  // namespace fastgru
