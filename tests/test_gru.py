@@ -683,3 +683,21 @@ def test_workspace_size_is_steps_times_batch_times_one_row():
         config = _core.GruConfig(*options)
         for steps, batch in [(1, 1), (7, 3), (50, 32)]:
             assert _core.gru_workspace_size(config, steps, batch) == steps * batch * _core.gru_workspace_size(config, 1, 1)
+
+
+def test_training_forward_reuses_the_previous_workspace():
+    """Only the last training forward is differentiated, so its workspace serves the next forward
+    of the same shape (a fresh large buffer would cost page faults every step); backward through
+    the reused one still equals the reference."""
+    layer = fastgru.GRU(3, 5, num_layers=2, dtype="float64", seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    layer(x)
+    first = layer._cache[0][0]
+    layer(x * 2)
+    assert layer._cache[0][0] is first
+    dx, _ = layer.backward(np.ones((4, 2, 5)))
+    ref = fastgru.GRU(3, 5, num_layers=2, dtype="float64", backend="numpy", seed=0)
+    ref.load_state_dict(layer.state_dict())
+    ref(x * 2)
+    want, _ = ref.backward(np.ones((4, 2, 5)))
+    np.testing.assert_allclose(dx, want, rtol=1e-10, atol=1e-12)

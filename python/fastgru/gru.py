@@ -135,10 +135,10 @@ class GRU(FlatParameters):
                 dropout_masks, "dropout_masks", dtype, (self.num_layers - 1, T, B, self.num_directions * H),
                 f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})")
 
+        workspace = self._workspace(T, B) if self.training and self.backend == "cpp" else None
         self._cache = None  # the last step's cache is freed before this one is built, not after
         if self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
-            workspace = self._workspace(T, B) if self.training else None
             y, h_n = self._core_forward(self.config, self._params, x, h0, lengths, dropout, workspace)
             cache = (workspace, lengths, dropout)
         else:
@@ -211,11 +211,14 @@ class GRU(FlatParameters):
 
     def _workspace(self, T, B):
         """The core's training workspace for (T, B): the previous forward's when it fits, since
-        only the last forward is ever differentiated (a fresh large buffer costs page faults)."""
+        only the last forward is ever differentiated (a fresh large buffer costs page faults).
+        Drops the previous cache either way, so two are never alive at once."""
         size = _core.gru_workspace_size(self.config, T, B)
-        previous = self._cache[0][0] if self._cache is not None and self.backend == "cpp" else None
+        previous = self._cache[0][0] if self._cache is not None else None
+        self._cache = None
         if previous is not None and previous.size == size:
             return previous
+        previous = None
         return np.empty(size, FLOAT_DTYPES[self.dtype])
 
     def _dropout_masks(self, T, B):
