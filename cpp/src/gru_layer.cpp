@@ -19,6 +19,7 @@
 #include "fastgru/gemm.h"
 #include "fastgru/threads.h"
 #include "isa.h"
+#include "scratch.h"
 
 namespace fastgru {
 namespace detail {
@@ -93,20 +94,20 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t N = bg.cols();
   const CellKernels<T>& cell = kernels<T>().cell;
 
-  Buffer<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
+  ScratchArray<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
   block_rows(bg, p.w_ih, s.input, w_ih.data());
   block_rows(bg, p.w_hh, H, w_hh.data());
   block_rows(bg, p.b_ih, 1, b_ih.data());
   block_rows(bg, p.b_hh, 1, b_hh.data());
 
-  Buffer<T> gx(steps * B * N);
+  ScratchArray<T> gx(steps * B * N);
   gemm<T>(Trans::no, Trans::yes, steps * B, N, s.input, x, s.input, w_ih.data(), s.input, T(0),
           gx.data(), N);
   PackedMatrix<T> w_hh_t;
   w_hh_t.pack(Trans::yes, H, N, w_hh.data(), H);
 
   std::vector<T> gh(B * N, T(0));
-  Buffer<T> ping(states ? 0 : 2 * B * H);
+  ScratchArray<T> ping(states ? 0 : 2 * B * H);
   std::vector<T> rz(s.reset_after ? 0 : B * bg.blocks * 2 * U), rh(s.reset_after ? 0 : B * H, T(0));
 
   // Where the state before step t lives, and where step t writes its result.
@@ -191,7 +192,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   const size_t N = bg.cols();
   const CellKernels<T>& cell = kernels<T>().cell;
 
-  Buffer<T> w_hh(N * H);
+  ScratchArray<T> w_hh(N * H);
   block_rows(bg, p.w_hh, H, w_hh.data());
   // dh_prev = dgh W_hh: reset-after uses all gates; reset-before only r and z here, n goes
   // through W_hn (r * h) and is handled by its own product.
@@ -199,7 +200,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   if (s.reset_after) {
     w_hh_back.pack(Trans::no, N, H, w_hh.data(), H);
   } else {
-    Buffer<T> w_rz(N * H);
+    ScratchArray<T> w_rz(N * H);
     block_rows(bg, p.w_hh, H, w_rz.data(), 0, 2);
     w_hh_back.pack(Trans::no, N, H, w_rz.data(), H);
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
@@ -208,8 +209,8 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // Reset-after: the r and z parts of dgh equal dgx's; only its n part is kept for the whole
   // sequence (dgh_n, (T*B, Hp)). Full dgh rows live one step in dgh_step: the step being
   // computed and the previous one, whose product with W_hh the next phase adds to dh.
-  Buffer<T> dgx(steps * B * N), dgh_n(s.reset_after ? steps * B * bg.padded() : 0);
-  Buffer<T> dgh_step(s.reset_after ? 2 * B * N : 0);
+  ScratchArray<T> dgx(steps * B * N), dgh_n(s.reset_after ? steps * B * bg.padded() : 0);
+  ScratchArray<T> dgh_step(s.reset_after ? 2 * B * N : 0);
   std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
@@ -292,7 +293,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
 
   // Whole-sequence products: one GEMM each over all T*B rows.
   const size_t rows = steps * B;
-  Buffer<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
+  ScratchArray<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
   block_rows(bg, p.w_ih, I, w_ih.data());
   gemm<T>(Trans::no, Trans::no, rows, I, N, dgx.data(), N, w_ih.data(), I, dx_beta, dx, I);
   gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
@@ -306,7 +307,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     // dW_hh = dgh^T states over chunks of rows, each chunk's dgh assembled from dgx's r and z
     // parts and dgh_n: a chunk of full rows instead of a whole-sequence copy.
     const size_t chunk = std::min(rows, kWeightGradChunkRows);
-    Buffer<T> dgh_rows(chunk * N);
+    ScratchArray<T> dgh_rows(chunk * N);
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
       const size_t count = std::min(chunk, rows - r0);
       for (size_t r = 0; r < count; ++r)
@@ -325,7 +326,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   }
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
-    Buffer<T> rh(rows * H);
+    ScratchArray<T> rh(rows * H);
     for (size_t r = 0; r < rows; ++r) {
       if (!active(s, r / B, r % B)) {  // padding steps: never computed, zero gradient rows
         std::fill(rh.data() + r * H, rh.data() + (r + 1) * H, T(0));
@@ -341,7 +342,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   }
   if (g.b_hh) {
     if (s.reset_after) {  // r and z parts equal b_ih's (still in db); the n part from dgh_n
-      Buffer<T> db_n(bg.padded());
+      ScratchArray<T> db_n(bg.padded());
       std::fill(db_n.begin(), db_n.end(), T(0));
       add_column_sums(rows, bg.padded(), dgh_n.data(), db_n.data());
       unblock_rows_add(bg, db.data(), 1, g.b_hh, 0, 2);

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "fastgru/buffer.h"
 #include "fastgru/gru.h"
 #include "gru_layer.h"
+#include "scratch.h"
 
 namespace fastgru {
 namespace {
@@ -82,24 +82,22 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
   const auto slots = direction_slots<T>(cfg, params, nullptr);
   const auto cache = workspace_views<T>(cfg, steps, batch, workspace);
 
-  Buffer<T> layer_out, layer_in;
+  // Layer k < L-1 writes its output to between[k % 2], the input of layer k+1.
+  detail::ScratchArray<T> between0(L > 1 ? out_size : 0), between1(L > 2 ? out_size : 0);
+  T* const between[2] = {between0.data(), between1.data()};
   for (size_t layer = 0; layer < L; ++layer) {
     const size_t in = cfg.layer_input_size(layer);
     const T* input = x;
     if (layer > 0) {
-      layer_in.swap(layer_out);
+      T* layer_in = between[(layer - 1) % 2];
       if (dropout) {
         const T* mask = dropout + (layer - 1) * out_size;
         for (size_t i = 0; i < out_size; ++i) layer_in[i] *= mask[i];
       }
-      input = layer_in.data();
+      input = layer_in;
     }
     if (workspace) std::copy(input, input + steps * batch * in, cache.inputs[layer]);
-    T* out = y;
-    if (layer + 1 < L) {
-      layer_out.resize(out_size);
-      out = layer_out.data();
-    }
+    T* out = layer + 1 < L ? between[layer % 2] : y;
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
       // The kernels leave the lanes past H of the last gate block alone; zero them so the
@@ -127,15 +125,13 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   const auto saved = workspace_views<const T>(cfg, steps, batch, cache.workspace);
 
   // Gradient of the current layer's output: dy itself for the top layer (never copied).
+  // Layer k > 0 writes the gradient of its input to between[(k - 1) % 2], layer k-1's d_out.
   const T* d_out = dy;
-  Buffer<T> d_lower, d_in;
+  detail::ScratchArray<T> between0(L > 1 ? out_size : 0), between1(L > 2 ? out_size : 0);
+  T* const between[2] = {between0.data(), between1.data()};
   for (size_t layer = L; layer-- > 0;) {
     const size_t in = cfg.layer_input_size(layer);
-    T* d_input = dx;
-    if (layer > 0) {
-      d_in.resize(steps * batch * in);
-      d_input = d_in.data();
-    }
+    T* d_input = layer > 0 ? between[(layer - 1) % 2] : dx;
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
       detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
@@ -147,10 +143,9 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
     if (layer > 0) {
       if (cache.dropout) {
         const T* mask = cache.dropout + (layer - 1) * out_size;
-        for (size_t i = 0; i < out_size; ++i) d_in[i] *= mask[i];
+        for (size_t i = 0; i < out_size; ++i) d_input[i] *= mask[i];
       }
-      d_lower.swap(d_in);
-      d_out = d_lower.data();
+      d_out = d_input;
     }
   }
 }

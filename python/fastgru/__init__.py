@@ -15,12 +15,14 @@ Runtime: set_num_threads(n) / get_num_threads() size the thread pool (default OM
 else the core count); results are bit-identical for any thread count. The hot kernels exist per
 instruction set; available_isas() lists those this CPU runs, active_isa() names the one in use
 (the widest, unless the FASTGRU_ISA environment variable names another, in any case), and
-set_isa(name) switches.
+set_isa(name) switches. A forward or backward keeps its temporaries' memory for the next call
+(no page faults on fresh memory); release_memory() frees the calling thread's.
 """
 
 import importlib
 
-from ._core import __version__, active_isa, available_isas, get_num_threads, set_isa, set_num_threads
+from ._core import (__version__, active_isa, available_isas, get_num_threads, release_memory, set_isa,
+                    set_num_threads)
 from .gru import GRU
 from .optim import Adam
 from .layers import Dense
@@ -31,7 +33,7 @@ from .persistence import load
 from . import convert
 
 __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas", "active_isa",
-           "set_isa", "__version__"]
+           "set_isa", "release_memory", "__version__"]
 
 __all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'release_memory', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
         ...
@@ -168,6 +168,12 @@ def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, num
 def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
     """
     (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
+    """
+def release_memory() -> None:
+    """
+    Frees the scratch memory the calling thread's forward and backward calls keep between
+    calls (their temporaries, up to the largest call's size, reused so that a call does not
+    page-fault fresh memory). The next call allocates what it needs again.
     """
 def set_isa(name: str) -> None:
     """

@@ -29,4 +29,9 @@ struct UninitializedAllocator : std::allocator<T> {
 template <class T>
 using Buffer = std::vector<T, UninitializedAllocator<T>>;
 
+// The temporaries of a forward or backward come from a per-thread arena that keeps its
+// largest size from call to call (reusing memory avoids the page faults of fresh memory).
+// Frees the calling thread's arena; the next call allocates it again.
+void release_scratch();
+
 }  // namespace fastgru
