@@ -30,18 +30,20 @@ namespace {
 
 // Waiting: spin briefly (a step of the recurrence takes microseconds), then keep polling but
 // yield the core at each poll, so an idle machine sees the wake-up at once while a busy one
-// runs its other threads (our partner thread among them); only then block on a condition
-// variable. A thread of a running team polls long (its partners are working and will come;
-// a sleeping thread can take milliseconds to wake on a virtual machine); an idle worker
-// polls briefly between regions, then sleeps so an idle library costs nothing.
+// runs its other threads (our partner thread among them); then block on a condition variable.
+// Blocking soon matters beside other runtimes: right after a torch or ONNX Runtime call their
+// workers keep spinning on the cores, and a partner of ours preempted by one of them only
+// gets a core back at once if we leave ours idle (the scheduler moves a waiting thread to an
+// idle core at once, to a busy one only at its next balancing, milliseconds later). An idle
+// worker polls 1 ms between regions, then sleeps, so an idle library costs nothing.
 constexpr unsigned kSpins = 2000;
-constexpr auto kTeamPollTime = std::chrono::milliseconds(50);
-constexpr auto kIdlePollTime = std::chrono::milliseconds(1);
+constexpr auto kTeamPollTime = std::chrono::microseconds(200);
+constexpr auto kIdlePollTime = std::chrono::microseconds(1000);
 constexpr auto kStealGrace = std::chrono::microseconds(100);
 
 // Waits until done() or poll_time passes; returns done().
 template <class Pred>
-bool spin_until(Pred done, std::chrono::milliseconds poll_time = kTeamPollTime) {
+bool spin_until(Pred done, std::chrono::microseconds poll_time = kTeamPollTime) {
   for (unsigned i = 0; i < kSpins; ++i) {
     if (done()) return true;
     FASTGRU_PAUSE();
@@ -80,6 +82,31 @@ class Barrier {
   int n_;
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> phase_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+// Threads of a run_phases region that gave up spinning; a finished part wakes them.
+class Sleepers {
+ public:
+  void notify() {
+    if (count_.load(std::memory_order_seq_cst) == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    cv_.notify_all();
+  }
+  template <class Pred>
+  void wait(Pred done) {
+    count_.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // The timeout is only a safety net: notify() comes after every finished part.
+      while (!done()) cv_.wait_for(lock, std::chrono::milliseconds(1));
+    }
+    count_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+
+ private:
+  std::atomic<int> count_{0};
   std::mutex mutex_;
   std::condition_variable cv_;
 };
@@ -253,45 +280,50 @@ void run_phases(size_t phases, size_t parts, const std::function<void(size_t, si
   std::unique_ptr<std::atomic<size_t>[]> done(new std::atomic<size_t>[phases]);
   for (size_t i = 0; i < items; ++i) claimed[i].store(false, std::memory_order_relaxed);
   for (size_t i = 0; i < phases; ++i) done[i].store(0, std::memory_order_relaxed);
-  // Set by the caller when a partner stalls in the middle of a part (preempted: another
-  // process, or another runtime's spinning threads, holds its core). From then on the partners
-  // take no new parts and the caller runs the rest of the region alone: one stall costs at
-  // most one wait, instead of one per phase. Parts are fixed, so the result is the same.
-  std::atomic<bool> solo{false};
+  // The last phase in which a thread ran a part that is not its own: its owner was not keeping
+  // up (asleep, or its core taken by another process or another runtime's spinning threads).
+  constexpr size_t kNever = ~size_t(0);
+  std::atomic<size_t> taken_over{kNever};
 
-  auto run_part = [&](size_t phase, size_t part) {
+  Sleepers sleepers;
+  auto run_part = [&](size_t phase, size_t part, const Range& own) {
     std::atomic<bool>& c = claimed[phase * parts + part];
     if (c.load(std::memory_order_relaxed) || c.exchange(true, std::memory_order_acq_rel)) return;
+    if (part < own.begin || part >= own.end) taken_over.store(phase, std::memory_order_relaxed);
     fn(phase, part);
-    done[phase].fetch_add(1, std::memory_order_release);
+    done[phase].fetch_add(1, std::memory_order_seq_cst);
+    sleepers.notify();
   };
-  // Waits for phase to complete. A partner that is in the region gets kStealGrace to finish
-  // its parts (on a quiet machine it is only a little behind); one that has not joined yet
-  // (asleep, or descheduled) gets none. Then the parts nobody has claimed yet are run here,
-  // and only a part that is being run is waited for. The caller (tid 0) declares a stall when
-  // that wait outlasts the time its own parts of the phase took plus the grace.
+  // Waits for phase to complete. Partners that kept up in the previous phase get kStealGrace to
+  // claim and finish their parts (on a quiet machine they are only a little behind, and their
+  // weights are in their own caches); after a phase in which a part had to be taken over they
+  // get none. Then the parts nobody has claimed yet are run here, and only a part that is being
+  // run is waited for; a wait that outlasts this thread's own parts plus the grace means that
+  // part's thread lost its core, so this one sleeps, leaving its core to it.
   std::atomic<int> joined{0};
-  auto complete = [&](size_t phase, const Team& team, Clock::duration own_time) {
-    auto finished = [&] { return done[phase].load(std::memory_order_acquire) == parts; };
+  auto complete = [&](size_t phase, const Team& team, const Range& own, Clock::duration own_time) {
+    auto finished = [&] { return done[phase].load(std::memory_order_seq_cst) == parts; };
     if (finished()) return;
     const auto start = Clock::now();
-    if (joined.load(std::memory_order_acquire) == team.size) {
+    const bool kept_up = phase == 0 || taken_over.load(std::memory_order_relaxed) != phase - 1;
+    if (kept_up && joined.load(std::memory_order_acquire) == team.size) {
       for (unsigned i = 1; !finished(); ++i) {
         FASTGRU_PAUSE();
         if ((i & 63) == 0 && Clock::now() - start > kStealGrace) break;
       }
     }
-    if (team.tid != 0 && solo.load(std::memory_order_relaxed)) return;
-    for (size_t part = 0; part < parts; ++part) run_part(phase, part);
+    for (size_t part = 0; part < parts; ++part) run_part(phase, part, own);
     const auto stall = own_time + kStealGrace;
     for (unsigned i = 1; !finished(); ++i) {
       if (i < kSpins) {
         FASTGRU_PAUSE();
         continue;
       }
+      if (Clock::now() - start > stall) {
+        sleepers.wait(finished);
+        break;
+      }
       std::this_thread::yield();
-      if (team.tid == 0 && !solo.load(std::memory_order_relaxed) && Clock::now() - start > stall)
-        solo.store(true, std::memory_order_relaxed);
     }
   };
 
@@ -301,13 +333,12 @@ void run_phases(size_t phases, size_t parts, const std::function<void(size_t, si
         const Range own = static_range(parts, team.tid, team.size);
         Clock::duration own_time{};
         for (size_t phase = 0; phase < phases; ++phase) {
-          if (phase > 0) complete(phase - 1, team, own_time);
-          if (team.tid != 0 && solo.load(std::memory_order_relaxed)) return;
-          const auto start = team.tid == 0 ? Clock::now() : Clock::time_point{};
-          for (size_t part = own.begin; part < own.end; ++part) run_part(phase, part);
-          if (team.tid == 0) own_time = Clock::now() - start;
+          if (phase > 0) complete(phase - 1, team, own, own_time);
+          const auto start = Clock::now();
+          for (size_t part = own.begin; part < own.end; ++part) run_part(phase, part, own);
+          own_time = Clock::now() - start;
         }
-        complete(phases - 1, team, own_time);
+        complete(phases - 1, team, own, own_time);
       },
       static_cast<int>(parts < (1u << 30) ? parts : (1u << 30)));
 }
