@@ -37,19 +37,23 @@ struct BlockedGates {
   size_t padded() const { return U * blocks; }     // Hp
   size_t row(size_t gate, size_t unit) const { return (unit / U) * 3 * U + gate * U + unit % U; }
   size_t units(size_t block) const { return std::min(U, H - block * U); }
+  // For each blocked row (of 3Hp), the torch row (of 3H) it holds, for gates [gate0, gate1);
+  // kZeroRow for padding units and other gates. PackedMatrix packs the weights through it.
+  std::vector<size_t> source_rows(size_t gate0 = 0, size_t gate1 = 3) const {
+    std::vector<size_t> rows(cols(), kZeroRow);
+    for (size_t g = gate0; g < gate1; ++g)
+      for (size_t j = 0; j < H; ++j) rows[row(g, j)] = g * H + j;
+    return rows;
+  }
 };
 
-// dst (3Hp, cols) = rows of src (3H, cols) in blocked order; padding rows are zero.
-// Only rows of the gates in [gate0, gate1) are copied.
+// dst (3Hp) = the bias src (3H) in blocked order, zero at padding; all zeros without bias.
 template <class T>
-void block_rows(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0,
-                size_t gate1 = 3) {
-  std::fill(dst, dst + bg.cols() * cols, T(0));
+void block_bias(const BlockedGates& bg, const T* src, T* dst) {
+  std::fill(dst, dst + bg.cols(), T(0));
   if (!src) return;
-  for (size_t g = gate0; g < gate1; ++g)
-    for (size_t j = 0; j < bg.H; ++j)
-      std::copy(src + (g * bg.H + j) * cols, src + (g * bg.H + j + 1) * cols,
-                dst + bg.row(g, j) * cols);
+  for (size_t g = 0; g < 3; ++g)
+    for (size_t j = 0; j < bg.H; ++j) dst[bg.row(g, j)] = src[g * bg.H + j];
 }
 
 // dst (3H, cols) += the rows of src (3Hp, cols) for gates [gate0, gate1).
@@ -94,17 +98,17 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t N = bg.cols();
   const CellKernels<T>& cell = kernels<T>().cell;
 
-  ScratchArray<T> w_ih(N * s.input), w_hh(N * H), b_ih(N), b_hh(N);
-  block_rows(bg, p.w_ih, s.input, w_ih.data());
-  block_rows(bg, p.w_hh, H, w_hh.data());
-  block_rows(bg, p.b_ih, 1, b_ih.data());
-  block_rows(bg, p.b_hh, 1, b_hh.data());
+  ScratchArray<T> b_ih(N), b_hh(N);
+  block_bias(bg, p.b_ih, b_ih.data());
+  block_bias(bg, p.b_hh, b_hh.data());
 
+  // Both weights packed straight from torch's layout into blocked gate order.
+  const std::vector<size_t> blocked = bg.source_rows();
+  PackedMatrix<T> w_ih_t, w_hh_t;
+  w_ih_t.pack(Trans::yes, s.input, N, p.w_ih, s.input, blocked.data());
   ScratchArray<T> gx(steps * B * N);
-  gemm<T>(Trans::no, Trans::yes, steps * B, N, s.input, x, s.input, w_ih.data(), s.input, T(0),
-          gx.data(), N);
-  PackedMatrix<T> w_hh_t;
-  w_hh_t.pack(Trans::yes, H, N, w_hh.data(), H);
+  gemm_packed_rows<T>(steps * B, x, s.input, w_ih_t, T(0), gx.data(), N);
+  w_hh_t.pack(Trans::yes, H, N, p.w_hh, H, blocked.data());
 
   std::vector<T> gh(B * N, T(0));
   ScratchArray<T> ping(states ? 0 : 2 * B * H);
@@ -192,17 +196,14 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   const size_t N = bg.cols();
   const CellKernels<T>& cell = kernels<T>().cell;
 
-  ScratchArray<T> w_hh(N * H);
-  block_rows(bg, p.w_hh, H, w_hh.data());
   // dh_prev = dgh W_hh: reset-after uses all gates; reset-before only r and z here, n goes
   // through W_hn (r * h) and is handled by its own product.
+  const std::vector<size_t> blocked = bg.source_rows();
   PackedMatrix<T> w_hh_back, w_hn;
   if (s.reset_after) {
-    w_hh_back.pack(Trans::no, N, H, w_hh.data(), H);
+    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, blocked.data());
   } else {
-    ScratchArray<T> w_rz(N * H);
-    block_rows(bg, p.w_hh, H, w_rz.data(), 0, 2);
-    w_hh_back.pack(Trans::no, N, H, w_rz.data(), H);
+    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, bg.source_rows(0, 2).data());
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
   }
 
@@ -293,9 +294,12 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
 
   // Whole-sequence products: one GEMM each over all T*B rows.
   const size_t rows = steps * B;
-  ScratchArray<T> w_ih(N * I), dw(N * std::max(I, H)), db(N);
-  block_rows(bg, p.w_ih, I, w_ih.data());
-  gemm<T>(Trans::no, Trans::no, rows, I, N, dgx.data(), N, w_ih.data(), I, dx_beta, dx, I);
+  ScratchArray<T> dw(N * std::max(I, H)), db(N);
+  {
+    PackedMatrix<T> w_ih;
+    w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
+    gemm_packed_rows<T>(rows, dgx.data(), N, w_ih, dx_beta, dx, I);
+  }
   gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
   unblock_rows_add(bg, dw.data(), I, g.w_ih);
   if (g.b_ih) {

@@ -16,6 +16,8 @@ template <class T>
 void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
           size_t ldb, T beta, T* C, size_t ldc);
 
+constexpr size_t kZeroRow = ~size_t(0);  // a row of zeros in PackedMatrix::pack's source_rows
+
 // A right-hand matrix B (K,N) packed once into the micro-kernel's layout and reused for many
 // products (the recurrent weights, packed once per call and used at every time step).
 template <class T>
@@ -26,8 +28,11 @@ class PackedMatrix {
   PackedMatrix(PackedMatrix&&) noexcept;
   PackedMatrix& operator=(PackedMatrix&&) noexcept;
 
-  // Packs op(B) (K,N); reuses its storage when the size does not grow.
-  void pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb);
+  // Packs op(B) (K,N); reuses its storage when the size does not grow. With source_rows, the
+  // stored matrix's row r (op(B)'s row r when tb == Trans::no, its column r when Trans::yes)
+  // is B's row source_rows[r] (rows ldb apart), or zeros where source_rows[r] == kZeroRow:
+  // a permuted, padded copy (the GRU's gate-blocked weights) packed straight from the source.
+  void pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb, const size_t* source_rows = nullptr);
   size_t rows() const;  // K
   size_t cols() const;  // N
 
@@ -47,6 +52,12 @@ size_t packed_panel_width();
 template <class T>
 void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
                  T beta, T* C, size_t ldc);
+
+// C(M, N) = beta * C + A(M,K) B, with the rows of C split over the thread pool (the input
+// projection of a whole sequence); each row's result is gemm_packed's, whatever the threads.
+template <class T>
+void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C,
+                      size_t ldc);
 
 // sums[j] += sum over rows i of M(i, j), M (rows, cols) row-major: bias gradients. Threads
 // split the columns, never the rows, so each column is summed in row order whatever the
