@@ -77,6 +77,18 @@ def run(layer, case):
 # ---- C++ backend vs NumPy reference over the full option grid ----------------------------------
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
+def test_input_projection_in_chunks(rng, reset_after, dtype):
+    """The core computes the input projection a few megabytes of steps at a time (2 MiB:
+    21 float64 or 42 float32 steps here), just before the recurrence needs them: a sequence
+    of several chunks, in both directions, with ragged lengths, matches the reference."""
+    T, B, I, H = 50, 64, 3, 64
+    cpp, ref = make_layers(I, H, 2, bidirectional=True, reset_after=reset_after, dtype=dtype, dropout=0.2)
+    case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
+    assert_all_close(run(cpp, case), run(ref, case), RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_scratch_memory_reused_across_shapes(rng, dtype):
     """Temporaries live in a per-thread arena kept between calls: calls of growing and shrinking
     shapes (3 layers use both of the stack's between-layer buffers), with the arena released in
