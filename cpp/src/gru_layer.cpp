@@ -71,6 +71,13 @@ void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst,
     }
 }
 
+// The calling thread's packed weights kept from call to call, by slot.
+template <class T>
+PackedMatrix<T>& kept_packed(size_t slot) {
+  thread_local PackedMatrix<T> kept[3];
+  return kept[slot];
+}
+
 // Parts of a recurrence phase (one per thread): at most one per block of units, and only as
 // many as the per-step product (B x H x 3H multiply-adds) keeps busy between phases.
 inline size_t recurrence_parts(const BlockedGates& bg, size_t batch) {
@@ -107,7 +114,11 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
 
   // Both weights packed straight from torch's layout into blocked gate order.
   const std::vector<size_t> blocked = bg.source_rows();
-  PackedMatrix<T> w_ih_t, w_hh_t;
+  // Kept between calls, per calling thread (packing reuses the storage): megabytes of fresh
+  // memory per call would be page-faulted in every time. References, as the pool's threads
+  // must use these, not thread_locals of their own.
+  PackedMatrix<T>& w_ih_t = kept_packed<T>(0);
+  PackedMatrix<T>& w_hh_t = kept_packed<T>(1);
   w_ih_t.pack(Trans::yes, s.input, N, p.w_ih, s.input, blocked.data());
   w_hh_t.pack(Trans::yes, H, N, p.w_hh, H, blocked.data());
   // The input projection gx = x W_ih^T runs a chunk of steps at a time, just before them, so
@@ -215,7 +226,9 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // dh_prev = dgh W_hh: reset-after uses all gates; reset-before only r and z here, n goes
   // through W_hn (r * h) and is handled by its own product.
   const std::vector<size_t> blocked = bg.source_rows();
-  PackedMatrix<T> w_hh_back, w_hn;
+  PackedMatrix<T>& w_hh_back = kept_packed<T>(0);  // kept between calls, as in forward
+  PackedMatrix<T>& w_hn = kept_packed<T>(1);
+  PackedMatrix<T>& w_ih = kept_packed<T>(2);
   if (s.reset_after) {
     w_hh_back.pack(Trans::no, N, H, p.w_hh, H, blocked.data());
   } else {
@@ -311,11 +324,8 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // Whole-sequence products: one GEMM each over all T*B rows.
   const size_t rows = steps * B;
   ScratchArray<T> dw(N * std::max(I, H)), db(N);
-  {
-    PackedMatrix<T> w_ih;
-    w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
-    gemm_packed_rows<T>(rows, dgx.data(), N, w_ih, dx_beta, dx, I);
-  }
+  w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
+  gemm_packed_rows<T>(rows, dgx.data(), N, w_ih, dx_beta, dx, I);
   gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
   unblock_rows_add(bg, dw.data(), I, g.w_ih);
   if (g.b_ih) {
