@@ -1,7 +1,7 @@
-// The recurrence of one GRU direction (oneDNN-style): the input projection of all steps is
-// one GEMM; each step is one product with the packed recurrent weights plus the fused gate
-// kernel; backward's weight and input gradients are whole-sequence GEMMs after the reverse
-// sweep (dW_hh of reset-after over chunks of rows, see gru_direction_backward).
+// The recurrence of one GRU direction (oneDNN-style): the input projection is one GEMM over
+// many steps (a chunk that stays in cache); each step is one product with the packed recurrent
+// weights plus the fused gate kernel; backward's weight and input gradients are
+// whole-sequence GEMMs after the reverse sweep.
 //
 // Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
 // part (a fixed range of blocks) holds all three gates of its units: it computes its columns
@@ -26,9 +26,6 @@ namespace detail {
 namespace {
 
 constexpr size_t U = kGateBlock;
-// Rows of dgh assembled at a time for dW_hh: large enough that the product's output (3H x H)
-// is read and written only a few times, small beside the whole sequence.
-constexpr size_t kWeightGradChunkRows = 1024;
 // Bytes of input projection computed ahead of the recurrence at a time (a few steps' worth,
 // well inside the last-level cache).
 constexpr size_t kProjectionChunkBytes = 2 << 20;
@@ -76,6 +73,21 @@ template <class T>
 PackedMatrix<T>& kept_packed(size_t slot) {
   thread_local PackedMatrix<T> kept[3];
   return kept[slot];
+}
+
+// Rows of the sequence taken at a time by the weight-gradient products dW = dG^T X: with all
+// T*B rows at once the packed X no longer fits the cache for all its columns, and the
+// transposed dG gets packed once per block of columns (measured 4-5% slower at B = 64).
+constexpr size_t kWeightGradChunkRows = 1024;
+
+// dw (cols_g, cols_x) = dG^T X over `rows` rows of dG (ld ldg) and X (ld ldx), as a sum of
+// chunks of kWeightGradChunkRows rows in order.
+template <class T>
+void weight_gradient(size_t rows, size_t cols_g, size_t cols_x, const T* dG, size_t ldg, const T* X,
+                     size_t ldx, T* dw) {
+  for (size_t r0 = 0; r0 < rows; r0 += kWeightGradChunkRows)
+    gemm<T>(Trans::yes, Trans::no, cols_g, cols_x, std::min(kWeightGradChunkRows, rows - r0), dG + r0 * ldg,
+            ldg, X + r0 * ldx, ldx, r0 == 0 ? T(0) : T(1), dw, cols_x);
 }
 
 // Parts of a recurrence phase (one per thread): at most one per block of units, and only as
@@ -236,11 +248,11 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
   }
 
-  // Reset-after: the r and z parts of dgh equal dgx's; only its n part is kept for the whole
-  // sequence (dgh_n, (T*B, Hp)). Full dgh rows live one step in dgh_step: the step being
-  // computed and the previous one, whose product with W_hh the next phase adds to dh.
-  ScratchArray<T> dgx(steps * B * N), dgh_n(s.reset_after ? steps * B * bg.padded() : 0);
-  ScratchArray<T> dgh_step(s.reset_after ? 2 * B * N : 0);
+  // Reset-after: dgh's r and z parts equal dgx's, and its n part is dgx's times r, so dgh is
+  // not kept for the sequence: full rows live one step in dgh_step (the step being computed
+  // and the previous one, whose product with W_hh the next phase adds to dh), and after the
+  // products that need dgx, dgx becomes dgh in place for dW_hh.
+  ScratchArray<T> dgx(steps * B * N), dgh_step(s.reset_after ? 2 * B * N : 0);
   std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
@@ -290,12 +302,8 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
         T* dgh_bk = dgh_t + b * N + k * 3 * U;
         if (!on) {  // padding: no gate gradients; dh passes through unchanged
           std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-          if (s.reset_after) {
-            std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
-            T* dgh_n_bk = dgh_n.data() + (t * B + b) * bg.padded() + k * U;
-            std::fill(dgh_n_bk, dgh_n_bk + U, T(0));
-          }
-          if (!s.reset_after) std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
+          if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+          else std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
           continue;
         }
         const T* dy_bk = dy + (t * B + b) * ldy + k * U;
@@ -309,7 +317,6 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
               std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
             }
           cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
-          std::copy(dgh_bk + 2 * U, dgh_bk + 3 * U, dgh_n.data() + (t * B + b) * bg.padded() + k * U);
         } else {
           std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
           cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
@@ -326,34 +333,37 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   ScratchArray<T> dw(N * std::max(I, H)), db(N);
   w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
   gemm_packed_rows<T>(rows, dgx.data(), N, w_ih, dx_beta, dx, I);
-  gemm<T>(Trans::yes, Trans::no, N, I, rows, dgx.data(), N, x, I, T(0), dw.data(), I);
+  weight_gradient(rows, N, I, dgx.data(), N, x, I, dw.data());
   unblock_rows_add(bg, dw.data(), I, g.w_ih);
   if (g.b_ih) {
     std::fill(db.begin(), db.end(), T(0));
     add_column_sums(rows, N, dgx.data(), db.data());
     unblock_rows_add(bg, db.data(), 1, g.b_ih);
   }
+  ScratchArray<T> db_n(s.reset_after ? bg.padded() : 0);
   if (s.reset_after) {
-    // dW_hh = dgh^T states over chunks of rows, each chunk's dgh assembled from dgx's r and z
-    // parts and dgh_n: a chunk of full rows instead of a whole-sequence copy.
-    const size_t chunk = std::min(rows, kWeightGradChunkRows);
-    ScratchArray<T> dgh_rows(chunk * N);
-    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
-      const size_t count = std::min(chunk, rows - r0);
-      for (size_t r = 0; r < count; ++r)
-        for (size_t k = 0; k < bg.blocks; ++k) {
-          const T* src = dgx.data() + (r0 + r) * N + k * 3 * U;
-          T* dst = dgh_rows.data() + r * N + k * 3 * U;
-          std::copy(src, src + 2 * U, dst);
-          const T* n_src = dgh_n.data() + (r0 + r) * bg.padded() + k * U;
-          std::copy(n_src, n_src + U, dst + 2 * U);
-        }
-      gemm<T>(Trans::yes, Trans::no, N, H, count, dgh_rows.data(), N, states + r0 * H, H,
-              r0 == 0 ? T(0) : T(1), dw.data(), H);
-    }
-  } else {
-    gemm<T>(Trans::yes, Trans::no, N, H, rows, dgx.data(), N, states, H, T(0), dw.data(), H);
+    // dgx -> dgh in place: the n part times r (the cell computes dgh_n as exactly this
+    // product), summing the n columns for b_hh on the way, row by row. Threads split the unit
+    // blocks; padding steps have zero rows (and r was never written there).
+    std::fill(db_n.begin(), db_n.end(), T(0));
+    parallel_run(
+        [&](const Team& team) {
+          const Range blk = static_range(bg.blocks, team.tid, team.size);
+          for (size_t r = 0; r < rows; ++r) {
+            if (!active(s, r / B, r % B)) continue;
+            for (size_t k = blk.begin; k < blk.end; ++k) {
+              T* dn = dgx.data() + r * N + k * 3 * U + 2 * U;
+              const T* gate_r = gates + (r * bg.blocks + k) * kCacheGates * U;
+              for (size_t u = 0; u < bg.units(k); ++u) {
+                dn[u] *= gate_r[u];
+                db_n[k * U + u] += dn[u];
+              }
+            }
+          }
+        },
+        threads_for(rows * bg.padded(), 1 << 18));
   }
+  weight_gradient(rows, N, H, dgx.data(), N, states, H, dw.data());
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
     ScratchArray<T> rh(rows * H);
@@ -367,14 +377,11 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
         std::copy(src, src + bg.units(k), rh.data() + r * H + k * U);
       }
     }
-    gemm<T>(Trans::yes, Trans::no, N, H, rows, dgx.data(), N, rh.data(), H, T(0), dw.data(), H);
+    weight_gradient(rows, N, H, dgx.data(), N, rh.data(), H, dw.data());
     unblock_rows_add(bg, dw.data(), H, g.w_hh, 2, 3);
   }
   if (g.b_hh) {
-    if (s.reset_after) {  // r and z parts equal b_ih's (still in db); the n part from dgh_n
-      ScratchArray<T> db_n(bg.padded());
-      std::fill(db_n.begin(), db_n.end(), T(0));
-      add_column_sums(rows, bg.padded(), dgh_n.data(), db_n.data());
+    if (s.reset_after) {  // r and z parts equal b_ih's (still in db); the n part is db_n
       unblock_rows_add(bg, db.data(), 1, g.b_hh, 0, 2);
       for (size_t j = 0; j < H; ++j) g.b_hh[2 * H + j] += db_n[j];
     } else {
