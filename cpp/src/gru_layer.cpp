@@ -69,10 +69,15 @@ void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst,
 }
 
 // The calling thread's packed weights kept from call to call, by slot.
+constexpr size_t kKeptSlots = 3;
+template <class T>
+PackedMatrix<T>* kept_packed_slots() {
+  thread_local PackedMatrix<T> kept[kKeptSlots];
+  return kept;
+}
 template <class T>
 PackedMatrix<T>& kept_packed(size_t slot) {
-  thread_local PackedMatrix<T> kept[3];
-  return kept[slot];
+  return kept_packed_slots<T>()[slot];
 }
 
 // Rows of the sequence taken at a time by the weight-gradient products dW = dG^T X: with all
@@ -111,6 +116,7 @@ inline bool stopping(std::atomic<bool>& stopped) {
 }
 
 }  // namespace
+
 
 template <class T>
 void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
@@ -389,6 +395,18 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     }
   }
 }
+
+}  // namespace detail
+
+void release_scratch() {
+  detail::scratch_release();
+  for (size_t slot = 0; slot < detail::kKeptSlots; ++slot) {
+    detail::kept_packed_slots<float>()[slot] = PackedMatrix<float>();
+    detail::kept_packed_slots<double>()[slot] = PackedMatrix<double>();
+  }
+}
+
+namespace detail {
 
 #define FASTGRU_INSTANTIATE(T)                                                                   \
   template void gru_direction_forward<T>(const DirectionShape&, const DirectionParams<T>&,       \

@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "fastgru/buffer.h"
 
 namespace fastgru {
 namespace detail {
@@ -83,9 +82,8 @@ Arena& arena() {
 
 void* scratch_push(size_t bytes, ScratchMark* mark) { return arena().push(bytes, mark); }
 void scratch_pop(const ScratchMark& mark) { arena().pop(mark); }
+void scratch_release() { arena().release(); }
 
 }  // namespace detail
-
-void release_scratch() { detail::arena().release(); }
 
 }  // namespace fastgru

@@ -30,8 +30,9 @@ template <class T>
 using Buffer = std::vector<T, UninitializedAllocator<T>>;
 
 // The temporaries of a forward or backward come from a per-thread arena that keeps its
-// largest size from call to call (reusing memory avoids the page faults of fresh memory).
-// Frees the calling thread's arena; the next call allocates it again.
+// largest size from call to call, and the packed weights are kept per thread too (reusing
+// memory avoids the page faults of fresh memory). Frees the calling thread's arena and packed
+// weights; the next call allocates them again.
 void release_scratch();
 
 }  // namespace fastgru
