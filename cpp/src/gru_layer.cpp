@@ -117,7 +117,6 @@ inline bool stopping(std::atomic<bool>& stopped) {
 
 }  // namespace
 
-
 template <class T>
 void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
                            const T* h0, T* y, size_t ldy, T* h_n, T* states, T* gates) {
@@ -334,7 +333,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   if (stopped) throw Cancelled();
   std::copy(dh.begin(), dh.end(), dh0);
 
-  // Whole-sequence products: one GEMM each over all T*B rows.
+  // Whole-sequence products over all T*B rows (weight gradients a chunk of rows at a time).
   const size_t rows = steps * B;
   ScratchArray<T> dw(N * std::max(I, H)), db(N);
   w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
