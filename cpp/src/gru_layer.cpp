@@ -340,34 +340,35 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   gemm_packed_rows<T>(rows, dgx.data(), N, w_ih, dx_beta, dx, I);
   weight_gradient(rows, N, I, dgx.data(), N, x, I, dw.data());
   unblock_rows_add(bg, dw.data(), I, g.w_ih);
-  if (g.b_ih) {
-    std::fill(db.begin(), db.end(), T(0));
-    add_column_sums(rows, N, dgx.data(), db.data());
-    unblock_rows_add(bg, db.data(), 1, g.b_ih);
-  }
+  // One pass over dgx's rows: the bias gradients (column sums, row by row) and, for
+  // reset-after, dgx -> dgh in place: the n part times r (the cell computes dgh_n as exactly
+  // this product), whose sums are b_hh's n part. Threads split the unit blocks. Padding steps
+  // have zero rows (and r was never written there).
+  const bool bias = g.b_ih != nullptr;
   ScratchArray<T> db_n(s.reset_after ? bg.padded() : 0);
-  if (s.reset_after) {
-    // dgx -> dgh in place: the n part times r (the cell computes dgh_n as exactly this
-    // product), summing the n columns for b_hh on the way, row by row. Threads split the unit
-    // blocks; padding steps have zero rows (and r was never written there).
-    std::fill(db_n.begin(), db_n.end(), T(0));
+  std::fill(db.begin(), db.end(), T(0));
+  std::fill(db_n.begin(), db_n.end(), T(0));
+  if (bias || s.reset_after)
     parallel_run(
         [&](const Team& team) {
           const Range blk = static_range(bg.blocks, team.tid, team.size);
           for (size_t r = 0; r < rows; ++r) {
             if (!active(s, r / B, r % B)) continue;
             for (size_t k = blk.begin; k < blk.end; ++k) {
-              T* dn = dgx.data() + r * N + k * 3 * U + 2 * U;
+              T* row = dgx.data() + r * N + k * 3 * U;
+              if (bias)
+                for (size_t c = 0; c < 3 * U; ++c) db[k * 3 * U + c] += row[c];
+              if (!s.reset_after) continue;
               const T* gate_r = gates + (r * bg.blocks + k) * kCacheGates * U;
               for (size_t u = 0; u < bg.units(k); ++u) {
-                dn[u] *= gate_r[u];
-                db_n[k * U + u] += dn[u];
+                row[2 * U + u] *= gate_r[u];
+                db_n[k * U + u] += row[2 * U + u];
               }
             }
           }
         },
-        threads_for(rows * bg.padded(), 1 << 18));
-  }
+        threads_for(rows * N, 1 << 18));
+  if (bias) unblock_rows_add(bg, db.data(), 1, g.b_ih);
   weight_gradient(rows, N, H, dgx.data(), N, states, H, dw.data());
   unblock_rows_add(bg, dw.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
   if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
