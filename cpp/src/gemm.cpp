@@ -112,6 +112,10 @@ void pack_b(Trans tb, size_t kc, size_t n, const T* B, size_t ldb, size_t nr, si
   pack_b(tb, kc, n, [=](size_t r) { return B + r * ldb; }, nr, ps, out);
 }
 
+// Threads a product of `flops` deserves: at least ~50 us of work each, as waking the pool
+// costs microseconds.
+int threads_for_flops(double flops) { return static_cast<int>(std::min(flops / 4e6 + 1, 1e6)); }
+
 // C = beta C, the whole product when K == 0.
 template <class T>
 void scale(size_t M, size_t N, T beta, T* C, size_t ldc) {
@@ -246,7 +250,7 @@ void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B
         if (r.begin < r.end)
           gemm_packed<T>(r.end - r.begin, 0, N, A + r.begin * lda, lda, B, beta, C + r.begin * ldc, ldc);
       },
-      static_cast<int>(std::min(flops / 4e6 + 1, 1e6)));  // at least ~50 us of work per thread
+      threads_for_flops(flops));
 }
 
 template <class T>
@@ -257,9 +261,7 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
   if (K == 0) return scale(M, N, beta, C, ldc);
   const GemmKernels<T>& kern = detail::kernels<T>().gemm;
   lda = std::max<size_t>(lda, 1);  // 0 would mean "packed" to the kernel (M == 1 allows it)
-  // At least ~50 us of work per thread: waking the pool costs microseconds.
-  double flops = 2.0 * double(M) * double(N) * double(K);
-  int max_threads = static_cast<int>(std::min(flops / 4e6 + 1, 1e6));
+  const int max_threads = threads_for_flops(2.0 * double(M) * double(N) * double(K));
   parallel_run(
       [&](const Team& team) {
         int rows = 1, cols = 1;

@@ -5,9 +5,7 @@
 #include "scratch.h"
 
 #include <new>
-#include <stdexcept>
 #include <vector>
-
 
 namespace fastgru {
 namespace detail {
@@ -31,6 +29,7 @@ class Arena {
     if (blocks_.empty() || offset_ + bytes > blocks_[block_].capacity) {
       size_t next = blocks_.empty() ? 0 : block_ + 1;
       if (next == blocks_.size() || blocks_[next].capacity < bytes) {
+        blocks_.reserve(blocks_.size() + 1);  // so the insert below cannot throw and leak b
         Block b{static_cast<char*>(::operator new(bytes, std::align_val_t(kAlign))), bytes};
         blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next), b);
       }
