@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "fastgru/buffer.h"
 #include "fastgru/checked.h"
 #include "fastgru/threads.h"
 #include "isa.h"
@@ -182,7 +183,7 @@ template <class T>
 struct PackedMatrix<T>::Impl {
   size_t K = 0, N = 0;
   const GemmKernels<T>* kern = nullptr;  // the kernels it was packed for
-  std::vector<T> panels;                 // ceil(N / nr) panels of K x nr
+  Buffer<T> panels;                      // ceil(N / nr) panels of K x nr (pack writes all)
 };
 
 template <class T>
