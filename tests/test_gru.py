@@ -76,12 +76,15 @@ def run(layer, case):
 
 # ---- C++ backend vs NumPy reference over the full option grid ----------------------------------
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
-def test_input_projection_in_chunks(rng, reset_after, dtype):
+def test_input_projection_in_chunks(rng, restore_threads, reset_after, dtype, threads):
     """The core computes the input projection a few megabytes of steps at a time (2 MiB:
     21 float64 or 42 float32 steps here), just before the recurrence needs them: a sequence
-    of several chunks, in both directions, with ragged lengths, matches the reference."""
+    of several chunks, in both directions, with ragged lengths, matches the reference. With
+    2 threads each sweeps its own half of the batch, projecting its own rows chunk by chunk."""
+    fastgru.set_num_threads(threads)
     T, B, I, H = 50, 64, 3, 64
     cpp, ref = make_layers(I, H, 2, bidirectional=True, reset_after=reset_after, dtype=dtype, dropout=0.2)
     case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
@@ -220,7 +223,10 @@ def test_cpp_matches_numpy_every_isa(rng, isa, config, dtype):
 
 # ---- bit-identical for any thread count --------------------------------------------------------
 
-@pytest.mark.parametrize("size", [(6, 5, 7, 100), (9, 33, 50, 70)], ids=["T6B5H100", "T9B33H70"])
+# Batch 5 splits the units over threads; batches 33 and 40 give each thread a slice of the
+# batch (up to 4 and 2 threads: slices of at least 8 rows, 16 when W_hh outgrows 1 MiB).
+@pytest.mark.parametrize("size", [(6, 5, 7, 100), (9, 33, 50, 70), (4, 40, 6, 300)],
+                         ids=["T6B5H100", "T9B33H70", "T4B40H300"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])

@@ -6,8 +6,10 @@
 // Gate rows are reordered into blocks of kGateBlock hidden units, [block][r|z|n][unit], so a
 // part (a fixed range of blocks) holds all three gates of its units: it computes its columns
 // of h W_hh^T and then the new state of exactly those units. Steps are phases of run_phases
-// (threads.h): a thread keeps the same part step after step while it keeps up. The parts are
-// fixed, so results do not depend on the thread count or on which thread runs a part.
+// (threads.h): a thread keeps the same part step after step while it keeps up. With rows
+// enough, each thread instead sweeps its own slice of the batch alone (batch_slices). Parts
+// and slices only decide who computes an element, never how, so results do not depend on the
+// thread count or on which thread runs a part.
 #include "gru_layer.h"
 
 #include <algorithm>
@@ -102,6 +104,36 @@ inline size_t recurrence_parts(const BlockedGates& bg, size_t batch) {
   return by_work < bg.blocks ? by_work : bg.blocks;
 }
 
+// Rows of the batch never interact, so when there are enough of them every thread runs the
+// whole sweep for its own slice of the batch: no exchange at all between steps. Split by
+// units instead, each thread reads at every step the state the others just wrote (a cache
+// line moved between cores per 16 values, and a meeting per step): fine on one core
+// complex, 1.5x slower when the two cores sit farther apart (round trips of 300-500 ns
+// instead of 60 on this kind of VM, which switches between both) or when another runtime's
+// threads hold a core. A slice reads all of W_hh per step for its rows, so it needs rows
+// enough to pay for that read: 8 while the packed W_hh fits a core's L2 (1 MiB), 16 beyond.
+// Every thread gets a slice or none does (then the units are split as before).
+template <class T>
+size_t batch_slices(const BlockedGates& bg, size_t batch) {
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t min_rows = bg.cols() * bg.H * sizeof(T) <= (size_t(1) << 20) ? 8 : 16;
+  return threads > 1 && batch / min_rows >= threads ? threads : 1;
+}
+
+// Runs sweep(b0, nb, parts) over the batch: one slice per thread when batch_slices allows,
+// each sweeping alone (parts = 1); else the whole batch with the units split into parts.
+template <class T, class Sweep>
+void sweep_batch(const BlockedGates& bg, size_t batch, const Sweep& sweep) {
+  const size_t slices = batch_slices<T>(bg, batch);
+  if (slices == 1) return sweep(size_t(0), batch, recurrence_parts(bg, batch));
+  parallel_run(
+      [&](const Team& team) {
+        const Range r = static_range(batch, team.tid, team.size);
+        if (r.begin < r.end) sweep(r.begin, r.end - r.begin, size_t(1));
+      },
+      static_cast<int>(slices));
+}
+
 inline bool active(const DirectionShape& s, size_t t, size_t b) {
   return static_cast<int64_t>(t) < s.lengths[b];
 }
@@ -140,11 +172,10 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   w_hh_t.pack(Trans::yes, H, N, p.w_hh, H, blocked.data());
   // The input projection gx = x W_ih^T runs a chunk of steps at a time, just before them, so
   // the steps find it in cache: the whole sequence's (39 MB at B = 64, H = 512) went out to
-  // memory and came back. gx_first is the first time step of the chunk in gx.
+  // memory and came back. A batch slice projects its own rows of each chunk (sweep, below).
   const size_t step_bytes = B * N * sizeof(T);
   const size_t chunk_steps = std::max<size_t>(1, std::min(steps, kProjectionChunkBytes / step_bytes));
   ScratchArray<T> gx(chunk_steps * B * N);
-  size_t gx_first = 0;
 
   std::vector<T> gh(B * N, T(0));
   ScratchArray<T> ping(states ? 0 : 2 * B * H);
@@ -159,74 +190,88 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   };
   if (states) std::copy(h0, h0 + B * H, states + (s.reverse ? steps - 1 : 0) * B * H);
 
-  // One phase per step (two for reset-before: W_hn (r * h) needs r of every unit); a part
-  // is a fixed range of unit blocks: its columns of the product, then their gate math.
-  const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
+  // The sweep of batch rows [b0, b0 + nb) with the units split into parts. One phase per
+  // step (two for reset-before: W_hn (r * h) needs r of every unit); a part is a fixed range
+  // of unit blocks: its columns of the product, then their gate math.
+  const size_t phases_per_step = s.reset_after ? 1 : 2;
   std::atomic<bool> stopped{false};
-  auto step_part = [&](size_t phase, size_t part) {
-    if (stopping(stopped)) return;
-    const size_t i = phase / phases_per_step;  // steps done before this one
-    const bool first_half = phase % phases_per_step == 0;
-    const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
-    const size_t t = s.reverse ? steps - 1 - i : i;
-    const T* h = state_before(i);
-    T* h_out = i + 1 < steps ? state_before(i + 1) : h_n;
-    const T* gx_t = gx.data() + (t - gx_first) * B * N;
-    T* gates_t = gates ? gates + t * B * bg.blocks * kCacheGates * U : nullptr;
-    auto cache_of = [&](size_t b, size_t k) {
-      return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
-    };
-    if (s.reset_after) {
-      gemm_packed<T>(B, blocks.begin * 3 * U, blocks.end * 3 * U, h, H, w_hh_t, T(0), gh.data(), N);
-      for (size_t b = 0; b < B; ++b)
+  auto sweep = [&](size_t b0, size_t nb, size_t parts) {
+    const size_t b1 = b0 + nb;
+    size_t gx_first = 0;  // the time step of gx's first chunk row
+    auto step_part = [&](size_t phase, size_t part) {
+      if (stopping(stopped)) return;
+      const size_t i = phase / phases_per_step;  // steps done before this one
+      const bool first_half = phase % phases_per_step == 0;
+      const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
+      const size_t t = s.reverse ? steps - 1 - i : i;
+      const T* h = state_before(i);
+      T* h_out = i + 1 < steps ? state_before(i + 1) : h_n;
+      const T* gx_t = gx.data() + (t - gx_first) * B * N;
+      T* gates_t = gates ? gates + t * B * bg.blocks * kCacheGates * U : nullptr;
+      auto cache_of = [&](size_t b, size_t k) {
+        return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
+      };
+      if (s.reset_after) {
+        gemm_packed<T>(nb, blocks.begin * 3 * U, blocks.end * 3 * U, h + b0 * H, H, w_hh_t, T(0),
+                       gh.data() + b0 * N, N);
+        for (size_t b = b0; b < b1; ++b)
+          for (size_t k = blocks.begin; k < blocks.end; ++k)
+            if (active(s, t, b))
+              cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                 b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                 h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+      } else if (first_half) {
         for (size_t k = blocks.begin; k < blocks.end; ++k)
-          if (active(s, t, b))
-            cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                               b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                               h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
-    } else if (first_half) {
-      for (size_t k = blocks.begin; k < blocks.end; ++k)
-        gemm_packed<T>(B, k * 3 * U, k * 3 * U + 2 * U, h, H, w_hh_t, T(0), gh.data(), N);
-      for (size_t b = 0; b < B; ++b)
-        for (size_t k = blocks.begin; k < blocks.end; ++k)
-          if (active(s, t, b))
-            cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                   b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                                   h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
-                                   rh.data() + b * H + k * U);
-      return;
-    } else {
-      for (size_t k = blocks.begin; k < blocks.end; ++k) {
-        gemm_packed<T>(B, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data(), H, w_hh_t,
-                       T(0), gh.data(), N);
-        for (size_t b = 0; b < B; ++b)
-          if (active(s, t, b))
-            cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                  b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
-                                  rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
-                                  h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
-      }
-    }
-    // Padding steps keep the state and output zeros; valid steps copy the state to y.
-    const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
-    for (size_t b = 0; b < B; ++b) {
-      T* y_row = y + (t * B + b) * ldy;
-      if (active(s, t, b)) {
-        std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
+          gemm_packed<T>(nb, k * 3 * U, k * 3 * U + 2 * U, h + b0 * H, H, w_hh_t, T(0),
+                         gh.data() + b0 * N, N);
+        for (size_t b = b0; b < b1; ++b)
+          for (size_t k = blocks.begin; k < blocks.end; ++k)
+            if (active(s, t, b))
+              cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                     b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                     h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
+                                     rh.data() + b * H + k * U);
+        return;
       } else {
-        std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
-        std::fill(y_row + u0, y_row + u1, T(0));
+        for (size_t k = blocks.begin; k < blocks.end; ++k) {
+          gemm_packed<T>(nb, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data() + b0 * H, H,
+                         w_hh_t, T(0), gh.data() + b0 * N, N);
+          for (size_t b = b0; b < b1; ++b)
+            if (active(s, t, b))
+              cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
+                                    b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+                                    rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
+                                    h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+        }
       }
-    }
+      // Padding steps keep the state and output zeros; valid steps copy the state to y.
+      const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
+      for (size_t b = b0; b < b1; ++b) {
+        T* y_row = y + (t * B + b) * ldy;
+        if (active(s, t, b)) {
+          std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
+        } else {
+          std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
+          std::fill(y_row + u0, y_row + u1, T(0));
+        }
+      }
   };
   for (size_t i0 = 0; i0 < steps && !stopped; i0 += chunk_steps) {
     const size_t i1 = std::min(steps, i0 + chunk_steps);  // steps i0..i1-1: times gx_first..
     gx_first = s.reverse ? steps - i1 : i0;
-    gemm_packed_rows<T>((i1 - i0) * B, x + gx_first * B * s.input, s.input, w_ih_t, T(0), gx.data(), N);
+    if (nb == B) {
+      gemm_packed_rows<T>((i1 - i0) * B, x + gx_first * B * s.input, s.input, w_ih_t, T(0), gx.data(), N);
+    } else {
+      for (size_t t = gx_first; t < gx_first + (i1 - i0); ++t)
+        gemm_packed<T>(nb, 0, N, x + (t * B + b0) * s.input, s.input, w_ih_t, T(0),
+                       gx.data() + ((t - gx_first) * B + b0) * N, N);
+    }
     run_phases((i1 - i0) * phases_per_step, parts, [&](size_t phase, size_t part) {
       step_part(i0 * phases_per_step + phase, part);
     });
   }
+  };
+  sweep_batch<T>(bg, B, sweep);
   if (stopped) throw Cancelled();
   if (steps == 0) std::copy(h0, h0 + B * H, h_n);
 }
@@ -266,70 +311,75 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // gate gradients of t_i]; reset-before: [dh += dgh_rz(t_{i-1}) W_hrz; z and n parts of
   // t_i], [drh = dn_pre W_hn; r part of t_i]; a last phase adds the first step's product.
   // A part owns a fixed range of unit blocks: its columns of dh and its gate gradients.
-  const size_t parts = recurrence_parts(bg, B), phases_per_step = s.reset_after ? 1 : 2;
+  // Batch rows [b0, b0 + nb) at a time, as in forward.
+  const size_t phases_per_step = s.reset_after ? 1 : 2;
   auto time_of = [&](size_t i) { return s.reverse ? i : steps - 1 - i; };
   std::atomic<bool> stopped{false};
-  run_phases(steps * phases_per_step + 1, parts, [&](size_t phase, size_t part) {
-    if (stopping(stopped)) return;
-    const size_t i = phase / phases_per_step;
-    const bool first_half = phase % phases_per_step == 0;
-    const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
-    const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
-    if (u0 == u1) return;
-    if (first_half && i > 0) {
-      const size_t t_prev = time_of(i - 1);
-      const T* dgh_prev = s.reset_after ? dgh_step.data() + (i - 1) % 2 * B * N : dgx.data() + t_prev * B * N;
-      gemm_packed<T>(B, u0, u1, dgh_prev, N, w_hh_back, T(1), dh.data(), H);
-    }
-    if (i == steps) return;
-    const size_t t = time_of(i);
-    const T* h = states + t * B * H;
-    T* dgx_t = dgx.data() + t * B * N;
-    T* dgh_t = s.reset_after ? dgh_step.data() + i % 2 * B * N : dgx_t;
-    if (!first_half) {  // reset-before, second half
-      gemm_packed<T>(B, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
-      for (size_t b = 0; b < B; ++b) {
-        if (!active(s, t, b)) continue;
+  auto sweep = [&](size_t b0, size_t nb, size_t parts) {
+    const size_t b1 = b0 + nb;
+    run_phases(steps * phases_per_step + 1, parts, [&](size_t phase, size_t part) {
+      if (stopping(stopped)) return;
+      const size_t i = phase / phases_per_step;
+      const bool first_half = phase % phases_per_step == 0;
+      const Range blocks = static_range(bg.blocks, static_cast<int>(part), static_cast<int>(parts));
+      const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
+      if (u0 == u1) return;
+      if (first_half && i > 0) {
+        const size_t t_prev = time_of(i - 1);
+        const T* dgh_prev = s.reset_after ? dgh_step.data() + (i - 1) % 2 * B * N : dgx.data() + t_prev * B * N;
+        gemm_packed<T>(nb, u0, u1, dgh_prev + b0 * N, N, w_hh_back, T(1), dh.data() + b0 * H, H);
+      }
+      if (i == steps) return;
+      const size_t t = time_of(i);
+      const T* h = states + t * B * H;
+      T* dgx_t = dgx.data() + t * B * N;
+      T* dgh_t = s.reset_after ? dgh_step.data() + i % 2 * B * N : dgx_t;
+      if (!first_half) {  // reset-before, second half
+        gemm_packed<T>(nb, u0, u1, dn_pre.data() + b0 * H, H, w_hn, T(0), drh.data() + b0 * H, H);
+        for (size_t b = b0; b < b1; ++b) {
+          if (!active(s, t, b)) continue;
+          for (size_t k = blocks.begin; k < blocks.end; ++k) {
+            const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
+            cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
+                                   dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
+          }
+        }
+        return;
+      }
+      T dh_total[U];
+      for (size_t b = b0; b < b1; ++b) {
+        const bool on = active(s, t, b);
         for (size_t k = blocks.begin; k < blocks.end; ++k) {
+          const size_t n = bg.units(k);
+          T* dgx_bk = dgx_t + b * N + k * 3 * U;
+          T* dgh_bk = dgh_t + b * N + k * 3 * U;
+          if (!on) {  // padding: no gate gradients; dh passes through unchanged
+            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+            if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
+            else std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
+            continue;
+          }
+          const T* dy_bk = dy + (t * B + b) * ldy + k * U;
+          T* dh_bk = dh.data() + b * H + k * U;
+          for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
           const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
-          cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
-                                 dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
+          if (s.reset_after) {
+            if (n < U)  // padding units of the last block enter the whole-sequence products
+              for (size_t gate = 0; gate < 3; ++gate) {
+                std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
+                std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
+              }
+            cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
+          } else {
+            std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
+            cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
+                                    dn_pre.data() + b * H + k * U);
+          }
         }
       }
-      return;
-    }
-    T dh_total[U];
-    for (size_t b = 0; b < B; ++b) {
-      const bool on = active(s, t, b);
-      for (size_t k = blocks.begin; k < blocks.end; ++k) {
-        const size_t n = bg.units(k);
-        T* dgx_bk = dgx_t + b * N + k * 3 * U;
-        T* dgh_bk = dgh_t + b * N + k * 3 * U;
-        if (!on) {  // padding: no gate gradients; dh passes through unchanged
-          std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-          if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
-          else std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
-          continue;
-        }
-        const T* dy_bk = dy + (t * B + b) * ldy + k * U;
-        T* dh_bk = dh.data() + b * H + k * U;
-        for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
-        const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
-        if (s.reset_after) {
-          if (n < U)  // padding units of the last block enter the whole-sequence products
-            for (size_t gate = 0; gate < 3; ++gate) {
-              std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
-              std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
-            }
-          cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
-        } else {
-          std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-          cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
-                                  dn_pre.data() + b * H + k * U);
-        }
-      }
-    }
-  });
+    });
+  };
+  sweep_batch<T>(bg, B, sweep);
   if (stopped) throw Cancelled();
   std::copy(dh.begin(), dh.end(), dh0);
 
