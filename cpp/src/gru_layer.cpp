@@ -203,35 +203,37 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
       auto cache_of = [&](size_t b, size_t k) {
         return gates_t ? gates_t + (b * bg.blocks + k) * kCacheGates * U : nullptr;
       };
+      // This slice's columns [c0, c1) of in W_hh^T (in: h, or r * h for reset-before's n).
+      auto recurrent = [&](const T* in, size_t c0, size_t c1) {
+        gemm_packed<T>(nb, c0, c1, in + b0 * H, H, w_hh_t, T(0), gh.data() + b0 * N, N);
+      };
+      // Row b's gate columns of block k in gx, gh and the biases.
+      auto gx_at = [&](size_t b, size_t k) { return gx_t + b * N + k * 3 * U; };
+      auto gh_at = [&](size_t b, size_t k) { return gh.data() + b * N + k * 3 * U; };
+      auto b_ih_at = [&](size_t k) { return b_ih.data() + k * 3 * U; };
+      auto b_hh_at = [&](size_t k) { return b_hh.data() + k * 3 * U; };
       if (s.reset_after) {
-        gemm_packed<T>(nb, blocks.begin * 3 * U, blocks.end * 3 * U, h + b0 * H, H, w_hh_t, T(0),
-                       gh.data() + b0 * N, N);
+        recurrent(h, blocks.begin * 3 * U, blocks.end * 3 * U);
         for (size_t b = b0; b < b1; ++b)
           for (size_t k = blocks.begin; k < blocks.end; ++k)
             if (active(s, t, b))
-              cell.forward_after(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                 b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+              cell.forward_after(bg.units(k), gx_at(b, k), gh_at(b, k), b_ih_at(k), b_hh_at(k),
                                  h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
       } else if (first_half) {
-        for (size_t k = blocks.begin; k < blocks.end; ++k)
-          gemm_packed<T>(nb, k * 3 * U, k * 3 * U + 2 * U, h + b0 * H, H, w_hh_t, T(0),
-                         gh.data() + b0 * N, N);
+        for (size_t k = blocks.begin; k < blocks.end; ++k) recurrent(h, k * 3 * U, k * 3 * U + 2 * U);
         for (size_t b = b0; b < b1; ++b)
           for (size_t k = blocks.begin; k < blocks.end; ++k)
             if (active(s, t, b))
-              cell.forward_before_rz(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                     b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+              cell.forward_before_rz(bg.units(k), gx_at(b, k), gh_at(b, k), b_ih_at(k), b_hh_at(k),
                                      h + b * H + k * U, rz.data() + (b * bg.blocks + k) * 2 * U,
                                      rh.data() + b * H + k * U);
         return;
       } else {
         for (size_t k = blocks.begin; k < blocks.end; ++k) {
-          gemm_packed<T>(nb, k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k), rh.data() + b0 * H, H,
-                         w_hh_t, T(0), gh.data() + b0 * N, N);
+          recurrent(rh.data(), k * 3 * U + 2 * U, k * 3 * U + 2 * U + bg.units(k));
           for (size_t b = b0; b < b1; ++b)
             if (active(s, t, b))
-              cell.forward_before_n(bg.units(k), gx_t + b * N + k * 3 * U, gh.data() + b * N + k * 3 * U,
-                                    b_ih.data() + k * 3 * U, b_hh.data() + k * 3 * U,
+              cell.forward_before_n(bg.units(k), gx_at(b, k), gh_at(b, k), b_ih_at(k), b_hh_at(k),
                                     rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
                                     h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
         }
