@@ -169,9 +169,13 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t chunk_steps = std::max<size_t>(1, std::min(steps, kProjectionChunkBytes / step_bytes));
   ScratchArray<T> gx(chunk_steps * B * N);
 
-  std::vector<T> gh(B * N, T(0));
+  // Arena arrays are 64-byte aligned, so the rows of batch slices written by different threads
+  // share no cache line whenever a row is a whole number of lines.
+  ScratchArray<T> gh(B * N);
+  std::fill(gh.begin(), gh.end(), T(0));
   ScratchArray<T> ping(states ? 0 : 2 * B * H);
-  std::vector<T> rz(s.reset_after ? 0 : B * bg.blocks * 2 * U), rh(s.reset_after ? 0 : B * H, T(0));
+  ScratchArray<T> rz(s.reset_after ? 0 : B * bg.blocks * 2 * U), rh(s.reset_after ? 0 : B * H);
+  std::fill(rh.begin(), rh.end(), T(0));
 
   // Where the state before step t lives, and where step t writes its result.
   auto state_before = [&](size_t i) -> T* {  // i = number of steps done
@@ -297,7 +301,8 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // and the previous one, whose product with W_hh the next phase adds to dh), and after the
   // products that need dgx, dgx becomes dgh in place for dW_hh.
   ScratchArray<T> dgx(steps * B * N), dgh_step(s.reset_after ? 2 * B * N : 0);
-  std::vector<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H, T(0)), drh(s.reset_after ? 0 : B * H);
+  ScratchArray<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H), drh(s.reset_after ? 0 : B * H);
+  std::fill(dn_pre.begin(), dn_pre.end(), T(0));
   if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
   else std::fill(dh.begin(), dh.end(), T(0));
 
