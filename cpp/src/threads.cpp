@@ -274,6 +274,13 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
 
 void run_phases(size_t phases, size_t parts, const std::function<void(size_t, size_t)>& fn) {
   if (phases == 0 || parts == 0) return;
+  // One part, or already inside a region (one thread): the phases in order, with none of the
+  // shared bookkeeping below (a thread sweeping its own batch slice shares nothing with others).
+  if (parts == 1 || t_in_region || get_num_threads() == 1) {
+    for (size_t phase = 0; phase < phases; ++phase)
+      for (size_t part = 0; part < parts; ++part) fn(phase, part);
+    return;
+  }
   using Clock = std::chrono::steady_clock;
   const size_t items = phases * parts;
   std::unique_ptr<std::atomic<bool>[]> claimed(new std::atomic<bool>[items]);
