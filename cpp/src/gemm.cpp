@@ -202,13 +202,27 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
   impl_->K = K;
   impl_->N = N;
   impl_->kern = &kern;
-  size_t panels = (N + kern.nr - 1) / kern.nr;
-  impl_->panels.resize(checked_product({panels, K, kern.nr}, "PackedMatrix: packed (K, N)"));
-  if (!source_rows) return pack_b(tb, K, N, B, ldb, kern.nr, K * kern.nr, impl_->panels.data());
+  const size_t nr = kern.nr, ps = K * nr, panels = (N + nr - 1) / nr;
+  impl_->panels.resize(checked_product({panels, K, nr}, "PackedMatrix: packed (K, N)"));
+  T* out = impl_->panels.data();
   auto row = [=](size_t r) -> const T* {
+    if (!source_rows) return B + r * ldb;
     return source_rows[r] == kZeroRow ? nullptr : B + source_rows[r] * ldb;
   };
-  pack_b(tb, K, N, row, kern.nr, K * kern.nr, impl_->panels.data());
+  // Threads pack disjoint panels: each thread of a recurrence reads every panel, so each then
+  // finds half of them in its own cache rather than all in the packing thread's.
+  parallel_run(
+      [&](const Team& team) {
+        const Range p = static_range(panels, team.tid, team.size);
+        if (p.begin == p.end) return;
+        const size_t c0 = p.begin * nr, n = std::min(N, p.end * nr) - c0;
+        if (tb == Trans::no) {
+          pack_b(tb, K, n, [&](size_t k) { const T* r = row(k); return r ? r + c0 : r; }, nr, ps, out + p.begin * ps);
+        } else {
+          pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, out + p.begin * ps);
+        }
+      },
+      threads_for(panels * ps, 1 << 16));
 }
 template <class T>
 size_t PackedMatrix<T>::rows() const { return impl_->K; }
