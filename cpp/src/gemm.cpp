@@ -216,10 +216,12 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
         const Range p = static_range(panels, team.tid, team.size);
         if (p.begin == p.end) return;
         const size_t c0 = p.begin * nr, n = std::min(N, p.end * nr) - c0;
+        T* o = out + p.begin * ps;
         if (tb == Trans::no) {
-          pack_b(tb, K, n, [&](size_t k) { const T* r = row(k); return r ? r + c0 : r; }, nr, ps, out + p.begin * ps);
+          auto cols_from_c0 = [&](size_t k) { const T* r = row(k); return r ? r + c0 : r; };
+          pack_b(tb, K, n, cols_from_c0, nr, ps, o);
         } else {
-          pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, out + p.begin * ps);
+          pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, o);
         }
       },
       threads_for(panels * ps, 1 << 16));
