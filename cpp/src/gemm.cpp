@@ -5,53 +5,17 @@
 #include "fastgru/gemm.h"
 
 #include <algorithm>
-#include <new>
-#include <vector>
 
 #include "fastgru/buffer.h"
 #include "fastgru/checked.h"
 #include "fastgru/threads.h"
 #include "isa.h"
+#include "scratch.h"
 
 namespace fastgru {
 namespace {
 
 using detail::GemmKernels;
-
-// Grow-only 64-byte-aligned scratch, one per thread (the pool's threads live for the process).
-template <class T>
-class Scratch {
- public:
-  ~Scratch() { release(); }
-  T* get(size_t n) {
-    if (n > size_) {
-      release();
-      data_ = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-      size_ = n;
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  T* data_ = nullptr;
-  size_t size_ = 0;
-};
-
-template <class T>
-Scratch<T>& scratch_a() {
-  thread_local Scratch<T> s;
-  return s;
-}
-template <class T>
-Scratch<T>& scratch_b() {
-  thread_local Scratch<T> s;
-  return s;
-}
 
 // The transposed packing's bulk for float: dst[k * nr + j] = src[j][k] (zero for a null row)
 // for k below the returned multiple of 4, in 4x4 blocks transposed in registers (scalar
@@ -135,8 +99,10 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
   size_t nc_fit = std::max(nr, kern.b_budget / K / nr * nr);
   size_t nc_size = std::min(nc_fit, (N + nr - 1) / nr * nr);
   size_t mc_size = std::min(kern.mc, M);
-  T* bp = scratch_b<T>().get(K * nc_size);
-  T* ap = ta == Trans::yes ? scratch_a<T>().get(mc_size * kc_size) : nullptr;
+  // From the calling thread's arena (scratch.h): kept between calls, freed by release_scratch.
+  detail::ScratchArray<T> b_packed(K * nc_size), a_packed(ta == Trans::yes ? mc_size * kc_size : 0);
+  T* bp = b_packed.data();
+  T* ap = ta == Trans::yes ? a_packed.data() : nullptr;
   for (size_t jc = 0; jc < N; jc += nc_size) {
     size_t nc = std::min(nc_size, N - jc);
     size_t padded = (nc + nr - 1) / nr * nr;

@@ -104,7 +104,7 @@ inline size_t recurrence_parts(const BlockedGates& bg, size_t batch) {
 // instead of 60 on this kind of VM, which switches between both) or when another runtime's
 // threads hold a core. A slice reads all of W_hh per step for its rows, so it needs rows
 // enough to pay for that read: 8 while the packed W_hh fits a core's L2 (1 MiB), 16 beyond.
-// Every thread gets a slice or none does (then the units are split as before).
+// Every thread gets a slice or none does (then the units are split).
 template <class T>
 size_t batch_slices(const BlockedGates& bg, size_t batch) {
   const size_t threads = static_cast<size_t>(get_num_threads());
