@@ -16,18 +16,19 @@ constexpr size_t kCacheGates = 4;
 
 // Arguments are per row and block; n <= kGateBlock units are valid.
 //   gx, bih, bhh, gh: [3][kGateBlock] (gx = W_i* x, gh = W_h* h, both without bias)
+//   y: a second destination of h_out (the layer's output row) or nullptr
 //   cache: [kCacheGates][kGateBlock] or nullptr (inference)
 template <class T>
 struct CellKernels {
   // Reset-after step: h_out = (1-z) n + z h, n = tanh(gx_n + b_in + r (gh_n + b_hn)).
   void (*forward_after)(size_t n, const T* gx, const T* gh, const T* bih, const T* bhh, const T* h,
-                        T* h_out, T* cache);
+                        T* h_out, T* y, T* cache);
   // Reset-before, first half: r, z into rz [2][kGateBlock]; rh[u] = r h (input of W_hn).
   void (*forward_before_rz)(size_t n, const T* gx, const T* gh, const T* bih, const T* bhh,
                             const T* h, T* rz, T* rh);
   // Reset-before, second half: gh_n = W_hn (r h) at gh[2 * kGateBlock ...].
   void (*forward_before_n)(size_t n, const T* gx, const T* gh, const T* bih, const T* bhh,
-                           const T* rz, const T* rh, const T* h, T* h_out, T* cache);
+                           const T* rz, const T* rh, const T* h, T* h_out, T* y, T* cache);
   // Reset-after backward: from dh (gradient of h_out) to the pre-activation gradients
   // dgx [3][kGateBlock] (also those of b_ih), dgh [3][kGateBlock] (of W_hh h + b_hh), and
   // dh_prev = dh * z, the part of h's gradient that bypasses W_hh.

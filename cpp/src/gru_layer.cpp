@@ -219,13 +219,14 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
       auto gh_at = [&](size_t b, size_t k) { return gh.data() + b * N + k * 3 * U; };
       auto b_ih_at = [&](size_t k) { return b_ih.data() + k * 3 * U; };
       auto b_hh_at = [&](size_t k) { return b_hh.data() + k * 3 * U; };
+      auto y_at = [&](size_t b, size_t k) { return y + (t * B + b) * ldy + k * U; };
       if (s.reset_after) {
         recurrent(h, blocks.begin * 3 * U, blocks.end * 3 * U);
         for (size_t b = b0; b < b1; ++b)
           for (size_t k = blocks.begin; k < blocks.end; ++k)
             if (active(s, t, b))
               cell.forward_after(bg.units(k), gx_at(b, k), gh_at(b, k), b_ih_at(k), b_hh_at(k),
-                                 h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+                                 h + b * H + k * U, h_out + b * H + k * U, y_at(b, k), cache_of(b, k));
       } else if (first_half) {
         for (size_t k = blocks.begin; k < blocks.end; ++k) recurrent(h, k * 3 * U, k * 3 * U + 2 * U);
         for (size_t b = b0; b < b1; ++b)
@@ -242,19 +243,17 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
             if (active(s, t, b))
               cell.forward_before_n(bg.units(k), gx_at(b, k), gh_at(b, k), b_ih_at(k), b_hh_at(k),
                                     rz.data() + (b * bg.blocks + k) * 2 * U, rh.data() + b * H + k * U,
-                                    h + b * H + k * U, h_out + b * H + k * U, cache_of(b, k));
+                                    h + b * H + k * U, h_out + b * H + k * U, y_at(b, k),
+                                    cache_of(b, k));
         }
       }
-      // Padding steps keep the state and output zeros; valid steps copy the state to y.
+      // Valid steps wrote the state to y as well; padding steps keep the state and output zeros.
       const size_t u0 = std::min(blocks.begin * U, H), u1 = std::min(blocks.end * U, H);
       for (size_t b = b0; b < b1; ++b) {
+        if (active(s, t, b)) continue;
+        std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
         T* y_row = y + (t * B + b) * ldy;
-        if (active(s, t, b)) {
-          std::copy(h_out + b * H + u0, h_out + b * H + u1, y_row + u0);
-        } else {
-          std::copy(h + b * H + u0, h + b * H + u1, h_out + b * H + u0);
-          std::fill(y_row + u0, y_row + u1, T(0));
-        }
+        std::fill(y_row + u0, y_row + u1, T(0));
       }
   };
   for (size_t i0 = 0; i0 < steps && !stopped; i0 += chunk_steps) {

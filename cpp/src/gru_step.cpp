@@ -70,7 +70,7 @@ void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const
       gate_rows(kern.gemm, H, u0, n, H, p.w_hh, h, gh);
       gate_bias(p.b_ih, H, u0, n, bih);
       gate_bias(p.b_hh, H, u0, n, bhh);
-      kern.cell.forward_after(n, gx, gh, bih, bhh, h + u0, h_out + u0, nullptr);
+      kern.cell.forward_after(n, gx, gh, bih, bhh, h + u0, h_out + u0, nullptr, nullptr);
     }
     return;
   }
@@ -94,7 +94,7 @@ void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const
     gate_bias(p.b_ih, H, u0, n, bih);
     gate_bias(p.b_hh, H, u0, n, bhh);
     kern.cell.forward_before_n(n, gx_all + k * 3 * U, gh, bih, bhh, rz + k * 2 * U, rh + u0, h + u0,
-                               h_out + u0, nullptr);
+                               h_out + u0, nullptr, nullptr);
   }
 }
 
