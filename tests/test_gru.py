@@ -107,6 +107,20 @@ def test_scratch_memory_reused_across_shapes(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batch_slices_with_memory_released_in_between(rng, restore_threads, dtype):
+    """With 2 threads and at least 8 rows each, every thread sweeps its own slice of the batch
+    with temporaries from its own arena: calls of changing shapes, with release_memory() (which
+    frees the pool threads' arenas too) after each, match the reference."""
+    fastgru.set_num_threads(2)
+    for i, (T, B, I, H) in enumerate([(6, 16, 3, 40), (9, 40, 2, 33), (4, 17, 5, 8), (6, 16, 3, 40)]):
+        cpp, ref = make_layers(I, H, 2, seed=i, bidirectional=i % 2 == 0, reset_after=i % 3 != 1,
+                               dtype=dtype)
+        case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
+        assert_all_close(run(cpp, case), run(ref, case), RTOL[dtype])
+        fastgru.release_memory()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("with_h0", [False, True], ids=["h0none", "h0"])

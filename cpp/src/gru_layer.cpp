@@ -306,11 +306,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   // not kept for the sequence: full rows live one step in dgh_step (the step being computed
   // and the previous one, whose product with W_hh the next phase adds to dh), and after the
   // products that need dgx, dgx becomes dgh in place for dW_hh.
-  ScratchArray<T> dgx(steps * B * N), dgh_step(s.reset_after ? 2 * B * N : 0);
-  ScratchArray<T> dh(B * H), dn_pre(s.reset_after ? 0 : B * H), drh(s.reset_after ? 0 : B * H);
-  std::fill(dn_pre.begin(), dn_pre.end(), T(0));
-  if (dh_n) std::copy(dh_n, dh_n + B * H, dh.begin());
-  else std::fill(dh.begin(), dh.end(), T(0));
+  ScratchArray<T> dgx(steps * B * N);
 
   // Phases, for the i-th step processed (time t_i): reset-after: [dh += dgh(t_{i-1}) W_hh;
   // gate gradients of t_i]; reset-before: [dh += dgh_rz(t_{i-1}) W_hrz; z and n parts of
@@ -321,7 +317,13 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   auto time_of = [&](size_t i) { return s.reverse ? i : steps - 1 - i; };
   std::atomic<bool> stopped{false};
   auto sweep = [&](size_t b0, size_t nb, size_t parts) {
-    const size_t b1 = b0 + nb;
+    // As in forward, the per-step temporaries hold the slice's rows only (row j is batch row
+    // b0 + j) and come from the sweeping thread's arena.
+    ScratchArray<T> dgh_step(s.reset_after ? 2 * nb * N : 0);
+    ScratchArray<T> dh(nb * H), dn_pre(s.reset_after ? 0 : nb * H), drh(s.reset_after ? 0 : nb * H);
+    std::fill(dn_pre.begin(), dn_pre.end(), T(0));
+    if (dh_n) std::copy(dh_n + b0 * H, dh_n + (b0 + nb) * H, dh.begin());
+    else std::fill(dh.begin(), dh.end(), T(0));
     run_phases(steps * phases_per_step + 1, parts, [&](size_t phase, size_t part) {
       if (stopping(stopped)) return;
       const size_t i = phase / phases_per_step;
@@ -331,62 +333,66 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
       if (u0 == u1) return;
       if (first_half && i > 0) {
         const size_t t_prev = time_of(i - 1);
-        const T* dgh_prev = s.reset_after ? dgh_step.data() + (i - 1) % 2 * B * N : dgx.data() + t_prev * B * N;
-        gemm_packed<T>(nb, u0, u1, dgh_prev + b0 * N, N, w_hh_back, T(1), dh.data() + b0 * H, H);
+        const T* dgh_prev = s.reset_after ? dgh_step.data() + (i - 1) % 2 * nb * N
+                                          : dgx.data() + (t_prev * B + b0) * N;
+        gemm_packed<T>(nb, u0, u1, dgh_prev, N, w_hh_back, T(1), dh.data(), H);
       }
       if (i == steps) return;
       const size_t t = time_of(i);
-      const T* h = states + t * B * H;
-      T* dgx_t = dgx.data() + t * B * N;
-      T* dgh_t = s.reset_after ? dgh_step.data() + i % 2 * B * N : dgx_t;
+      // The slice's rows at time t; row j's units of block k, its gate columns of block k.
+      const T* h = states + (t * B + b0) * H;
+      T* dgx_t = dgx.data() + (t * B + b0) * N;
+      T* dgh_t = s.reset_after ? dgh_step.data() + i % 2 * nb * N : dgx_t;
+      auto unit = [&](size_t j, size_t k) { return j * H + k * U; };
+      auto gate_cols = [&](size_t j, size_t k) { return j * N + k * 3 * U; };
+      auto cache_of = [&](size_t j, size_t k) {
+        return gates + ((t * B + b0 + j) * bg.blocks + k) * kCacheGates * U;
+      };
       if (!first_half) {  // reset-before, second half
-        gemm_packed<T>(nb, u0, u1, dn_pre.data() + b0 * H, H, w_hn, T(0), drh.data() + b0 * H, H);
-        for (size_t b = b0; b < b1; ++b) {
-          if (!active(s, t, b)) continue;
-          for (size_t k = blocks.begin; k < blocks.end; ++k) {
-            const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
-            cell.backward_before_r(bg.units(k), drh.data() + b * H + k * U, cache, h + b * H + k * U,
-                                   dgx_t + b * N + k * 3 * U, dh.data() + b * H + k * U);
-          }
+        gemm_packed<T>(nb, u0, u1, dn_pre.data(), H, w_hn, T(0), drh.data(), H);
+        for (size_t j = 0; j < nb; ++j) {
+          if (!active(s, t, b0 + j)) continue;
+          for (size_t k = blocks.begin; k < blocks.end; ++k)
+            cell.backward_before_r(bg.units(k), drh.data() + unit(j, k), cache_of(j, k), h + unit(j, k),
+                                   dgx_t + gate_cols(j, k), dh.data() + unit(j, k));
         }
         return;
       }
       T dh_total[U];
-      for (size_t b = b0; b < b1; ++b) {
-        const bool on = active(s, t, b);
+      for (size_t j = 0; j < nb; ++j) {
+        const bool on = active(s, t, b0 + j);
         for (size_t k = blocks.begin; k < blocks.end; ++k) {
           const size_t n = bg.units(k);
-          T* dgx_bk = dgx_t + b * N + k * 3 * U;
-          T* dgh_bk = dgh_t + b * N + k * 3 * U;
+          T* dgx_bk = dgx_t + gate_cols(j, k);
+          T* dgh_bk = dgh_t + gate_cols(j, k);
+          T* dn_bk = s.reset_after ? nullptr : dn_pre.data() + unit(j, k);
           if (!on) {  // padding: no gate gradients; dh passes through unchanged
             std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
             if (s.reset_after) std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
-            else std::fill(dn_pre.data() + b * H + k * U, dn_pre.data() + b * H + k * U + n, T(0));
+            else std::fill(dn_bk, dn_bk + n, T(0));
             continue;
           }
-          const T* dy_bk = dy + (t * B + b) * ldy + k * U;
-          T* dh_bk = dh.data() + b * H + k * U;
+          const T* dy_bk = dy + (t * B + b0 + j) * ldy + k * U;
+          T* dh_bk = dh.data() + unit(j, k);
           for (size_t u = 0; u < n; ++u) dh_total[u] = dh_bk[u] + dy_bk[u];
-          const T* cache = gates + ((t * B + b) * bg.blocks + k) * kCacheGates * U;
           if (s.reset_after) {
             if (n < U)  // padding units of the last block enter the whole-sequence products
               for (size_t gate = 0; gate < 3; ++gate) {
                 std::fill(dgx_bk + gate * U + n, dgx_bk + (gate + 1) * U, T(0));
                 std::fill(dgh_bk + gate * U + n, dgh_bk + (gate + 1) * U, T(0));
               }
-            cell.backward_after(n, dh_total, cache, h + b * H + k * U, dgx_bk, dgh_bk, dh_bk);
+            cell.backward_after(n, dh_total, cache_of(j, k), h + unit(j, k), dgx_bk, dgh_bk, dh_bk);
           } else {
             std::fill(dgx_bk, dgx_bk + 3 * U, T(0));
-            cell.backward_before_zn(n, dh_total, cache, h + b * H + k * U, dgx_bk, dh_bk,
-                                    dn_pre.data() + b * H + k * U);
+            cell.backward_before_zn(n, dh_total, cache_of(j, k), h + unit(j, k), dgx_bk, dh_bk, dn_bk);
           }
         }
       }
     });
+    if (!stopped) std::copy(dh.begin(), dh.end(), dh0 + b0 * H);
   };
   sweep_batch<T>(bg, B, sweep);
   if (stopped) throw Cancelled();
-  std::copy(dh.begin(), dh.end(), dh0);
 
   // Whole-sequence products, a chunk of rows at a time, each chunk of dgx going through all of
   // them while it is in cache (one product after another over the whole of dgx read it from
@@ -471,7 +477,13 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
 }  // namespace detail
 
 void release_scratch() {
-  detail::scratch_release();
+  // Every thread of the pool has an arena too (the temporaries of the batch slices it sweeps,
+  // GEMM packing), idle between calls. The barrier makes each member run on its own thread
+  // (the caller takes over no share that meets at a barrier).
+  parallel_run([](const Team& team) {
+    detail::scratch_release();
+    team.barrier();
+  });
   for (size_t slot = 0; slot < detail::kKeptSlots; ++slot) {
     detail::kept_packed_slots<float>()[slot] = PackedMatrix<float>();
     detail::kept_packed_slots<double>()[slot] = PackedMatrix<double>();

@@ -47,6 +47,12 @@ class Arena {
     if (block_ == 0 && offset_ == 0 && blocks_.size() > 1) merge();
   }
 
+  size_t capacity() const {
+    size_t total = 0;
+    for (const Block& b : blocks_) total += b.capacity;
+    return total;
+  }
+
   // Frees everything when nothing is in use (a call in progress keeps its memory).
   void release() {
     if (block_ == 0 && offset_ == 0) free_all();
@@ -82,6 +88,7 @@ Arena& arena() {
 void* scratch_push(size_t bytes, ScratchMark* mark) { return arena().push(bytes, mark); }
 void scratch_pop(const ScratchMark& mark) { arena().pop(mark); }
 void scratch_release() { arena().release(); }
+size_t scratch_capacity() { return arena().capacity(); }
 
 }  // namespace detail
 

@@ -16,7 +16,8 @@ else the core count); results are bit-identical for any thread count. The hot ke
 instruction set; available_isas() lists those this CPU runs, active_isa() names the one in use
 (the widest, unless the FASTGRU_ISA environment variable names another, in any case), and
 set_isa(name) switches. A forward or backward keeps its temporaries' memory for the next call
-(no page faults on fresh memory); release_memory() frees the calling thread's.
+(no page faults on fresh memory); release_memory() frees it (the calling thread's and the
+thread pool's).
 """
 
 import importlib

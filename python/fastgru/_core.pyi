@@ -171,9 +171,9 @@ def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, num
     """
 def release_memory() -> None:
     """
-    Frees the scratch memory the calling thread's forward and backward calls keep between
-    calls (their temporaries, up to the largest call's size, reused so that a call does not
-    page-fault fresh memory). The next call allocates what it needs again.
+    Frees the scratch memory that forward and backward calls keep between calls, the calling
+    thread's and the thread pool's (their temporaries, up to the largest call's size, reused so
+    that a call does not page-fault fresh memory). The next call allocates what it needs again.
     """
 def set_isa(name: str) -> None:
     """

@@ -20,9 +20,9 @@ void bind_runtime(py::module_& m) {
       "OMP_NUM_THREADS, else the core count). Results are bit-identical for any thread count.");
   m.def("get_num_threads", &fastgru::get_num_threads, "The number of threads the core uses (see set_num_threads).");
   m.def("release_memory", &fastgru::release_scratch,
-        "Frees the scratch memory the calling thread's forward and backward calls keep between\n"
-        "calls (their temporaries, up to the largest call's size, reused so that a call does not\n"
-        "page-fault fresh memory). The next call allocates what it needs again.");
+        "Frees the scratch memory that forward and backward calls keep between calls, the calling\n"
+        "thread's and the thread pool's (their temporaries, up to the largest call's size, reused so\n"
+        "that a call does not page-fault fresh memory). The next call allocates what it needs again.");
   m.def("available_isas", &fastgru::available_isas,
         "Instruction sets this build has kernels for and this CPU runs, lowest first\n"
         "(e.g. ['generic', 'avx2'], with 'avx512' where the CPU has it).");

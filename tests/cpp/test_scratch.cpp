@@ -1,12 +1,14 @@
 // The per-thread scratch arena: arrays are aligned and never overlap while alive, spilling
 // past a block's end works, and after the stack empties the blocks are merged so the same
-// sizes fit again without new memory; release_scratch() frees it all.
+// sizes fit again without new memory; release_scratch() frees it all, the thread pool's arenas
+// included.
 #include <cstdint>
 #include <thread>
 
 #include "../../cpp/src/scratch.h"
 #include "check.h"
 #include "fastgru/buffer.h"
+#include "fastgru/threads.h"
 
 using namespace fastgru;
 using namespace fastgru_test;
@@ -66,5 +68,23 @@ int main() {
     again[7] = 1.0f;
     check.expect("usable after release_scratch", again[7] == 1.0f);
   }
+  // The pool's threads keep arenas of their own (the temporaries of the batch slices they
+  // sweep); release_scratch() frees those too.
+  // (A member that meets at a barrier runs on its own thread: the caller takes over no share.)
+  set_num_threads(2);
+  size_t held[2] = {0, 0};
+  parallel_run([&](const Team& team) {
+    ScratchArray<float> slice(1 << 18);
+    slice[0] = 1.0f;
+    held[team.tid] = detail::scratch_capacity();
+    team.barrier();
+  });
+  check.expect("each pool thread grew its arena", held[0] >= (1 << 20) && held[1] >= (1 << 20));
+  release_scratch();
+  parallel_run([&](const Team& team) {
+    held[team.tid] = detail::scratch_capacity();
+    team.barrier();
+  });
+  check.expect("release_scratch freed every pool thread's arena", held[0] == 0 && held[1] == 0);
   return check.report("test_scratch");
 }

@@ -40,8 +40,8 @@ using Buffer = std::vector<T, UninitializedAllocator<T>>;
 
 // The temporaries of a forward or backward come from a per-thread arena that keeps its
 // largest size from call to call, and the packed weights are kept per thread too (reusing
-// memory avoids the page faults of fresh memory). Frees the calling thread's arena and packed
-// weights; the next call allocates them again.
+// memory avoids the page faults of fresh memory). Frees the arenas of the calling thread and of
+// the thread pool, and the calling thread's packed weights; the next call allocates them again.
 void release_scratch();
 
 }  // namespace fastgru
