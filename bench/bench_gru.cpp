@@ -5,7 +5,9 @@
 // step, and of the GEMM alone at the GRU's three shapes, against the measured FMA peak.
 //   bench_gru [--threads N] [--config NAME] [--iters N]
 //   bench_gru --peak      prints only one core's measured FMA peak (used by bench/compare.py)
+//   bench_gru --pingpong  prints only the core-to-core round trip (used by bench/compare.py)
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,6 +43,40 @@ constexpr size_t kCheckSteps = 5;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core-to-core round trip
+// ---------------------------------------------------------------------------------------------
+
+// Nanoseconds for one cache line to go from this thread to another and back: how far apart the
+// cores under two threads are, which a virtual machine may change while it runs (the 2-thread
+// results follow it: bench/README.md, findings). The mean over about 0.2 s of round trips: a
+// few milliseconds' worth often misses the slow spells.
+double core_round_trip_ns() {
+  constexpr int kTrips = 2000, kStop = -1;  // round trips between looks at the clock
+  alignas(64) static std::atomic<int> line{0};
+  line.store(0);
+  std::thread partner([] {
+    for (int i = 0;; ++i) {
+      int v;
+      while ((v = line.load(std::memory_order_acquire)) != 2 * i + 1 && v != kStop) {}
+      if (v == kStop) return;
+      line.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  const Clock::time_point start = Clock::now();
+  long trips = 0;
+  while (seconds_since(start) < 0.2) {
+    for (int k = 0; k < kTrips; ++k, ++trips) {
+      line.store(static_cast<int>(2 * trips + 1), std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * trips + 2) {}
+    }
+  }
+  const double seconds = seconds_since(start);
+  line.store(kStop, std::memory_order_release);
+  partner.join();
+  return seconds / static_cast<double>(trips) * 1e9;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +188,7 @@ struct Options {
   std::string config;
   int iters = 0;  // 0: auto_iters
   bool peak_only = false;
+  bool pingpong_only = false;
 };
 
 struct Row {
@@ -349,7 +386,7 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
 }
 
 [[noreturn]] void usage(const char* message) {
-  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] | --peak\n  NAME:",
+  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] | --peak | --pingpong\n  NAME:",
                message);
   for (const BenchConfig& c : kConfigs) std::fprintf(stderr, " %s", c.name);
   std::fprintf(stderr, "\n");
@@ -364,6 +401,10 @@ Options parse(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") usage("bench_gru: GRU and GEMM speed (see bench/README.md)");
     if (flag == "--peak") {
       opt.peak_only = true;
+      continue;
+    }
+    if (flag == "--pingpong") {
+      opt.pingpong_only = true;
       continue;
     }
     if (flag != "--threads" && flag != "--iters" && flag != "--config")
@@ -389,6 +430,11 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
+  if (opt.pingpong_only) {
+    if (std::thread::hardware_concurrency() < 2) return 3;
+    std::printf("core_round_trip_ns %.1f\n", core_round_trip_ns());
+    return 0;
+  }
   if (opt.peak_only) {
     if (!cpu_has_avx2_fma()) return 3;
     std::printf("fma_peak_gflops_per_core %.2f\n", fma_rate(1, 0.5) * 1e-9);

@@ -332,6 +332,18 @@ def run_interleaved(name, threads, iters, onnx_path, reverse):
     return result
 
 
+# -- core-to-core round trip -----------------------------------------------------------------------
+def core_round_trip(bench_gru):
+    """Nanoseconds for a cache line to go between two threads and back (`bench_gru --pingpong`),
+    or None without bench_gru or a second CPU."""
+    if not bench_gru or (os.cpu_count() or 1) < 2:
+        return None
+    out = subprocess.run([bench_gru, "--pingpong"], capture_output=True, text=True)
+    if out.returncode == 0 and out.stdout.startswith("core_round_trip_ns"):
+        return float(out.stdout.split()[1])
+    return None
+
+
 # -- FMA peak --------------------------------------------------------------------------------------
 def measured_peak(args):
     """(one core's fp32 FMA peak in FLOP/s, how it was obtained)."""
@@ -533,7 +545,7 @@ def main():
     load_before = os.getloadavg()[0]
     systems = ["fastgru", "torch"] + (["onnxrt"] if use_onnx else []) + (["core"] if args.bench_gru else []) \
         + (["onednn"] if args.onednn else [])
-    runs, rows, versions = Runs(), [], {}
+    runs, rows, versions, round_trips = Runs(), [], {}, []
     with tempfile.TemporaryDirectory() as tmpdir:
         paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}
         for name in args.configs:
@@ -549,6 +561,7 @@ def main():
             fastgru.set_num_threads(n)
             for name in args.configs:
                 iters = args.iters or DEFAULT_ITERS.get(name, 10)
+                round_trips.append((f"{name}/{n}", core_round_trip(args.bench_gru)))
                 for rep in range(args.repeats):
                     if not args.no_alone:
                         for system in (systems if rep % 2 == 0 else systems[::-1]):
@@ -564,6 +577,8 @@ def main():
                 rows.append((name, n))
                 print(f"  done {name}, {n} thread(s)", file=sys.stderr, flush=True)
 
+    load_after = os.getloadavg()[0]
+    round_trips.append(("end", core_round_trip(args.bench_gru)))
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     ort_version = "not used"
     if use_onnx:
@@ -574,14 +589,20 @@ def main():
             f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
             f"{fastgru.active_isa()}, torch {torch.__version__}, onnxruntime {ort_version}, oneDNN "
             f"{versions.get('onednn') or 'not used'}, Python {platform.python_version()}",
-            f"1-minute load average: {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-            f"(above the thread count: other processes competed for the cores)",
+            f"1-minute load average: {load_before:.1f} at the start, {load_after:.1f} at the end"
+            + (" (above the thread count: other processes competed for the cores)"
+               if max(load_before, load_after) > max(args.threads) else ""),
             f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
             f"% peak = GFLOP/s / (per-core peak x threads)",
             f"each time: the median over {args.repeats} runs (order of systems reversed every other run) of the "
             f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
             "of those runs; ratio > 1 means fastgru is faster",
             "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step and forward + backward = 3x forward",
+            *([f"core-to-core round trip (`bench_gru --pingpong`: a cache line between two threads and back, "
+               f"ns) before each config/threads and at the end: "
+               + ", ".join(f"{where} {ns:.0f}" for where, ns in round_trips if ns is not None)
+               + "; 2-thread times follow it where a virtual machine moves its CPUs apart"]
+              if any(ns is not None for _, ns in round_trips) else []),
             f"peak RSS +MiB: growth of the peak resident set over the first {MEMORY_STEPS} training steps "
             "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)"]
     print("\n".join(("- " if args.markdown else "") + line for line in info))
