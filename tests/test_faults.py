@@ -1,5 +1,5 @@
 """Faults users hit, each in a fresh process: Ctrl-C inside a long C++ call, running out of memory
-in the middle of training, a full disk or a read-only folder while saving. (fork() after use:
+in the middle of training or inside a worker thread, a full disk or a read-only folder while saving. (fork() after use:
 tests/test_threads.py.)"""
 
 import os
@@ -103,6 +103,44 @@ OUT_OF_MEMORY = """
 def test_out_of_memory_mid_fit_raises_memory_error_and_leaves_a_usable_model():
     out, err = python(OUT_OF_MEMORY).communicate(timeout=RUN_TIMEOUT)
     assert out.split("\n")[:3] == ["MemoryError", "finite True", "refit True"], out + err
+
+
+# 2 threads, each sweeping half of a 65536-row batch with temporaries it allocates itself
+# (~270 MB a thread at H = 256): the limit leaves room for one thread's, not both.
+OUT_OF_MEMORY_IN_A_WORKER = """
+    import resource
+    import numpy as np
+    import fastgru
+
+    fastgru.set_num_threads(2)
+    B, H = 65536, 256
+    layer = fastgru.GRU(1, H).eval()
+    x = np.ones((1, B, 1), np.float32)
+    small = layer(x[:, :64])
+
+    def address_space():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space() + 400 * 2**20, hard))
+    try:
+        layer(x)
+        print("finished")
+    except MemoryError:
+        print("MemoryError")
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    print("same", bool(np.array_equal(layer(x[:, :64]), small)))
+"""
+
+
+@posix_only
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the address space size from /proc")
+def test_out_of_memory_in_a_worker_thread_raises_memory_error():
+    """An allocation that fails in one of the pool's threads reaches the caller as MemoryError
+    (it used to end the process), and the layer still computes the same results."""
+    out, err = python(OUT_OF_MEMORY_IN_A_WORKER).communicate(timeout=RUN_TIMEOUT)
+    assert out.split("\n")[:2] == ["MemoryError", "same True"], out + err
 
 
 SAVE_UNDER_FAULT = """

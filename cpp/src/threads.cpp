@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -158,11 +159,11 @@ class Pool {
     }
     cv_.notify_all();
     t_in_region = true;
-    body(Team(0, team_size, &barrier));
+    run_member(body, Team(0, team_size, &barrier));
     for (int t = 1; t < team_size; ++t) {
       int open = kOpen;
       if (slots_[t].compare_exchange_strong(open, kRetracted, std::memory_order_acq_rel)) {
-        body(Team(t, team_size, &barrier));
+        run_member(body, Team(t, team_size, &barrier));
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -172,10 +173,29 @@ class Pool {
       std::unique_lock<std::mutex> lock(mutex_);
       done_cv_.wait(lock, finished);
     }
+    if (error_) {
+      std::exception_ptr error = error_;
+      error_ = nullptr;
+      std::rethrow_exception(error);
+    }
   }
 
  private:
   enum : int { kOpen, kTaken, kRetracted };
+
+  // A member's exception (std::bad_alloc from a share's temporaries, say) must not end the
+  // process from a worker, nor leave run() while other members still use its stack: the first
+  // one is kept and rethrown by the caller once every member has finished. (A member that
+  // throws before a team.barrier() would leave the others waiting there: bodies with a barrier
+  // must not throw before it.)
+  void run_member(const std::function<void(const Team&)>& body, const Team& team) {
+    try {
+      body(team);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
 
   void worker(int tid) {
     unsigned seen = 0;
@@ -190,7 +210,7 @@ class Pool {
       if (stop_) return;
       int open = kOpen;
       if (slots_[tid].compare_exchange_strong(open, kTaken, std::memory_order_acq_rel)) {
-        (*body_)(Team(tid, team_size_, barrier_));
+        run_member(*body_, Team(tid, team_size_, barrier_));
         if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::lock_guard<std::mutex> lock(mutex_);
           done_cv_.notify_all();
@@ -213,6 +233,8 @@ class Pool {
   Barrier* barrier_ = nullptr;
   int team_size_ = 1;
   bool stop_ = false;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;  // the first exception of the running region's members
 };
 
 int default_threads() {
@@ -259,9 +281,11 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
   const int threads = get_num_threads();
   int n = threads < max_threads ? threads : max_threads;
   if (n <= 1) {
-    t_in_region = true;
+    struct InRegion {  // reset even when body throws
+      InRegion() { t_in_region = true; }
+      ~InRegion() { t_in_region = false; }
+    } in_region;
     body(Team(0, 1, nullptr));
-    t_in_region = false;
     return;
   }
   if (g_pool && g_pool->inherited()) g_pool = nullptr;

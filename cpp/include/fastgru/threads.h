@@ -26,6 +26,8 @@ class Team {
 
 // Runs body(team) on min(get_num_threads(), max_threads) threads; the caller is tid 0.
 // Returns when every thread has finished. A call from inside a region runs on one thread.
+// If members throw, the caller rethrows the first exception once every member has finished
+// (a body that throws before team.barrier() would leave the others waiting there).
 void parallel_run(const std::function<void(const Team&)>& body, int max_threads = 1 << 30);
 
 // How many threads a job of `work` units deserves: waking a thread and meeting at barriers
