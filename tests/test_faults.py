@@ -64,8 +64,21 @@ def test_ctrl_c_interrupts_a_long_forward_between_steps():
     assert lines[1] == "usable (2, 1, 3)", out + err
 
 
-OUT_OF_MEMORY = """
+# Prepended to the out-of-memory scripts: caps the address space at what the process uses now
+# plus `room` bytes, and returns the limits to restore.
+LIMIT_ADDRESS_SPACE = """
     import resource
+
+    def limit_address_space(room):
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+        limits = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (used + room, limits[1]))
+        return limits
+"""
+
+
+OUT_OF_MEMORY = """
     import numpy as np
     import fastgru
 
@@ -76,20 +89,15 @@ OUT_OF_MEMORY = """
     X_big = rng.normal(size=(512, 400, 4)).astype(np.float32)
     y_big = rng.normal(size=512).astype(np.float32)
 
-    def address_space():
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
-
     # Room for the data's copies, not for the training cache of one batch of 512 x 400 steps x 256 units.
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (address_space() + 200 * 2**20, hard))
+    limits = limit_address_space(200 * 2**20)
     try:
         est.set_params(hidden_size=256, batch_size=512).fit(X_big, y_big)
         print("fit finished")
     except MemoryError:
         print("MemoryError")
     model = est.model_
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_AS, limits)
     # The model is whole: it predicts, and it trains further.
     out = model.eval()(X_big[:8])
     print("finite", bool(np.isfinite(out).all()))
@@ -101,14 +109,13 @@ OUT_OF_MEMORY = """
 @posix_only
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the address space size from /proc")
 def test_out_of_memory_mid_fit_raises_memory_error_and_leaves_a_usable_model():
-    out, err = python(OUT_OF_MEMORY).communicate(timeout=RUN_TIMEOUT)
+    out, err = python(LIMIT_ADDRESS_SPACE + OUT_OF_MEMORY).communicate(timeout=RUN_TIMEOUT)
     assert out.split("\n")[:3] == ["MemoryError", "finite True", "refit True"], out + err
 
 
 # 2 threads, each sweeping half of a 65536-row batch with temporaries it allocates itself
 # (~270 MB a thread at H = 256): the limit leaves room for one thread's, not both.
 OUT_OF_MEMORY_IN_A_WORKER = """
-    import resource
     import numpy as np
     import fastgru
 
@@ -118,18 +125,13 @@ OUT_OF_MEMORY_IN_A_WORKER = """
     x = np.ones((1, B, 1), np.float32)
     small = layer(x[:, :64])
 
-    def address_space():
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (address_space() + 400 * 2**20, hard))
+    limits = limit_address_space(400 * 2**20)
     try:
         layer(x)
         print("finished")
     except MemoryError:
         print("MemoryError")
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_AS, limits)
     print("same", bool(np.array_equal(layer(x[:, :64]), small)))
 """
 
@@ -139,7 +141,7 @@ OUT_OF_MEMORY_IN_A_WORKER = """
 def test_out_of_memory_in_a_worker_thread_raises_memory_error():
     """An allocation that fails in one of the pool's threads reaches the caller as MemoryError
     (it used to end the process), and the layer still computes the same results."""
-    out, err = python(OUT_OF_MEMORY_IN_A_WORKER).communicate(timeout=RUN_TIMEOUT)
+    out, err = python(LIMIT_ADDRESS_SPACE + OUT_OF_MEMORY_IN_A_WORKER).communicate(timeout=RUN_TIMEOUT)
     assert out.split("\n")[:2] == ["MemoryError", "same True"], out + err
 
 
