@@ -1,6 +1,6 @@
 """Faults users hit, each in a fresh process: Ctrl-C inside a long C++ call, running out of memory
-in the middle of training or inside a worker thread, a full disk or a read-only folder while saving. (fork() after use:
-tests/test_threads.py.)"""
+in the middle of training or inside a worker thread, a full disk or a read-only folder while
+saving. (fork() after use: tests/test_threads.py.)"""
 
 import os
 import signal

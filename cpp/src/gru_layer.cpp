@@ -256,8 +256,7 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
       for (size_t j = 0; j < nb; ++j) {
         if (on(j)) continue;
         std::copy(h + j * H + u0, h + j * H + u1, h_out + j * H + u0);
-        T* y_row = y + (t * B + b0 + j) * ldy;
-        std::fill(y_row + u0, y_row + u1, T(0));
+        std::fill(y_at(j, 0) + u0, y_at(j, 0) + u1, T(0));
       }
     };
     for (size_t i0 = 0; i0 < steps && !stopped; i0 += chunk_steps) {
