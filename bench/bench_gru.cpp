@@ -6,6 +6,8 @@
 //   bench_gru [--threads N] [--config NAME] [--iters N]
 //   bench_gru --peak      prints only one core's measured FMA peak (used by bench/compare.py)
 //   bench_gru --pingpong  prints only the core-to-core round trip (used by bench/compare.py)
+//   bench_gru --foreign-spin ...  times everything beside a thread that spins the whole time, as
+//                         another runtime's idle worker does (bench/README.md, findings)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -189,6 +192,7 @@ struct Options {
   int iters = 0;  // 0: auto_iters
   bool peak_only = false;
   bool pingpong_only = false;
+  bool foreign_spin = false;
 };
 
 struct Row {
@@ -263,6 +267,37 @@ bool check_config(const BenchConfig& c, std::mt19937& rng, Mismatch& m) {
 // Timings
 // ---------------------------------------------------------------------------------------------
 
+// Inference split by hand into `threads` batch slices, each a 1-thread gru_forward on a plain
+// thread of its own, with nothing shared: what a 2-thread forward would take if the pool and
+// its meetings cost nothing, to hold fastgru's pool to beside a spinning foreign thread.
+std::function<void()> split_forward(const GruConfig& cfg, size_t T, size_t B,
+                                    const std::vector<float>& params, int threads) {
+  struct Slice {
+    std::vector<float> x, y, h_n;
+    size_t rows;
+  };
+  auto slices = std::make_shared<std::vector<Slice>>();
+  for (int t = 0; t < threads; ++t) {
+    const Range r = static_range(B, t, threads);
+    const size_t rows = r.end - r.begin;
+    slices->push_back({std::vector<float>(T * rows * cfg.input_size, 0.5f),
+                       std::vector<float>(T * rows * cfg.hidden_size), std::vector<float>(rows * cfg.hidden_size), rows});
+  }
+  return [cfg, T, slices, &params] {
+    const int pool_threads = get_num_threads();
+    set_num_threads(1);  // one region at a time in the pool: the slices must not use it
+    auto run = [&](Slice& s) {
+      gru_forward<float>(cfg, params.data(), T, s.rows, s.x.data(), nullptr, nullptr, nullptr, s.y.data(),
+                         s.h_n.data(), nullptr);
+    };
+    std::vector<std::thread> others;
+    for (size_t t = 1; t < slices->size(); ++t) others.emplace_back(run, std::ref((*slices)[t]));
+    run((*slices)[0]);
+    for (std::thread& t : others) t.join();
+    set_num_threads(pool_threads);
+  };
+}
+
 std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937& rng) {
   GruConfig cfg;
   cfg.input_size = c.I;
@@ -304,6 +339,8 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   };
   std::vector<Row> rows;
   rows.push_back({"forward (inference)", measure(forward_infer), fwd});
+  if (opt.foreign_spin && opt.threads > 1 && B >= size_t(opt.threads))
+    rows.push_back({"forward (inference), split by hand", measure(split_forward(cfg, T, B, params, opt.threads)), fwd});
   rows.push_back({"forward (training, keeps cache)", measure(forward_train), fwd});
   forward_train();  // backward differentiates the last training forward
   rows.push_back({"backward", measure(backward), 2 * fwd});
@@ -386,7 +423,7 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
 }
 
 [[noreturn]] void usage(const char* message) {
-  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] | --peak | --pingpong\n  NAME:",
+  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] [--foreign-spin] | --peak | --pingpong\n  NAME:",
                message);
   for (const BenchConfig& c : kConfigs) std::fprintf(stderr, " %s", c.name);
   std::fprintf(stderr, "\n");
@@ -405,6 +442,10 @@ Options parse(int argc, char** argv) {
     }
     if (flag == "--pingpong") {
       opt.pingpong_only = true;
+      continue;
+    }
+    if (flag == "--foreign-spin") {
+      opt.foreign_spin = true;
       continue;
     }
     if (flag != "--threads" && flag != "--iters" && flag != "--config")
@@ -474,6 +515,25 @@ int main(int argc, char** argv) {
                 c.I, c.H, m.worst, m.where.c_str(), ok ? "ok" : "MISMATCH");
     if (!ok) return 1;
   }
+
+  // Another runtime's idle worker right after its call: a thread of this process that spins
+  // on one core, never sleeping, through every timing below.
+  std::atomic<bool> spinning{opt.foreign_spin};
+  std::thread spinner;
+  if (opt.foreign_spin) {
+    std::printf("a foreign thread spins through every timing below (--foreign-spin)\n");
+    spinner = std::thread([&spinning] {
+      while (spinning.load(std::memory_order_relaxed)) {}
+    });
+  }
+  struct StopSpinner {
+    std::atomic<bool>& spinning;
+    std::thread& spinner;
+    ~StopSpinner() {
+      spinning.store(false);
+      if (spinner.joinable()) spinner.join();
+    }
+  } stop_spinner{spinning, spinner};
 
   std::printf("\n%-7s %-38s %10s %9s %7s\n", "config", "what", "median ms", "GFLOP/s", "% peak");
   for (const BenchConfig& c : kConfigs) {
