@@ -4,7 +4,9 @@ runs them everywhere:
 - under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the run);
 - a subset of this Python suite against the extension built with the same sanitizers;
 - cross-compiled for aarch64 and run under qemu-user, so the generic path runs on the architecture
-  it exists for.
+  it exists for;
+- the benchmark program bench_gru (bench/), optimized as it is measured: its own check against the
+  naive GRU at a standard configuration, and its command line.
 
 Builds go to build/tests-* in the checkout, so a second local run only rebuilds what changed.
 A missing compiler or emulator skips the test with the reason on a developer machine, and fails
@@ -114,3 +116,35 @@ def test_cpp_tests_on_aarch64_under_qemu():
                         f"-DCMAKE_CXX_COMPILER={compiler}", "-DCMAKE_BUILD_TYPE=Release",
                         f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-L;/usr/aarch64-linux-gnu")
     ctest(build)
+
+
+@pytest.fixture(scope="session")
+def bench_gru():
+    build = cmake_build("bench", "-DCMAKE_BUILD_TYPE=Release", "-DFASTGRU_BUILD_BENCH=ON")
+    return build / "bench" / "bench_gru"
+
+
+def test_benchmark_program_checks_the_gru_and_times_every_row(bench_gru):
+    """bench_gru exits 1 when its GRU disagrees with the naive one, so exit 0 with "ok" is the check."""
+    out = run([bench_gru, "--config", "small", "--threads", "2", "--iters", "1"]).stdout
+    assert "small   B=32  T=50" in out and " ok" in out and "MISMATCH" not in out, out
+    rows = [line.split() for line in out.splitlines() if line.startswith("small ") and "B=" not in line]
+    assert len(rows) == 8, out  # forward x2, backward, forward + backward, training step, three GEMMs
+    assert all(float(row[-3]) > 0 for row in rows), out  # median ms
+
+
+def test_benchmark_program_beside_a_spinning_foreign_thread(bench_gru):
+    out = run([bench_gru, "--config", "small", "--threads", "2", "--iters", "1", "--foreign-spin"]).stdout
+    assert "a foreign thread spins" in out, out
+    (split,) = [line for line in out.splitlines() if "split by hand" in line]
+    assert float(split.split()[-3]) > 0, out
+
+
+def test_benchmark_program_command_line(bench_gru):
+    bad = subprocess.run([bench_gru, "--config", "nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown config: nope" in bad.stderr
+    trip = subprocess.run([bench_gru, "--pingpong"], capture_output=True, text=True, timeout=60)
+    if (os.cpu_count() or 1) < 2:
+        assert trip.returncode == 3
+    else:
+        assert trip.returncode == 0 and float(trip.stdout.split()[-1]) > 0, trip.stdout
