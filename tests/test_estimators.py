@@ -279,3 +279,64 @@ def test_sklearn_pipeline_and_grid_search(rng):
     search.fit(*regression_data(rng, N=32))
     assert set(search.best_params_) == {"hidden_size", "lr"} and len(search.cv_results_["params"]) == 4
     assert hasattr(search.best_estimator_, "model_")
+
+
+def fitted_state(est):
+    """Everything fit sets, as comparable values: the fitted attributes and the model's weights."""
+    state = {k: v for k, v in vars(est).items() if k.endswith("_") or k == "_single_output"}
+    state["model_"] = (est.model_.config, est.model_.params.copy())
+    return state
+
+
+def assert_same_state(before, after):
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if key == "model_":
+            assert after[key][0] == value[0] and np.array_equal(after[key][1], value[1])
+        elif isinstance(value, np.ndarray):
+            assert np.array_equal(after[key], value), key
+        else:
+            assert after[key] == value, key
+
+
+@pytest.mark.parametrize("change, exception", [
+    (dict(loss="binary_crossentropy", X="nan"), ValueError),                   # bad X after the loss is known
+    (dict(y="four classes", validation_data="bad labels"), ValueError),       # new classes, bad validation
+    (dict(lr=-1.0), ValueError),                                               # the optimizer refuses
+    (dict(weight_decay="a"), TypeError),
+    (dict(X="five features", hidden_size=10 ** 5), MemoryError),               # a model that cannot be built
+])
+def test_a_failed_refit_leaves_a_fitted_classifier_as_it_was(rng, change, exception):
+    X, y = classification_data(rng, N=32)
+    clf = fastgru.GRUClassifier(**SMALL).fit(X, y)
+    before, proba = fitted_state(clf), clf.predict_proba(X)
+    change = dict(change)
+    X2 = {"nan": np.full_like(X, np.nan), "five features": np.ones((32, 8, 5), np.float32)}.get(change.pop("X", None), X)
+    y2 = np.array(list("abcd") * 8) if change.pop("y", None) else y
+    if change.pop("validation_data", None):
+        change["validation_data"] = (X[:4], np.array(list("wxyz")))
+    clf.set_params(**change)
+    with pytest.raises(exception):
+        clf.fit(X2, y2)
+    assert_same_state(before, fitted_state(clf))
+    assert np.array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_failed_refit_leaves_a_fitted_regressor_as_it_was(rng):
+    X, y = regression_data(rng, N=32)
+    reg = fastgru.GRURegressor(**SMALL).fit(X, y)
+    before, pred = fitted_state(reg), reg.predict(X)
+    with pytest.raises(ValueError, match="validation_split"):
+        reg.set_params(validation_split=0.01).fit(X, np.stack([y, y, y], axis=1))   # (N, 3) y, no rows to validate
+    assert_same_state(before, fitted_state(reg))
+    assert reg.predict(X).shape == (32,) and np.array_equal(reg.predict(X), pred)
+
+
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(rng):
+    X, y = regression_data(rng, N=32)
+    reg = fastgru.GRURegressor(**SMALL, lr=-1.0)
+    with pytest.raises(ValueError):
+        reg.fit(X, y)
+    assert not [k for k in vars(reg) if k.endswith("_")]
+    with pytest.raises(fastgru.estimators.NotFittedError):
+        reg.predict(X)

@@ -168,8 +168,9 @@ def test_classifier(tmp_path, rng, loss, n_classes, return_sequences):
 
 def test_float64_exports_as_float32_with_a_warning(tmp_path, rng):
     model = fastgru.GRUModel(3, 5, 2, dtype="float64", return_sequences=False, seed=4).eval()
-    with pytest.warns(UserWarning, match="float64"):
+    with pytest.warns(UserWarning, match="float64") as caught:
         fastgru.onnx.export(model, tmp_path / "m.onnx")
+    assert [w.filename for w in caught] == [__file__]  # the warning names the caller's line
     x = rng.standard_normal((4, 6, 3))
     got = run(tmp_path / "m.onnx", {"x": x.astype(np.float32)})["out"]
     np.testing.assert_allclose(got, model(x), rtol=0, atol=TOL)

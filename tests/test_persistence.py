@@ -4,8 +4,11 @@ writes with ordinary permissions, clear errors for missing folders, truncated or
 
 import json
 import os
+import pathlib
 import pickle
+import shutil
 import struct
+import tempfile
 
 import numpy as np
 import pytest
@@ -135,3 +138,158 @@ def test_fitted_estimator_pickles(rng):
     reg = fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0).fit(X, y)
     copy = pickle.loads(pickle.dumps(reg))
     assert np.array_equal(copy.predict(X), reg.predict(X)) and copy.history_ == reg.history_
+
+
+def test_hyper_parameters_given_as_numpy_scalars_save_and_load(tmp_path, rng):
+    X, y = rng.standard_normal((12, 4, 2)), rng.standard_normal(12)
+    reg = fastgru.GRURegressor(hidden_size=np.int64(4), epochs=np.int32(1), lr=np.float32(0.01), shuffle=np.bool_(True),
+                               random_state=np.int64(0)).fit(X, y)
+    reg.save(tmp_path / "reg.safetensors")
+    loaded = fastgru.load(tmp_path / "reg.safetensors")
+    assert loaded.get_params() == reg.get_params()
+    assert np.array_equal(loaded.predict(X), reg.predict(X))
+
+
+def rewrite_estimator(path, edit):
+    """Rewrites the estimator metadata of a saved file through edit(saved dict)."""
+    tensors, metadata = read_safetensors(path)
+    saved = json.loads(metadata["estimator"])
+    edit(saved)
+    metadata["estimator"] = json.dumps(saved)
+    write_safetensors(path, tensors, metadata)
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda s: s["fitted"].update(n_features_in_=7), "n_features_in_"),
+    (lambda s: s["fitted"].update(classes_=[0, 1]), "_n_logits"),
+    (lambda s: s["fitted"].update(classes_=["b", "a", "c"]), "classes_"),
+    (lambda s: s["fitted"].update(classes_=[["a"], ["b"], ["c"]]), "classes_"),
+    (lambda s: s["fitted"].update(loss_="hinge"), "loss_"),
+    (lambda s: s["params"].update(batch_size=0), "batch_size"),
+    (lambda s: s["params"].update(hidden_size=5), "hidden_size"),
+    (lambda s: s["params"].update(return_sequences=True), "return_sequences"),
+    (lambda s: s["fitted"].update(interrupted_="no"), "interrupted_"),
+])
+def test_estimator_files_whose_attributes_disagree_with_their_model_raise_value_error(tmp_path, rng, edit, why):
+    X = rng.standard_normal((12, 4, 2))
+    clf = fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0).fit(X, np.array(list("abc") * 4))
+    path = tmp_path / "clf.safetensors"
+    clf.save(path)
+    rewrite_estimator(path, edit)
+    with pytest.raises(ValueError, match=why):
+        fastgru.load(path)
+
+
+def test_regressor_files_with_inconsistent_outputs_raise_value_error(tmp_path, rng):
+    X = rng.standard_normal((12, 4, 2))
+    reg = fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0).fit(X, rng.standard_normal((12, 2)))
+    path = tmp_path / "reg.safetensors"
+    reg.save(path)
+    for edit in (lambda s: s["fitted"].update(n_outputs_=3), lambda s: s["fitted"].update(single_output=True)):
+        reg.save(path)
+        rewrite_estimator(path, edit)
+        with pytest.raises(ValueError, match="inconsistent"):
+            fastgru.load(path)
+
+
+def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path, model):
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    tensors, metadata = read_safetensors(path)
+    tensors["gru.weight_hh_l1"][0, 0] = np.nan
+    write_safetensors(path, tensors, metadata)
+    with pytest.raises(ValueError, match="gru.weight_hh_l1 holds NaN or infinity"):
+        fastgru.load(path)
+    broken = fastgru.GRUModel(3, 5, 2, seed=0)
+    broken.params[-1] = np.inf
+    with pytest.raises(ValueError, match="holds NaN or infinity"):
+        broken.save(tmp_path / "broken.safetensors")
+    assert not (tmp_path / "broken.safetensors").exists()
+
+
+def test_deeply_nested_json_raises_value_error(tmp_path, model):
+    path = tmp_path / "nested"
+    deep = b"[" * 100000 + b"]" * 100000
+    path.write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        fastgru.load(path)
+    write_safetensors(path, model.state_dict(), {"format": "fastgru", "config": "[" * 100000 + "]" * 100000})
+    with pytest.raises(ValueError, match="inconsistent"):
+        fastgru.load(path)
+
+
+def test_huge_foreign_files_and_devices_are_refused_without_reading_them(tmp_path):
+    header = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    path = tmp_path / "huge"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(2 ** 40)                           # a sparse terabyte: reading it whole would never end
+    with pytest.raises(ValueError, match="truncated"):
+        fastgru.load(path)
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            fastgru.load("/dev/zero")
+
+
+def test_saving_over_a_file_keeps_its_permissions_and_follows_links(tmp_path, model):
+    path = tmp_path / "private.safetensors"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    model.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600 and isinstance(fastgru.load(path), fastgru.GRUModel)
+    link = tmp_path / "link.safetensors"
+    os.symlink(path, link)
+    fastgru.GRUModel(3, 5, 2, seed=1).save(link)
+    assert os.path.islink(link) and np.array_equal(fastgru.load(path).params, fastgru.GRUModel(3, 5, 2, seed=1).params)
+    assert sorted(os.listdir(tmp_path)) == ["link.safetensors", "private.safetensors"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="runs the save as another user in a forked child")
+def test_a_file_that_may_not_be_written_raises_permission_error(model):
+    """As open(path, "wb") would. Root may write anything, so then a forked child that has
+    become user nobody saves (in a folder of the system's temporary one, which it can reach)."""
+    folder = pathlib.Path(tempfile.mkdtemp())
+    try:
+        check_read_only_file(folder, model)
+    finally:
+        shutil.rmtree(folder)
+
+
+def check_read_only_file(folder, model):
+    path = folder / "read-only.safetensors"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o444)
+    os.chmod(folder, 0o777)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what save raised, then leave at once
+        outcome = b"no error"
+        try:
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            model.save(path)
+        except PermissionError:
+            outcome = b"PermissionError"
+        except BaseException as exc:
+            outcome = repr(exc).encode()
+        os.write(write_end, outcome)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read()
+    os.waitpid(pid, 0)
+    assert outcome == b"PermissionError"
+    assert path.read_bytes() == b"old" and os.listdir(folder) == ["read-only.safetensors"]
+
+
+def test_long_names_bytes_paths_and_empty_paths(tmp_path, model):
+    long = tmp_path / ("m" * 240 + ".safetensors")      # 252 characters: a valid name, at most 255
+    model.save(long)
+    assert np.array_equal(fastgru.load(long).params, model.params)
+    model.save(os.fsencode(tmp_path / "bytes.safetensors"))
+    assert np.array_equal(fastgru.load(tmp_path / "bytes.safetensors").params, model.params)
+    before = sorted(os.listdir(tmp_path.parent))
+    with pytest.raises(FileNotFoundError):
+        model.save("")
+    assert sorted(os.listdir(tmp_path.parent)) == before
+    assert len(os.listdir(tmp_path)) == 2

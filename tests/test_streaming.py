@@ -164,3 +164,21 @@ def test_classifier_stream_equals_predict(rng, loss, return_sequences):
         assert (got[clear] == expected[clear]).all()
     with pytest.raises(AttributeError, match="step_proba"):
         fastgru.GRURegressor(epochs=1).fit(X, steps[:, -1]).stream().step_proba(X[0, 0])
+
+
+def test_estimator_stream_refuses_nan_and_infinity_as_predict_does(rng):
+    X, steps = training_data(rng)
+    clf = fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0).fit(X, np.where(steps[:, -1] > 0, "up", "down"))
+    reg = fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0).fit(X, steps[:, -1])
+    for est, steppers in ((clf, ("step", "step_proba")), (reg, ("step",))):
+        with pytest.raises(ValueError, match="contains NaN or infinity"):
+            est.predict(np.where(np.arange(3) == 0, np.nan, X[:1]))
+        for name in steppers:
+            stream, fresh = est.stream(), est.stream()
+            getattr(stream, name)(X[0, 0])
+            getattr(fresh, name)(X[0, 0])
+            for bad in (np.nan, np.inf, -np.inf):
+                with pytest.raises(ValueError, match=r"x_t: contains NaN or infinity"):
+                    getattr(stream, name)(np.where(np.arange(3) == 1, bad, X[0, 1]))
+            # The refused steps left the state alone: the stream goes on as one that never saw them.
+            np.testing.assert_array_equal(getattr(stream, name)(X[0, 1]), getattr(fresh, name)(X[0, 1]))

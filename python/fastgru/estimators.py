@@ -174,7 +174,22 @@ class GRUEstimator:
         return loss, FLOAT_DTYPES[to_dtype_name(self.dtype)]
 
     def fit(self, X, y):
-        """Trains a new model on X, y (see the module docstring for shapes). Returns self."""
+        """Trains a new model on X, y (see the module docstring for shapes). Returns self.
+
+        If fit raises, the estimator is left as it was before the call (a fitted one keeps its
+        model and fitted attributes), except for NonFiniteLossError, which keeps the new model
+        at its last finished step as the module docstring says."""
+        before = dict(vars(self))
+        try:
+            return self._fit(X, y)
+        except training.NonFiniteLossError:
+            raise
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    def _fit(self, X, y):
         reducer = self._reducer()
         train, validation = reducer.run_consistently(
             lambda: self._prepare_fit(X, y),
@@ -183,15 +198,16 @@ class GRUEstimator:
         random_state = reducer.agree(np.random.SeedSequence(self.random_state).entropy)
         model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
         progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
-        self.model_ = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
-                               bidirectional=self.bidirectional, reset_after=self.reset_after,
-                               return_sequences=self.return_sequences, dropout=self.dropout,
-                               dtype=train[0].dtype, seed=int(model_seed))
+        model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
+                         bidirectional=self.bidirectional, reset_after=self.reset_after,
+                         return_sequences=self.return_sequences, dropout=self.dropout,
+                         dtype=train[0].dtype, seed=int(model_seed))
+        optimizer = Adam(model, lr=self.lr, weight_decay=self.weight_decay,
+                         decoupled_weight_decay=self.weight_decay > 0)
+        self.model_ = model
         self.history_ = {"loss": [], "val_loss": [], "time": []}
         self.interrupted_ = False
         self.best_epoch_ = None
-        optimizer = Adam(self.model_, lr=self.lr, weight_decay=self.weight_decay,
-                         decoupled_weight_decay=self.weight_decay > 0)
         config = training.TrainingConfig(loss=self.loss_, epochs=self.epochs, batch_size=self.batch_size,
                                           shuffle=self.shuffle, patience=self.patience,
                                           restore_best_weights=self.restore_best_weights,
@@ -312,12 +328,16 @@ class GRUEstimator:
         self._check_fitted()
         if self.distributed and not is_root_process():
             return
-        params = {k: v for k, v in self.get_params().items() if k != "validation_data"}
+        # NumPy scalars (a grid of np.arange values, a seed drawn by NumPy) as the Python numbers
+        # they stand for: JSON has no int64.
+        params = {k: v.item() if isinstance(v, np.generic) else v
+                  for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
         try:
             json.dumps(extra)
         except TypeError as exc:
             raise TypeError(f"save: hyper-parameters or classes are not JSON-serializable ({exc})") from None
+        self.model_.check_finite_weights()
         write_safetensors(path, self.model_.state_dict(), self.model_.file_metadata(extra))
 
     def _fitted_state(self):
@@ -328,6 +348,21 @@ class GRUEstimator:
         self.model_ = model
         for key in ("n_features_in_", "loss_", "history_", "best_epoch_", "interrupted_"):
             setattr(self, key, state[key])
+
+    def _check_restored(self, loss):
+        """ValueError unless the fitted attributes read from a file agree with its model and
+        hyper-parameters (a file edited or damaged where its JSON still parses)."""
+        config = self.model_.config
+        expected = {"n_features_in_": config["input_size"], "loss_": loss, "_n_logits": config["output_size"],
+                    "hidden_size": config["hidden_size"], "num_layers": config["num_layers"],
+                    "bidirectional": config["bidirectional"], "reset_after": config["reset_after"],
+                    "return_sequences": config["return_sequences"]}
+        for name, value in expected.items():
+            got = getattr(self, name)
+            if type(got) is not type(value) or got != value:
+                raise ValueError(f"{name} is {got!r}, its model and hyper-parameters say {value!r}")
+        if not isinstance(self.history_, dict) or not isinstance(self.interrupted_, bool):
+            raise ValueError("history_ or interrupted_ is malformed")
 
 
 class GRURegressor(GRUEstimator):
@@ -390,6 +425,8 @@ class GRURegressor(GRUEstimator):
     def _restore_fitted(self, state, model):
         super()._restore_fitted(state, model)
         self.n_outputs_, self._single_output = state["n_outputs_"], state["single_output"]
+        if not isinstance(self._single_output, bool) or (self._single_output and self.n_outputs_ != 1):
+            raise ValueError(f"single_output {self._single_output!r} with n_outputs_ {self.n_outputs_!r}")
 
 
 class GRUClassifier(GRUEstimator):
@@ -469,6 +506,8 @@ class GRUClassifier(GRUEstimator):
     def _restore_fitted(self, state, model):
         super()._restore_fitted(state, model)
         self.classes_ = np.asarray(state["classes_"])
+        if self.classes_.ndim != 1 or len(self.classes_) < 2 or not np.array_equal(np.unique(self.classes_), self.classes_):
+            raise ValueError(f"classes_ must be 2 or more distinct labels in sorted order, got {state['classes_']!r}")
 
 
 def estimator_from_saved(saved, model):
@@ -477,5 +516,7 @@ def estimator_from_saved(saved, model):
     if saved.get("class") not in classes:
         raise ValueError(f"unknown estimator class {saved.get('class')!r} in the file")
     estimator = classes[saved["class"]](**saved["params"])
+    loss, _ = estimator._check_hyper_parameters()
     estimator._restore_fitted(saved["fitted"], model)
+    estimator._check_restored(loss)
     return estimator

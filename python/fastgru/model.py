@@ -337,8 +337,17 @@ class GRUModel(FlatParameters):
         return value * count, count
 
     def save(self, path):
-        """Writes the configuration and all weights to one safetensors file, atomically."""
+        """Writes the configuration and all weights to one safetensors file, atomically.
+        ValueError if a weight is NaN or infinite (fastgru.load refuses such files)."""
+        self.check_finite_weights()
         write_safetensors(path, self.state_dict(), self.file_metadata())
+
+    def check_finite_weights(self):
+        """ValueError naming the first parameter that holds NaN or infinity: such a model predicts
+        nothing useful, and in a file it means damage."""
+        for name, value in self.state_dict().items():
+            if not np.isfinite(value).all():
+                raise ValueError(f"parameter {name} holds NaN or infinity")
 
     def file_metadata(self, extra=None):
         """The safetensors metadata of a saved model: its format, its config, and `extra`

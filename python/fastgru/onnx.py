@@ -112,7 +112,7 @@ def _float32_weights(obj, module):
     if module.dtype == "float64":
         warnings.warn(f"export: {type(obj).__name__} is float64; ONNX Runtime's GRU is float32 only, so the "
                       "file holds its weights in float32 (results differ from fastgru's by float32 rounding)",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)  # _float32_weights < graph builder < export < caller
     return {name: np.asarray(value, np.float32) for name, value in module.state_dict().items()}
 
 

@@ -29,6 +29,7 @@ def load(path):
             raise ValueError(f"its config needs {needed} parameters, the file holds {stored}")
         model = GRUModel(**config)
         model.load_state_dict(tensors)
+        model.check_finite_weights()
         model.eval()
         if "estimator" not in metadata:
             return model
@@ -36,5 +37,5 @@ def load(path):
         if not isinstance(saved, dict):
             raise ValueError(f"estimator: expected a JSON object, got {saved!r}")
         return estimator_from_saved(saved, model)
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
         raise ValueError(f"{path}: the fastgru model in this file is inconsistent: {exc!r}") from None

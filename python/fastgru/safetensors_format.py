@@ -11,6 +11,8 @@ Files written here load with `safetensors.numpy.load_file` (and `safetensors.tor
 
 import json
 import math
+import os
+import stat
 import struct
 
 import numpy as np
@@ -46,28 +48,48 @@ def write_safetensors(path, tensors, metadata=None):
 
 def read_safetensors(path):
     """(dict name -> array, metadata dict) from a safetensors file; ValueError naming the file for
-    anything that is not a complete safetensors file."""
-    with open(path, "rb") as f:
-        blob = f.read()
-
+    anything that is not a complete safetensors file. The header is checked against the file's
+    size before the data is read, so a huge file of another format (or a device) is never read
+    whole."""
     def bad(why):
         return ValueError(f"{path}: not a valid safetensors file ({why})")
 
-    if len(blob) < 8:
-        raise bad(f"{len(blob)} bytes, too short for the header length")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n < 2 or n > MAX_HEADER or 8 + n > len(blob):
-        raise bad(f"header length {n} does not fit a file of {len(blob)} bytes; truncated or another format")
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise bad("not a regular file")
+        size = st.st_size
+        if size < 8:
+            raise bad(f"{size} bytes, too short for the header length")
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n < 2 or n > MAX_HEADER or 8 + n > size:
+            raise bad(f"header length {n} does not fit a file of {size} bytes; truncated or another format")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise bad(f"header is not JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
+        metadata, entries, length = _parse_header(header, bad)
+        if length != size - 8 - n:
+            raise bad(f"the tensors hold {length} bytes of data, the file {size - 8 - n}; truncated?")
+        data = f.read(length)
+    if len(data) != length:
+        raise bad("the file shrank while it was read")
     try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad(f"header is not JSON: {exc}") from None
+        tensors = {name: np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape).copy()
+                   for begin, end, name, dtype, shape in entries}
+    except ValueError as exc:  # shapes NumPy cannot represent (too many dimensions, say)
+        raise bad(f"a tensor's shape cannot be built: {exc}") from None
+    return tensors, metadata
+
+
+def _parse_header(header, bad):
+    """(metadata, entries (begin, end, name, dtype, shape) in file order, data length) of a parsed
+    header; bad(why) makes the error for anything malformed."""
     if not isinstance(header, dict):
         raise bad("header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise bad("__metadata__ must map strings to strings")
-    data = memoryview(blob)[8 + n:]
     entries = []
     for name, info in header.items():
         try:
@@ -85,8 +107,4 @@ def read_safetensors(path):
         if begin != position:
             raise bad(f"tensor '{name}' starts at {begin}, expected {position}")
         position = end
-    if position != len(data):
-        raise bad(f"the tensors hold {position} bytes of data, the file {len(data)}; truncated?")
-    tensors = {name: np.frombuffer(data[begin:end], dtype).reshape(shape).copy()
-               for begin, end, name, dtype, shape in entries}
-    return tensors, metadata
+    return metadata, entries, position

@@ -43,8 +43,10 @@ class ModelStream:
             raise ValueError(f"i: expected None or a stream index in 0..{self.n_streams - 1}, got {i!r}")
         self._state[:, i] = 0
 
-    def step_outputs(self, x_t):
-        """The head's outputs (n_streams, O) after one step, and whether x_t had no stream axis."""
+    def step_outputs(self, x_t, finite=False):
+        """The head's outputs (n_streams, O) after one step, and whether x_t had no stream axis.
+        With finite=True (the estimators' streams: predict refuses NaN and infinity too), a
+        non-finite x_t raises ValueError and leaves the streams' state unchanged."""
         F = self.model.gru.input_size
         if is_float_array(x_t, self._dtype, (self.n_streams, F)):
             x, single = x_t, False
@@ -54,6 +56,8 @@ class ModelStream:
                 raise ValueError(f"x_t: expected shape (n_streams, F) = ({self.n_streams}, {F}), got {np.shape(x_t)}")
             x = as_float_array(x_t, "x_t", self._dtype, (F,) if single else (self.n_streams, F),
                                f"(F,) or (n_streams, F) = ({self.n_streams}, {F})")
+        if finite and not np.isfinite(x).all():
+            raise ValueError("x_t: contains NaN or infinity")
         y_t, self._state = self.model.gru.step(x[None] if single else x, self._state)
         return self.model.head(y_t), single
 
@@ -83,7 +87,7 @@ class EstimatorStream:
         """x_t (n_streams, F), or (F,) with one stream -> predict's value for the sequences seen
         so far: (n_streams,) / (n_streams, O) (labels for a classifier), or one stream's value
         (a scalar or (O,)) for an x_t of shape (F,)."""
-        out, single = self._model_stream.step_outputs(x_t)
+        out, single = self._model_stream.step_outputs(x_t, finite=True)
         values = self._decode(out)
         return values[0] if single else values
 
@@ -92,6 +96,6 @@ class EstimatorStream:
         probabilities: (n_streams, C), or (C,) for an x_t of shape (F,)."""
         if self._decode_proba is None:
             raise AttributeError("step_proba: only a classifier's stream has probabilities")
-        out, single = self._model_stream.step_outputs(x_t)
+        out, single = self._model_stream.step_outputs(x_t, finite=True)
         values = self._decode_proba(out)
         return values[0] if single else values
