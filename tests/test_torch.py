@@ -328,11 +328,52 @@ def test_bad_input_raises_what_nn_gru_raises(case):
     assert raised(lambda: ours(*args)) is expected
 
 
-def test_empty_batch_like_nn_gru():
+@pytest.mark.parametrize("with_hx", [False, True])
+def test_empty_batch_like_nn_gru(with_hx):
+    """Shapes, and a backward through the empty outputs: zero gradients of every shape, as nn.GRU's."""
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+    grads = []
+    for gru in (ref, ours):
+        x = torch.randn(5, 0, 3, requires_grad=True)
+        hx = torch.randn(4, 0, 4, requires_grad=True) if with_hx else None
+        y, h_n = gru(x, hx)
+        (y.sum() + h_n.sum()).backward()
+        grads.append([y.shape, h_n.shape, x.grad, None if hx is None else hx.grad] + [p.grad for p in gru.parameters()])
+    for a, b in zip(*grads):
+        assert (a is None and b is None) or (a.shape == b.shape if isinstance(a, torch.Tensor) else a == b)
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace is deprecated, not gone
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the shape checks become constants
+def test_torch_jit_trace_runs_and_trains():
+    """The traced graph must not depend on grad mode (the trace check runs it without): a trace
+    made under no_grad still trains, with nn.GRU's gradients."""
     ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
-    x = torch.randn(5, 0, 3)
-    for a, b in zip(ref(x), ours(x)):
-        assert a.shape == b.shape
+    x = torch.randn(5, 2, 3)
+    traced = torch.jit.trace(ours, (x,))                 # checks the trace by running it again
+    assert_close(traced(x)[0], ref(x)[0], "traced y", RTOL[torch.float32])
+    with torch.no_grad():
+        traced = torch.jit.trace(ours, (x,), check_trace=False)
+    traced(x)[0].sum().backward()
+    ref(x)[0].sum().backward()
+    for (name, a), b in zip(ref.named_parameters(), ours.parameters()):
+        assert_close(b.grad, a.grad, f"d {name}", RTOL[torch.float32])
+
+
+def test_cpu_autocast_computes_in_the_weights_dtype():
+    torch.manual_seed(0)
+    linear, gru = nn.Linear(3, 3), ft.GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = linear(x)
+        y, h_n = gru(z)
+    assert z.dtype == torch.bfloat16 and y.dtype == h_n.dtype == torch.float32
+    expected_y, expected_h = gru(z.float())
+    assert torch.equal(y, expected_y) and torch.equal(h_n, expected_h)
+    y.sum().backward()
+    assert linear.weight.grad is not None and torch.isfinite(gru.weight_hh_l0.grad).all()
 
 
 def test_unsupported_device_and_dtype_are_clear_errors():
@@ -362,7 +403,8 @@ def test_constructor_and_attributes_are_nn_grus():
     with pytest.warns(UserWarning, match="dropout"):
         ft.GRU(3, 4, dropout=0.5)
     for bad, error in [(dict(dropout=1.5), ValueError), (dict(bias=1), TypeError), (dict(hidden_size=0), ValueError),
-                       (dict(input_size=2.0), TypeError), (dict(num_layers=0), ValueError)]:
+                       (dict(input_size=2.0), TypeError), (dict(num_layers=0), ValueError),
+                       (dict(proj_size=0), ValueError), (dict(proj_size=2), ValueError), (dict(nonsense=1), TypeError)]:
         options = {"input_size": 3, "hidden_size": 4, **bad}
         assert raised(lambda: nn.GRU(**options)) is error
         assert raised(lambda: ft.GRU(**options)) is error

@@ -207,8 +207,12 @@ class GRU(nn.Module):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True):
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, **unsupported):
         super().__init__()
+        if "proj_size" in unsupported:  # as torch.nn.GRU says it
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if unsupported:
+            raise TypeError(f"GRU.__init__() got an unexpected keyword argument '{next(iter(unsupported))}'")
         # torch.nn.RNNBase's checks, with its error types and messages.
         if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
@@ -315,6 +319,12 @@ class GRU(nn.Module):
     # -- computation ----------------------------------------------------------------------
     def forward(self, input, hx=None):
         weights = self._flat_weights
+        if _cpu_autocast() and input.is_floating_point():
+            # Under autocast the core still computes in its weights' dtype: the inputs come to it
+            # (the outputs stay in it, which later autocast regions cast as they need).
+            dtype = weights[0].dtype
+            input = input.to(dtype) if not isinstance(input, PackedSequence) else input._replace(data=input.data.to(dtype))
+            hx = hx if hx is None else hx.to(dtype)
         L, H = self.num_layers, self.hidden_size
         LD = L * self.num_directions
         if isinstance(input, PackedSequence):
@@ -391,8 +401,11 @@ class GRU(nn.Module):
         if T == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         if B == 0:
-            h_n = x.new_zeros((L * D, 0, H)) if hx is None else hx.clone()
-            return x.new_zeros((T, 0, D * H)), h_n
+            # Nothing to compute, but the outputs stay in the autograd graph as torch.nn.GRU's do:
+            # backward then gives zero gradients of the right shapes.
+            anchor = sum(w.sum() for w in weights) * 0 + x.sum() * 0
+            h_n = x.new_zeros((L * D, 0, H)) if hx is None else hx
+            return x.new_zeros((T, 0, D * H)) + anchor, h_n + anchor
         params = torch.cat([w.reshape(-1) for w in weights])
         dropout = None
         if self.training and self.dropout > 0 and L > 1:
@@ -402,11 +415,21 @@ class GRU(nn.Module):
                 dropout.div_(keep)
         if hx is not None:
             hx = hx.contiguous()
-        keep_workspace = torch.is_grad_enabled() and (
+        # A traced graph records this flag as a constant: keep the workspace there, so the trace
+        # is the same with and without grad mode (its check re-runs it without) and can train.
+        keep_workspace = torch.jit.is_tracing() or torch.is_grad_enabled() and (
             x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
         y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bool(self.bidirectional), bool(self.bias),
                                 self.reset_after, keep_workspace)
         return y, h_n
+
+
+def _cpu_autocast():
+    """Whether CPU autocast is on (torch.is_autocast_enabled takes a device type from torch 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
 
 
 def _convert(gru, cls):
