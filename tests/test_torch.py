@@ -543,3 +543,12 @@ def test_workspace_memory_is_reused_only_once_no_tensor_holds_it():
         grads.append([p.grad for p in gru.parameters()])
     for a, b in zip(*grads):
         assert_close(b, a, "two graphs", RTOL[torch.float32])
+
+
+def test_vmap_over_independent_inputs_equals_a_loop():
+    torch.manual_seed(0)
+    gru = ft.GRU(3, 4)
+    xs = torch.randn(3, 5, 2, 3)
+    batched = torch.vmap(lambda x: gru(x)[0])(xs)
+    for i in range(3):
+        assert_close(batched[i], gru(xs[i])[0], f"vmap item {i}", RTOL[torch.float32])
