@@ -231,6 +231,10 @@ def test_bad_inputs_raise_clear_errors(rng):
         reg.fit([], [])
     with pytest.raises(ValueError, match="NaN"):
         reg.fit(np.full_like(X, np.nan), y)
+    with pytest.raises(ValueError, match="contains NaN or infinity .or values beyond float32's range"):
+        reg.fit(np.full(X.shape, 1e39), y)                      # finite in float64, infinite in float32
+    with pytest.raises(ValueError, match="y: contains NaN, which is no class label"):
+        fastgru.GRUClassifier().fit(X, np.where(np.arange(len(X)) == 3, np.nan, np.arange(len(X)) % 2))
     with pytest.raises(ValueError, match="hidden_size"):
         fastgru.GRURegressor(hidden_size=0).fit(X, y)
     with pytest.raises(ValueError, match="not both"):

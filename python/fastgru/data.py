@@ -37,8 +37,9 @@ def as_sequences(X, dtype, name="X"):
             raise ValueError(f"{name}[{bad}]: expected F = {F} features like {name}[0], got shape {seqs[bad].shape}")
         lengths = np.array([len(s) for s in seqs], np.int64)
         out = np.zeros((len(seqs), lengths.max(), F), dtype)
-        for i, s in enumerate(seqs):
-            out[i, :len(s)] = s
+        with np.errstate(over="ignore"):  # values beyond dtype's range become inf: refused below
+            for i, s in enumerate(seqs):
+                out[i, :len(s)] = s
         ragged = True
     else:
         out = as_numeric(X, name)
@@ -47,11 +48,12 @@ def as_sequences(X, dtype, name="X"):
                              f"(T_i, F) arrays, got shape {out.shape}")
         if 0 in out.shape:
             raise ValueError(f"{name}: expected at least one sequence, step and feature, got shape {out.shape}")
-        out = np.asarray(out, dtype)
+        with np.errstate(over="ignore"):  # values beyond dtype's range become inf: refused below
+            out = np.asarray(out, dtype)
         lengths = np.full(out.shape[0], out.shape[1], np.int64)
         ragged = False
     if not np.isfinite(out).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
+        raise ValueError(f"{name}: contains NaN or infinity (or values beyond {np.dtype(dtype).name}'s range)")
     full = bool((lengths == out.shape[1]).all())
     return out, (None if full else lengths), ragged
 

@@ -447,6 +447,8 @@ class GRUClassifier(GRUEstimator):
             raise ValueError(f"{name}: expected class labels of shape {'(N, T)' if want == 2 else '(N,)'}, "
                              f"got {y.shape}")
         labels = y if valid is None else y[valid]
+        if labels.dtype.kind in "fc" and np.isnan(labels).any():
+            raise ValueError(f"{name}: contains NaN, which is no class label")
         if fitting:
             self.classes_ = np.unique(labels)
             if len(self.classes_) < 2:
