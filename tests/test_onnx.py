@@ -198,6 +198,10 @@ def test_errors_leave_no_file(tmp_path):
         fastgru.onnx.export(object(), path)
     with pytest.raises(ValueError, match="opset"):
         fastgru.onnx.export(fastgru.GRU(2, 3), path, opset=12)
+    with pytest.raises(TypeError, match="lengths: expected True or False"):
+        fastgru.onnx.export(fastgru.GRU(2, 3), path, lengths="no")
+    with pytest.raises(FileNotFoundError):
+        fastgru.onnx.export(fastgru.GRU(2, 3), "")
     assert os.listdir(tmp_path) == []
     path.write_bytes(b"keep me")                       # an existing file survives a failed export
     with pytest.raises(TypeError):

@@ -56,6 +56,8 @@ def export(obj, path, *, lengths=False, opset=None):
     object and the estimator's NotFittedError (a ValueError) for an unfitted one; nothing is
     written then."""
     opset = _check_opset(opset)
+    if not isinstance(lengths, (bool, np.bool_)):
+        raise TypeError(f"lengths: expected True or False, got {lengths!r}")
     if isinstance(obj, (GRURegressor, GRUClassifier)):
         builder = _estimator_graph
     elif isinstance(obj, GRUModel):
