@@ -112,3 +112,24 @@ def test_to_onnx_is_the_inverse_of_from_onnx(rng, bidirectional, bias):
     assert back.keys() == state.keys()
     for name, value in state.items():
         np.testing.assert_array_equal(back[name], value)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_reset_before_biases_act_as_one(rng, backend):
+    """With reset_after=False, bias_ih and bias_hh enter every gate only through their sum, so
+    they get the same gradient and a Keras bias may sit in either: what the README says about
+    training a model converted from Keras rests on this."""
+    layer = fastgru.GRU(3, 4, num_layers=2, reset_after=False, backend=backend)
+    x = rng.standard_normal((5, 2, 3))
+    y, h_n = layer(x)
+    layer.backward(rng.standard_normal(y.shape), rng.standard_normal(h_n.shape))
+    grads = layer.grads()
+    for k in range(2):
+        np.testing.assert_array_equal(grads[f"bias_ih_l{k}"], grads[f"bias_hh_l{k}"])
+    state = layer.state_dict()
+    moved = {name: value.copy() for name, value in state.items()}
+    for k in range(2):
+        moved[f"bias_ih_l{k}"], moved[f"bias_hh_l{k}"] = state[f"bias_ih_l{k}"] + state[f"bias_hh_l{k}"], 0 * state[f"bias_hh_l{k}"]
+    other = fastgru.GRU(3, 4, num_layers=2, reset_after=False, backend=backend)
+    other.load_state_dict(moved)
+    np.testing.assert_allclose(other(x)[0], y, rtol=1e-5, atol=1e-6)  # float32: the sum rounds

@@ -24,7 +24,11 @@ def from_keras(kernel, recurrent_kernel, bias=None, *, layer=0, suffix=""):
     """state_dict entries of one direction of one layer from a keras.layers.GRU's weights
     (layer.get_weights()): kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,) with
     reset_after=False or (2, 3H) with reset_after=True, or None (use_bias=False).
-    suffix="_reverse" for the backward layer of a Bidirectional wrapper."""
+    suffix="_reverse" for the backward layer of a Bidirectional wrapper.
+
+    With reset_after=False, Keras's single bias becomes bias_ih and bias_hh is zeros; the two then
+    act as one bias (their sum), which an optimizer such as Adam moves about twice as far per step
+    as Keras moves its one."""
     kernel, recurrent_kernel = as_numeric(kernel, "kernel"), as_numeric(recurrent_kernel, "recurrent_kernel")
     if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 3 * recurrent_kernel.shape[0]:
         raise ValueError(f"recurrent_kernel: expected shape (H, 3H), got {recurrent_kernel.shape}")
