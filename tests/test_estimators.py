@@ -170,6 +170,24 @@ def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
     assert est.predict(X).shape == (64,)
 
 
+def test_keyboard_interrupt_in_validation_keeps_whole_epochs_in_the_history(rng, monkeypatch, capsys):
+    X, y = regression_data(rng, N=64)
+    calls = []
+    evaluate = fastgru.training.evaluate_loss
+
+    def interrupt_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(fastgru.training, "evaluate_loss", interrupt_second_validation)
+    est = fastgru.GRURegressor(**dict(SMALL, epochs=5, verbose=1), validation_split=0.25).fit(X, y)
+    assert est.interrupted_
+    assert {k: len(v) for k, v in est.history_.items()} == {"loss": 1, "val_loss": 1, "time": 1}
+    assert "fit interrupted during epoch 2;" in capsys.readouterr().err
+
+
 def test_progress_output(rng, capsys, monkeypatch):
     """Output that is not a terminal (a log; pytest's capture) gets one plain line per epoch and no
     carriage returns; a terminal gets tqdm bars; verbose=0 prints nothing."""
@@ -266,6 +284,48 @@ def test_sklearn_clone_and_tags():
     copy = base.clone(est)
     assert copy is not est and copy.get_params() == est.get_params() and not hasattr(copy, "model_")
     assert base.is_classifier(est) and base.is_regressor(fastgru.GRURegressor())
+
+
+def test_sklearn_sees_the_constructor_tags_and_unfitted_errors(rng):
+    import inspect
+    pytest.importorskip("sklearn")
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils import get_tags
+    from sklearn.utils.validation import check_is_fitted
+    for cls in (fastgru.GRURegressor, fastgru.GRUClassifier):
+        parameters = inspect.signature(cls).parameters
+        assert list(parameters)[:2] == ["hidden_size", "num_layers"] and "random_state" in parameters
+        assert sorted(parameters) == sorted(cls().get_params())
+        with pytest.raises(NotFittedError):                # scikit-learn's class catches ours
+            cls().predict(np.zeros((2, 3, 1)))
+        with pytest.raises(fastgru.estimators.NotFittedError):
+            cls().predict(np.zeros((2, 3, 1)))
+        with pytest.raises(NotFittedError):
+            check_is_fitted(cls())
+    assert get_tags(fastgru.GRURegressor()).target_tags.multi_output
+    assert not get_tags(fastgru.GRUClassifier()).target_tags.multi_output
+
+
+def test_random_state_takes_numpy_generators_as_scikit_learn_does(rng):
+    X, y = regression_data(rng, N=32)
+    seeded = [fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
+              for state in (np.random.RandomState(7), np.random.RandomState(7), np.random.default_rng(7))]
+    assert np.array_equal(seeded[0], seeded[1])          # the same generator state, the same model
+    state = np.random.RandomState(7)
+    first = fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
+    second = fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
+    assert not np.array_equal(first, second)             # drawn from, so the second fit differs
+    for bad in (-1, 1.5, "0", True):
+        with pytest.raises(ValueError, match="random_state"):
+            fastgru.GRURegressor(**dict(SMALL, random_state=bad)).fit(X, y)
+
+
+def test_classifier_refuses_continuous_targets(rng):
+    X, y = regression_data(rng, N=32)
+    with pytest.raises(ValueError, match="continuous values .* GRURegressor"):
+        fastgru.GRUClassifier(**SMALL).fit(X, y)
+    clf = fastgru.GRUClassifier(**SMALL).fit(X, (y > 0).astype(float))   # 0.0 / 1.0 are labels
+    assert clf.classes_.tolist() == [0.0, 1.0]
 
 
 def test_sklearn_pipeline_and_grid_search(rng):

@@ -27,8 +27,10 @@ Training errors (the loop is fastgru.training.train):
 """
 
 import difflib
+import functools
 import inspect
 import json
+import sys
 
 import numpy as np
 
@@ -45,7 +47,20 @@ from . import training
 
 
 class NotFittedError(ValueError, AttributeError):
-    """predict/score before fit (the same bases as scikit-learn's NotFittedError)."""
+    """predict/score before fit (the same bases as scikit-learn's NotFittedError; once scikit-learn
+    is imported, the error raised is also an instance of its NotFittedError)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _with_base(base):
+    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+
+
+def _not_fitted_error_class():
+    """NotFittedError, joined with scikit-learn's when that is imported (importing it here would
+    cost a second on every unfitted call, and fastgru never requires it)."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    return NotFittedError if sklearn_exceptions is None else _with_base(sklearn_exceptions.NotFittedError)
 
 
 # ---- the estimators ---------------------------------------------------------------------------
@@ -82,7 +97,8 @@ class GRUEstimator:
         validation loss (the training loss without validation) before stopping; None: never.
         restore_best_weights: with patience, end with the weights of the best epoch.
         clip_grad_norm: maximum global L2 norm of the gradient, or None.
-        random_state: int for bit-identical runs (at a fixed fastgru.set_num_threads), or None.
+        random_state: int for bit-identical runs (at any fastgru.set_num_threads), None, or a
+        NumPy RandomState or Generator (fit draws its seed from it, as scikit-learn's do).
         verbose: 0 (or False) silent; 1 (or True) progress per epoch: a tqdm bar on a terminal or in a
         notebook when tqdm is installed, else one plain line per epoch (fastgru.progress).
         distributed: train data-parallel over the processes of an MPI job (mpiexec; see
@@ -140,7 +156,8 @@ class GRUEstimator:
         # Only scikit-learn calls this, so importing it here keeps it optional.
         from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
         classifier = self._estimator_type == "classifier"
-        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=True),
+        return Tags(estimator_type=self._estimator_type,
+                    target_tags=TargetTags(required=True, multi_output=not classifier),
                     transformer_tags=None, classifier_tags=ClassifierTags() if classifier else None,
                     regressor_tags=None if classifier else RegressorTags(),
                     input_tags=InputTags(two_d_array=False, three_d_array=True),
@@ -163,6 +180,10 @@ class GRUEstimator:
             raise ValueError(f"validation_split: expected a fraction in [0, 1), got {self.validation_split!r}")
         if self.validation_split and self.validation_data is not None:
             raise ValueError("validation_split and validation_data: give one of them, not both")
+        seed = self.random_state
+        if not (seed is None or isinstance(seed, (np.random.RandomState, np.random.Generator))
+                or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)):
+            raise ValueError(f"random_state: expected None, an int >= 0, a numpy RandomState or Generator, got {seed!r}")
         if not isinstance(self.distributed, (bool, np.bool_)):
             raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
@@ -195,7 +216,12 @@ class GRUEstimator:
             lambda: self._prepare_fit(X, y),
             digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
         # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
-        random_state = reducer.agree(np.random.SeedSequence(self.random_state).entropy)
+        seed = self.random_state
+        if isinstance(seed, np.random.RandomState):  # drawn from, as scikit-learn estimators do
+            seed = int(seed.randint(2 ** 32))
+        elif isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2 ** 32))
+        random_state = reducer.agree(np.random.SeedSequence(seed).entropy)
         model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
         progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
         model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
@@ -279,7 +305,7 @@ class GRUEstimator:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
+            raise _not_fitted_error_class()(f"This {type(self).__name__} instance is not fitted yet; call fit first")
 
     def _prepare_X(self, X):
         self._check_fitted()
@@ -363,6 +389,12 @@ class GRUEstimator:
                 raise ValueError(f"{name} is {got!r}, its model and hyper-parameters say {value!r}")
         if not isinstance(self.history_, dict) or not isinstance(self.interrupted_, bool):
             raise ValueError("history_ or interrupted_ is malformed")
+
+
+# __new__ takes (*args, **kwargs) to name the user's class in its errors; inspect.signature,
+# help() and scikit-learn must see __init__'s parameters instead.
+GRUEstimator.__signature__ = inspect.signature(GRUEstimator.__init__).replace(
+    parameters=list(inspect.signature(GRUEstimator.__init__).parameters.values())[1:])
 
 
 class GRURegressor(GRUEstimator):
@@ -449,6 +481,9 @@ class GRUClassifier(GRUEstimator):
         labels = y if valid is None else y[valid]
         if labels.dtype.kind in "fc" and np.isnan(labels).any():
             raise ValueError(f"{name}: contains NaN, which is no class label")
+        if labels.dtype.kind in "fc" and (labels != np.round(labels)).any():
+            raise ValueError(f"{name}: continuous values (not whole numbers) are no class labels; "
+                             "for numeric targets use GRURegressor")
         if fitting:
             self.classes_ = np.unique(labels)
             if len(self.classes_) < 2:

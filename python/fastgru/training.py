@@ -112,10 +112,12 @@ def train(model, optimizer, config, train_set, validation_set, rng, progress, hi
                 rows += batch.rows
                 progress.batch_done(total / rows)
             epoch_loss = total / rows
-            history["loss"].append(epoch_loss)
             val_loss = None
             if validation_set is not None:
                 val_loss = reducer.agree(evaluate_loss(model, validation_set, config.loss, config.batch_size))
+            # An epoch enters the history whole: a Ctrl-C in its validation pass leaves none of it.
+            history["loss"].append(epoch_loss)
+            if val_loss is not None:
                 history["val_loss"].append(val_loss)
             history["time"].append(time.perf_counter() - start)
             progress.end_epoch(epoch, epoch_loss, val_loss, history["time"][-1])
