@@ -134,6 +134,26 @@ def test_failing_rank_ends_the_job(tmp_path, failure):
         assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr, done.stderr
 
 
+@needs_mpi
+def test_a_rank_failing_before_training_ends_the_job(tmp_path):
+    """Out of memory building the model on rank 1 only (after the data checks, which every rank
+    passes): the job ends instead of rank 0 waiting for rank 1 forever."""
+    done = run_script(tmp_path, 2, """
+        import numpy as np
+        from mpi4py import MPI
+        import fastgru
+
+        if MPI.COMM_WORLD.Get_rank() == 1:
+            def no_memory(*args, **kwargs):
+                raise MemoryError("simulated: no memory for the model on rank 1")
+            fastgru.estimators.GRUModel = no_memory
+        X = np.random.default_rng(0).standard_normal((20, 5, 2))
+        fastgru.GRURegressor(hidden_size=4, epochs=2, random_state=0, distributed=True).fit(X, X[:, 0, 0])
+        """, timeout=60, launcher=())
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "rank 1 of 2 failed" in done.stderr and "no memory for the model" in done.stderr, done.stderr
+
+
 def rank_lines(folder, ranks):
     """What each rank wrote to its own file (the ranks' stdout lines can interleave)."""
     return [(folder / f"rank{rank}.txt").read_text().splitlines() for rank in range(ranks)]
@@ -161,6 +181,86 @@ def test_every_rank_raises_for_bad_or_different_data(tmp_path):
     assert rank0[0] == rank1[0] and rank0[0].startswith("ValueError: ranks [1] of 2 got other data")
     assert rank1[1].startswith("ValueError: y: expected shape")
     assert rank0[1].startswith("RuntimeError: rank 1 of 2 failed to prepare the data (ValueError: y: expected")
+
+
+@needs_mpi
+def test_every_rank_raises_when_ranks_differ_in_what_the_targets_mean(tmp_path):
+    """Labels with other names in the same pattern, y (N,) against (N, 1), a Ctrl-C while one rank
+    prepares its data: every rank raises, none waits; equal hyper-parameters of other types agree."""
+    done = run_script(tmp_path, 2, """
+        import sys
+        import numpy as np
+        from mpi4py import MPI
+        import fastgru
+
+        rank = MPI.COMM_WORLD.Get_rank()
+        X = np.random.default_rng(0).standard_normal((20, 5, 2))
+        pattern = X[:, 0, 0] > 0
+        fits = [
+            lambda: fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0, distributed=True).fit(
+                X, np.where(pattern, *(("yes", "no") if rank else ("cat", "dog")))),
+            lambda: fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0, distributed=True).fit(
+                X, X[:, 0, :1] if rank else X[:, 0, 0]),
+        ]
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as out:
+            for fit in fits[:2]:
+                try:
+                    fit()
+                    print("fitted", file=out)
+                except (ValueError, RuntimeError) as exc:
+                    print(f"{type(exc).__name__}: {exc}", file=out)
+            estimator = fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0, distributed=True)
+            if rank == 1:
+                estimator._prepare_fit = interrupted
+            try:
+                estimator.fit(X, X[:, 0, 0])
+            except KeyboardInterrupt:
+                print("KeyboardInterrupt", file=out)
+            except RuntimeError as exc:
+                print(f"RuntimeError: {exc}", file=out)
+            size = np.int64(4) if rank else 4
+            fastgru.GRURegressor(hidden_size=size, epochs=1, random_state=0, distributed=True).fit(X, X[:, 0, 0])
+            print("fitted", file=out)
+        """, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rank0, rank1 = rank_lines(tmp_path, 2)
+    for lines in (rank0, rank1):
+        assert lines[0].startswith("ValueError: ranks [1] of 2 got other data"), lines
+        assert lines[1].startswith("ValueError: ranks [1] of 2 got other data"), lines
+        assert lines[3] == "fitted"
+    assert rank1[2] == "KeyboardInterrupt"
+    assert rank0[2].startswith("RuntimeError: rank 1 of 2 failed to prepare the data (KeyboardInterrupt")
+
+
+@needs_mpi
+def test_allreduce_gradients_checks_every_weight_before_touching_the_gradient(tmp_path):
+    done = run_script(tmp_path, 2, """
+        import sys
+        import numpy as np
+        from mpi4py import MPI
+        import fastgru
+        from fastgru.distributed import allreduce_gradients
+
+        rank = MPI.COMM_WORLD.Get_rank()
+        model = fastgru.GRUModel(3, 4, 1, seed=0)
+        model.grad[:] = rank + 1
+        with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as out:
+            for weight in (0.0, float("nan") if rank else 1.0):
+                try:
+                    allreduce_gradients(model, weight=weight)
+                except ValueError as exc:
+                    print(f"ValueError: {exc}", file=out)
+                print("unchanged" if (model.grad == rank + 1).all() else "changed", file=out)
+        """, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for lines in rank_lines(tmp_path, 2):
+        assert lines[0].startswith("ValueError: weight: the ranks' weights sum to 0.0") and lines[1] == "unchanged"
+        assert lines[2] == "ValueError: weight: expected a finite number >= 0 on every rank, got nan on rank 1"
+        assert lines[3] == "unchanged"
 
 
 @needs_mpi

@@ -106,10 +106,10 @@ class Communicator:
         try:
             result = compute()
             report = (None, digest(result))
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C too: the others must hear of it, not wait for it
             result, report = exc, (f"{type(exc).__name__}: {exc}", None)
         reports = self.comm.allgather(report)
-        if isinstance(result, Exception):
+        if isinstance(result, BaseException):
             raise result
         failed = [(rank, error) for rank, (error, _) in enumerate(reports) if error is not None]
         if failed:
@@ -171,8 +171,9 @@ def data_digest(*items):
 
 def allreduce_gradients(model, comm=None, weight=1.0):
     """Replaces model.grad, on every rank of comm, by the weighted average over the ranks
-    sum_r weight_r * grad_r / sum_r weight_r, with one all-reduce of the flat gradient buffer (the
-    weight travels appended to it). Returns model.grad.
+    sum_r weight_r * grad_r / sum_r weight_r, with one all-reduce of the flat gradient buffer after
+    the weights are gathered and checked (a bad weight on any rank raises ValueError on every rank,
+    with grad unchanged). Returns model.grad.
 
     For a custom data-parallel loop over a GRUModel (or GRU, Dense: anything with a flat `grad`)
     in which each rank's grad is the gradient of the MEAN loss over its own n_r valid rows, pass
@@ -186,13 +187,19 @@ def allreduce_gradients(model, comm=None, weight=1.0):
     if not isinstance(grad, np.ndarray) or grad.ndim != 1 or not grad.flags.c_contiguous:
         raise TypeError("model: expected a fastgru module whose .grad is a flat contiguous array")
     weight = float(weight)
-    if not weight >= 0 or weight == np.inf:
-        raise ValueError(f"weight: expected a finite number >= 0, got {weight!r}")
-    if weight != 1.0:
-        grad *= weight
-    total = comm.sum_gradients(grad, weight)
+    # Every rank checks every rank's weight before grad changes, so that a bad weight on one
+    # rank raises on all of them (none left waiting in the sum) and no gradient is lost.
+    weights = comm.comm.allgather(weight) if comm.size > 1 else [weight]
+    bad = [rank for rank, w in enumerate(weights) if not (w >= 0 and w != np.inf)]
+    if bad:
+        raise ValueError(f"weight: expected a finite number >= 0 on every rank, got {weights[bad[0]]!r} "
+                         f"on rank {bad[0]}")
+    total = float(np.sum(weights))
     if not total > 0:
         raise ValueError(f"weight: the ranks' weights sum to {total}; at least one must be positive")
+    if weight != 1.0:
+        grad *= weight
+    comm.sum_in_place(grad)
     if total != 1.0:
         grad /= total
     return grad

@@ -186,6 +186,12 @@ class GRUEstimator:
             raise ValueError(f"random_state: expected None, an int >= 0, a numpy RandomState or Generator, got {seed!r}")
         if not isinstance(self.distributed, (bool, np.bool_)):
             raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
+        for name in ("lr", "weight_decay"):  # as Adam checks them, but before any rank builds a model
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name}: expected a number, got {value!r}")
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm: expected a positive number or None, got {self.clip_grad_norm!r}")
         loss = self._default_loss if self.loss is None else self.loss
@@ -214,31 +220,35 @@ class GRUEstimator:
         reducer = self._reducer()
         train, validation = reducer.run_consistently(
             lambda: self._prepare_fit(X, y),
-            digest=lambda prepared: data_digest(self._shared_params(), *prepared[0], *(prepared[1] or ())))
-        # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
-        seed = self.random_state
-        if isinstance(seed, np.random.RandomState):  # drawn from, as scikit-learn estimators do
-            seed = int(seed.randint(2 ** 32))
-        elif isinstance(seed, np.random.Generator):
-            seed = int(seed.integers(2 ** 32))
-        random_state = reducer.agree(np.random.SeedSequence(seed).entropy)
-        model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
-        progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
-        model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
-                         bidirectional=self.bidirectional, reset_after=self.reset_after,
-                         return_sequences=self.return_sequences, dropout=self.dropout,
-                         dtype=train[0].dtype, seed=int(model_seed))
-        optimizer = Adam(model, lr=self.lr, weight_decay=self.weight_decay,
-                         decoupled_weight_decay=self.weight_decay > 0)
-        self.model_ = model
-        self.history_ = {"loss": [], "val_loss": [], "time": []}
-        self.interrupted_ = False
-        self.best_epoch_ = None
-        config = training.TrainingConfig(loss=self.loss_, epochs=self.epochs, batch_size=self.batch_size,
-                                          shuffle=self.shuffle, patience=self.patience,
-                                          restore_best_weights=self.restore_best_weights,
-                                          clip_grad_norm=self.clip_grad_norm)
+            digest=lambda prepared: data_digest(self._shared_params(), self._target_encoding(), *prepared[0],
+                                                *(prepared[1] or ())))
+        # From here a failure on one process only (out of memory, Ctrl-C) ends the MPI job: the
+        # others would wait for it in the next collective. Everything that can be checked the
+        # same way everywhere was checked above.
         with reducer.failure_ends_job(training.NonFiniteLossError):
+            # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
+            seed = self.random_state
+            if isinstance(seed, np.random.RandomState):  # drawn from, as scikit-learn estimators do
+                seed = int(seed.randint(2 ** 32))
+            elif isinstance(seed, np.random.Generator):
+                seed = int(seed.integers(2 ** 32))
+            random_state = reducer.agree(np.random.SeedSequence(seed).entropy)
+            model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
+            progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
+            model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
+                             bidirectional=self.bidirectional, reset_after=self.reset_after,
+                             return_sequences=self.return_sequences, dropout=self.dropout,
+                             dtype=train[0].dtype, seed=int(model_seed))
+            optimizer = Adam(model, lr=self.lr, weight_decay=self.weight_decay,
+                             decoupled_weight_decay=self.weight_decay > 0)
+            self.model_ = model
+            self.history_ = {"loss": [], "val_loss": [], "time": []}
+            self.interrupted_ = False
+            self.best_epoch_ = None
+            config = training.TrainingConfig(loss=self.loss_, epochs=self.epochs, batch_size=self.batch_size,
+                                              shuffle=self.shuffle, patience=self.patience,
+                                              restore_best_weights=self.restore_best_weights,
+                                              clip_grad_norm=self.clip_grad_norm)
             result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
                                     self._sequence_set(*validation) if validation else None,
                                     np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
@@ -257,8 +267,18 @@ class GRUEstimator:
 
     def _shared_params(self):
         """The hyper-parameters every rank of a distributed fit must share (validation_data is
-        compared as data)."""
-        return sorted((k, v) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
+        compared as data), as values: 8 and np.int64(8) agree; a NumPy generator is compared by
+        kind only (each rank draws from its own, and rank 0's draw is used)."""
+        def value(v):
+            if isinstance(v, (np.random.RandomState, np.random.Generator)):
+                return type(v).__name__
+            return v.item() if isinstance(v, np.generic) else v
+        return sorted((k, value(v)) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
+
+    def _target_encoding(self):
+        """What _prepare_fit learned from y besides the encoded targets (classes, outputs), which
+        every rank of a distributed fit must share too."""
+        return ()
 
     def _prepare_fit(self, X, y):
         """Checks the hyper-parameters and the data: (train, validation or None), each a triple
@@ -424,6 +444,9 @@ class GRURegressor(GRUEstimator):
     def _n_logits(self):
         return self.n_outputs_
 
+    def _target_encoding(self):
+        return (self.n_outputs_, self._single_output)
+
     def predict(self, X):
         """Predictions: (N,) / (N, O), or per step (N, T) / (N, T, O) (a list of (T_i[, O]) arrays
         for ragged X) with return_sequences."""
@@ -505,6 +528,9 @@ class GRUClassifier(GRUEstimator):
     @property
     def _n_logits(self):
         return 1 if self.loss_ == "binary_crossentropy" else len(self.classes_)
+
+    def _target_encoding(self):
+        return repr(self.classes_.tolist())
 
     def predict_proba(self, X):
         """Class probabilities (N, C), or per step (N, T, C) (a list for ragged X)."""
