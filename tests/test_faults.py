@@ -145,6 +145,38 @@ def test_out_of_memory_in_a_worker_thread_raises_memory_error():
     assert out.split("\n")[:2] == ["MemoryError", "same True"], out + err
 
 
+# A pool of 200 threads needs 200 thread stacks (8 MiB of address space each, by default): the
+# limit leaves room for some of them, not all. Starting the pool used to hang (the threads already
+# started were left waiting on a condition variable being destroyed) or abort.
+THREADS_THAT_CANNOT_START = """
+    import numpy as np
+    import fastgru
+
+    layer = fastgru.GRU(16, 64, seed=0).eval()
+    x = np.ones((4, 64, 16), np.float32)
+    fastgru.set_num_threads(1)
+    expected, _ = layer(x)
+    limits = limit_address_space(600 * 2**20)
+    fastgru.set_num_threads(200)
+    for attempt in range(2):                           # the next call tries to start the pool again
+        try:
+            layer(x)
+            print("finished")
+        except MemoryError:
+            print("MemoryError")
+    resource.setrlimit(resource.RLIMIT_AS, limits)
+    fastgru.set_num_threads(2)
+    print("same", bool(np.array_equal(layer(x)[0], expected)))
+"""
+
+
+@posix_only
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the address space size from /proc")
+def test_a_thread_pool_the_system_cannot_start_raises_memory_error():
+    out, err = python(LIMIT_ADDRESS_SPACE + THREADS_THAT_CANNOT_START).communicate(timeout=RUN_TIMEOUT)
+    assert out.split("\n")[:3] == ["MemoryError", "MemoryError", "same True"], out + err
+
+
 SAVE_UNDER_FAULT = """
     import os, resource, signal, sys
     import fastgru

@@ -126,3 +126,19 @@ def test_two_threads_on_one_cpu_give_the_one_thread_result():
     result = subprocess.run([sys.executable, "-c", CONTENDED], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "identical", result.stdout + result.stderr
+
+
+def test_set_num_threads_takes_ints_in_range_only(restore_threads):
+    import numpy as np
+    import pytest
+
+    import fastgru
+
+    for bad in (True, 1.5, "2", None):
+        with pytest.raises(TypeError, match="n must be an int"):
+            fastgru.set_num_threads(bad)
+    for bad in (0, -1, 65537, 2 ** 31, 2 ** 70):
+        with pytest.raises(ValueError, match=r"n must be an int in 1\.\.65536"):
+            fastgru.set_num_threads(bad)
+    fastgru.set_num_threads(np.int64(3))
+    assert fastgru.get_num_threads() == 3

@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -116,20 +117,21 @@ thread_local bool t_in_region = false;
 
 class Pool {
  public:
+  // Starting a thread fails when the system has none left (or, under an address-space limit,
+  // no memory for its stack): the threads already started are stopped and joined (destroying
+  // a joinable thread ends the process, and destroying cv_ with them waiting on it hangs), and
+  // the caller gets std::bad_alloc, the out-of-memory error, for out of resources.
   explicit Pool(int n) : n_(n) {
     for (int t = 0; t < n; ++t) slots_[t].store(kRetracted, std::memory_order_relaxed);
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker(t); });
+    try {
+      for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker(t); });
+    } catch (...) {
+      stop_workers();
+      throw std::bad_alloc();
+    }
   }
 
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    for (auto& w : workers_) w.join();
-  }
+  ~Pool() { stop_workers(); }
 
   int size() const { return n_; }
 
@@ -182,6 +184,16 @@ class Pool {
 
  private:
   enum : int { kOpen, kTaken, kRetracted };
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
 
   // A member's exception (std::bad_alloc from a share's temporaries, say) must not end the
   // process from a worker, nor leave run() while other members still use its stack: the first
@@ -291,6 +303,7 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
   if (g_pool && g_pool->inherited()) g_pool = nullptr;
   if (!g_pool || g_pool->size() != threads) {
     delete g_pool;
+    g_pool = nullptr;  // if the new pool cannot start, the next call tries again
     g_pool = new Pool(threads);
   }
   g_pool->run(body, n);

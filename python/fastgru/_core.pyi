@@ -180,10 +180,12 @@ def set_isa(name: str) -> None:
     Uses the kernels of another instruction set, as the FASTGRU_ISA environment variable does.
     name: one of available_isas(), in any case; ValueError if it is unknown or this CPU lacks it.
     """
-def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+def set_num_threads(n: typing.Any) -> None:
     """
-    Sets the number of threads the core uses (n: int >= 1, else ValueError; the default is
-    OMP_NUM_THREADS, else the core count). Results are bit-identical for any thread count.
+    Sets the number of threads the core uses (n: an int in 1..65536, else TypeError or ValueError;
+    the default is OMP_NUM_THREADS, else the core count). Results are bit-identical for any
+    thread count. A pool the system cannot start (no threads or memory left) raises MemoryError
+    at the next call that needs it.
     """
 MAX_ELEMENTS: int = 1152921504606846975
 MAX_LAYERS: int = 1024

@@ -8,16 +8,33 @@
 
 namespace py = pybind11;
 
+namespace {
+// Far beyond any machine: a larger count is a mistake (a size passed for a count, say).
+constexpr long long kMaxThreads = 65536;
+}  // namespace
+
 void bind_runtime(py::module_& m) {
   m.def(
       "set_num_threads",
-      [](int n) {
-        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-        fastgru::set_num_threads(n);
+      [](const py::object& n) {
+        // A bool is an int to Python; as a thread count it is a mistake.
+        if (py::isinstance<py::bool_>(n) || !PyIndex_Check(n.ptr()))
+          throw py::type_error("set_num_threads: n must be an int, got " +
+                               std::string(py::str(n.get_type().attr("__name__"))));
+        const py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(n.ptr()));
+        if (!value) throw py::error_already_set();
+        int overflow = 0;
+        const long long count = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+        if (overflow != 0 || count < 1 || count > kMaxThreads)
+          throw py::value_error("set_num_threads: n must be an int in 1.." + std::to_string(kMaxThreads) +
+                                ", got " + std::string(py::str(value)));
+        fastgru::set_num_threads(static_cast<int>(count));
       },
       py::arg("n"),
-      "Sets the number of threads the core uses (n: int >= 1, else ValueError; the default is\n"
-      "OMP_NUM_THREADS, else the core count). Results are bit-identical for any thread count.");
+      "Sets the number of threads the core uses (n: an int in 1..65536, else TypeError or ValueError;\n"
+      "the default is OMP_NUM_THREADS, else the core count). Results are bit-identical for any\n"
+      "thread count. A pool the system cannot start (no threads or memory left) raises MemoryError\n"
+      "at the next call that needs it.");
   m.def("get_num_threads", &fastgru::get_num_threads, "The number of threads the core uses (see set_num_threads).");
   m.def("release_memory", &fastgru::release_scratch,
         "Frees the scratch memory that forward and backward calls keep between calls, the calling\n"
