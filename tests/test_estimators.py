@@ -150,18 +150,21 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_good_weights(rng):
     assert np.array_equal(est.model_.params, one_step.model_.params)
 
 
+def interrupting(function, call):
+    """function, except that its call-th call raises KeyboardInterrupt (a Ctrl-C just then)."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return function(*args, **kwargs)
+    return wrapped
+
+
 def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
     X, y = regression_data(rng, N=64)
-    calls = []
-    train_step = fastgru.GRUModel.train_step
-
-    def interrupt_third_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return train_step(*args, **kwargs)
-
-    monkeypatch.setattr(fastgru.GRUModel, "train_step", interrupt_third_batch)
+    monkeypatch.setattr(fastgru.GRUModel, "train_step", interrupting(fastgru.GRUModel.train_step, 3))
     est = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=5)).fit(X, y)
     monkeypatch.undo()
     assert est.interrupted_ and est.history_["loss"] == []
@@ -172,16 +175,7 @@ def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
 
 def test_keyboard_interrupt_in_validation_keeps_whole_epochs_in_the_history(rng, monkeypatch, capsys):
     X, y = regression_data(rng, N=64)
-    calls = []
-    evaluate = fastgru.training.evaluate_loss
-
-    def interrupt_second_validation(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(fastgru.training, "evaluate_loss", interrupt_second_validation)
+    monkeypatch.setattr(fastgru.training, "evaluate_loss", interrupting(fastgru.training.evaluate_loss, 2))
     est = fastgru.GRURegressor(**dict(SMALL, epochs=5, verbose=1), validation_split=0.25).fit(X, y)
     assert est.interrupted_
     assert {k: len(v) for k, v in est.history_.items()} == {"loss": 1, "val_loss": 1, "time": 1}

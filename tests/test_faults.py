@@ -75,6 +75,13 @@ LIMIT_ADDRESS_SPACE = """
         limits = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (used + room, limits[1]))
         return limits
+
+    def print_outcome(call):
+        try:
+            call()
+            print("finished")
+        except MemoryError:
+            print("MemoryError")
 """
 
 
@@ -126,11 +133,7 @@ OUT_OF_MEMORY_IN_A_WORKER = """
     small = layer(x[:, :64])
 
     limits = limit_address_space(400 * 2**20)
-    try:
-        layer(x)
-        print("finished")
-    except MemoryError:
-        print("MemoryError")
+    print_outcome(lambda: layer(x))
     resource.setrlimit(resource.RLIMIT_AS, limits)
     print("same", bool(np.array_equal(layer(x[:, :64]), small)))
 """
@@ -159,11 +162,7 @@ THREADS_THAT_CANNOT_START = """
     limits = limit_address_space(600 * 2**20)
     fastgru.set_num_threads(200)
     for attempt in range(2):                           # the next call tries to start the pool again
-        try:
-            layer(x)
-            print("finished")
-        except MemoryError:
-            print("MemoryError")
+        print_outcome(lambda: layer(x))
     resource.setrlimit(resource.RLIMIT_AS, limits)
     fastgru.set_num_threads(2)
     print("same", bool(np.array_equal(layer(x)[0], expected)))

@@ -197,6 +197,40 @@ def test_bad_arguments():
     assert np.array_equal(model.params, before)
 
 
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_bad_masks_and_output_gradients_name_their_argument(rng, backend):
+    model = fastgru.GRUModel(F, H, O, num_layers=2, dropout=0.3, return_sequences=True, backend=backend)
+    x, target = rng.standard_normal((2, 4, F)), rng.standard_normal((2, 4, O))
+    with pytest.raises(ValueError, match="head_dropout: expected shape"):
+        model.compute_gradients(x, target, dropout_masks=(None, np.ones(1, np.float32)))
+    with pytest.raises(ValueError, match="head_dropout: expected shape"):
+        model.forward(x, dropout_masks=(None, np.ones(1, np.float32)))
+    with pytest.raises(ValueError, match=r"mask: expected shape \(B, T\) = \(2, 4\)"):
+        model.train_step(x, target, fastgru.Adam(model), mask=np.ones(7, bool))
+    model(x)
+    with pytest.raises(ValueError, match="dout: expected shape"):
+        model.backward(np.zeros(2))
+
+
+def test_numpy_backend_differentiates_the_forward_it_saw(rng):
+    """Changing the caller's x or h0 between forward and backward must not change the gradient
+    (the compiled backend keeps what it needs; the reference kept the caller's arrays)."""
+    grads, data = {}, rng.standard_normal((5, 2, 3)).astype(np.float32)
+    for backend in ("cpp", "numpy"):
+        layer = fastgru.GRU(3, 4, seed=0, backend=backend)
+        x, h0 = data.copy(), np.zeros((1, 2, 4), np.float32)
+        original = x.copy(), h0.copy()
+        layer(x, h0)
+        x[:], h0[:] = 100, 5
+        layer.backward(np.ones((5, 2, 4), np.float32))
+        grads[backend] = layer.grad.copy()
+        layer.zero_grad()
+        layer(*original)
+        layer.backward(np.ones((5, 2, 4), np.float32))
+        np.testing.assert_array_equal(grads[backend], layer.grad)
+    np.testing.assert_allclose(grads["numpy"], grads["cpp"], rtol=1e-4, atol=1e-5)
+
+
 # ---- GRUModel.train_step: the whole step in one compiled call -------------------------------------
 
 STEP_CASES = [(name, rs, False, 1, None, 0.0) for name in losses.LOSSES for rs in (True, False)] + [

@@ -252,3 +252,46 @@ def test_grad_scale_is_clipping_folded_into_the_step(rng, torch, dtype, decouple
         torch.nn.utils.clip_grad_norm_([tensor], 0.5)
         topt.step()
         assert_close(layer.params, tensor.detach().numpy(), 1e-6 if dtype == "float32" else 1e-9, "params")
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_a_step_that_raises_is_not_counted_and_errors_match_across_backends(backend):
+    layer = fastgru.GRU(3, 4, backend=backend)
+    opt = fastgru.Adam(layer)
+    for bad, error in (("x", TypeError), (None, TypeError), (float("nan"), ValueError), (-1.0, ValueError)):
+        with pytest.raises(error, match="grad_scale"):
+            opt.step(grad_scale=bad)
+    assert opt.step_count == 0
+    opt.step()
+    assert opt.step_count == 1
+
+
+@pytest.mark.parametrize("edit, error", [
+    (dict(step=-1), ValueError), (dict(step=2.7), TypeError), (dict(step=True), TypeError),
+    (dict(exp_avg=np.ones(5, bool)), TypeError), (dict(exp_avg=np.ones(5, complex)), TypeError),
+    (dict(exp_avg=np.array(["a"] * 5)), TypeError), (dict(exp_avg_sq=-np.ones(5)), ValueError),
+    (dict(exp_avg=np.full(5, np.nan)), ValueError), (dict(exp_avg=np.ones(4)), ValueError),
+])
+def test_load_state_dict_checks_everything_before_changing_anything(edit, error):
+    params, grad = np.ones(5, np.float32), np.ones(5, np.float32)
+    opt = fastgru.Adam((params, grad))
+    opt.step()
+    before = opt.state_dict()
+    with pytest.raises(error):
+        opt.load_state_dict({**before, **edit})
+    after = opt.state_dict()
+    assert after["step"] == before["step"] == 1
+    assert all(np.array_equal(after[k], before[k]) for k in ("exp_avg", "exp_avg_sq"))
+
+
+def test_buffers_that_share_memory_are_refused():
+    b = np.zeros(fastgru.GRU.param_count(3, 4), np.float32)
+    wide = np.zeros(2 * b.size, np.float32)
+    for buffers in ((b, b), (wide[:b.size], wide[1:b.size + 1])):
+        with pytest.raises(ValueError, match="shares memory"):
+            fastgru.GRU(3, 4, buffers=buffers)
+        with pytest.raises(ValueError, match="shares memory"):
+            fastgru.Adam(buffers)
+    with pytest.raises(ValueError, match="pair"):
+        fastgru.GRU(3, 4, buffers=(b, np.zeros_like(b), np.zeros_like(b)))
+    fastgru.GRU(3, 4, buffers=(wide[:b.size], wide[b.size:]))     # side by side in one array: fine

@@ -54,6 +54,16 @@ def as_float_array(value, name, dtype, shape, shape_text):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def check_non_negative(value, name):
+    """value as a float: TypeError naming the argument for a non-number, ValueError unless it is
+    finite and >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")

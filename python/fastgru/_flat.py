@@ -29,8 +29,11 @@ class FlatParameters:
                 raise MemoryError(f"{type(self).__name__}: not enough memory for {size} parameters "
                                   f"({gib:.1f} GiB with their gradients)") from None
         else:
+            if not isinstance(buffers, (tuple, list)) or len(buffers) != 2:
+                raise ValueError("buffers: expected a (params, grad) pair of arrays")
             self._params, self._grad = (_check_buffer(b, name, size, dtype)
                                         for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
+            check_separate(self._params, self._grad, "buffers[1]", "buffers[0]")
             self._grad.fill(0)
         self.training = True
         self._cache = None
@@ -116,3 +119,10 @@ def _check_buffer(buf, name, size, dtype):
         raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
                          f"of size {size}")
     return buf
+
+
+def check_separate(grad, params, grad_name, params_name):
+    """ValueError if two buffers share memory: gradients added into the weights, or zero_grad
+    zeroing them, would corrupt the model silently."""
+    if np.shares_memory(grad, params):
+        raise ValueError(f"{grad_name}: shares memory with {params_name}; give each its own buffer")

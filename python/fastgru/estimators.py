@@ -35,7 +35,7 @@ import sys
 import numpy as np
 
 from . import losses
-from ._checks import FLOAT_DTYPES, as_numeric, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_numeric, check_non_negative, to_dtype_name
 from .distributed import Communicator, data_digest, is_root_process
 from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
 from .model import GRUModel
@@ -187,11 +187,7 @@ class GRUEstimator:
         if not isinstance(self.distributed, (bool, np.bool_)):
             raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
         for name in ("lr", "weight_decay"):  # as Adam checks them, but before any rank builds a model
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{name}: expected a number, got {value!r}")
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+            check_non_negative(getattr(self, name), name)
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm: expected a positive number or None, got {self.clip_grad_norm!r}")
         loss = self._default_loss if self.loss is None else self.loss

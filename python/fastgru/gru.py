@@ -142,6 +142,8 @@ class GRU(FlatParameters):
             y, h_n = self._core_forward(self.config, self._params, x, h0, lengths, dropout, workspace)
             cache = (workspace, lengths, dropout)
         else:
+            if self.training:  # the reference's cache keeps x and h0: not the caller's arrays, which may change
+                x, h0 = x.copy(), None if h0 is None else h0.copy()
             y, h_n, cache = reference.gru_forward(
                 self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
                 np.full(B, T) if lengths is None else lengths, num_layers=self.num_layers,

@@ -140,15 +140,20 @@ class GRUModel(FlatParameters):
         elif head_dropout is None:
             mask = self._head_dropout_mask(features.shape)
         else:
-            mask = head_dropout
+            mask = self._check_head_dropout(head_dropout, features.shape)
         if mask is not None:
             features = features * mask
         out = self.head(features)
-        if self.training:
-            self._cache = (y.shape, h_n.shape, mask)
         if self.return_sequences and not time_major:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
+        if self.training:
+            self._cache = (y.shape, h_n.shape, mask, out.shape)
         return out
+
+    def _check_head_dropout(self, mask, shape):
+        """A given head dropout mask as an array of the head input's shape (ValueError otherwise)."""
+        return as_float_array(mask, "head_dropout", FLOAT_DTYPES[self.dtype], shape,
+                              f"{'(T, B, D*H)' if len(shape) == 3 else '(B, D*H)'} = {shape}")
 
     def backward(self, dout, *, time_major=False):
         """Gradients through the last training-mode forward, added into grad. dout has the shape
@@ -156,8 +161,9 @@ class GRUModel(FlatParameters):
         if self._cache is None:
             raise RuntimeError("backward: no training-mode forward to differentiate "
                                "(call forward in training mode first)")
-        y_shape, h_shape, mask = self._cache
-        dout = np.asarray(dout)
+        y_shape, h_shape, mask, out_shape = self._cache
+        dout = as_float_array(dout, "dout", FLOAT_DTYPES[self.dtype], out_shape,
+                              f"the last forward's output shape {out_shape}")
         if self.return_sequences and not time_major:
             dout = dout.transpose(1, 0, 2)
         dfeatures = self.head.backward(dout)
@@ -299,6 +305,8 @@ class GRUModel(FlatParameters):
             rows_shape = (T, B)
             if not time_major:
                 target = np.swapaxes(target, 0, 1) if np.ndim(target) >= 2 else target
+                if mask is not None and np.ndim(mask) != 2:
+                    raise ValueError(f"mask: expected shape (B, T) = ({B}, {T}), got {np.shape(mask)}")
                 mask = None if mask is None else np.swapaxes(np.asarray(mask), 0, 1)
             if mask is None and lengths is not None:
                 mask = valid_mask(lengths, T)
@@ -309,6 +317,10 @@ class GRUModel(FlatParameters):
         if dropout_masks is None:
             dropout_masks = self.draw_dropout_masks(T, B) if self.training else (None, None)
         gru_dropout, head_dropout = dropout_masks
+        if head_dropout is not None:  # the compiled model checks it too; the numpy path would broadcast it
+            features = self.gru.num_directions * self.gru.hidden_size
+            head_dropout = self._check_head_dropout(head_dropout, (T, B, features) if self.return_sequences
+                                                    else (B, features))
         return x, lengths, target, None if mask is None else np.ascontiguousarray(mask), gru_dropout, head_dropout
 
     def _compute_gradients_numpy(self, loss, x, lengths, target, mask, gru_dropout, head_dropout, normalizer):

@@ -4,6 +4,8 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference
+from ._checks import check_non_negative
+from ._flat import check_separate
 
 _CORE = {np.dtype(np.float32): _core.adam_step_float32, np.dtype(np.float64): _core.adam_step_float64}
 
@@ -54,10 +56,10 @@ class Adam:
         if params.dtype != grad.dtype or params.shape != grad.shape:
             raise ValueError(f"grad: expected the dtype and shape of params ({params.dtype}, {params.shape}), "
                              f"got ({grad.dtype}, {grad.shape})")
+        check_separate(grad, params, "grad", "params")
         beta1, beta2 = _check_betas(betas)
         for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+            check_non_negative(value, name)
         self.params, self.grad = params, grad
         self._update = _CORE[params.dtype] if self.backend == "cpp" else reference.adam_step
         self.lr, self.betas, self.eps = float(lr), (beta1, beta2), float(eps)
@@ -71,12 +73,14 @@ class Adam:
 
     def step(self, grad_scale=1.0):
         """One update of params from grad * grad_scale (gradient clipping as a factor; grad itself
-        is not modified), in place."""
-        self.step_count += 1
-        self._update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, self.step_count,
+        is not modified), in place. A step that raises is not counted."""
+        grad_scale = check_non_negative(grad_scale, "grad_scale")
+        step = self.step_count + 1
+        self._update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, step,
                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                weight_decay=self.weight_decay, decoupled_weight_decay=self.decoupled_weight_decay,
                amsgrad=self.amsgrad, grad_scale=grad_scale)
+        self.step_count = step
 
     def zero_grad(self):
         self.grad.fill(0)
@@ -89,16 +93,29 @@ class Adam:
         return state
 
     def load_state_dict(self, state):
+        """Restores state_dict()'s step count and moments; everything is checked first, so a bad
+        state (TypeError, ValueError) leaves the optimizer unchanged."""
         keys = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
         if set(state) != keys:
             raise ValueError(f"load_state_dict: expected keys {sorted(keys)}, got {sorted(state)}")
+        step = state["step"]
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"state['step']: expected an int, got {step!r}")
+        if step < 0:
+            raise ValueError(f"state['step']: expected an int >= 0, got {step}")
         arrays = {}
-        for key in keys - {"step"}:
-            arr = np.asarray(state[key], dtype=self.params.dtype)
+        for key in sorted(keys - {"step"}):
+            arr = np.asarray(state[key])
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"state['{key}']: expected real numbers, got dtype {arr.dtype}")
             if arr.shape != self.params.shape:
                 raise ValueError(f"state['{key}']: expected shape {self.params.shape}, got {arr.shape}")
+            arr = arr.astype(self.params.dtype)
+            if not np.isfinite(arr).all() or (key != "exp_avg" and (arr < 0).any()):
+                raise ValueError(f"state['{key}']: expected finite values"
+                                 + ("" if key == "exp_avg" else " >= 0 (a mean of squares)"))
             arrays[key] = arr
-        self.step_count = int(state["step"])
+        self.step_count = int(step)
         for key, arr in arrays.items():
             getattr(self, key)[...] = arr
 
