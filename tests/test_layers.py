@@ -114,3 +114,8 @@ def test_core_dense_kernels_check_their_buffers():
         _core.dense_backward_float32(x, w, dy, np.zeros((2, 4), np.float32), np.zeros(3, np.float32), True)
     with pytest.raises(ValueError, match="x"):
         _core.dense_forward_float32(np.zeros((3, 5), np.float32), w, None)
+
+
+def test_dense_names_x_for_a_ragged_list():
+    with pytest.raises(TypeError, match="x: expected an array of real numbers"):
+        fastgru.Dense(3, 2)([[1, 2, 3], [1, 2]])

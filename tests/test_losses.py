@@ -127,7 +127,24 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="mask"):
         losses.compute("mse", logits, logits, np.ones(3, bool))
     with pytest.raises(TypeError, match="logits"):
-        losses.compute("mse", [[0.0]], [[0.0]])
+        losses.compute("mse", [[True]], [[0.0]])
+    with pytest.raises(ValueError, match=r"logits: expected shape \(..., O\) with O >= 1"):
+        losses.compute("cross_entropy", np.zeros((2, 0)), [0, 0], np.zeros(2, bool))
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_logits_of_any_real_array_like(backend):
+    """As every other argument: lists, either byte order, integers (computed in float64);
+    the compiled loss keeps float32 logits in float32."""
+    logits = np.array([[0.5, -1.0], [2.0, 0.25]])
+    expected = losses.compute("mse", logits, np.zeros((2, 2)), backend=backend)
+    for same in (logits.tolist(), logits.astype(">f8")):
+        value, grad = losses.compute("mse", same, np.zeros((2, 2)), backend=backend)
+        assert value == expected[0] and np.array_equal(grad, expected[1]) and grad.dtype == np.float64
+    value, grad = losses.compute("mse", logits.astype(">f4"), np.zeros((2, 2)), backend=backend)
+    assert grad.dtype == (np.float32 if backend == "cpp" else np.float64)   # the reference works in float64
+    value, grad = losses.compute("mse", np.array([[1, 2]]), np.zeros((1, 2)), backend=backend)
+    assert value == 2.5 and grad.dtype == np.float64
 
 
 def test_core_loss_checks_labels_itself():

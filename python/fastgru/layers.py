@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, check_element_count, check_size, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_element_count, check_size, to_dtype_name
 from ._flat import FlatParameters
 
 # The compiled entries per dtype, looked up once per layer.
@@ -70,7 +70,8 @@ class Dense(FlatParameters):
 
     def forward(self, x):
         """x (..., in_features) -> y (..., out_features). Keeps x for backward (in either mode)."""
-        x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None,) * (np.ndim(x) - 1) + (self.in_features,),
+        x = as_numeric(x, "x")  # first: np.ndim of a ragged list would raise NumPy's unnamed error
+        x = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None,) * (x.ndim - 1) + (self.in_features,),
                            f"(..., in_features) with in_features = {self.in_features}")
         self._cache = x
         w = self.state_dict()

@@ -2,7 +2,8 @@
 
     loss, dlogits = fastgru.losses.compute("mse", logits, target, mask)
 
-logits (..., O); target (..., O) for "mse", "mae" and "binary_crossentropy" (targets in [0, 1],
+logits (..., O), O >= 1: any real array-like, computed in float32 if it is float32 (either byte
+order), else in float64; target (..., O) for "mse", "mae" and "binary_crossentropy" (targets in [0, 1],
 sigmoid applied to the logits inside the loss), integer labels (...) in [0, O) for
 "cross_entropy" (softmax applied inside); mask (...) bool marks the valid rows (None: all).
 The loss is the mean over the valid rows (and over O for the elementwise losses), i.e. the torch
@@ -66,8 +67,12 @@ def check_target(name, target, rows_shape, outputs, dtype, mask=None):
 def compute(name, logits, target, mask=None, *, backend="cpp"):
     """(loss as a Python float, dlogits with logits' shape and dtype); see the module docstring."""
     check_loss(name)
-    if not isinstance(logits, np.ndarray) or logits.dtype not in (np.float32, np.float64) or logits.ndim < 1:
-        raise TypeError("logits: expected a float32 or float64 array of shape (..., O)")
+    logits = as_numeric(logits, "logits")
+    # float32 stays float32 (either byte order); other real numbers are computed in float64.
+    dtype = np.float32 if logits.dtype.kind == "f" and logits.dtype.itemsize == 4 else np.float64
+    logits = np.ascontiguousarray(logits, dtype)
+    if logits.ndim < 1 or logits.shape[-1] == 0:
+        raise ValueError(f"logits: expected shape (..., O) with O >= 1, got {logits.shape}")
     rows_shape, O = logits.shape[:-1], logits.shape[-1]
     mask = check_mask(mask, rows_shape)
     target = check_target(name, target, rows_shape, O, logits.dtype, mask)
