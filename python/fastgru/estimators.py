@@ -63,6 +63,12 @@ def _not_fitted_error_class():
     return NotFittedError if sklearn_exceptions is None else _with_base(sklearn_exceptions.NotFittedError)
 
 
+def _plain(value):
+    """A NumPy scalar (a grid of np.arange values, a seed drawn by NumPy) as the Python number it
+    stands for: JSON has no int64, and 8 and np.int64(8) are the same hyper-parameter."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 # ---- the estimators ---------------------------------------------------------------------------
 
 class GRUEstimator:
@@ -266,9 +272,7 @@ class GRUEstimator:
         compared as data), as values: 8 and np.int64(8) agree; a NumPy generator is compared by
         kind only (each rank draws from its own, and rank 0's draw is used)."""
         def value(v):
-            if isinstance(v, (np.random.RandomState, np.random.Generator)):
-                return type(v).__name__
-            return v.item() if isinstance(v, np.generic) else v
+            return type(v).__name__ if isinstance(v, (np.random.RandomState, np.random.Generator)) else _plain(v)
         return sorted((k, value(v)) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
 
     def _target_encoding(self):
@@ -370,10 +374,7 @@ class GRUEstimator:
         self._check_fitted()
         if self.distributed and not is_root_process():
             return
-        # NumPy scalars (a grid of np.arange values, a seed drawn by NumPy) as the Python numbers
-        # they stand for: JSON has no int64.
-        params = {k: v.item() if isinstance(v, np.generic) else v
-                  for k, v in self.get_params().items() if k != "validation_data"}
+        params = {k: _plain(v) for k, v in self.get_params().items() if k != "validation_data"}
         extra = {"class": type(self).__name__, "params": params, "fitted": self._fitted_state()}
         try:
             json.dumps(extra)
