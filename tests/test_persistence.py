@@ -229,6 +229,10 @@ def test_huge_foreign_files_and_devices_are_refused_without_reading_them(tmp_pat
     if os.path.exists("/dev/zero"):
         with pytest.raises(ValueError, match="not a regular file"):
             fastgru.load("/dev/zero")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")                      # opening it would wait for a writer forever
+        with pytest.raises(ValueError, match="not a regular file"):
+            fastgru.load(tmp_path / "pipe")
 
 
 def test_saving_over_a_file_keeps_its_permissions_and_follows_links(tmp_path, model):

@@ -54,9 +54,12 @@ def read_safetensors(path):
     def bad(why):
         return ValueError(f"{path}: not a valid safetensors file ({why})")
 
+    # Before opening too: opening a pipe waits for a writer, forever if none comes.
+    if not stat.S_ISREG(os.stat(os.fspath(path)).st_mode):
+        raise bad("not a regular file")
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):  # replaced between the two looks
             raise bad("not a regular file")
         size = st.st_size
         if size < 8:
