@@ -275,6 +275,17 @@ def test_torch_export():
     assert_close(exported.module()(x), model(x), "output", RTOL[torch.float32])
 
 
+def test_torch_export_records_whether_the_forward_keeps_the_workspace():
+    """As the README says: the flag follows grad mode at export time (no_grad: an inference
+    program that keeps nothing)."""
+    gru, x = ft.GRU(3, 4).eval(), torch.randn(5, 2, 3)
+    for grad_mode, keeps in ((torch.no_grad, False), (torch.enable_grad, True)):
+        with grad_mode():
+            exported = torch.export.export(gru, (x,))
+        (node,) = [n for n in exported.graph.nodes if n.op == "call_function" and "gru_forward" in str(n.target)]
+        assert node.args[-1] is keeps
+
+
 def test_fake_and_meta_tensors_give_the_right_shapes():
     from torch._subclasses.fake_tensor import FakeTensorMode
 
