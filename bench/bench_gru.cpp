@@ -280,8 +280,8 @@ std::function<void()> split_forward(const GruConfig& cfg, size_t T, size_t B,
   for (int t = 0; t < threads; ++t) {
     const Range r = static_range(B, t, threads);
     const size_t rows = r.end - r.begin;
-    slices->push_back({std::vector<float>(T * rows * cfg.input_size, 0.5f),
-                       std::vector<float>(T * rows * cfg.hidden_size), std::vector<float>(rows * cfg.hidden_size), rows});
+    slices->push_back({std::vector<float>(T * rows * cfg.input_size, 0.5f), std::vector<float>(T * rows * cfg.hidden_size),
+                       std::vector<float>(rows * cfg.hidden_size), rows});
   }
   return [cfg, T, slices, &params] {
     const int pool_threads = get_num_threads();
@@ -423,7 +423,9 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
 }
 
 [[noreturn]] void usage(const char* message) {
-  std::fprintf(stderr, "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] [--foreign-spin] | --peak | --pingpong\n  NAME:",
+  std::fprintf(stderr,
+               "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] [--foreign-spin] | --peak | --pingpong\n"
+               "  NAME:",
                message);
   for (const BenchConfig& c : kConfigs) std::fprintf(stderr, " %s", c.name);
   std::fprintf(stderr, "\n");

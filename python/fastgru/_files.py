@@ -15,7 +15,7 @@ def write_atomically(path, chunks):
     keeps its permission bits, and one that may not be written raises PermissionError; a new file
     gets 0o666 less the umask. FileNotFoundError naming path when its folder does not exist."""
     target = _destination(path)
-    fd, tmp = _create_temporary(path, target)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             for data in chunks:
@@ -44,7 +44,7 @@ def _destination(path):
     return target
 
 
-def _create_temporary(path, target):
+def _create_temporary(target):
     """(fd, name) of a new file beside target, with target's permission bits when it exists, else
     0o666 less the umask (tempfile.mkstemp's 0o600 would make saved files private)."""
     folder = os.path.dirname(os.path.abspath(target))

@@ -189,7 +189,8 @@ class GRUEstimator:
         seed = self.random_state
         if not (seed is None or isinstance(seed, (np.random.RandomState, np.random.Generator))
                 or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)):
-            raise ValueError(f"random_state: expected None, an int >= 0, a numpy RandomState or Generator, got {seed!r}")
+            raise ValueError("random_state: expected None, an int >= 0, a numpy RandomState or Generator, "
+                             f"got {seed!r}")
         if not isinstance(self.distributed, (bool, np.bool_)):
             raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
         for name in ("lr", "weight_decay"):  # as Adam checks them, but before any rank builds a model
@@ -566,7 +567,8 @@ class GRUClassifier(GRUEstimator):
     def _restore_fitted(self, state, model):
         super()._restore_fitted(state, model)
         self.classes_ = np.asarray(state["classes_"])
-        if self.classes_.ndim != 1 or len(self.classes_) < 2 or not np.array_equal(np.unique(self.classes_), self.classes_):
+        classes = self.classes_
+        if classes.ndim != 1 or len(classes) < 2 or not np.array_equal(np.unique(classes), classes):
             raise ValueError(f"classes_ must be 2 or more distinct labels in sorted order, got {state['classes_']!r}")
 
 

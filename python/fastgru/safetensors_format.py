@@ -70,7 +70,8 @@ def read_safetensors(path):
         try:
             header = json.loads(f.read(n).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise bad(f"header is not JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise bad(f"header is not JSON: {why}") from None
         metadata, entries, length = _parse_header(header, bad)
         if length != size - 8 - n:
             raise bad(f"the tensors hold {length} bytes of data, the file {size - 8 - n}; truncated?")

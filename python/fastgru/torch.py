@@ -323,7 +323,10 @@ class GRU(nn.Module):
             # Under autocast the core still computes in its weights' dtype: the inputs come to it
             # (the outputs stay in it, which later autocast regions cast as they need).
             dtype = weights[0].dtype
-            input = input.to(dtype) if not isinstance(input, PackedSequence) else input._replace(data=input.data.to(dtype))
+            if isinstance(input, PackedSequence):
+                input = input._replace(data=input.data.to(dtype))
+            else:
+                input = input.to(dtype)
             hx = hx if hx is None else hx.to(dtype)
         L, H = self.num_layers, self.hidden_size
         LD = L * self.num_directions
