@@ -51,7 +51,12 @@ def from_keras(kernel, recurrent_kernel, bias=None, *, layer=0, suffix=""):
 
 def from_onnx(W, R, B=None, *, layer=0):
     """state_dict entries of one ONNX GRU node (one layer; forward or bidirectional):
-    W (D, 3H, I), R (D, 3H, H), B (D, 6H) = [Wb | Rb] or None."""
+    W (D, 3H, I), R (D, 3H, H), B (D, 6H) = [Wb | Rb] or None.
+
+    Only the weights are read: the node's attributes are the caller's to honour. fastgru computes
+    the default activations (sigmoid, tanh) without `clip`; linear_before_reset=1 is
+    reset_after=True and 0 is reset_after=False; a direction="reverse" node's weights belong in
+    the "_reverse" half of a bidirectional layer (a forward-only layer would run them forward)."""
     W, R = as_numeric(W, "W"), as_numeric(R, "R")
     if R.ndim != 3 or R.shape[1] != 3 * R.shape[2] or R.shape[0] not in (1, 2):
         raise ValueError(f"R: expected shape (D, 3H, H) with D in (1, 2), got {R.shape}")
