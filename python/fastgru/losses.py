@@ -3,8 +3,8 @@
     loss, dlogits = fastgru.losses.compute("mse", logits, target, mask)
 
 logits (..., O), O >= 1: any real array-like, computed in float32 if it is float32 (either byte
-order), else in float64; target (..., O) for "mse", "mae" and "binary_crossentropy" (targets in [0, 1],
-sigmoid applied to the logits inside the loss), integer labels (...) in [0, O) for
+order), else in float64; target (..., O) for "mse", "mae" and "binary_crossentropy" (targets in
+[0, 1], sigmoid applied to the logits inside the loss), integer labels (...) in [0, O) for
 "cross_entropy" (softmax applied inside); mask (...) bool marks the valid rows (None: all).
 The loss is the mean over the valid rows (and over O for the elementwise losses), i.e. the torch
 loss with reduction="mean" applied to the valid rows only; dlogits is zero at masked rows.
