@@ -2,8 +2,11 @@
 // layer, unidirectional, reset_after). For each configuration it first holds gru_forward and
 // gru_backward to a naive triple-loop implementation (exit 1 on mismatch), then reports the
 // median time and GFLOP/s of forward (inference), forward (training), backward and the training
-// step, and of the GEMM alone at the GRU's three shapes, against the measured FMA peak.
-//   bench_gru [--threads N] [--config NAME] [--iters N]
+// step, and of the GEMM alone at the GRU's three shapes, against the measured FMA peak (probed
+// with the widest vectors the active instruction set uses) and, where the CPU has VDPBF16PS, the
+// bfloat16 dot-product peak.
+//   bench_gru [--threads N] [--config NAME] [--iters N] [--compute-dtype float32|bfloat16]
+//             --compute-dtype bfloat16 times the GRU with bfloat16 products (GruConfig::compute_dtype)
 //   bench_gru --peak      prints only one core's measured FMA peak (used by bench/compare.py)
 //   bench_gru --pingpong  prints only the core-to-core round trip (used by bench/compare.py)
 //   bench_gru --foreign-spin ...  times everything beside a thread that spins the whole time, as
@@ -31,7 +34,10 @@
 #include "bench_configs.h"  // kConfigs: generated from bench/configs.csv
 
 #if defined(FASTGRU_BENCH_X86)
-float fma_chains_avx2(long rounds);  // fma_peak_avx2.cpp: rounds x 192 FLOPs
+// The probes, each in a file of its own compiled for its instructions (peak_*.cpp).
+float fma_chains_avx2(long rounds);           // rounds x 12 x 8 x 2 FLOPs
+float fma_chains_avx512(long rounds);         // rounds x 24 x 16 x 2 FLOPs
+float dpbf16_chains_avx512bf16(long rounds);  // rounds x 24 x 16 x 4 FLOPs
 #endif
 
 using namespace fastgru;
@@ -94,25 +100,49 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
-// FLOP/s of one thread running the FMA probe: the best of many short windows over about
-// `seconds`, so time lost to other processes on a shared machine does not lower the figure.
-double fma_rate_one_thread(double seconds) {
+// The probes: FLOPs per round and the function running `rounds` of them. The float32 probe uses
+// the vectors of the active instruction set (a 256-bit probe reports half the peak of a CPU
+// with two 512-bit FMA units).
+struct Probe {
+  const char* what;
+  double flops_per_round;
+  float (*run)(long rounds);
+};
+
+Probe fma_probe() {
 #if defined(FASTGRU_BENCH_X86)
-  const long rounds = 1 << 15;  // ~6M FLOPs, a fraction of a millisecond
+  if (active_isa() == "avx512") return {"512-bit FMA", 24.0 * 16 * 2, fma_chains_avx512};
+  return {"256-bit FMA", 12.0 * 8 * 2, fma_chains_avx2};
+#else
+  return {"none", 0, nullptr};
+#endif
+}
+
+// VDPBF16PS: per lane two bfloat16 products added to a float (4 FLOPs); nullptr without it.
+Probe bf16_probe() {
+#if defined(FASTGRU_BENCH_X86)
+  if (__builtin_cpu_supports("avx512bf16")) return {"VDPBF16PS", 24.0 * 16 * 4, dpbf16_chains_avx512bf16};
+#endif
+  return {"none", 0, nullptr};
+}
+
+// FLOP/s of one thread running the probe: the best of many short windows over about
+// `seconds`, so time lost to other processes on a shared machine does not lower the figure.
+double probe_rate_one_thread(const Probe& probe, double seconds) {
+  if (!probe.run) return 0;
+  const long rounds = 1 << 14;  // a fraction of a millisecond
   volatile float sink = 0;
   double best = 0;
   const auto start = Clock::now();
   do {
     const auto window = Clock::now();
-    sink = sink + fma_chains_avx2(rounds);
-    best = std::max(best, static_cast<double>(rounds) * 12 * 8 * 2 / seconds_since(window));
+    sink = sink + probe.run(rounds);
+    best = std::max(best, static_cast<double>(rounds) * probe.flops_per_round / seconds_since(window));
   } while (seconds_since(start) < seconds);
   return best;
-#else
-  (void)seconds;
-  return 0;
-#endif
 }
+
+double fma_rate_one_thread(double seconds) { return probe_rate_one_thread(fma_probe(), seconds); }
 
 // Summed FLOP/s of `threads` threads running the probe at the same time.
 double fma_rate(int threads, double seconds) {
@@ -193,6 +223,7 @@ struct Options {
   bool peak_only = false;
   bool pingpong_only = false;
   bool foreign_spin = false;
+  ComputeDtype compute = ComputeDtype::float32;
 };
 
 struct Row {
@@ -302,6 +333,7 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   GruConfig cfg;
   cfg.input_size = c.I;
   cfg.hidden_size = c.H;
+  cfg.compute_dtype = opt.compute;
   const size_t T = c.T, B = c.B, n = gru_param_count(cfg);
   std::vector<float> params = random_vector(n, 1 / std::sqrt(float(c.H)), rng);
   std::vector<float> x = random_vector(T * B * c.I, 1, rng), dy = random_vector(T * B * c.H, 1, rng);
@@ -424,7 +456,8 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
 
 [[noreturn]] void usage(const char* message) {
   std::fprintf(stderr,
-               "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] [--foreign-spin] | --peak | --pingpong\n"
+               "%s\nusage: bench_gru [--threads N] [--config NAME] [--iters N] [--compute-dtype float32|bfloat16] "
+               "[--foreign-spin] | --peak | --pingpong\n"
                "  NAME:",
                message);
   for (const BenchConfig& c : kConfigs) std::fprintf(stderr, " %s", c.name);
@@ -450,11 +483,15 @@ Options parse(int argc, char** argv) {
       opt.foreign_spin = true;
       continue;
     }
-    if (flag != "--threads" && flag != "--iters" && flag != "--config")
+    if (flag != "--threads" && flag != "--iters" && flag != "--config" && flag != "--compute-dtype")
       usage(("unknown flag: " + flag).c_str());
     if (i + 1 >= argc) usage(("missing value after " + flag).c_str());
     const char* value = argv[++i];
-    if (flag == "--threads" || flag == "--iters") {
+    if (flag == "--compute-dtype") {
+      const std::string v = value;
+      if (v != "float32" && v != "bfloat16") usage(("bad value for --compute-dtype: " + v).c_str());
+      opt.compute = v == "bfloat16" ? ComputeDtype::bfloat16 : ComputeDtype::float32;
+    } else if (flag == "--threads" || flag == "--iters") {
       char* end = nullptr;
       const long v = std::strtol(value, &end, 10);
       if (*end != '\0' || v < 1 || v > 100000) usage(("bad value for " + flag + ": " + value).c_str());
@@ -481,6 +518,8 @@ int main(int argc, char** argv) {
   if (opt.peak_only) {
     if (!cpu_has_avx2_fma()) return 3;
     std::printf("fma_peak_gflops_per_core %.2f\n", fma_rate(1, 0.5) * 1e-9);
+    const Probe bf16_units = bf16_probe();
+    if (bf16_units.run) std::printf("bf16_peak_gflops_per_core %.2f\n", probe_rate_one_thread(bf16_units, 0.5) * 1e-9);
     return 0;
   }
   set_num_threads(opt.threads);
@@ -494,14 +533,21 @@ int main(int argc, char** argv) {
     peak_together = opt.threads == 1 ? peak_core : fma_rate(opt.threads, 0.3);
   }
   const double peak = peak_core * opt.threads;
-  std::printf("bench_gru: isa %s, %d thread(s), float32, 1 layer, unidirectional, reset_after\n",
-              active_isa().c_str(), get_num_threads());
+  const bool bf16 = opt.compute == ComputeDtype::bfloat16;
+  std::printf("bench_gru: isa %s, %d thread(s), float32%s, 1 layer, unidirectional, reset_after\n",
+              active_isa().c_str(), get_num_threads(), bf16 ? " with bfloat16 products" : "");
   if (peak_core > 0)
-    std::printf("fp32 FMA peak (AVX2 probe): 1 core %.1f GFLOP/s, x %d threads = %.1f GFLOP/s "
+    std::printf("fp32 FMA peak (%s probe): 1 core %.1f GFLOP/s, x %d threads = %.1f GFLOP/s "
                 "(the %% peak below); %d threads measured together: %.1f GFLOP/s\n",
-                peak_core * 1e-9, opt.threads, peak * 1e-9, opt.threads, peak_together * 1e-9);
+                fma_probe().what, peak_core * 1e-9, opt.threads, peak * 1e-9, opt.threads, peak_together * 1e-9);
   else
     std::printf("fp32 FMA peak: not measured (no AVX2+FMA on this CPU)\n");
+  const Probe bf16_units = bf16_probe();
+  if (bf16_units.run)
+    std::printf("bf16 peak (%s probe): 1 core %.1f GFLOP/s (the bfloat16 products still run on the "
+                "float32 FMAs)\n", bf16_units.what, probe_rate_one_thread(bf16_units, 0.3) * 1e-9);
+  else
+    std::printf("bf16 peak: no bfloat16 dot-product units on this CPU (no AVX512_BF16)\n");
   std::printf("GFLOP counts: forward = 2*T*B*3H*(I+H), backward = 2x, training step = 3x; "
               "median of %s after 2 warm-up runs\n\n",
               opt.iters > 0 ? (std::to_string(opt.iters) + " runs").c_str() : "5-50 runs (~0.5 s)");

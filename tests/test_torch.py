@@ -182,7 +182,7 @@ def forward_args(keep_workspace, *, lengths=True, dropout=True):
             params.detach().requires_grad_(),
             torch.tensor([4, 1, 3]) if lengths else None,
             (torch.rand(L - 1, T, B, 2 * H, dtype=torch.float64) < 0.5) * 2.0 if dropout else None,
-            H, L, True, True, True, keep_workspace)
+            H, L, True, True, True, "float32", keep_workspace)
 
 
 @pytest.mark.parametrize("keep_workspace", [True, False])
@@ -195,14 +195,14 @@ def test_opcheck_forward(keep_workspace):
 
 def test_opcheck_backward():
     args = forward_args(True)
-    x, hx, params, lengths, dropout, H, L, bidirectional, bias, reset_after, _ = args
+    x, hx, params, lengths, dropout, H, L, bidirectional, bias, reset_after, compute_dtype, _ = args
     y, h_n, workspace = torch.ops.fastgru.gru_forward(*args)
     gen = torch.Generator().manual_seed(8)
     dy = torch.randn(y.shape, dtype=y.dtype, generator=gen)
     dh_n = torch.randn(h_n.shape, dtype=y.dtype, generator=gen)
     torch.library.opcheck(torch.ops.fastgru.gru_backward.default,
                           (dy, dh_n, params.detach(), workspace, lengths, dropout, x.shape[2], H, L,
-                           bidirectional, bias, reset_after))
+                           bidirectional, bias, reset_after, compute_dtype))
 
 
 def test_double_backward_is_a_clear_error():
@@ -373,18 +373,42 @@ def test_torch_jit_trace_runs_and_trains():
         assert_close(b.grad, a.grad, f"d {name}", RTOL[torch.float32])
 
 
-def test_cpu_autocast_computes_in_the_weights_dtype():
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_cpu_autocast_bfloat16_runs_the_bfloat16_path(input_dtype):
+    """Under CPU autocast to bfloat16: nn.GRU's output dtypes, the NumPy reference's bfloat16
+    products (fastgru.GRU(compute_dtype="bfloat16", backend="numpy")), float32 gradients."""
+    torch.manual_seed(0)
+    ref, ours = twin_grus(input_size=3, hidden_size=5, num_layers=2)
+    x = torch.randn(6, 2, 3).to(input_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want_y, want_h = ref(x)
+        y, h_n = ours(x)
+    assert (y.dtype, h_n.dtype) == (want_y.dtype, want_h.dtype) == (input_dtype, input_dtype)
+    spec = fastgru.GRU(3, 5, 2, compute_dtype="bfloat16", backend="numpy")
+    spec.load_state_dict(ours.state_dict())
+    spec_y, spec_h = spec(x.float().numpy())
+    # bfloat16 outputs are the float32 results rounded: within one bfloat16 step of |y| < 1.
+    np.testing.assert_allclose(y.float().detach().numpy(), spec_y, rtol=0,
+                               atol=1e-5 if input_dtype == torch.float32 else 2 ** -8)
+    y.float().sum().backward()
+    assert ours.weight_hh_l0.grad.dtype == torch.float32 and torch.isfinite(ours.weight_hh_l0.grad).all()
+
+
+def test_cpu_autocast_leaves_float64_and_other_dtypes_exact():
     torch.manual_seed(0)
     linear, gru = nn.Linear(3, 3), ft.GRU(3, 4)
     x = torch.randn(5, 2, 3)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.float16):  # no float16 path: products stay float32
         z = linear(x)
         y, h_n = gru(z)
-    assert z.dtype == torch.bfloat16 and y.dtype == h_n.dtype == torch.float32
+    assert z.dtype == torch.float16 and y.dtype == h_n.dtype == torch.float16
     expected_y, expected_h = gru(z.float())
-    assert torch.equal(y, expected_y) and torch.equal(h_n, expected_h)
-    y.sum().backward()
-    assert linear.weight.grad is not None and torch.isfinite(gru.weight_hh_l0.grad).all()
+    assert torch.equal(y, expected_y.half()) and torch.equal(h_n, expected_h.half())
+    gru64 = ft.GRU(3, 4, dtype=torch.float64)
+    x64 = torch.randn(5, 2, 3, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y64, _ = gru64(x64)
+    assert y64.dtype == torch.float64 and torch.equal(y64, gru64(x64)[0])
 
 
 def test_unsupported_device_and_dtype_are_clear_errors():

@@ -5,6 +5,8 @@
 #include "fastgru/gemm.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <type_traits>
 
 #include "fastgru/buffer.h"
 #include "fastgru/checked.h"
@@ -77,6 +79,27 @@ void pack_b(Trans tb, size_t kc, size_t n, const T* B, size_t ldb, size_t nr, si
   pack_b(tb, kc, n, [=](size_t r) { return B + r * ldb; }, nr, ps, out);
 }
 
+// bfloat16 operands are floats with their low bits rounded away (round_to_bfloat16), made so
+// as they are packed or, for a left-hand side read in place, copied.
+template <class T>
+bool bfloat16_operands(ComputeDtype compute) {
+  if (compute == ComputeDtype::float32) return false;
+  if (!std::is_same_v<T, float>) throw std::invalid_argument("bfloat16 products need float operands, not double");
+  return true;
+}
+
+template <class T>
+void round_in_place(T* data, size_t n) {
+  if constexpr (std::is_same_v<T, float>) round_to_bfloat16(data, n, data);
+}
+
+// out (rows, cols), leading dimension cols = the rows of a (leading dimension lda), rounded.
+template <class T>
+void copy_rounded(size_t rows, size_t cols, const T* a, size_t lda, T* out) {
+  for (size_t i = 0; i < rows; ++i) std::copy(a + i * lda, a + i * lda + cols, out + i * cols);
+  round_in_place(out, rows * cols);
+}
+
 // Threads a product of `flops` deserves: at least ~50 us of work each, as waking the pool
 // costs microseconds.
 int threads_for_flops(double flops) { return static_cast<int>(std::min(flops / 4e6 + 1, 1e6)); }
@@ -91,18 +114,20 @@ void scale(size_t M, size_t N, T beta, T* C, size_t ldc) {
 // One thread's rectangle of C. B is packed whole (all of K) for a block of nc columns, held
 // in L3; then for each block of mc rows (A in L2, C's tile in L2 across the K-blocks) the
 // kernel runs over the K-blocks in order, looping over panels (L1) and slivers inside.
+// bf16: both operands rounded to bfloat16 as they are packed (A copied when read in place).
 template <class T>
 void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_t N, size_t K,
-                 const T* A, size_t lda, const T* B, size_t ldb, T beta, T* C, size_t ldc) {
+                 const T* A, size_t lda, const T* B, size_t ldb, T beta, T* C, size_t ldc, bool bf16) {
   size_t nr = kern.nr;
   size_t kc_size = detail::gemm_kc(K, kern.kc_max);
   size_t nc_fit = std::max(nr, kern.b_budget / K / nr * nr);
   size_t nc_size = std::min(nc_fit, (N + nr - 1) / nr * nr);
   size_t mc_size = std::min(kern.mc, M);
   // From the calling thread's arena (scratch.h): kept between calls, freed by release_scratch.
-  detail::ScratchArray<T> b_packed(K * nc_size), a_packed(ta == Trans::yes ? mc_size * kc_size : 0);
+  const bool copy_a = ta == Trans::yes || bf16;
+  detail::ScratchArray<T> b_packed(K * nc_size), a_packed(copy_a ? mc_size * kc_size : 0);
   T* bp = b_packed.data();
-  T* ap = ta == Trans::yes ? a_packed.data() : nullptr;
+  T* ap = a_packed.data();
   for (size_t jc = 0; jc < N; jc += nc_size) {
     size_t nc = std::min(nc_size, N - jc);
     size_t padded = (nc + nr - 1) / nr * nr;
@@ -110,6 +135,7 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
       size_t kc = std::min(kc_size, K - pc);
       const T* Bblock = tb == Trans::no ? B + pc * ldb + jc : B + jc * ldb + pc;
       pack_b(tb, kc, nc, Bblock, ldb, nr, kc * nr, bp + pc * padded);
+      if (bf16) round_in_place(bp + pc * padded, kc * padded);
     }
     for (size_t ic = 0; ic < M; ic += mc_size) {
       size_t mc = std::min(mc_size, M - ic);
@@ -119,7 +145,11 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
         const T* bk = bp + pc * padded;
         if (ta == Trans::yes) {
           kern.pack_a_transposed(mc, kc, A + pc * lda + ic, lda, ap);
+          if (bf16) round_in_place(ap, mc * kc);
           kern.block(mc, nc, 0, kc, ap, 0, bk, kc * nr, b, C + ic * ldc + jc, ldc);
+        } else if (bf16) {
+          copy_rounded(mc, kc, A + ic * lda + pc, lda, ap);
+          kern.block(mc, nc, 0, kc, ap, kc, bk, kc * nr, b, C + ic * ldc + jc, ldc);
         } else {
           kern.block(mc, nc, 0, kc, A + ic * lda + pc, lda, bk, kc * nr, b, C + ic * ldc + jc,
                      ldc);
@@ -149,6 +179,7 @@ template <class T>
 struct PackedMatrix<T>::Impl {
   size_t K = 0, N = 0;
   const GemmKernels<T>* kern = nullptr;  // the kernels it was packed for
+  bool bf16 = false;                     // stored rounded to bfloat16 (ComputeDtype::bfloat16)
   Buffer<T> panels;                      // ceil(N / nr) panels of K x nr (pack writes all)
 };
 
@@ -163,8 +194,10 @@ PackedMatrix<T>& PackedMatrix<T>::operator=(PackedMatrix&&) noexcept = default;
 
 template <class T>
 void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
-                           const size_t* source_rows) {
+                           const size_t* source_rows, ComputeDtype compute) {
   const GemmKernels<T>& kern = detail::kernels<T>().gemm;
+  const bool bf16 = bfloat16_operands<T>(compute);
+  impl_->bf16 = bf16;
   impl_->K = K;
   impl_->N = N;
   impl_->kern = &kern;
@@ -189,6 +222,7 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
         } else {
           pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, o);
         }
+        if (bf16) round_in_place(o, (p.end - p.begin) * ps);
       },
       threads_for(panels * ps, 1 << 16));
 }
@@ -196,6 +230,10 @@ template <class T>
 size_t PackedMatrix<T>::rows() const { return impl_->K; }
 template <class T>
 size_t PackedMatrix<T>::cols() const { return impl_->N; }
+template <class T>
+ComputeDtype PackedMatrix<T>::compute_dtype() const {
+  return impl_->bf16 ? ComputeDtype::bfloat16 : ComputeDtype::float32;
+}
 
 size_t packed_panel_width() {
   return std::max(detail::kernels<float>().gemm.nr, detail::kernels<double>().gemm.nr);
@@ -213,12 +251,20 @@ void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const P
   size_t kc_size = detail::gemm_kc(p.K, kern.kc_max);
   size_t first = n0 / nr;  // panel holding column n0
   const T* panels = p.panels.data() + first * ps;
+  // bfloat16: each block of A's rows is rounded into a copy first.
+  detail::ScratchArray<T> a_rounded(p.bf16 ? std::min(kern.mc, M) * p.K : 0);
   for (size_t ic = 0; ic < M; ic += kern.mc) {
     size_t mc = std::min(kern.mc, M - ic);
+    const T* a = A + ic * lda;
+    size_t la = lda;
+    if (p.bf16) {
+      copy_rounded(mc, p.K, a, lda, a_rounded.data());
+      a = a_rounded.data();
+      la = p.K;
+    }
     for (size_t pc = 0; pc < p.K; pc += kc_size)
-      kern.block(mc, n1 - first * nr, n0 - first * nr, std::min(kc_size, p.K - pc),
-                 A + ic * lda + pc, lda, panels + pc * nr, ps, pc == 0 ? beta : T(1),
-                 C + ic * ldc + n0, ldc);
+      kern.block(mc, n1 - first * nr, n0 - first * nr, std::min(kc_size, p.K - pc), a + pc, la,
+                 panels + pc * nr, ps, pc == 0 ? beta : T(1), C + ic * ldc + n0, ldc);
   }
 }
 
@@ -238,7 +284,8 @@ void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B
 
 template <class T>
 void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
-          size_t ldb, T beta, T* C, size_t ldc) {
+          size_t ldb, T beta, T* C, size_t ldc, ComputeDtype compute) {
+  const bool bf16 = bfloat16_operands<T>(compute);
   if (M == 0 || N == 0) return;
   checked_product({M, std::max(ldc, N)}, "gemm: C (M, ldc)");
   if (K == 0) return scale(M, N, beta, C, ldc);
@@ -255,7 +302,7 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
         const T* Ab = ta == Trans::no ? A + r.begin * lda : A + r.begin;
         const T* Bb = tb == Trans::no ? B + c.begin : B + c.begin * ldb;
         gemm_serial(kern, ta, tb, r.end - r.begin, c.end - c.begin, K, Ab, lda, Bb, ldb, beta,
-                    C + r.begin * ldc + c.begin, ldc);
+                    C + r.begin * ldc + c.begin, ldc, bf16);
       },
       max_threads);
 }
@@ -278,7 +325,7 @@ void add_column_sums(size_t rows, size_t cols, const T* M, T* sums) {
                                T, T*, size_t);                                                   \
   template void gemm_packed_rows<T>(size_t, const T*, size_t, const PackedMatrix<T>&, T, T*, size_t); \
   template void gemm<T>(Trans, Trans, size_t, size_t, size_t, const T*, size_t, const T*, size_t, \
-                        T, T*, size_t);
+                        T, T*, size_t, ComputeDtype);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

@@ -163,8 +163,8 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   // must use these, not thread_locals of their own.
   PackedMatrix<T>& w_ih_t = kept_packed<T>(0);
   PackedMatrix<T>& w_hh_t = kept_packed<T>(1);
-  w_ih_t.pack(Trans::yes, s.input, N, p.w_ih, s.input, blocked.data());
-  w_hh_t.pack(Trans::yes, H, N, p.w_hh, H, blocked.data());
+  w_ih_t.pack(Trans::yes, s.input, N, p.w_ih, s.input, blocked.data(), s.compute);
+  w_hh_t.pack(Trans::yes, H, N, p.w_hh, H, blocked.data(), s.compute);
   // The input projection gx = x W_ih^T runs a chunk of steps at a time, just before them, so
   // the steps find it in cache: the whole sequence's (39 MB at B = 64, H = 512) went out to
   // memory and came back. A batch slice projects its own rows of each chunk (sweep, below).
@@ -295,10 +295,10 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   PackedMatrix<T>& w_hn = kept_packed<T>(1);
   PackedMatrix<T>& w_ih = kept_packed<T>(2);
   if (s.reset_after) {
-    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, blocked.data());
+    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, blocked.data(), s.compute);
   } else {
-    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, bg.source_rows(0, 2).data());
-    w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H);
+    w_hh_back.pack(Trans::no, N, H, p.w_hh, H, bg.source_rows(0, 2).data(), s.compute);
+    w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H, nullptr, s.compute);
   }
 
   // Reset-after: dgh's r and z parts equal dgx's, and its n part is dgx's times r, so dgh is
@@ -404,13 +404,13 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
   ScratchArray<T> dw_hn(s.reset_after ? 0 : N * H), rh(s.reset_after ? 0 : kWeightGradChunkRows * H);
   std::fill(db.begin(), db.end(), T(0));
   std::fill(db_n.begin(), db_n.end(), T(0));
-  w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data());
+  w_ih.pack(Trans::no, N, I, p.w_ih, I, blocked.data(), s.compute);
   for (size_t r0 = 0; r0 < rows; r0 += kWeightGradChunkRows) {
     const size_t r1 = std::min(rows, r0 + kWeightGradChunkRows), n = r1 - r0;
     const T beta = r0 == 0 ? T(0) : T(1);
     T* dg = dgx.data() + r0 * N;
     gemm_packed_rows<T>(n, dg, N, w_ih, dx_beta, dx + r0 * I, I);
-    gemm<T>(Trans::yes, Trans::no, N, I, n, dg, N, x + r0 * I, I, beta, dw_ih.data(), I);
+    gemm<T>(Trans::yes, Trans::no, N, I, n, dg, N, x + r0 * I, I, beta, dw_ih.data(), I, s.compute);
     // The bias gradients (column sums, row by row) and, for reset-after, dgx's n part times
     // r (the cell computes dgh_n as exactly this product), whose sums are b_hh's n part.
     // Threads split the unit blocks, from 2^15 elements on (a medium backward's passes took
@@ -443,7 +443,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
             }
           },
           threads_for(n * N, 1 << 15));
-    gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, states + r0 * H, H, beta, dw_hh.data(), H);
+    gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, states + r0 * H, H, beta, dw_hh.data(), H, s.compute);
     if (!s.reset_after) {  // W_hn's input is r * h, kept in the gate cache
       for (size_t r = r0; r < r1; ++r) {
         T* rh_row = rh.data() + (r - r0) * H;
@@ -456,7 +456,7 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
           std::copy(src, src + bg.units(k), rh_row + k * U);
         }
       }
-      gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, rh.data(), H, beta, dw_hn.data(), H);
+      gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, rh.data(), H, beta, dw_hn.data(), H, s.compute);
     }
   }
   unblock_rows_add(bg, dw_ih.data(), I, g.w_ih);

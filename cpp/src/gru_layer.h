@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "fastgru/gemm.h"
 #include "gru_cell.h"
 
 namespace fastgru {
@@ -29,6 +30,7 @@ struct DirectionShape {
   bool reverse;           // process t = T-1 .. 0
   bool reset_after;
   const int64_t* lengths;  // (B,), never nullptr; steps t >= lengths[b] leave the state alone
+  ComputeDtype compute;    // the precision of every product's operands (gemm.h)
 };
 
 // Elements of the training cache's gate part for one direction.

@@ -74,6 +74,7 @@ template <class T>
 void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
                  const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace) {
   gru_check_sizes(cfg, steps, batch);
+  gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t BH = batch * H, out_width = D * H, out_size = steps * batch * out_width;
   std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
@@ -104,7 +105,7 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
       // workspace is a function of the inputs (frameworks compare and hash outputs).
       if (workspace && H % detail::kGateBlock)
         std::fill_n(cache.gates[slot], detail::gate_cache_size(steps, batch, H), T(0));
-      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
+      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens, cfg.compute_dtype};
       detail::gru_direction_forward<T>(shape, slots[slot].params, input, h0 ? h0 + slot * BH : zeros.data(),
                                        out + dir * H, out_width, h_n + slot * BH, cache.states[slot],
                                        cache.gates[slot]);
@@ -116,6 +117,7 @@ template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
                   const T* dh_n, T* dx, T* dh0, T* grad) {
   gru_check_sizes(cfg, cache.steps, cache.batch);
+  gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
   const size_t steps = cache.steps, batch = cache.batch, BH = batch * H;
   const size_t out_size = steps * batch * D * H;
@@ -134,7 +136,7 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
     T* d_input = layer > 0 ? between[(layer - 1) % 2] : dx;
     for (size_t dir = 0; dir < D; ++dir) {
       const size_t slot = layer * D + dir;
-      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens};
+      detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens, cfg.compute_dtype};
       detail::gru_direction_backward<T>(shape, slots[slot].params, saved.inputs[layer], saved.states[slot],
                                         saved.gates[slot], d_out + dir * H, D * H,
                                         dh_n ? dh_n + slot * BH : nullptr, d_input, dir == 0 ? T(0) : T(1),

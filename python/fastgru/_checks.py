@@ -20,6 +20,20 @@ def to_dtype_name(dtype):
     return name
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(compute_dtype, dtype):
+    """compute_dtype ('float32' or 'bfloat16', the precision of a GRU's products) for parameters of
+    dtype (a name from FLOAT_DTYPES); ValueError naming compute_dtype otherwise, and for bfloat16
+    with float64 parameters."""
+    if not isinstance(compute_dtype, str) or compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype: expected 'float32' or 'bfloat16', got {compute_dtype!r}")
+    if compute_dtype == "bfloat16" and dtype != "float32":
+        raise ValueError(f"compute_dtype: 'bfloat16' needs dtype='float32', got dtype={dtype!r}")
+    return compute_dtype
+
+
 def as_numeric(value, name):
     """Any array-like (torch tensors included) as a NumPy array; TypeError if it is not real numbers."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor

@@ -7,13 +7,16 @@ import numpy.typing
 import typing
 __all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'release_memory', 'set_isa', 'set_num_threads']
 class GruConfig:
-    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True) -> None:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
         ...
     @property
     def bias(self) -> bool:
         ...
     @property
     def bidirectional(self) -> bool:
+        ...
+    @property
+    def compute_dtype(self) -> str:
         ...
     @property
     def hidden_size(self) -> int:
@@ -77,17 +80,21 @@ class ModelFloat64:
     @property
     def param_count(self) -> int:
         ...
-def _gemm(A: typing.Any, B: typing.Any, C: numpy.ndarray, ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
+def _gemm(A: typing.Any, B: typing.Any, C: numpy.ndarray, ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, compute_dtype: str = 'float32') -> numpy.ndarray:
     """
-    C = beta C + op(A) op(B) in place (op transposes when ta/tb); returns C. Test hook.
+    C = beta C + op(A) op(B) in place (op transposes when ta/tb; compute_dtype 'bfloat16' rounds the operands); returns C. Test hook.
     """
-def _gemm_packed(A: typing.Any, B: typing.Any, n0: typing.SupportsInt | typing.SupportsIndex, n1: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, C: numpy.ndarray, tb: bool = False) -> numpy.ndarray:
+def _gemm_packed(A: typing.Any, B: typing.Any, n0: typing.SupportsInt | typing.SupportsIndex, n1: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, C: numpy.ndarray, tb: bool = False, compute_dtype: str = 'float32') -> numpy.ndarray:
     """
     C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1] in place via a packed B; returns C. Test hook.
     """
 def _packed_panel_width() -> int:
     """
     Column granularity of packed matrices for the active instruction set.
+    """
+def _round_to_bfloat16(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    x (float32) rounded to bfloat16 values, as the products' operands are. Test hook.
     """
 def active_isa() -> str:
     """

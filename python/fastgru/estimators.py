@@ -35,7 +35,7 @@ import sys
 import numpy as np
 
 from . import losses
-from ._checks import FLOAT_DTYPES, as_numeric, check_non_negative, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_numeric, check_compute_dtype, check_non_negative, to_dtype_name
 from .distributed import Communicator, data_digest, is_root_process
 from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
 from .model import GRUModel
@@ -91,8 +91,8 @@ class GRUEstimator:
     def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, reset_after=True,
                  return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
                  batch_size=32, validation_split=0.0, validation_data=None, shuffle=True, patience=None,
-                 restore_best_weights=True, clip_grad_norm=None, dtype="float32", random_state=None,
-                 verbose=0, distributed=False):
+                 restore_best_weights=True, clip_grad_norm=None, dtype="float32", compute_dtype="float32",
+                 random_state=None, verbose=0, distributed=False):
         """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
         return_sequences: predict at every time step (y per step) instead of from the last state.
         dropout: between GRU layers and on the head's input, while training.
@@ -103,6 +103,9 @@ class GRUEstimator:
         validation loss (the training loss without validation) before stopping; None: never.
         restore_best_weights: with patience, end with the weights of the best epoch.
         clip_grad_norm: maximum global L2 norm of the gradient, or None.
+        dtype, compute_dtype: the parameters' dtype ("float32" or "float64"), and the precision of
+        the GRU's products: "float32", or "bfloat16" (dtype float32 only; bfloat16 operands with
+        float32 accumulation, fastgru.GRU).
         random_state: int for bit-identical runs (at any fastgru.set_num_threads), None, or a
         NumPy RandomState or Generator (fit draws its seed from it, as scikit-learn's do).
         verbose: 0 (or False) silent; 1 (or True) progress per epoch: a tqdm bar on a terminal or in a
@@ -128,6 +131,7 @@ class GRUEstimator:
         self.restore_best_weights = restore_best_weights
         self.clip_grad_norm = clip_grad_norm
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
         self.random_state = random_state
         self.verbose = verbose
         self.distributed = distributed
@@ -201,7 +205,9 @@ class GRUEstimator:
         losses.check_loss(loss)
         if loss not in self._losses:
             raise ValueError(f"loss: {type(self).__name__} supports {self._losses}, got {loss!r}")
-        return loss, FLOAT_DTYPES[to_dtype_name(self.dtype)]
+        dtype = to_dtype_name(self.dtype)
+        check_compute_dtype(self.compute_dtype, dtype)
+        return loss, FLOAT_DTYPES[dtype]
 
     def fit(self, X, y):
         """Trains a new model on X, y (see the module docstring for shapes). Returns self.
@@ -241,7 +247,7 @@ class GRUEstimator:
             model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
                              bidirectional=self.bidirectional, reset_after=self.reset_after,
                              return_sequences=self.return_sequences, dropout=self.dropout,
-                             dtype=train[0].dtype, seed=int(model_seed))
+                             dtype=train[0].dtype, compute_dtype=self.compute_dtype, seed=int(model_seed))
             optimizer = Adam(model, lr=self.lr, weight_decay=self.weight_decay,
                              decoupled_weight_decay=self.weight_decay > 0)
             self.model_ = model
@@ -400,7 +406,8 @@ class GRUEstimator:
         expected = {"n_features_in_": config["input_size"], "loss_": loss, "_n_logits": config["output_size"],
                     "hidden_size": config["hidden_size"], "num_layers": config["num_layers"],
                     "bidirectional": config["bidirectional"], "reset_after": config["reset_after"],
-                    "return_sequences": config["return_sequences"]}
+                    "return_sequences": config["return_sequences"],
+                    "compute_dtype": config["compute_dtype"]}
         for name, value in expected.items():
             got = getattr(self, name)
             if type(got) is not type(value) or got != value:

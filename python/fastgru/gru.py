@@ -8,7 +8,8 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, check_positive_int, check_size, is_float_array, to_dtype_name
+from ._checks import (FLOAT_DTYPES, as_float_array, check_compute_dtype, check_positive_int, check_size,
+                      is_float_array, to_dtype_name)
 from ._flat import FlatParameters
 
 # The compiled entries per dtype, looked up once per layer.
@@ -22,7 +23,7 @@ class GRU(FlatParameters):
 
     layer = GRU(input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
                 bidirectional=False, dropout=0.0, reset_after=True, dtype="float32",
-                backend="cpp", seed=None, buffers=None)
+                compute_dtype="float32", backend="cpp", seed=None, buffers=None)
 
     input_size I, hidden_size H, num_layers L: ints >= 1; D = 2 if bidirectional else 1.
     bias: with the b_ih and b_hh vectors. batch_first: x and y are (B, T, ...), not (T, B, ...).
@@ -31,6 +32,12 @@ class GRU(FlatParameters):
     reset_after: True is PyTorch's, cuDNN's and Keras' default; False is Cho et al. 2014 (Keras
         reset_after=False, ONNX linear_before_reset=0). See the equations below.
     dtype: "float32" or "float64" (or a NumPy dtype); inputs are converted to it.
+    compute_dtype: "float32" (the default) or "bfloat16" (with dtype="float32" only): every
+        product, forward and backward (input projection, recurrent product, the gradients' products),
+        takes its operands rounded to bfloat16 (round to nearest even) and accumulates in float32;
+        parameters, gradients, states, outputs and the gate math stay in dtype (the semantics of
+        torch.autocast and of Keras' mixed_bfloat16). Relative error against float32: about 1e-3
+        to 1e-2 on outputs and gradients.
     backend: "cpp" runs the compiled core, "numpy" the reference in fastgru.reference.gru.
     seed: weights start uniform in +-1/sqrt(H) (torch.nn.GRU's rule) from np.random.default_rng(seed).
     buffers: None, or a (params, grad) pair of writable contiguous 1-D arrays of this dtype and
@@ -71,11 +78,13 @@ class GRU(FlatParameters):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
-                 bidirectional=False, dropout=0.0, reset_after=True, dtype="float32", backend="cpp",
-                 seed=None, buffers=None):
+                 bidirectional=False, dropout=0.0, reset_after=True, dtype="float32", compute_dtype="float32",
+                 backend="cpp", seed=None, buffers=None):
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
-        self.config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+        dtype = to_dtype_name(dtype)
+        compute_dtype = check_compute_dtype(compute_dtype, dtype)
+        self.config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
         self.input_size, self.hidden_size, self.num_layers = (
             self.config.input_size, self.config.hidden_size, self.config.num_layers)
         if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
@@ -86,7 +95,8 @@ class GRU(FlatParameters):
         self.bidirectional = bool(bidirectional)
         self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
-        self.dtype = to_dtype_name(dtype)
+        self.dtype = dtype
+        self.compute_dtype = compute_dtype
         self._core_forward, self._core_backward, self._core_step = _CORE[self.dtype]
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
@@ -98,7 +108,7 @@ class GRU(FlatParameters):
     @staticmethod
     def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
         """Size of the flat parameter buffer of a GRU with these options."""
-        return _core.gru_param_count(_config(input_size, hidden_size, num_layers, bidirectional, bias, True))
+        return _core.gru_param_count(_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
 
     @property
     def num_directions(self):
@@ -148,7 +158,7 @@ class GRU(FlatParameters):
                 self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
                 np.full(B, T) if lengths is None else lengths, num_layers=self.num_layers,
                 bidirectional=self.bidirectional, reset_after=self.reset_after,
-                dropout_masks=masks, keep_cache=self.training)
+                dropout_masks=masks, keep_cache=self.training, compute_dtype=self.compute_dtype)
         self._cache = (cache, x.shape) if self.training else None
         if self.batch_first:
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
@@ -177,7 +187,7 @@ class GRU(FlatParameters):
             return self._core_step(self.config, self._params, x_t, h)
         y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
                                             num_layers=L, bidirectional=False, reset_after=self.reset_after,
-                                            dropout_masks=None, keep_cache=False)
+                                            dropout_masks=None, keep_cache=False, compute_dtype=self.compute_dtype)
         return y[0], h_new
 
     def backward(self, dy, dh_n=None):
@@ -237,17 +247,17 @@ class GRU(FlatParameters):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
-                f"backend={self.backend!r})")
+                f"compute_dtype={self.compute_dtype!r}, backend={self.backend!r})")
 
 
-def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after):
+def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
     """The core's GruConfig; TypeError/ValueError naming the argument for a bad size,
     OverflowError when the parameters could not fit in one buffer (before any allocation)."""
     num_layers = check_positive_int(num_layers, "num_layers")
     if num_layers > _core.MAX_LAYERS:
         raise ValueError(f"num_layers: expected at most {_core.MAX_LAYERS}, got {num_layers}")
     return _core.GruConfig(check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size"),
-                           num_layers, bool(bidirectional), bool(bias), bool(reset_after))
+                           num_layers, bool(bidirectional), bool(bias), bool(reset_after), compute_dtype)
 
 
 def check_lengths(lengths, T, B):

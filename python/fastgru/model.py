@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _core, losses
 from ._backends import check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_positive_int, to_dtype_name
+from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_compute_dtype, check_positive_int, to_dtype_name
 from ._flat import FlatParameters, clip_grad_norm, clip_scale, grad_norm
 from .data import valid_mask
 from .gru import GRU, check_lengths
@@ -50,15 +50,18 @@ class GRUModel(FlatParameters):
 
     x (B, T, F) batch-first (or (T, B, F) with time_major=True); out (B, T, O) with
     return_sequences else (B, O). `dropout` is applied between GRU layers (as torch.nn.GRU's) and
-    to the head's input, in training mode only."""
+    to the head's input, in training mode only. compute_dtype="bfloat16" (dtype float32 only) runs
+    the GRU's products with bfloat16 operands and float32 accumulation (fastgru.GRU); the head and
+    the loss stay in float32."""
 
     def __init__(self, input_size, hidden_size, output_size, *, num_layers=1, bidirectional=False,
                  reset_after=True, bias=True, return_sequences=True, dropout=0.0, dtype="float32",
-                 backend="cpp", seed=None):
+                 compute_dtype="float32", backend="cpp", seed=None):
         output_size = check_positive_int(output_size, "output_size")
         self.backend = check_backend(backend)
         self.return_sequences = bool(return_sequences)
         self.dtype = to_dtype_name(dtype)
+        self.compute_dtype = check_compute_dtype(compute_dtype, self.dtype)
         self.seed = seed
         gru_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
         gru_size = GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
@@ -67,8 +70,8 @@ class GRUModel(FlatParameters):
                                 bidirectional=bidirectional, bias=bias)
         super().__init__(size, FLOAT_DTYPES[self.dtype])
         self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-                       dropout=dropout, reset_after=reset_after, dtype=self.dtype, backend=backend,
-                       seed=gru_seed, buffers=(self._params[:gru_size], self._grad[:gru_size]))
+                       dropout=dropout, reset_after=reset_after, dtype=self.dtype,
+                       compute_dtype=self.compute_dtype, backend=backend, seed=gru_seed, buffers=(self._params[:gru_size], self._grad[:gru_size]))
         self.head = Dense(features, output_size, bias=bias, dtype=self.dtype, backend=backend, seed=head_seed,
                           buffers=(self._params[gru_size:], self._grad[gru_size:]))
         # The GRU's tensors, then the head's, named as attributes `gru` and `head` of a torch module.
@@ -94,7 +97,7 @@ class GRUModel(FlatParameters):
         return {"input_size": g.input_size, "hidden_size": g.hidden_size, "output_size": self.head.out_features,
                 "num_layers": g.num_layers, "bidirectional": g.bidirectional, "reset_after": g.reset_after,
                 "bias": g.bias, "return_sequences": self.return_sequences, "dropout": g.dropout,
-                "dtype": self.dtype, "backend": self.backend,
+                "dtype": self.dtype, "compute_dtype": self.compute_dtype, "backend": self.backend,
                 "seed": self.seed if isinstance(self.seed, (int, type(None))) else None}
 
     # -- parameters (params, grad, state_dict, ...: FlatParameters) --------------------------------

@@ -26,7 +26,9 @@ Reshape between fastgru's layouts and ONNX's (T, D, B, H), and the head as MatMu
 or Softmax for probabilities). A per-sequence head reads the top layer's Y_h: the state at each
 sequence's last valid step, and for a bidirectional layer the forward and reverse final states
 concatenated, as fastgru does. ONNX Runtime's GRU is float32 only: a float64 model is written in
-float32, with a warning. The file is written atomically (complete or not at all).
+float32, with a warning. A model with compute_dtype="bfloat16" is written with its float32 weights
+and runs in float32 under ONNX Runtime: bfloat16 products are a run-time choice of fastgru's, not
+part of the model. The file is written atomically (complete or not at all).
 """
 
 import warnings

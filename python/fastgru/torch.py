@@ -43,8 +43,8 @@ _CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 @functools.lru_cache(maxsize=None)
-def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after):
-    return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
+    return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
 
 
 def _workspace_bytes(config, steps, batch, dtype):
@@ -107,14 +107,16 @@ def _array(tensor):
 @torch.library.custom_op("fastgru::gru_forward", mutates_args=(), device_types="cpu")
 def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Optional[Tensor],
                 dropout: Optional[Tensor], hidden_size: int, num_layers: int, bidirectional: bool,
-                bias: bool, reset_after: bool, keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
+                bias: bool, reset_after: bool, compute_dtype: str,
+                keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
     """x (T, B, I) time-major; hx (L*D, B, H) or None for zeros; params: every parameter
     flattened and concatenated in torch.nn.GRU's order; lengths (B,) int64 in 1..T or None;
-    dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or None.
+    dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or None; compute_dtype
+    "float32" or "bfloat16" (the products' operands, float32 tensors only: fastgru.GRU).
     Returns y (T, B, D*H), h_n (L*D, B, H) and the training workspace (uint8; empty unless
     keep_workspace)."""
     _use_torch_threads()
-    config = _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after)
+    config = _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     dtype = _CORE_DTYPES[x.dtype]
     workspace = (_workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype)) if keep_workspace
                  else torch.empty(0, dtype=torch.uint8))
@@ -126,10 +128,10 @@ def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Option
 
 @gru_forward.register_fake
 def _(x, hx, params, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after,
-      keep_workspace):
+      compute_dtype, keep_workspace):
     T, B, I = x.shape
     D = 2 if bidirectional else 1
-    config = _config(int(I), hidden_size, num_layers, bidirectional, bias, reset_after)
+    config = _config(int(I), hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     size = _workspace_bytes(config, T, B, x.dtype) if keep_workspace else 0
     return (x.new_empty((T, B, D * hidden_size)), x.new_empty((num_layers * D, B, hidden_size)),
             x.new_empty((size,), dtype=torch.uint8))
@@ -138,13 +140,13 @@ def _(x, hx, params, lengths, dropout, hidden_size, num_layers, bidirectional, b
 @torch.library.custom_op("fastgru::gru_backward", mutates_args=(), device_types="cpu")
 def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: Tensor,
                  lengths: Optional[Tensor], dropout: Optional[Tensor], input_size: int, hidden_size: int,
-                 num_layers: int, bidirectional: bool, bias: bool,
-                 reset_after: bool) -> tuple[Tensor, Tensor, Tensor]:
+                 num_layers: int, bidirectional: bool, bias: bool, reset_after: bool,
+                 compute_dtype: str) -> tuple[Tensor, Tensor, Tensor]:
     """Backward of the gru_forward that returned workspace (with the same params, lengths and
     dropout): dy (T, B, D*H), dh_n (L*D, B, H) or None for zeros. Returns dx (T, B, I),
     dh0 (L*D, B, H) and the gradient of params."""
     _use_torch_threads()
-    config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after)
+    config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     dtype = _CORE_DTYPES[dy.dtype]
     dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
     dx, dh0 = getattr(_core, f"gru_backward_{dtype}")(
@@ -155,7 +157,7 @@ def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: 
 
 @gru_backward.register_fake
 def _(dy, dh_n, params, workspace, lengths, dropout, input_size, hidden_size, num_layers, bidirectional,
-      bias, reset_after):
+      bias, reset_after, compute_dtype):
     T, B, _ = dy.shape
     D = 2 if bidirectional else 1
     return (dy.new_empty((T, B, input_size)), dy.new_empty((num_layers * D, B, hidden_size)),
@@ -180,7 +182,7 @@ def _forward_backward(ctx, dy, dh_n, _workspace_grad):
     if dy is None:  # only h_n was used
         dy = params.new_zeros((T, B, (2 if bidirectional else 1) * hidden_size))
     dx, dh0, dparams = gru_backward(dy, dh_n, params, workspace, lengths, dropout, I, *ctx.config)
-    return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 8
+    return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 9
 
 
 def _no_double_backward(ctx, *grads):
@@ -319,15 +321,31 @@ class GRU(nn.Module):
     # -- computation ----------------------------------------------------------------------
     def forward(self, input, hx=None):
         weights = self._flat_weights
-        if _cpu_autocast() and input.is_floating_point():
-            # Under autocast the core still computes in its weights' dtype: the inputs come to it
-            # (the outputs stay in it, which later autocast regions cast as they need).
+        compute_dtype, output_dtype = "float32", None
+        data = input.data if isinstance(input, PackedSequence) else input
+        if _cpu_autocast() and data.is_floating_point():
+            # As torch.nn.GRU under CPU autocast: with float32 weights and bfloat16 autocast the
+            # products take bfloat16 operands (the core's bfloat16 path; states, gate math and
+            # gradients stay float32), and the outputs have the input's dtype when it is a
+            # reduced one. The inputs come to the weights' dtype.
             dtype = weights[0].dtype
+            if dtype == torch.float32 and _cpu_autocast_dtype() == torch.bfloat16:
+                compute_dtype = "bfloat16"
+            if data.dtype in (torch.bfloat16, torch.float16):
+                output_dtype = data.dtype
             if isinstance(input, PackedSequence):
                 input = input._replace(data=input.data.to(dtype))
             else:
                 input = input.to(dtype)
             hx = hx if hx is None else hx.to(dtype)
+        output, h_n = self._forward(input, hx, weights, compute_dtype)
+        if output_dtype is None:
+            return output, h_n
+        if isinstance(output, PackedSequence):
+            return output._replace(data=output.data.to(output_dtype)), h_n.to(output_dtype)
+        return output.to(output_dtype), h_n.to(output_dtype)
+
+    def _forward(self, input, hx, weights, compute_dtype):
         L, H = self.num_layers, self.hidden_size
         LD = L * self.num_directions
         if isinstance(input, PackedSequence):
@@ -341,7 +359,7 @@ class GRU(nn.Module):
             valid = torch.arange(B) < batch_sizes.unsqueeze(1)                      # (T, B)
             rows = valid.reshape(-1).nonzero().squeeze(1)
             x = data.new_zeros((T * B, self.input_size)).index_copy(0, rows, data).view(T, B, -1)
-            y, h_n = self._run(x, hx, valid.sum(0), weights)
+            y, h_n = self._run(x, hx, valid.sum(0), weights, compute_dtype)
             output = PackedSequence(y.reshape(T * B, -1).index_select(0, rows), batch_sizes, sorted_indices,
                                     unsorted_indices)
             return output, h_n if unsorted_indices is None else h_n.index_select(1, unsorted_indices)
@@ -361,7 +379,7 @@ class GRU(nn.Module):
         self._check_input(input, 3, weights)
         self._check_hidden(hx, (LD, input.size(batch_dim), H), weights)
         x = input.transpose(0, 1) if self.batch_first else input
-        y, h_n = self._run(x.contiguous(), hx, None, weights)
+        y, h_n = self._run(x.contiguous(), hx, None, weights, compute_dtype)
         if self.batch_first:
             y = y.transpose(0, 1)
         if not batched:
@@ -397,7 +415,7 @@ class GRU(nn.Module):
         if hx.device.type not in ("cpu", "meta"):
             raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but hx is on {hx.device}")
 
-    def _run(self, x, hx, lengths, weights):
+    def _run(self, x, hx, lengths, weights, compute_dtype):
         """x (T, B, I) contiguous, hx (L*D, B, H) or None, lengths (B,) int64 or None."""
         T, B, _ = x.shape
         L, H, D = self.num_layers, self.hidden_size, self.num_directions
@@ -423,7 +441,7 @@ class GRU(nn.Module):
         keep_workspace = torch.jit.is_tracing() or torch.is_grad_enabled() and (
             x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
         y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bool(self.bidirectional), bool(self.bias),
-                                self.reset_after, keep_workspace)
+                                self.reset_after, compute_dtype, keep_workspace)
         return y, h_n
 
 
@@ -433,6 +451,13 @@ def _cpu_autocast():
         return torch.is_autocast_enabled("cpu")
     except TypeError:
         return torch.is_autocast_cpu_enabled()
+
+
+def _cpu_autocast_dtype():
+    """The dtype of CPU autocast (torch.get_autocast_dtype from torch 2.4 on)."""
+    if hasattr(torch, "get_autocast_dtype"):
+        return torch.get_autocast_dtype("cpu")
+    return torch.get_autocast_cpu_dtype()
 
 
 def _convert(gru, cls):

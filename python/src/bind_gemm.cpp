@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "bindings.h"
 #include "fastgru/gemm.h"
@@ -49,7 +50,7 @@ Mat<T> output_matrix(const py::array& c) {
 // C = beta C + op(A) op(B).
 template <class T>
 py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb,
-                 double beta) {
+                 double beta, fastgru::ComputeDtype compute) {
   Mat<T> a = as_matrix<T>(A, "A"), b = as_matrix<T>(B, "B"), c = output_matrix<T>(C);
   size_t M = ta ? a.cols : a.rows, K = ta ? a.rows : a.cols;
   size_t Kb = tb ? b.cols : b.rows, N = tb ? b.rows : b.cols;
@@ -60,7 +61,7 @@ py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, b
     py::gil_scoped_release release;
     fastgru::gemm<T>(ta ? fastgru::Trans::yes : fastgru::Trans::no,
                      tb ? fastgru::Trans::yes : fastgru::Trans::no, M, N, K, a.data(), a.ld,
-                     b.data(), b.ld, static_cast<T>(beta), out, c.ld);
+                     b.data(), b.ld, static_cast<T>(beta), out, c.ld, compute);
   }
   return C;
 }
@@ -68,7 +69,7 @@ py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, b
 // C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1], through PackedMatrix and gemm_packed.
 template <class T>
 py::array gemm_packed_t(const py::object& A, const py::object& B, size_t n0, size_t n1,
-                        double beta, const py::array& C, bool tb) {
+                        double beta, const py::array& C, bool tb, fastgru::ComputeDtype compute) {
   Mat<T> a = as_matrix<T>(A, "A"), b = as_matrix<T>(B, "B"), c = output_matrix<T>(C);
   size_t M = a.rows, K = a.cols;
   size_t Kb = tb ? b.cols : b.rows, N = tb ? b.rows : b.cols;
@@ -79,7 +80,7 @@ py::array gemm_packed_t(const py::object& A, const py::object& B, size_t n0, siz
   {
     py::gil_scoped_release release;
     fastgru::PackedMatrix<T> packed;
-    packed.pack(tb ? fastgru::Trans::yes : fastgru::Trans::no, K, N, b.data(), b.ld);
+    packed.pack(tb ? fastgru::Trans::yes : fastgru::Trans::no, K, N, b.data(), b.ld, nullptr, compute);
     fastgru::gemm_packed<T>(M, n0, n1, a.data(), a.ld, packed, static_cast<T>(beta), out, c.ld);
   }
   return C;
@@ -99,26 +100,37 @@ void bind_gemm(py::module_& m) {
   m.def(
       "_gemm",
       [](const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb,
-         double beta) {
+         double beta, const std::string& compute_dtype) {
         check_dtype(C);
-        return is_float32(C) ? gemm_t<float>(A, B, C, ta, tb, beta)
-                             : gemm_t<double>(A, B, C, ta, tb, beta);
+        const fastgru::ComputeDtype compute = bindings::compute_dtype(compute_dtype);
+        return is_float32(C) ? gemm_t<float>(A, B, C, ta, tb, beta, compute)
+                             : gemm_t<double>(A, B, C, ta, tb, beta, compute);
       },
       py::arg("A"), py::arg("B"), py::arg("C"), py::arg("ta") = false, py::arg("tb") = false,
-      py::arg("beta") = 0.0,
-      "C = beta C + op(A) op(B) in place (op transposes when ta/tb); returns C. Test hook.");
+      py::arg("beta") = 0.0, py::arg("compute_dtype") = "float32",
+      "C = beta C + op(A) op(B) in place (op transposes when ta/tb; compute_dtype 'bfloat16' rounds "
+      "the operands); returns C. Test hook.");
   m.def(
       "_gemm_packed",
       [](const py::object& A, const py::object& B, size_t n0, size_t n1, double beta,
-         const py::array& C, bool tb) {
+         const py::array& C, bool tb, const std::string& compute_dtype) {
         check_dtype(C);
-        return is_float32(C) ? gemm_packed_t<float>(A, B, n0, n1, beta, C, tb)
-                             : gemm_packed_t<double>(A, B, n0, n1, beta, C, tb);
+        const fastgru::ComputeDtype compute = bindings::compute_dtype(compute_dtype);
+        return is_float32(C) ? gemm_packed_t<float>(A, B, n0, n1, beta, C, tb, compute)
+                             : gemm_packed_t<double>(A, B, n0, n1, beta, C, tb, compute);
       },
       py::arg("A"), py::arg("B"), py::arg("n0"), py::arg("n1"), py::arg("beta"), py::arg("C"),
-      py::arg("tb") = false,
+      py::arg("tb") = false, py::arg("compute_dtype") = "float32",
       "C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1] in place via a packed B; returns C. "
       "Test hook.");
+  m.def(
+      "_round_to_bfloat16",
+      [](bindings::Array<float> x) {
+        bindings::Array<float> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+        fastgru::round_to_bfloat16(x.data(), static_cast<size_t>(x.size()), out.mutable_data());
+        return out;
+      },
+      py::arg("x"), "x (float32) rounded to bfloat16 values, as the products' operands are. Test hook.");
   m.def("_packed_panel_width", &fastgru::packed_panel_width,
         "Column granularity of packed matrices for the active instruction set.");
 }

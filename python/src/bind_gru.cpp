@@ -119,21 +119,26 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
 void bind_gru(py::module_& m) {
   py::class_<GruConfig>(m, "GruConfig")
       .def(py::init([](size_t input_size, size_t hidden_size, size_t num_layers, bool bidirectional,
-                       bool bias, bool reset_after) {
+                       bool bias, bool reset_after, const std::string& compute_dtype) {
              if (input_size < 1 || hidden_size < 1 || num_layers < 1)
                throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
-             GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after};
+             GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after,
+                           bindings::compute_dtype(compute_dtype)};
              fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
              return cfg;
            }),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
-           py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true)
+           py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true,
+           py::arg("compute_dtype") = "float32")
       .def_readonly("input_size", &GruConfig::input_size)
       .def_readonly("hidden_size", &GruConfig::hidden_size)
       .def_readonly("num_layers", &GruConfig::num_layers)
       .def_readonly("bidirectional", &GruConfig::bidirectional)
       .def_readonly("bias", &GruConfig::bias)
-      .def_readonly("reset_after", &GruConfig::reset_after);
+      .def_readonly("reset_after", &GruConfig::reset_after)
+      .def_property_readonly("compute_dtype", [](const GruConfig& cfg) {
+        return bindings::compute_dtype_name(cfg.compute_dtype);
+      });
   m.def(
       "gru_param_layout",
       [](const GruConfig& cfg) {

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "fastgru/gemm.h"
 #include "fastgru/loss.h"
 
 void bind_runtime(pybind11::module_& m);
@@ -83,6 +84,16 @@ inline void check_lengths(const Int64Array& lengths, size_t batch, size_t steps)
     if (l[b] < 1 || l[b] > static_cast<int64_t>(steps))
       throw py::value_error("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
                             std::to_string(l[b]) + " at index " + std::to_string(b));
+}
+
+// The precision of a GRU's products by its Python name, and back.
+inline fastgru::ComputeDtype compute_dtype(const std::string& name) {
+  if (name == "float32") return fastgru::ComputeDtype::float32;
+  if (name == "bfloat16") return fastgru::ComputeDtype::bfloat16;
+  throw py::value_error("compute_dtype: expected 'float32' or 'bfloat16', got '" + name + "'");
+}
+inline const char* compute_dtype_name(fastgru::ComputeDtype compute) {
+  return compute == fastgru::ComputeDtype::bfloat16 ? "bfloat16" : "float32";
 }
 
 // A loss by its Python name.

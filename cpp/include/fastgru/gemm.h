@@ -9,12 +9,25 @@ namespace fastgru {
 
 enum class Trans { no, yes };
 
+// The precision of a product's operands. float32 (the default): as stored, float or double.
+// bfloat16 (float only): every operand element is rounded to bfloat16 (round to nearest even;
+// NaN stays NaN) before it is multiplied, and the products, exact in float, are accumulated in
+// float as usual: the semantics of torch.autocast and Keras' mixed_bfloat16.
+enum class ComputeDtype { float32, bfloat16 };
+
+// x rounded to the nearest bfloat16 (ties to even), kept in a float: its low 16 bits are zero.
+float round_to_bfloat16(float x);
+// dst[i] = round_to_bfloat16(src[i]) for i < n (dst == src allowed).
+void round_to_bfloat16(const float* src, size_t n, float* dst);
+
 // C(M,N) = beta * C + op(A) op(B), op(A) is (M,K), op(B) is (K,N). A is (M,K) with leading
 // dimension lda when ta == Trans::no, else (K,M); likewise B. beta == 0 ignores C's contents.
 // Runs on the thread pool (threads.h); inside a parallel region it runs on the calling thread.
+// compute: the operands' precision (ComputeDtype::bfloat16 for float only, else
+// std::invalid_argument).
 template <class T>
 void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
-          size_t ldb, T beta, T* C, size_t ldc);
+          size_t ldb, T beta, T* C, size_t ldc, ComputeDtype compute = ComputeDtype::float32);
 
 constexpr size_t kZeroRow = ~size_t(0);  // a row of zeros in PackedMatrix::pack's source_rows
 
@@ -32,9 +45,13 @@ class PackedMatrix {
   // stored matrix's row r (op(B)'s row r when tb == Trans::no, its column r when Trans::yes)
   // is B's row source_rows[r] (rows ldb apart), or zeros where source_rows[r] == kZeroRow:
   // a permuted, padded copy (the GRU's gate-blocked weights) packed straight from the source.
-  void pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb, const size_t* source_rows = nullptr);
+  // compute == ComputeDtype::bfloat16 stores B rounded to bfloat16, and every product with it
+  // rounds its left-hand operand too (float only, else std::invalid_argument).
+  void pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb, const size_t* source_rows = nullptr,
+            ComputeDtype compute = ComputeDtype::float32);
   size_t rows() const;  // K
   size_t cols() const;  // N
+  ComputeDtype compute_dtype() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -48,7 +65,8 @@ class PackedMatrix {
 size_t packed_panel_width();
 
 // C[:, n0:n1] = beta * C[:, n0:n1] + A(M,K) B[:, n0:n1], on the calling thread only (the
-// recurrence calls it from inside a parallel region, each thread for its own columns).
+// recurrence calls it from inside a parallel region, each thread for its own columns). A is
+// rounded to bfloat16 on the way in when B was packed so (A itself is never changed).
 template <class T>
 void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
                  T beta, T* C, size_t ldc);

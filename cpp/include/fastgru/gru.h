@@ -4,8 +4,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "fastgru/gemm.h"
 
 namespace fastgru {
 
@@ -16,6 +20,10 @@ struct GruConfig {
   bool bidirectional = false;
   bool bias = true;
   bool reset_after = true;  // n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); else W_hn (r * h) + b_hn
+  // bfloat16: every product (input projection, recurrent product, backward's products and
+  // weight gradients) rounds its operands to bfloat16 and accumulates in float; parameters,
+  // states, gate math and gradients stay float. float buffers only (double: invalid_argument).
+  ComputeDtype compute_dtype = ComputeDtype::float32;
 
   size_t directions() const { return bidirectional ? 2 : 1; }  // D
   size_t layer_input_size(size_t layer) const {
@@ -50,6 +58,14 @@ size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch);
 // a size that fits in memory's address range. gru_forward calls it first; callers that allocate
 // the outputs call it before allocating.
 void gru_check_sizes(const GruConfig& cfg, size_t steps, size_t batch);
+
+// Throws std::invalid_argument unless cfg.compute_dtype suits buffers of T (bfloat16 products
+// need float). gru_forward, gru_backward and gru_step call it first.
+template <class T>
+void gru_check_compute_dtype(const GruConfig& cfg) {
+  if (cfg.compute_dtype == ComputeDtype::bfloat16 && !std::is_same<T, float>::value)
+    throw std::invalid_argument("compute_dtype: bfloat16 products need float32 buffers, not float64");
+}
 
 // x (T, B, I) time-major; h0 (L*D, B, H) or nullptr for zeros; lengths (B,) in 1..T or
 // nullptr; dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or nullptr.

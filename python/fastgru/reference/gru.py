@@ -11,6 +11,10 @@ Both variants are written as n = tanh(gi_n + c * gh_n) with gh_n = W_hn s + b_hn
 
 Padding: step t of sequence b is valid when t < lengths[b]. A padded step outputs 0 and
 leaves the state unchanged, so the reverse direction effectively starts at lengths[b] - 1.
+
+compute_dtype="bfloat16" (float32 only): both operands of every product, forward and backward,
+go through round_bf16 (`q` below) and the product accumulates in float32; everything else
+(parameters, states, gate math, gradients) stays float32, as under torch.autocast.
 """
 
 import numpy as np
@@ -19,6 +23,25 @@ import numpy as np
 def sigmoid(a):
     # Same function as 1 / (1 + exp(-a)), but never overflows.
     return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def round_bf16(a):
+    """float32 a rounded to the nearest bfloat16 (ties to even), kept as float32: the top 16 bits
+    of each value. NaN stays NaN; values past bfloat16's largest round to infinity."""
+    a = np.asarray(a, np.float32)
+    nan = np.isnan(a)
+    bits = np.where(nan, np.uint32(0), a.view(np.uint32))
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return np.where(nan, a, rounded.view(np.float32))
+
+
+def operand_rounding(compute_dtype):
+    """The function each product applies to both its operands."""
+    if compute_dtype == "bfloat16":
+        return round_bf16
+    if compute_dtype == "float32":
+        return lambda a: a
+    raise ValueError(f"compute_dtype: expected 'float32' or 'bfloat16', got {compute_dtype!r}")
 
 
 def param_name(kind, layer, direction):
@@ -41,9 +64,10 @@ def time_order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, reset_after):
+def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, reset_after, q=lambda a: a):
     """One direction of one layer.
-    x: (T,B,in), h0: (B,H), valid: (T,B) bool, w_ih: (3H,in), w_hh: (3H,H), b_ih, b_hh: (3H,).
+    x: (T,B,in), h0: (B,H), valid: (T,B) bool, w_ih: (3H,in), w_hh: (3H,H), b_ih, b_hh: (3H,);
+    q: applied to both operands of every product (operand_rounding).
     Returns y (T,B,H), h_n (B,H), and the per-step cache {t: (h, r, z, n, gh_n)}."""
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -51,12 +75,12 @@ def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, rese
     steps = {}
     h = h0
     for t in time_order(T, reverse):
-        gi = x[t] @ w_ih.T + b_ih                                   # (B,3H)
-        gh_rz = h @ w_hh[:2 * H].T + b_hh[:2 * H]                   # (B,2H)
+        gi = q(x[t]) @ q(w_ih).T + b_ih                             # (B,3H)
+        gh_rz = q(h) @ q(w_hh[:2 * H]).T + b_hh[:2 * H]             # (B,2H)
         r = sigmoid(gi[:, :H] + gh_rz[:, :H])
         z = sigmoid(gi[:, H:2 * H] + gh_rz[:, H:])
         s = h if reset_after else r * h
-        gh_n = s @ w_hh[2 * H:].T + b_hh[2 * H:]
+        gh_n = q(s) @ q(w_hh[2 * H:]).T + b_hh[2 * H:]
         n = np.tanh(gi[:, 2 * H:] + (r * gh_n if reset_after else gh_n))
         h_new = (1 - z) * n + z * h
         m = valid[t][:, None]
@@ -66,8 +90,8 @@ def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, rese
     return y, h, steps
 
 
-def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, reset_after):
-    """Backward of gru_direction_forward. dy: (T,B,H), dh_n: (B,H).
+def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, reset_after, q=lambda a: a):
+    """Backward of gru_direction_forward (with the same q). dy: (T,B,H), dh_n: (B,H).
     Returns dx (T,B,in), dh0 (B,H), dW_ih, dW_hh, db_ih, db_hh."""
     T, B, _ = x.shape
     H = dh_n.shape[1]
@@ -83,33 +107,37 @@ def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, re
         dz = dh_new * (h - n)
         da_n = dn * (1 - n * n)                                    # pre-activation of n
         dgh_n = da_n * r if reset_after else da_n
-        ds = dgh_n @ w_hh[2 * H:]
+        ds = q(dgh_n) @ q(w_hh[2 * H:])
         dr = da_n * gh_n if reset_after else ds * h
         da_r = dr * r * (1 - r)
         da_z = dz * z * (1 - z)
         dgi = np.concatenate([da_r, da_z, da_n], axis=1)           # (B,3H) = d(W_ih x + b_ih)
         dgh_rz = dgi[:, :2 * H]
         s = h if reset_after else r * h
-        dh = (np.where(m, 0, dh) + dh_new * z + dgh_rz @ w_hh[:2 * H]
+        dh = (np.where(m, 0, dh) + dh_new * z + q(dgh_rz) @ q(w_hh[:2 * H])
               + (ds if reset_after else ds * r))
-        dx[t] = dgi @ w_ih
-        dw_ih += dgi.T @ x[t]
+        dx[t] = q(dgi) @ q(w_ih)
+        dw_ih += q(dgi).T @ q(x[t])
         db_ih += dgi.sum(0)
-        dw_hh[:2 * H] += dgh_rz.T @ h
-        dw_hh[2 * H:] += dgh_n.T @ s
+        dw_hh[:2 * H] += q(dgh_rz).T @ q(h)
+        dw_hh[2 * H:] += q(dgh_n).T @ q(s)
         db_hh += np.concatenate([dgh_rz, dgh_n], axis=1).sum(0)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
 def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_after,
-                dropout_masks=None, keep_cache=True):
+                dropout_masks=None, keep_cache=True, compute_dtype="float32"):
     """params: dict name -> ndarray with torch.nn.GRU names/shapes (weight_ih_l{k}[_reverse] (3H,in_k),
     weight_hh_l{k} (3H,H), bias_ih_l{k} (3H,), bias_hh_l{k} (3H,)); bias keys may be absent (bias=False => treat as zero).
     x: (T,B,I) time-major. h0: (L*D,B,H) (never None; caller passes zeros). lengths: (B,) int array (never None; caller passes full T).
     dropout_masks: None or list of num_layers-1 arrays (T,B,D*H) of multipliers applied to the INPUT of layer k>=1 (mask[k-1] multiplies layer k's input).
     Returns (y (T,B,D*H), h_n (L*D,B,H), cache) ; cache is None when keep_cache=False, else whatever gru_backward needs.
-    All computation in x.dtype (the caller passes float32 or float64 arrays and params of the same dtype)."""
+    All computation in x.dtype (the caller passes float32 or float64 arrays and params of the same dtype),
+    products with bfloat16 operands when compute_dtype="bfloat16" (float32 only)."""
     dtype = x.dtype
+    q = operand_rounding(compute_dtype)
+    if compute_dtype == "bfloat16" and dtype != np.float32:
+        raise ValueError(f"compute_dtype: bfloat16 products need float32 arrays, got {dtype}")
     T = x.shape[0]
     D = 2 if bidirectional else 1
     valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]   # (T,B)
@@ -124,18 +152,18 @@ def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_afte
             w_ih, w_hh, b_ih, b_hh = layer_params(params, k, d, dtype)
             y_d, h_n[k * D + d], steps_d = gru_direction_forward(
                 inp, np.asarray(h0[k * D + d], dtype), valid, w_ih, w_hh, b_ih, b_hh,
-                reverse=d == 1, reset_after=reset_after)
+                reverse=d == 1, reset_after=reset_after, q=q)
             ys.append(y_d)
             steps.append(steps_d)
         layers.append((inp, steps))
         inp = np.concatenate(ys, axis=2)
-    cache = {"valid": valid, "layers": layers, "dropout_masks": dropout_masks} if keep_cache else None
+    cache = {"valid": valid, "layers": layers, "dropout_masks": dropout_masks, "q": q} if keep_cache else None
     return inp, h_n, cache
 
 
 def gru_backward(params, cache, dy, dh_n, *, num_layers, bidirectional, reset_after):
     """dy: (T,B,D*H), dh_n: (L*D,B,H) (never None; caller passes zeros). Returns (dx (T,B,I), dh0 (L*D,B,H), grads dict with the same keys/shapes as params)."""
-    valid, layers, masks = cache["valid"], cache["layers"], cache["dropout_masks"]
+    valid, layers, masks, q = cache["valid"], cache["layers"], cache["dropout_masks"], cache["q"]
     D = 2 if bidirectional else 1
     dtype = layers[0][0].dtype
     H = dh_n.shape[2]
@@ -149,7 +177,7 @@ def gru_backward(params, cache, dy, dh_n, *, num_layers, bidirectional, reset_af
             w_ih, w_hh, _, _ = layer_params(params, k, d, dtype)
             dx_d, dh0[k * D + d], *dparams = gru_direction_backward(
                 inp, valid, w_ih, w_hh, steps[d], dout[:, :, d * H:(d + 1) * H],
-                np.asarray(dh_n[k * D + d], dtype), reverse=d == 1, reset_after=reset_after)
+                np.asarray(dh_n[k * D + d], dtype), reverse=d == 1, reset_after=reset_after, q=q)
             dinp += dx_d
             for kind, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dparams):
                 name = param_name(kind, k, d)

@@ -1,4 +1,4 @@
-// The FMA throughput probe, compiled with -mavx2 -mfma and nothing else in this file, so no
+// The 256-bit FMA throughput probe, compiled with -mavx2 -mfma and nothing else in this file, so no
 // AVX2 code can be inlined into (or merged with) the baseline code of bench_gru.cpp.
 // Intrinsics only: any standard-library header here could emit AVX2 copies of inline functions
 // that the linker might pick for the whole program.
