@@ -27,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # Python test files run against the sanitized extension: every entry point of the bindings, without
 # torch (not built for a sanitized process) and without the tests that time or fork.
-ASAN_PYTHON_SUBSET = ["tests/test_gru.py", "tests/test_layers.py", "tests/test_model.py", "tests/test_optim.py",
+ASAN_PYTHON_SUBSET = ["tests/test_gru.py", "tests/test_dense.py", "tests/test_model.py", "tests/test_optim.py",
                       "tests/test_losses.py", "tests/test_persistence.py", "tests/test_training.py", "tests/test_gemm.py", "tests/test_sizes.py",
                       "tests/test_fuzz.py"]
 BUILD_TIMEOUT = 3600   # a guard against a hung compiler, not a measurement: builds on a busy machine are slow

@@ -8,6 +8,16 @@
 
 namespace fastgru {
 
+std::vector<ParamTensor> dense_param_layout(size_t in, size_t out, bool bias) {
+  const size_t weights = checked_mul(out, in, "Dense weight (out_features * in_features)");
+  std::vector<ParamTensor> layout{{"weight", 0, out, in}};
+  if (bias) {
+    checked_add(weights, out, "dense: weight and bias");
+    layout.push_back({"bias", weights, out, 0});
+  }
+  return layout;
+}
+
 template <class T>
 void dense_forward(size_t rows, size_t in, size_t out, const T* x, const T* weight, const T* bias,
                    T* y) {

@@ -123,7 +123,7 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
   size_t nc_fit = std::max(nr, kern.b_budget / K / nr * nr);
   size_t nc_size = std::min(nc_fit, (N + nr - 1) / nr * nr);
   size_t mc_size = std::min(kern.mc, M);
-  // From the calling thread's arena (scratch.h): kept between calls, freed by release_scratch.
+  // From the calling thread's arena (scratch.h): kept between calls, freed by release_memory.
   const bool copy_a = ta == Trans::yes || bf16;
   detail::ScratchArray<T> b_packed(K * nc_size), a_packed(copy_a ? mc_size * kc_size : 0);
   T* bp = b_packed.data();

@@ -1,5 +1,5 @@
 // Elementwise gate math of one GRU time step, for one batch row and one block of hidden
-// units. The recurrence (gru_layer.cpp) keeps gate pre-activations in a blocked layout
+// units. The recurrence (gru_direction.cpp) keeps gate pre-activations in a blocked layout
 // [block][gate r,z,n][kGateBlock] so that one thread owns all three gates of its units;
 // these kernels are compiled once per instruction set (isa_*.cpp).
 // Reference: python/fastgru/reference/gru.py.

@@ -1,6 +1,6 @@
 // One GRU time step straight from the torch-layout weights: for each sequence and each block
 // of kGateBlock hidden units, the rows of W_ih and W_hh that feed those units times x and h
-// (gemv_rows), then the same gate kernels as the recurrence of gru_layer.cpp.
+// (gemv_rows), then the same gate kernels as the recurrence of gru_direction.cpp.
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
@@ -24,16 +24,12 @@ struct LayerWeights {  // one unidirectional layer, torch layout; biases nullptr
   const T* b_hh;       // (3H)
 };
 
-// Layer `layer`'s weights: gru_param_layout's order (weight_ih, weight_hh, bias_ih, bias_hh per
-// layer) walked without building the layout, which would allocate on every step.
+// Layer `layer`'s weights, where gru_direction_layout puts them.
 template <class T>
 LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, size_t layer) {
-  const size_t H = cfg.hidden_size;
-  const T* p = params;
-  for (size_t l = 0; l < layer; ++l) p += gru_direction_param_count(cfg, l);
-  const T* w_hh = p + 3 * H * cfg.layer_input_size(layer);
-  const T* b_ih = cfg.bias ? w_hh + 3 * H * H : nullptr;
-  return {p, w_hh, b_ih, cfg.bias ? b_ih + 3 * H : nullptr};
+  const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
+  return {params + d.weight_ih, params + d.weight_hh, cfg.bias ? params + d.bias_ih : nullptr,
+          cfg.bias ? params + d.bias_hh : nullptr};
 }
 
 // A thread's temporaries of one step, grown once per thread, never per step.

@@ -4,18 +4,38 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "fastgru/checked.h"
 #include "fastgru/dense.h"
 
 namespace fastgru {
 
-size_t model_param_count(const ModelConfig& cfg) {
-  return gru_param_count(cfg.gru) + cfg.output_size * cfg.features() + (cfg.gru.bias ? cfg.output_size : 0);
+std::vector<ParamTensor> model_param_layout(const ModelConfig& cfg) {
+  std::vector<ParamTensor> layout;
+  for (ParamTensor p : gru_param_layout(cfg.gru)) {
+    p.name = "gru." + p.name;
+    layout.push_back(p);
+  }
+  const size_t head = layout_end(layout);
+  for (ParamTensor p : dense_param_layout(cfg.features(), cfg.output_size, cfg.gru.bias)) {
+    p.name = "head." + p.name;
+    p.offset = checked_add(head, p.offset, "the model's parameter count");
+    checked_add(p.offset, p.size(), "the model's parameter count");
+    layout.push_back(p);
+  }
+  return layout;
 }
 
+size_t model_param_count(const ModelConfig& cfg) { return layout_end(model_param_layout(cfg)); }
+
 template <class T>
-Model<T>::Model(const ModelConfig& cfg)
-    : cfg_(cfg), gru_params_(gru_param_count(cfg.gru)), param_count_(model_param_count(cfg)) {
+Model<T>::Model(const ModelConfig& cfg) : cfg_(cfg) {
   if (cfg.output_size < 1) throw std::invalid_argument("ModelConfig: output_size must be >= 1");
+  const std::vector<ParamTensor> layout = model_param_layout(cfg);
+  for (const ParamTensor& p : layout) {
+    if (p.name == "head.weight") head_weight_ = p.offset;
+    if (p.name == "head.bias") head_bias_ = p.offset;
+  }
+  param_count_ = layout_end(layout);
 }
 
 template <class T>
@@ -47,8 +67,8 @@ void Model<T>::forward(const T* params, size_t steps, size_t batch, const T* x,
       for (size_t i = 0; i < rows * F; ++i) features_[i] *= head_dropout[i];
     head_input_ = features_.data();
   }
-  const T* weight = params + gru_params_;
-  const T* bias = g.bias ? weight + cfg_.output_size * F : nullptr;
+  const T* weight = params + head_weight_;
+  const T* bias = g.bias ? params + head_bias_ : nullptr;
   dense_forward<T>(rows, F, cfg_.output_size, head_input_, weight, bias, out);
 }
 
@@ -73,9 +93,9 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
                                   labels ? b.labels : nullptr, b.mask, scale, dlogits_.data());
 
   // The head: its parameter gradients, and the gradient of its input.
-  const T* weight = params + gru_params_;
-  T* dweight = grad + gru_params_;
-  T* dbias = g.bias ? dweight + O * F : nullptr;
+  const T* weight = params + head_weight_;
+  T* dweight = grad + head_weight_;
+  T* dbias = g.bias ? grad + head_bias_ : nullptr;
   dfeatures_.resize(rows * F);
   dense_backward<T>(rows, F, O, head_input_, weight, dlogits_.data(), dfeatures_.data(), dweight, dbias);
   if (b.head_dropout)

@@ -3,7 +3,7 @@
 // tens of megabytes per call costs page faults (the kernel zeroes every fresh page) and, with
 // several threads, TLB shootdowns when the memory is unmapped again: 13% of a large forward
 // at 1 thread and 45% of a large forward + backward at 2 threads were spent so. The arena keeps
-// its high-water size for the next call; release_scratch() (fastgru/buffer.h) gives it back.
+// its high-water size for the next call; release_memory() (fastgru/buffer.h) gives it back.
 #pragma once
 #include <cstddef>
 

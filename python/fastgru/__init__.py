@@ -26,7 +26,7 @@ from ._core import (__version__, active_isa, available_isas, get_num_threads, re
                     set_num_threads)
 from .gru import GRU
 from .optim import Adam
-from .layers import Dense
+from .dense import Dense
 from .model import GRUModel, StepReport
 from .training import NonFiniteLossError
 from .estimators import GRUClassifier, GRURegressor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'release_memory', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
         ...
@@ -130,6 +130,10 @@ def dense_forward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.floa
     """
     y (R, out) = x (R, in) weight^T (in, out) + bias (out,).
     """
+def dense_param_layout(in_features: typing.SupportsInt | typing.SupportsIndex, out_features: typing.SupportsInt | typing.SupportsIndex, bias: bool = True) -> list:
+    """
+    [(name, offset, shape)] of a Dense layer's flat buffer: weight (out, in), then bias (out,).
+    """
 def get_num_threads() -> int:
     """
     The number of threads the core uses (see set_num_threads).
@@ -175,6 +179,10 @@ def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, num
 def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
     """
     (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
+    """
+def model_param_layout(gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex) -> list:
+    """
+    [(name, offset, shape)] of a GRUModel's flat buffer: the GRU's tensors as 'gru.<name>', then the head's as 'head.weight' (O, D*H) and 'head.bias' (O,).
     """
 def release_memory() -> None:
     """

@@ -13,6 +13,13 @@ import numpy as np
 from ._checks import as_numeric
 
 
+def layout_end(layout):
+    """The size of a flat buffer with this layout [(name, offset, shape)] (the core's layouts
+    tile their buffer in order)."""
+    _, offset, shape = layout[-1]
+    return offset + math.prod(shape)
+
+
 class FlatParameters:
     """Base class. Subclasses call `super().__init__(size, dtype, buffers)` and set `_layout`, a
     list of (name, offset, shape) tiling the buffer, before state_dict() is used. Backward keeps

@@ -84,7 +84,7 @@ class GRU(FlatParameters):
         `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
         dtype = to_dtype_name(dtype)
         compute_dtype = check_compute_dtype(compute_dtype, dtype)
-        self.config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
+        self.config = gru_config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
         self.input_size, self.hidden_size, self.num_layers = (
             self.config.input_size, self.config.hidden_size, self.config.num_layers)
         if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
@@ -108,7 +108,7 @@ class GRU(FlatParameters):
     @staticmethod
     def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
         """Size of the flat parameter buffer of a GRU with these options."""
-        return _core.gru_param_count(_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
+        return _core.gru_param_count(gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
 
     @property
     def num_directions(self):
@@ -250,7 +250,7 @@ class GRU(FlatParameters):
                 f"compute_dtype={self.compute_dtype!r}, backend={self.backend!r})")
 
 
-def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
+def gru_config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
     """The core's GruConfig; TypeError/ValueError naming the argument for a bad size,
     OverflowError when the parameters could not fit in one buffer (before any allocation)."""
     num_layers = check_positive_int(num_layers, "num_layers")

@@ -25,10 +25,10 @@ import numpy as np
 from . import _core, losses
 from ._backends import check_backend
 from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_compute_dtype, check_positive_int, to_dtype_name
-from ._flat import FlatParameters, clip_grad_norm, clip_scale, grad_norm
+from ._flat import FlatParameters, clip_grad_norm, clip_scale, grad_norm, layout_end
 from .data import valid_mask
-from .gru import GRU, check_lengths
-from .layers import Dense
+from .gru import GRU, check_lengths, gru_config
+from .dense import Dense
 from .safetensors_format import write_safetensors
 from .streaming import ModelStream
 
@@ -64,19 +64,16 @@ class GRUModel(FlatParameters):
         self.compute_dtype = check_compute_dtype(compute_dtype, self.dtype)
         self.seed = seed
         gru_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
-        gru_size = GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
-        features = (2 if bidirectional else 1) * hidden_size
-        size = self.param_count(input_size, hidden_size, output_size, num_layers=num_layers,
-                                bidirectional=bidirectional, bias=bias)
-        super().__init__(size, FLOAT_DTYPES[self.dtype])
-        self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-                       dropout=dropout, reset_after=reset_after, dtype=self.dtype,
-                       compute_dtype=self.compute_dtype, backend=backend, seed=gru_seed, buffers=(self._params[:gru_size], self._grad[:gru_size]))
-        self.head = Dense(features, output_size, bias=bias, dtype=self.dtype, backend=backend, seed=head_seed,
-                          buffers=(self._params[gru_size:], self._grad[gru_size:]))
         # The GRU's tensors, then the head's, named as attributes `gru` and `head` of a torch module.
-        self._layout = ([(f"gru.{name}", offset, shape) for name, offset, shape in self.gru._layout]
-                        + [(f"head.{name}", gru_size + offset, shape) for name, offset, shape in self.head._layout])
+        self._layout = self.param_layout(input_size, hidden_size, output_size, num_layers=num_layers,
+                                         bidirectional=bidirectional, bias=bias)
+        head = next(offset for name, offset, _ in self._layout if name.startswith("head."))
+        super().__init__(layout_end(self._layout), FLOAT_DTYPES[self.dtype])
+        self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
+                       dropout=dropout, reset_after=reset_after, dtype=self.dtype, compute_dtype=self.compute_dtype,
+                       backend=backend, seed=gru_seed, buffers=(self._params[:head], self._grad[:head]))
+        self.head = Dense(self.gru.num_directions * hidden_size, output_size, bias=bias, dtype=self.dtype,
+                          backend=backend, seed=head_seed, buffers=(self._params[head:], self._grad[head:]))
         self.dropout = self.gru.dropout
         self._rng = np.random.default_rng(dropout_seed)
         self._core_models = {}      # loss name -> the compiled model (built on first use)
@@ -86,9 +83,15 @@ class GRUModel(FlatParameters):
                     **other_options):
         """Size of the flat parameter buffer of GRUModel(input_size, hidden_size, output_size, ...), without
         allocating it (the options that do not change it are accepted and ignored, so a saved config fits)."""
-        features = (2 if bidirectional else 1) * hidden_size
-        return (GRU.param_count(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional)
-                + Dense.param_count(features, output_size, bias=bias))
+        return layout_end(GRUModel.param_layout(input_size, hidden_size, output_size, num_layers=num_layers,
+                                                bidirectional=bidirectional, bias=bias))
+
+    @staticmethod
+    def param_layout(input_size, hidden_size, output_size, *, num_layers=1, bidirectional=False, bias=True):
+        """[(name, offset, shape)] of the flat parameter buffer, as the core defines it
+        (model_param_layout): "gru.<name>" for the GRU's tensors, then "head.weight", "head.bias"."""
+        config = gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32")
+        return _core.model_param_layout(config, check_positive_int(output_size, "output_size"))
 
     @property
     def config(self):

@@ -249,20 +249,14 @@ class GRU(nn.Module):
         self.proj_size = 0
         self.reset_after = bool(reset_after)
 
-        D, G = self.num_directions, 3 * hidden_size
-        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if bias else ("weight_ih", "weight_hh")
-        self._flat_weights_names = []
-        self._all_weights = []
-        for layer in range(num_layers):
-            layer_input_size = input_size if layer == 0 else D * hidden_size
-            shapes = {"weight_ih": (G, layer_input_size), "weight_hh": (G, hidden_size),
-                      "bias_ih": (G,), "bias_hh": (G,)}
-            for direction in range(D):
-                names = [f"{kind}_l{layer}" + ("_reverse" if direction else "") for kind in kinds]
-                for kind, name in zip(kinds, names):
-                    setattr(self, name, nn.Parameter(torch.empty(shapes[kind], device=device, dtype=dtype)))
-                self._flat_weights_names.extend(names)
-                self._all_weights.append(names)
+        # The core's layout, in order: the operators take the parameters flattened and concatenated.
+        layout = _core.gru_param_layout(_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
+        for name, _, shape in layout:
+            setattr(self, name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+        self._flat_weights_names = [name for name, _, _ in layout]
+        per_direction = 4 if bias else 2
+        self._all_weights = [self._flat_weights_names[i:i + per_direction]
+                             for i in range(0, len(layout), per_direction)]
         self.reset_parameters()
 
     @property

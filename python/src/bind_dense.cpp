@@ -1,5 +1,5 @@
 // The Dense head's kernels (cpp/include/fastgru/dense.h) over NumPy arrays. The Python layer
-// (python/fastgru/layers.py) checks the user's arguments; the checks here keep the core's
+// (python/fastgru/dense.py) checks the user's arguments; the checks here keep the core's
 // buffers safe whatever calls it.
 #include <pybind11/stl.h>
 
@@ -70,6 +70,13 @@ void bind_dense_dtype(py::module_& m, const std::string& suffix) {
 }  // namespace
 
 void bind_dense(py::module_& m) {
+  m.def(
+      "dense_param_layout",
+      [](size_t in_features, size_t out_features, bool bias) {
+        return bindings::layout_list(fastgru::dense_param_layout(in_features, out_features, bias));
+      },
+      py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true,
+      "[(name, offset, shape)] of a Dense layer's flat buffer: weight (out, in), then bias (out,).");
   bind_dense_dtype<float>(m, "float32");
   bind_dense_dtype<double>(m, "float64");
 }

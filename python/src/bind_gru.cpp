@@ -141,14 +141,7 @@ void bind_gru(py::module_& m) {
       });
   m.def(
       "gru_param_layout",
-      [](const GruConfig& cfg) {
-        py::list out;
-        for (const auto& p : fastgru::gru_param_layout(cfg)) {
-          py::tuple shape = p.cols ? py::tuple(py::make_tuple(p.rows, p.cols)) : py::tuple(py::make_tuple(p.rows));
-          out.append(py::make_tuple(p.name, p.offset, shape));
-        }
-        return out;
-      },
+      [](const GruConfig& cfg) { return bindings::layout_list(fastgru::gru_param_layout(cfg)); },
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
   m.def("gru_workspace_size", &fastgru::gru_workspace_size, py::arg("config"), py::arg("steps"), py::arg("batch"),

@@ -209,6 +209,15 @@ void bind_model_dtype(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_model(py::module_& m) {
+  m.def(
+      "model_param_layout",
+      [](const fastgru::GruConfig& gru, size_t output_size) {
+        if (output_size < 1) throw py::value_error("output_size: expected an int >= 1");
+        return bindings::layout_list(fastgru::model_param_layout(fastgru::ModelConfig{gru, output_size}));
+      },
+      py::arg("gru"), py::arg("output_size"),
+      "[(name, offset, shape)] of a GRUModel's flat buffer: the GRU's tensors as 'gru.<name>', then the "
+      "head's as 'head.weight' (O, D*H) and 'head.bias' (O,).");
   bind_model_dtype<float>(m, "ModelFloat32");
   bind_model_dtype<double>(m, "ModelFloat64");
 }

@@ -36,7 +36,7 @@ void bind_runtime(py::module_& m) {
       "thread count. A pool the system cannot start (no threads or memory left) raises MemoryError\n"
       "at the next call that needs it.");
   m.def("get_num_threads", &fastgru::get_num_threads, "The number of threads the core uses (see set_num_threads).");
-  m.def("release_memory", &fastgru::release_scratch,
+  m.def("release_memory", &fastgru::release_memory,
         "Frees the scratch memory that forward and backward calls keep between calls, the calling\n"
         "thread's and the thread pool's (their temporaries, up to the largest call's size, reused so\n"
         "that a call does not page-fault fresh memory). The next call allocates what it needs again.");

@@ -12,9 +12,11 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "fastgru/gemm.h"
 #include "fastgru/loss.h"
+#include "fastgru/param_layout.h"
 
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
@@ -84,6 +86,16 @@ inline void check_lengths(const Int64Array& lengths, size_t batch, size_t steps)
     if (l[b] < 1 || l[b] > static_cast<int64_t>(steps))
       throw py::value_error("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
                             std::to_string(l[b]) + " at index " + std::to_string(b));
+}
+
+// A layout as Python sees it: [(name, offset, shape)], shape (rows, cols) or (rows,).
+inline py::list layout_list(const std::vector<fastgru::ParamTensor>& layout) {
+  py::list out;
+  for (const auto& p : layout) {
+    py::tuple shape = p.cols ? py::tuple(py::make_tuple(p.rows, p.cols)) : py::tuple(py::make_tuple(p.rows));
+    out.append(py::make_tuple(p.name, p.offset, shape));
+  }
+  return out;
 }
 
 // The precision of a GRU's products by its Python name, and back.

@@ -1,6 +1,6 @@
 // The per-thread scratch arena: arrays are aligned and never overlap while alive, spilling
 // past a block's end works, and after the stack empties the blocks are merged so the same
-// sizes fit again without new memory; release_scratch() frees it all, the thread pool's arenas
+// sizes fit again without new memory; release_memory() frees it all, the thread pool's arenas
 // included.
 #include <cstdint>
 #include <thread>
@@ -24,7 +24,7 @@ bool disjoint(const float* a, size_t n, const float* b, size_t m) { return a + n
 
 int main() {
   Checker check;
-  release_scratch();
+  release_memory();
   const float* first_address = nullptr;
   for (int round = 0; round < 3; ++round) {
     ScratchArray<float> a(1000);
@@ -62,14 +62,14 @@ int main() {
     other = t.data();
   }).join();
   check.expect("threads have separate arenas", other != first_address);
-  release_scratch();
+  release_memory();
   {
     ScratchArray<float> again(8);
     again[7] = 1.0f;
-    check.expect("usable after release_scratch", again[7] == 1.0f);
+    check.expect("usable after release_memory", again[7] == 1.0f);
   }
   // The pool's threads keep arenas of their own (the temporaries of the batch slices they
-  // sweep); release_scratch() frees those too.
+  // sweep); release_memory() frees those too.
   // (A member that meets at a barrier runs on its own thread: the caller takes over no share.)
   set_num_threads(2);
   size_t held[2] = {0, 0};
@@ -80,11 +80,11 @@ int main() {
     team.barrier();
   });
   check.expect("each pool thread grew its arena", held[0] >= (1 << 20) && held[1] >= (1 << 20));
-  release_scratch();
+  release_memory();
   parallel_run([&](const Team& team) {
     held[team.tid] = detail::scratch_capacity();
     team.barrier();
   });
-  check.expect("release_scratch freed every pool thread's arena", held[0] == 0 && held[1] == 0);
+  check.expect("release_memory freed every pool thread's arena", held[0] == 0 && held[1] == 0);
   return check.report("test_scratch");
 }

@@ -42,6 +42,6 @@ using Buffer = std::vector<T, UninitializedAllocator<T>>;
 // largest size from call to call, and the packed weights are kept per thread too (reusing
 // memory avoids the page faults of fresh memory). Frees the arenas of the calling thread and of
 // the thread pool, and the calling thread's packed weights; the next call allocates them again.
-void release_scratch();
+void release_memory();
 
 }  // namespace fastgru

@@ -3,8 +3,15 @@
 // A model applies it at every time step by treating (T, B, in) as T*B rows.
 #pragma once
 #include <cstddef>
+#include <vector>
+
+#include "fastgru/param_layout.h"
 
 namespace fastgru {
+
+// The layer's flat buffer, torch.nn.Linear's tensors: weight (out, in), then bias (out) when
+// `bias`. Throws std::overflow_error when they cannot fit in one buffer.
+std::vector<ParamTensor> dense_param_layout(size_t in, size_t out, bool bias);
 
 // x (R, in), weight (out, in), bias (out,) or nullptr for none. Writes y (R, out).
 template <class T>

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fastgru/gemm.h"
+#include "fastgru/param_layout.h"
 
 namespace fastgru {
 
@@ -31,14 +32,6 @@ struct GruConfig {
   }
 };
 
-// One parameter tensor inside the flat parameter buffer.
-struct ParamTensor {
-  std::string name;  // torch name, e.g. "weight_hh_l1_reverse"
-  size_t offset;     // in elements
-  size_t rows, cols;  // cols == 0 for a vector
-  size_t size() const { return cols ? rows * cols : rows; }
-};
-
 // The flat buffer's layout, in torch.nn.GRU's parameter order: for each layer, for each
 // direction: weight_ih (3H, in), weight_hh (3H, H), bias_ih (3H), bias_hh (3H).
 // Throws std::invalid_argument for num_layers outside 1..kMaxLayers (checked.h) and
@@ -47,6 +40,16 @@ std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg);
 size_t gru_param_count(const GruConfig& cfg);
 // Elements of one direction of layer `layer` (its four tensors, two without bias).
 size_t gru_direction_param_count(const GruConfig& cfg, size_t layer);
+
+// Offsets (in elements) of one direction's tensors: the definition gru_param_layout names and
+// the recurrence and the stream step read (without building the named layout). Without bias,
+// bias_ih == bias_hh == end. Throws as gru_param_layout, and std::out_of_range for a layer or
+// direction the GRU does not have.
+struct DirectionLayout {
+  size_t weight_ih, weight_hh, bias_ih, bias_hh;
+  size_t end;  // past the direction's last tensor
+};
+DirectionLayout gru_direction_layout(const GruConfig& cfg, size_t layer, size_t direction);
 
 // Elements of the training workspace (cuDNN's "reserve space"): everything a training-mode
 // forward keeps for backward, in one caller-owned buffer. Always steps * batch *

@@ -34,7 +34,11 @@ struct ModelConfig {
   size_t features() const { return gru.directions() * gru.hidden_size; }  // D*H, the head's input
 };
 
-// gru_param_count + the head's O*D*H weights and O biases (when cfg.gru.bias).
+// The model's flat buffer: the GRU's tensors named "gru.<name>" (gru_param_layout), then the
+// head's named "head.<name>" (dense_param_layout: weight (O, D*H), bias (O) when cfg.gru.bias),
+// the names of a PyTorch module's submodules `gru` and `head`.
+std::vector<ParamTensor> model_param_layout(const ModelConfig& cfg);
+// Its size: gru_param_count + the head's O*D*H weights and O biases.
 size_t model_param_count(const ModelConfig& cfg);
 
 // One batch, time-major. rows = T*B with return_sequences (row t*B + b), else B.
@@ -107,7 +111,7 @@ class Model {
                const T* gru_dropout, const T* head_dropout, bool training, T* out);
 
   ModelConfig cfg_;
-  size_t gru_params_ = 0, param_count_ = 0;
+  size_t head_weight_ = 0, head_bias_ = 0, param_count_ = 0;  // offsets (model_param_layout), size
   Buffer<T> workspace_;         // the GRU's training workspace (gru_workspace_size)
   Buffer<T> y_, h_n_;           // GRU outputs (T, B, D*H), (L*D, B, H)
   Buffer<T> features_;          // the head's input (rows, D*H) when it is not y_ itself

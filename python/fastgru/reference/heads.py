@@ -1,8 +1,6 @@
 """NumPy reference for what sits on top of the GRU: the Dense head and the training losses.
 The readable specification that cpp/src/dense.cpp and cpp/src/loss.cpp are tested against;
 names and semantics follow torch.nn.Linear and the torch losses with reduction="mean".
-(valid_mask and clip_grad_norm, torch.nn.utils.clip_grad_norm_, are the package's own and
-re-exported here for the tests.)
 
 Losses take logits (..., O) and a mask (...) of valid rows (None: all valid). A row is one
 time step of one sequence (or one sequence when the model predicts from its last state).
@@ -13,11 +11,7 @@ dlogits zero at the masked rows.
 
 import numpy as np
 
-from .._flat import clip_grad_norm
-from ..data import valid_mask
-
-__all__ = ["dense_forward", "dense_backward", "valid_mask", "mse", "mae", "binary_crossentropy", "cross_entropy",
-           "LOSSES", "clip_grad_norm"]
+__all__ = ["dense_forward", "dense_backward", "mse", "mae", "binary_crossentropy", "cross_entropy", "LOSSES"]
 
 
 def dense_forward(x, weight, bias):

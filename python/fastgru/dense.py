@@ -11,7 +11,7 @@ import numpy as np
 from . import _core
 from ._backends import NUMPY as reference, check_backend
 from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_element_count, check_size, to_dtype_name
-from ._flat import FlatParameters
+from ._flat import FlatParameters, layout_end
 
 # The compiled entries per dtype, looked up once per layer.
 _CORE = {"float32": (_core.dense_forward_float32, _core.dense_backward_float32),
@@ -48,10 +48,7 @@ class Dense(FlatParameters):
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
         self._core_forward, self._core_backward = _CORE[self.dtype]
-        weight_size = self.out_features * self.in_features
-        self._layout = [("weight", 0, (self.out_features, self.in_features))]
-        if self.bias:
-            self._layout.append(("bias", weight_size, (self.out_features,)))
+        self._layout = _core.dense_param_layout(self.in_features, self.out_features, self.bias)
         size = self.param_count(self.in_features, self.out_features, bias=self.bias)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
         # torch.nn.Linear's default: weight and bias uniform in +-1/sqrt(in_features).
@@ -62,7 +59,7 @@ class Dense(FlatParameters):
     def param_count(in_features, out_features, *, bias=True):
         """Size of the flat parameter buffer: weight (out, in) then bias (out,)."""
         in_features, out_features = check_size(in_features, "in_features"), check_size(out_features, "out_features")
-        return check_element_count(out_features * in_features + (out_features if bias else 0),
+        return check_element_count(layout_end(_core.dense_param_layout(in_features, out_features, bool(bias))),
                                    "Dense parameters (out_features * in_features + out_features)")
 
     def __call__(self, x):

@@ -1,10 +1,11 @@
 // Stacks directions and layers: layer k's input is layer k-1's output (forward direction
 // in columns [0, H), reverse in [H, 2H)), times the dropout multipliers in training.
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "fastgru/gru.h"
-#include "gru_layer.h"
+#include "gru_direction.h"
 #include "scratch.h"
 
 namespace fastgru {
@@ -16,22 +17,27 @@ struct DirectionSlot {
   detail::DirectionGrads<T> grads;
 };
 
-// The parameters (and gradient slots) of layer*D + dir, read from the one layout.
+// The parameters (and gradient slots) of layer*D + dir, where gru_direction_layout puts them.
 template <class T>
 std::vector<DirectionSlot<T>> direction_slots(const GruConfig& cfg, const T* params, T* grad) {
   std::vector<DirectionSlot<T>> slots;
-  const auto layout = gru_param_layout(cfg);
-  const size_t per_direction = cfg.bias ? 4 : 2;
-  for (size_t i = 0; i < layout.size(); i += per_direction) {
-    auto at = [&](size_t j) { return layout[i + j].offset; };
-    DirectionSlot<T> slot{};
-    slot.params = {params + at(0), params + at(1), cfg.bias ? params + at(2) : nullptr,
-                   cfg.bias ? params + at(3) : nullptr};
-    if (grad)
-      slot.grads = {grad + at(0), grad + at(1), cfg.bias ? grad + at(2) : nullptr,
-                    cfg.bias ? grad + at(3) : nullptr};
-    slots.push_back(slot);
-  }
+  for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+    for (size_t dir = 0; dir < cfg.directions(); ++dir) {
+      const DirectionLayout d = gru_direction_layout(cfg, layer, dir);
+      auto tensors = [&](auto* base) {
+        using P = decltype(base);
+        return std::array<P, 4>{base + d.weight_ih, base + d.weight_hh, cfg.bias ? base + d.bias_ih : nullptr,
+                                cfg.bias ? base + d.bias_hh : nullptr};
+      };
+      DirectionSlot<T> slot{};
+      const auto p = tensors(params);
+      slot.params = {p[0], p[1], p[2], p[3]};
+      if (grad) {
+        const auto g = tensors(grad);
+        slot.grads = {g[0], g[1], g[2], g[3]};
+      }
+      slots.push_back(slot);
+    }
   return slots;
 }
 
