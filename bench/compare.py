@@ -5,7 +5,11 @@ alternated, medians and their spread, ratios, peak memory of the training step.
 
     python bench/compare.py [--configs small medium ...] [--threads 1 2] [--iters N] [--repeats R]
                             [--markdown] [--bench-gru PATH | --peak GFLOPS] [--onednn PATH]
-                            [--no-onnx] [--no-alone] [--no-interleaved]
+                            [--no-onnx] [--no-alone] [--no-interleaved] [--bf16]
+
+--bf16 adds fastgru with compute_dtype="bfloat16" and torch.nn.GRU under
+torch.autocast("cpu", dtype=torch.bfloat16) to the runs, and a table of their times beside
+fastgru's float32.
 
 Before any timing, each configuration is checked: fastgru's y, h_n, dx and weight gradients
 against torch's (and ONNX Runtime's y against torch's), so wrong code is never timed;
@@ -36,8 +40,10 @@ LR = 1e-3
 # What each system can time: "train" = forward + backward + Adam + zero_grad, "fwdbwd" = forward
 # + backward (oneDNN's training work), "infer" = forward only.
 SYSTEMS = {"fastgru": ("train", "fwdbwd", "infer"), "core": ("train", "fwdbwd", "infer"),
-           "torch": ("train", "infer"), "onnxrt": ("infer",), "onednn": ("fwdbwd", "infer")}
+           "torch": ("train", "infer"), "onnxrt": ("infer",), "onednn": ("fwdbwd", "infer"),
+           "fastgru_bf16": ("train", "fwdbwd", "infer"), "torch_bf16": ("train", "infer")}
 INTERLEAVED = ("fastgru", "torch", "onnxrt")
+BF16_SYSTEMS = ("fastgru_bf16", "torch_bf16")
 
 
 def forward_flops(B, T, I, H):
@@ -53,12 +59,12 @@ def make_data(B, T, I, H, seed=0):
 
 
 # -- the operations being timed, per system ------------------------------------------------------
-def fastgru_ops(B, T, I, H):
+def fastgru_ops(B, T, I, H, compute_dtype="float32"):
     """{op: callable} for the fastgru Python layer, and the training step (for the memory probe)."""
     import fastgru
 
     x, dy = make_data(B, T, I, H)
-    layer = fastgru.GRU(I, H, dtype="float32", seed=0)
+    layer = fastgru.GRU(I, H, dtype="float32", compute_dtype=compute_dtype, seed=0)
     opt = fastgru.Adam(layer, lr=LR)
 
     def fwdbwd():
@@ -78,7 +84,10 @@ def fastgru_ops(B, T, I, H):
     return {"train": train, "fwdbwd": fwdbwd, "infer": infer}, layer
 
 
-def torch_ops(B, T, I, H, gru=None):
+def torch_ops(B, T, I, H, gru=None, autocast=False):
+    """{op: callable} for torch.nn.GRU + Adam; autocast: the forward under CPU autocast to bfloat16."""
+    import contextlib
+
     import torch
 
     x, dy = make_data(B, T, I, H)
@@ -87,15 +96,17 @@ def torch_ops(B, T, I, H, gru=None):
         torch.manual_seed(0)
         gru = torch.nn.GRU(I, H)
     opt = torch.optim.Adam(gru.parameters(), lr=LR)
+    region = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
 
     def train():
-        y, _ = gru(xt)
+        with region():
+            y, _ = gru(xt)
         y.backward(dyt)
         opt.step()
         opt.zero_grad()
 
     def infer():
-        with torch.inference_mode():
+        with torch.inference_mode(), region():
             gru(xt)
 
     return {"train": train, "infer": infer}
@@ -114,10 +125,10 @@ def onnxrt_ops(B, T, I, H, path, threads):
 
 
 def set_threads(system, threads):
-    if system == "fastgru":
+    if system.startswith("fastgru"):
         import fastgru
         fastgru.set_num_threads(threads)
-    elif system == "torch":
+    elif system.startswith("torch"):
         import torch
         torch.set_num_threads(threads)
 
@@ -259,10 +270,10 @@ def alone_child(system, name, threads, iters, onnx_path):
     "rss": peak RSS growth of the first training steps in MiB}."""
     set_threads(system, threads)
     B, T, I, H = CONFIGS[name].shape
-    if system == "fastgru":
-        ops, _ = fastgru_ops(B, T, I, H)
-    elif system == "torch":
-        ops = torch_ops(B, T, I, H)
+    if system.startswith("fastgru"):
+        ops, _ = fastgru_ops(B, T, I, H, "bfloat16" if system == "fastgru_bf16" else "float32")
+    elif system.startswith("torch"):
+        ops = torch_ops(B, T, I, H, autocast=system == "torch_bf16")
     else:
         ops, _ = onnxrt_ops(B, T, I, H, onnx_path, threads)
     result = {"rss": peak_rss_growth(ops["train"]) if "train" in ops else None}
@@ -313,14 +324,18 @@ def parse_bench_gru(text, name):
     return result
 
 
-def run_interleaved(name, threads, iters, onnx_path, reverse):
-    """fastgru, torch (and ONNX Runtime) in this process, called in turn: {system: {op: seconds}}."""
+def run_interleaved(name, threads, iters, onnx_path, reverse, bf16=False):
+    """fastgru, torch (and ONNX Runtime, and the bfloat16 runs) in this process, called in turn:
+    {system: {op: seconds}}."""
     B, T, I, H = CONFIGS[name].shape
     f_ops, layer = fastgru_ops(B, T, I, H)
     t_ops = torch_ops(B, T, I, H, torch_gru_like(layer))
     systems = {"fastgru": f_ops, "torch": t_ops}
     if onnx_path:
         systems["onnxrt"], _ = onnxrt_ops(B, T, I, H, onnx_path, threads)
+    if bf16:
+        systems["fastgru_bf16"], layer_bf16 = fastgru_ops(B, T, I, H, "bfloat16")
+        systems["torch_bf16"] = torch_ops(B, T, I, H, torch_gru_like(layer_bf16), autocast=True)
     result = {s: {} for s in systems}
     for op in ("train", "infer"):
         names = [s for s in systems if op in systems[s]]
@@ -417,7 +432,7 @@ def format_tables(runs, rows, peak_core, extra):
         m = runs.median(key)
         return "-" if m is None else f"{m:.1f}"
 
-    train, fwdbwd, infer, inter = [], [], [], []
+    train, fwdbwd, infer, inter, bf16 = [], [], [], [], []
     for name, n in rows:
         c = CONFIGS[name]
         label, f = f"{name} ({','.join(map(str, c.shape))})", forward_flops(*c.shape)
@@ -451,7 +466,15 @@ def format_tables(runs, rows, peak_core, extra):
                       ratio(k("fastgru", "infer", "inter"), k("fastgru", "infer")),
                       ms(k("fastgru", "infer_wait", "inter"), 3),
                       ratio(k("onnxrt", "infer", "inter"), k("onnxrt", "infer"))])
-    return [
+        bf16.append([label, str(n), ms(k("fastgru", "train")), ms(k("fastgru_bf16", "train")),
+                     ratio(k("fastgru", "train"), k("fastgru_bf16", "train")), ms(k("torch_bf16", "train")),
+                     ratio(k("torch_bf16", "train"), k("fastgru_bf16", "train")),
+                     ms(k("fastgru", "infer"), 3), ms(k("fastgru_bf16", "infer"), 3),
+                     ratio(k("fastgru", "infer"), k("fastgru_bf16", "infer")), ms(k("torch_bf16", "infer"), 3),
+                     ratio(k("torch_bf16", "infer"), k("fastgru_bf16", "infer")),
+                     ratio(k("torch_bf16", "train", "inter"), k("fastgru_bf16", "train", "inter")),
+                     ratio(k("torch_bf16", "infer", "inter"), k("fastgru_bf16", "infer", "inter"))])
+    tables = [
         ("Training step (forward + backward + Adam + zero_grad), each system alone in a fresh process",
          ["config (B,T,I,H)", "threads", "fastgru ms", "torch ms", "torch/fastgru", "fastgru C++ core ms",
           "Python layer over core", "fastgru GFLOP/s (% peak)", "torch GFLOP/s (% peak)",
@@ -471,6 +494,15 @@ def format_tables(runs, rows, peak_core, extra):
           "torch infer ms", "onnxrt infer ms", "fastgru infer interleaved/alone",
           "of fastgru infer: waiting for a CPU ms", "onnxrt infer interleaved/alone"], inter),
     ]
+    if extra["bf16"]:
+        tables.append(
+            ("bfloat16 products: fastgru compute_dtype='bfloat16' against its float32 and torch.nn.GRU under "
+             "torch.autocast('cpu', torch.bfloat16); alone, and the ratios interleaved",
+             ["config (B,T,I,H)", "threads", "fastgru f32 train ms", "fastgru bf16 train ms", "f32/bf16",
+              "torch autocast train ms", "torch autocast/fastgru bf16", "fastgru f32 infer ms",
+              "fastgru bf16 infer ms", "f32/bf16", "torch autocast infer ms", "torch autocast/fastgru bf16",
+              "interleaved: torch autocast/fastgru bf16 train", "interleaved: ... infer"], bf16))
+    return tables
 
 
 def render(title, head, body, markdown):
@@ -523,6 +555,7 @@ def main():
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--no-alone", action="store_true", help="skip the fresh-process runs")
     parser.add_argument("--no-interleaved", action="store_true", help="skip the one-process interleaved runs")
+    parser.add_argument("--bf16", action="store_true", help="add fastgru's bfloat16 products and torch's autocast")
     parser.add_argument("--alone-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.alone_child:
@@ -544,7 +577,7 @@ def main():
     peak_core, peak_source = measured_peak(args)
     load_before = os.getloadavg()[0]
     systems = ["fastgru", "torch"] + (["onnxrt"] if use_onnx else []) + (["core"] if args.bench_gru else []) \
-        + (["onednn"] if args.onednn else [])
+        + (["onednn"] if args.onednn else []) + (list(BF16_SYSTEMS) if args.bf16 else [])
     runs, rows, versions, round_trips = Runs(), [], {}, []
     with tempfile.TemporaryDirectory() as tmpdir:
         paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}
@@ -570,7 +603,8 @@ def main():
                             for op, value in result.items():
                                 runs.add(("alone", system, name, n, op), value)
                     if not args.no_interleaved:
-                        result = run_interleaved(name, n, iters, paths.get(f"onnx:{name}"), reverse=rep % 2 == 1)
+                        result = run_interleaved(name, n, iters, paths.get(f"onnx:{name}"), reverse=rep % 2 == 1,
+                                                 bf16=args.bf16)
                         for system, ops in result.items():
                             for op, value in ops.items():
                                 runs.add(("inter", system, name, n, op), value)
@@ -606,7 +640,7 @@ def main():
             f"peak RSS +MiB: growth of the peak resident set over the first {MEMORY_STEPS} training steps "
             "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)"]
     print("\n".join(("- " if args.markdown else "") + line for line in info))
-    for title, head, body in format_tables(runs, rows, peak_core, {"onnx": use_onnx}):
+    for title, head, body in format_tables(runs, rows, peak_core, {"onnx": use_onnx, "bf16": args.bf16}):
         print("\n" + render(title, head, body, args.markdown))
 
 
