@@ -1,5 +1,6 @@
 """Streaming latency: microseconds per step of fastgru.GRU.step against ONNX Runtime running the
-same layer exported by fastgru.onnx.export, one step at a time with the state fed back.
+same layer exported by fastgru.onnx.export, one step at a time with the state fed back, and of
+the layer's int8 copy (fastgru.quantize: int8 weights, a quarter of the bytes a step reads).
 
     python bench/stream_latency.py [--input-size 128] [--hidden-size 256] [--batch 1] [--threads 1]
                                    [--rounds 41] [--steps 200] [--reset-before] [--markdown]
@@ -12,7 +13,8 @@ are reported, with the ratio fastgru / ONNX Runtime (below 1: fastgru is faster)
 is what a user sees; the thread's CPU time (time.thread_time) is printed beside it because on a
 shared machine other processes inflate wall-clock rounds at random, while CPU time counts only
 the work done. Before timing, both run the same 50-step sequence and must agree (within 1e-5)
-with each other and with fastgru's whole-sequence forward.
+with each other and with fastgru's whole-sequence forward; the int8 copy's steps must agree
+with its own forward (1e-5) and with the float layer's within 2e-2 (relative L2).
 """
 
 import argparse
@@ -53,6 +55,17 @@ def check(layer, session, x):
     assert np.abs(h_fastgru - want_h).max() < 1e-5 and np.abs(h_onnx - want_h).max() < 1e-5
 
 
+def check_int8(layer, int8, x):
+    """int8's steps through x against its own forward, and its forward against the float layer's."""
+    want_y, _ = int8(x)
+    h = None
+    for t, x_t in enumerate(x):
+        y, h = int8.step(x_t, h)
+        assert np.abs(y - want_y[t]).max() < 1e-5, "an int8 step differs from the int8 forward"
+    float_y, _ = layer(x)
+    assert np.linalg.norm(want_y - float_y) / np.linalg.norm(float_y) < 2e-2, "int8 is far from float32"
+
+
 def round_fastgru(layer, xs, h):
     start, cpu = time.perf_counter(), time.thread_time()
     for x_t in xs:
@@ -83,18 +96,21 @@ def main():
     fastgru.set_num_threads(args.threads)
     layer = fastgru.GRU(I, H, reset_after=not args.reset_before, seed=0).eval()
     session = make_session(layer, args.threads)
+    int8 = fastgru.quantize(layer)
     rng = np.random.default_rng(0)
     check(layer, session, rng.uniform(-1, 1, (50, B, I)).astype(np.float32))
+    check_int8(layer, int8, rng.uniform(-1, 1, (50, B, I)).astype(np.float32))
 
     xs = rng.uniform(-1, 1, (args.steps, B, I)).astype(np.float32)
     xs_onnx = xs[:, None]                                      # (steps, 1, B, I): T = 1 per call
     h_fastgru = np.zeros((1, B, H), np.float32)
     h_onnx = np.zeros((1, B, H), np.float32)
     load_before = os.getloadavg()[0]
-    times = {"fastgru": [], "onnxruntime": []}
+    times = {"fastgru": [], "onnxruntime": [], "fastgru int8": []}
     for r in range(args.rounds + 2):                           # two warm-up rounds
         order = [("fastgru", lambda: round_fastgru(layer, xs, h_fastgru)),
-                 ("onnxruntime", lambda: round_onnx(session, xs_onnx, h_onnx))]
+                 ("onnxruntime", lambda: round_onnx(session, xs_onnx, h_onnx)),
+                 ("fastgru int8", lambda: round_fastgru(int8, xs, h_fastgru))]
         for name, run in order if r % 2 == 0 else order[::-1]:
             wall, cpu = run()
             if r >= 2:
@@ -109,13 +125,19 @@ def main():
     print(f"B={B} I={I} H={H} reset_after={not args.reset_before} threads={args.threads}; median of "
           f"{args.rounds} interleaved rounds of {args.steps} steps; 1-minute load average {load_before:.1f} "
           f"before, {load_after:.1f} after")
+    weight_bytes = {"float32": 4 * 3 * H * (I + H), "int8": 3 * H * (I + H) + 4 * 6 * H}
+    print(f"weights read per step: float32 {weight_bytes['float32'] / 1e6:.2f} MB, int8 "
+          f"{weight_bytes['int8'] / 1e6:.2f} MB (with the row scales)")
     for i, what in enumerate(["wall-clock", "thread CPU time"]):
-        f, o = median("fastgru", i), median("onnxruntime", i)
-        print(f"{what:16s} us/step: fastgru {f:8.2f}   onnxruntime {o:8.2f}   fastgru/onnxruntime {f / o:.2f}")
+        f, o, q = median("fastgru", i), median("onnxruntime", i), median("fastgru int8", i)
+        print(f"{what:16s} us/step: fastgru {f:8.2f}   onnxruntime {o:8.2f}   fastgru int8 {q:8.2f}   "
+              f"fastgru/onnxruntime {f / o:.2f}   int8/onnxruntime {q / o:.2f}   int8/fastgru {q / f:.2f}")
+        print(f"{'':16s} weight bytes per second: float32 {weight_bytes['float32'] / f * 1e-3:.1f} GB/s, int8 "
+              f"{weight_bytes['int8'] / q * 1e-3:.1f} GB/s")
     if args.markdown:
-        f, o, fc, oc = (median(n, i) for i in (0, 1) for n in ("fastgru", "onnxruntime"))
-        print(f"| B={B}, I={I}, H={H}, {args.threads} thread | {f:.1f} | {o:.1f} | {f / o:.2f} | "
-              f"{fc:.1f} | {oc:.1f} | {fc / oc:.2f} |")
+        f, o, q, fc, oc, qc = (median(n, i) for i in (0, 1) for n in ("fastgru", "onnxruntime", "fastgru int8"))
+        print(f"| B={B}, I={I}, H={H}, {args.threads} thread | {f:.1f} | {o:.1f} | {f / o:.2f} | {q:.1f} | "
+              f"{q / o:.2f} | {fc:.1f} | {oc:.1f} | {qc:.1f} |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 //      columns past the matrix edge are zero.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace fastgru {
 namespace detail {
@@ -39,6 +40,10 @@ struct GemmKernels {
   // in place, for one step of a few sequences (gru_step.cpp), where packing would cost more
   // than the product. Each y[i] is a dot product summed in its own order, not block()'s.
   void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, const T* v, T* y);
+
+  // y[i] = scales[i] * (W(i, :) v) for int8 rows W (n, K) (leading dimension ldw): int8 weights
+  // (fastgru.quantize) read as they are stored, a quarter of float's bytes, widened in registers.
+  void (*gemv_rows_int8)(size_t n, size_t K, const int8_t* w, size_t ldw, const T* scales, const T* v, T* y);
 };
 
 // K-blocks depend on K only (never on M, N or threads), so every element of C sees the same

@@ -31,12 +31,14 @@ from .model import GRUModel, StepReport
 from .training import NonFiniteLossError
 from .estimators import GRUClassifier, GRURegressor
 from .persistence import load
+from .quantization import quantize
 from . import convert
 
 __all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas", "active_isa",
            "set_isa", "release_memory", "__version__"]
 
-__all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError"]
+__all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError",
+            "quantize"]
 
 
 def __getattr__(name):

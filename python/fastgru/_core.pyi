@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
         ...
@@ -167,6 +167,14 @@ def gru_step_float32(config: GruConfig, params: typing.Annotated[numpy.typing.Ar
 def gru_step_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
     """
     One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).
+    """
+def gru_step_int8_float32(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple:
+    """
+    gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
+    """
+def gru_step_int8_float64(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
     """
 def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex) -> int:
     """

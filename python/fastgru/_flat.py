@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ._backends import NUMPY as reference
 from ._checks import as_numeric
 
 
@@ -23,7 +24,13 @@ def layout_end(layout):
 class FlatParameters:
     """Base class. Subclasses call `super().__init__(size, dtype, buffers)` and set `_layout`, a
     list of (name, offset, shape) tiling the buffer, before state_dict() is used. Backward keeps
-    what it needs in `_cache`, which eval mode drops."""
+    what it needs in `_cache`, which eval mode drops.
+
+    fastgru.quantize makes int8 copies (quantization == "int8"): every weight matrix is kept as
+    int8 values with one float32 scale per row (fastgru.reference.quantize), and params holds the
+    weights they stand for (read-only). Such an object is for inference only."""
+
+    quantization = None  # "int8" for fastgru.quantize's copies
 
     def __init__(self, size, dtype, buffers=None):
         """`buffers`: None to allocate, or a (params, grad) pair of writable contiguous 1-D arrays
@@ -70,6 +77,7 @@ class FlatParameters:
     def load_state_dict(self, mapping):
         """Copies every tensor of mapping in; all keys and shapes are checked before any value is
         written, so a bad mapping leaves the weights unchanged."""
+        self._check_trainable("load_state_dict")
         views = self.state_dict()
         missing = sorted(set(views) - set(mapping))
         extra = sorted(set(mapping) - set(views))
@@ -86,6 +94,46 @@ class FlatParameters:
 
     def zero_grad(self):
         self._grad.fill(0)
+
+    # -- int8 weights (fastgru.quantize) -------------------------------------------------------
+    def _check_trainable(self, what):
+        """RuntimeError naming `what` for an object that fastgru.quantize made (inference only)."""
+        if self.quantization is not None:
+            raise RuntimeError(f"{what}: this {type(self).__name__} is quantized ({self.quantization}) for "
+                               "inference only; train the float model and quantize it again")
+
+    def quantized_state_dict(self):
+        """What a file of an int8 object holds: each weight matrix as int8 under its name, its row
+        scales (float32) under name + ".scale", each bias as float32."""
+        int8_views = self._views(self._int8)
+        tensors = {}
+        for name, view in self.state_dict().items():
+            if name in self._int8_scales:
+                tensors[name] = int8_views[name]
+                tensors[name + ".scale"] = self._int8_scales[name]
+            else:
+                tensors[name] = view
+        return tensors
+
+    def _install_int8(self, weights, scales):
+        """Makes this object int8: weights {name: int8 (rows, cols)} and scales {name: float32 (rows,)}
+        for every weight matrix (the biases are already in params). params takes the weights they
+        stand for and becomes read-only; the object goes to eval mode for good."""
+        views = self.state_dict()
+        self._int8 = np.zeros(self._params.size, np.int8)
+        int8_views = self._views(self._int8)
+        self._int8_scales = {}
+        for name, view in views.items():
+            if view.ndim == 2:
+                int8_views[name][...] = weights[name]
+                self._int8_scales[name] = np.ascontiguousarray(scales[name], np.float32)
+                view[...] = reference.dequantize_rows(weights[name], scales[name])
+        self._become_int8()
+
+    def _become_int8(self):
+        self.quantization = "int8"
+        self.eval()
+        self._params.flags.writeable = False
 
     def train(self, mode=True):
         self.training = bool(mode)

@@ -81,6 +81,7 @@ class Dense(FlatParameters):
     def backward(self, dy, need_dx=True):
         """dy (..., out_features) -> dx (..., in_features) (None unless need_dx); adds the weight
         and bias gradients into grad."""
+        self._check_trainable("backward")
         if self._cache is None:
             raise RuntimeError("backward: no forward to differentiate (call forward first)")
         x = self._cache

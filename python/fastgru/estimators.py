@@ -214,7 +214,11 @@ class GRUEstimator:
 
         If fit raises, the estimator is left as it was before the call (a fitted one keeps its
         model and fitted attributes), except for NonFiniteLossError, which keeps the new model
-        at its last finished step as the module docstring says."""
+        at its last finished step as the module docstring says. An int8 estimator
+        (fastgru.quantize) is for inference only: fit raises RuntimeError."""
+        model = getattr(self, "model_", None)
+        if model is not None:
+            model._check_trainable("fit")
         before = dict(vars(self))
         try:
             return self._fit(X, y)
@@ -388,7 +392,7 @@ class GRUEstimator:
         except TypeError as exc:
             raise TypeError(f"save: hyper-parameters or classes are not JSON-serializable ({exc})") from None
         self.model_.check_finite_weights()
-        write_safetensors(path, self.model_.state_dict(), self.model_.file_metadata(extra))
+        write_safetensors(path, self.model_.file_tensors(), self.model_.file_metadata(extra))
 
     def _fitted_state(self):
         return {"n_features_in_": int(self.n_features_in_), "loss_": self.loss_, "history_": self.history_,

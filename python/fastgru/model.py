@@ -67,7 +67,7 @@ class GRUModel(FlatParameters):
         # The GRU's tensors, then the head's, named as attributes `gru` and `head` of a torch module.
         self._layout = self.param_layout(input_size, hidden_size, output_size, num_layers=num_layers,
                                          bidirectional=bidirectional, bias=bias)
-        head = next(offset for name, offset, _ in self._layout if name.startswith("head."))
+        head = self._head_offset = next(offset for name, offset, _ in self._layout if name.startswith("head."))
         super().__init__(layout_end(self._layout), FLOAT_DTYPES[self.dtype])
         self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
                        dropout=dropout, reset_after=reset_after, dtype=self.dtype, compute_dtype=self.compute_dtype,
@@ -164,6 +164,7 @@ class GRUModel(FlatParameters):
     def backward(self, dout, *, time_major=False):
         """Gradients through the last training-mode forward, added into grad. dout has the shape
         of that forward's output (in the same layout)."""
+        self._check_trainable("backward")
         if self._cache is None:
             raise RuntimeError("backward: no training-mode forward to differentiate "
                                "(call forward in training mode first)")
@@ -222,6 +223,7 @@ class GRUModel(FlatParameters):
         count, or None for every valid step (t < lengths[b]); optimizer: a fastgru.Adam over this
         model. Adds onto whatever grad holds, and zeroes grad after the update.
         Returns a StepReport; applied is False (nothing updated) for a NaN/inf loss or gradient."""
+        self._check_trainable("train_step")
         self._check_optimizer(optimizer)
         max_norm = self._check_max_norm(clip_grad_norm)
         batch = self._prepare(x, target, loss, lengths, mask, None, time_major)
@@ -243,6 +245,7 @@ class GRUModel(FlatParameters):
         passes the whole batch's count so the processes' gradients sum to the batch's.
         dropout_masks: None to draw them (training mode), else draw_dropout_masks's pair for this batch.
         Returns (loss_sum, count): the sum of the valid loss terms and how many there are."""
+        self._check_trainable("compute_gradients")
         if loss_normalizer is not None and not loss_normalizer > 0:
             raise ValueError(f"loss_normalizer: expected a positive number or None, got {loss_normalizer!r}")
         batch = self._prepare(x, target, loss, lengths, mask, dropout_masks, time_major)
@@ -256,6 +259,7 @@ class GRUModel(FlatParameters):
         (folded into the optimizer's update as a factor), the update, zero grad. loss (the
         batch's mean loss) is only checked: a NaN/inf loss or gradient updates nothing.
         Returns a StepReport."""
+        self._check_trainable("apply_gradients")
         self._check_optimizer(optimizer)
         max_norm = self._check_max_norm(clip_grad_norm)
         loss = float(loss)
@@ -356,9 +360,24 @@ class GRUModel(FlatParameters):
 
     def save(self, path):
         """Writes the configuration and all weights to one safetensors file, atomically.
-        ValueError if a weight is NaN or infinite (fastgru.load refuses such files)."""
+        ValueError if a weight is NaN or infinite (fastgru.load refuses such files). An int8 model
+        (fastgru.quantize) writes its int8 weights and their row scales: about a quarter of the
+        float32 file."""
         self.check_finite_weights()
-        write_safetensors(path, self.state_dict(), self.file_metadata())
+        write_safetensors(path, self.file_tensors(), self.file_metadata())
+
+    def file_tensors(self):
+        """The tensors a file holds: state_dict(), or for an int8 model quantized_state_dict()."""
+        return self.state_dict() if self.quantization is None else self.quantized_state_dict()
+
+    def _install_int8(self, weights, scales):
+        super()._install_int8(weights, scales)
+        for prefix, part, part_slice in (("gru.", self.gru, slice(None, self._head_offset)),
+                                         ("head.", self.head, slice(self._head_offset, None))):
+            part._int8 = self._int8[part_slice]
+            part._int8_scales = {name[len(prefix):]: s for name, s in self._int8_scales.items()
+                                 if name.startswith(prefix)}
+            part._become_int8()
 
     def check_finite_weights(self):
         """ValueError naming the first parameter that holds NaN or infinity: such a model predicts
@@ -371,21 +390,51 @@ class GRUModel(FlatParameters):
         """The safetensors metadata of a saved model: its format, its config, and `extra`
         (JSON-serializable: an estimator's hyper-parameters and fitted attributes) when given."""
         metadata = {"format": FILE_FORMAT, "config": json.dumps(self.config)}
+        if self.quantization is not None:
+            metadata["quantization"] = self.quantization
         if extra is not None:
             metadata["estimator"] = json.dumps(extra)
         return metadata
 
     def __reduce__(self):
         # The GRU's compiled configuration does not pickle; the config and weights suffice.
-        return _restore, (self.config, {k: v.copy() for k, v in self.state_dict().items()}, self.training)
+        state = {k: v.copy() for k, v in self.file_tensors().items()}
+        return _restore, (self.config, state, self.training, self.quantization)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"GRUModel({args})"
 
 
-def _restore(config, state, training):
+def _restore(config, state, training, quantization=None):
     model = GRUModel(**config)
+    if quantization is not None:
+        return install_quantized_state(model, state)
     model.load_state_dict(state)
     return model.train(training)
+
+
+def install_quantized_state(obj, tensors):
+    """obj (a new float GRU, Dense or GRUModel) made int8 from quantized_state_dict()'s tensors:
+    int8 weights, their ".scale" rows, float biases; shapes and dtypes checked first (ValueError)."""
+    views = obj.state_dict()
+    expected = {name: (np.int8, view.shape) for name, view in views.items() if view.ndim == 2}
+    expected |= {name + ".scale": (obj.params.dtype, view.shape[:1]) for name, view in views.items() if view.ndim == 2}
+    expected |= {name: (obj.params.dtype, view.shape) for name, view in views.items() if view.ndim == 1}
+    if set(tensors) != set(expected):
+        raise ValueError(f"int8 tensors: expected {sorted(expected)}, got {sorted(tensors)}")
+    for name, (dtype, shape) in expected.items():
+        value = np.asarray(tensors[name])
+        if value.dtype != dtype or value.shape != shape:
+            raise ValueError(f"{name}: expected {np.dtype(dtype).name} {shape}, got {value.dtype} {value.shape}")
+        if dtype != np.int8 and not np.isfinite(value).all():
+            raise ValueError(f"{name}: holds NaN or infinity")
+        if name.endswith(".scale") and (value < 0).any():
+            raise ValueError(f"{name}: row scales are >= 0")
+    for name, view in views.items():
+        if view.ndim == 1:
+            view[...] = tensors[name]
+    matrices = [name for name, view in views.items() if view.ndim == 2]
+    obj._install_int8({n: tensors[n] for n in matrices}, {n: tensors[n + ".scale"] for n in matrices})
+    return obj
 

@@ -55,8 +55,8 @@ def export(obj, path, *, lengths=False, opset=None):
     """Writes obj (a fitted GRURegressor / GRUClassifier, a GRUModel or a fastgru.GRU layer) to
     path as an ONNX model (see the module docstring for its inputs and outputs). lengths: add the
     int32 input "lengths". opset: the ONNX opset (default 17). Raises TypeError for any other
-    object and the estimator's NotFittedError (a ValueError) for an unfitted one; nothing is
-    written then."""
+    object, the estimator's NotFittedError (a ValueError) for an unfitted one and ValueError for
+    an int8 object (fastgru.quantize); nothing is written then."""
     opset = _check_opset(opset)
     if not isinstance(lengths, (bool, np.bool_)):
         raise TypeError(f"lengths: expected True or False, got {lengths!r}")
@@ -69,6 +69,10 @@ def export(obj, path, *, lengths=False, opset=None):
     else:
         raise TypeError(f"export: expected a fitted fastgru.GRURegressor or GRUClassifier, a fastgru.GRUModel "
                         f"or a fastgru.GRU layer, got {type(obj).__name__}")
+    module = getattr(obj, "model_", obj)  # an unfitted estimator is refused by its graph builder
+    if getattr(module, "quantization", None) is not None:
+        raise ValueError(f"export: this {type(obj).__name__} is quantized ({module.quantization}); ONNX Runtime's "
+                         "GRU has no int8 weights: export the float model it was quantized from")
     graph = builder(obj, bool(lengths))
     model = helper.make_model(graph, producer_name="fastgru", opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))

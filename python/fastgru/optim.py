@@ -39,6 +39,8 @@ class Adam:
     def __init__(self, layer_or_buffers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled_weight_decay=False, amsgrad=False):
         if hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
+            if getattr(layer_or_buffers, "quantization", None) is not None:
+                layer_or_buffers._check_trainable("Adam")
             params, grad = layer_or_buffers.params, layer_or_buffers.grad
             self.backend = getattr(layer_or_buffers, "backend", "cpp")
         elif isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:

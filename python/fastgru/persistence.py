@@ -8,7 +8,8 @@ fitted attributes (JSON under "estimator").
 import json
 
 from .estimators import estimator_from_saved
-from .model import FILE_FORMAT, GRUModel
+from ._flat import layout_end
+from .model import FILE_FORMAT, GRUModel, install_quantized_state
 from .safetensors_format import read_safetensors
 
 
@@ -22,14 +23,24 @@ def load(path):
         config = json.loads(metadata["config"])
         if not isinstance(config, dict):
             raise ValueError(f"config: expected a JSON object, got {config!r}")
-        # Sizes first, so that a file cannot make us allocate more than it holds.
+        quantization = metadata.get("quantization")
+        if quantization not in (None, "int8"):
+            raise ValueError(f"quantization: expected 'int8' or none, got {quantization!r}")
+        # Sizes first, so that a file cannot make us allocate more than it holds (an int8 file
+        # also holds one scale per weight row).
         stored = sum(t.size for t in tensors.values())
-        needed = GRUModel.param_count(**config)
+        layout = GRUModel.param_layout(**{k: config[k] for k in ("input_size", "hidden_size", "output_size",
+                                                                  "num_layers", "bidirectional", "bias")
+                                          if k in config})
+        needed = layout_end(layout) + (sum(s[0] for _, _, s in layout if len(s) == 2) if quantization else 0)
         if needed != stored:
-            raise ValueError(f"its config needs {needed} parameters, the file holds {stored}")
+            raise ValueError(f"its config needs {needed} values, the file holds {stored}")
         model = GRUModel(**config)
-        model.load_state_dict(tensors)
-        model.check_finite_weights()
+        if quantization:
+            install_quantized_state(model, tensors)
+        else:
+            model.load_state_dict(tensors)
+            model.check_finite_weights()
         model.eval()
         if "estimator" not in metadata:
             return model

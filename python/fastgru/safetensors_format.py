@@ -19,13 +19,13 @@ import numpy as np
 
 from ._files import write_atomically
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
+DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I8": np.dtype("i1")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """Writes dict name -> array (float32, float64 or int64) and metadata (dict str -> str) to path
+    """Writes dict name -> array (float32, float64, int64 or int8) and metadata (dict str -> str) to path
     atomically: a temporary file in the same folder, then os.replace, so a crash never leaves a
     half-written file under path."""
     header, chunks, offset = {}, [], 0

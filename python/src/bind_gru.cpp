@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "bindings.h"
 #include "interrupt.h"
@@ -81,18 +82,30 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   return py::make_tuple(dx, dh0);
 }
 
+// int8: the weights (int8, gru_param_count) and row scales ((L*D, 2, 3H)) to read instead of
+// params' weights (params then gives the biases).
 template <class T>
-py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) {
+py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h,
+               std::optional<std::pair<bindings::Int8Array, Array<T>>> int8 = std::nullopt) {
   if (cfg.bidirectional) throw py::value_error("step: a bidirectional GRU needs the whole sequence");
   if (x.ndim() != 2) throw py::value_error("x: expected shape (B, I), got " + bindings::shape_str(x));
   const py::ssize_t batch = x.shape(0), L = cfg.num_layers, H = cfg.hidden_size;
-  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  const auto n_params = static_cast<py::ssize_t>(fastgru::gru_param_count(cfg));
+  expect_shape(params, {n_params}, "params");
   expect_shape(x, {batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
   expect_shape(h, {L, batch, H}, "h");
+  if (int8) {
+    expect_shape(int8->first, {n_params}, "weights");
+    expect_shape(int8->second, {L, 2, 3 * H}, "scales");
+  }
   Array<T> h_new({L, batch, H});
   {
     py::gil_scoped_release release;  // one step: too short to need Ctrl-C between its parts
-    fastgru::gru_step<T>(cfg, params.data(), batch, x.data(), h.data(), h_new.mutable_data());
+    if (int8)
+      fastgru::gru_step_int8<T>(cfg, {int8->first.data(), int8->second.data()}, params.data(), batch, x.data(),
+                                h.data(), h_new.mutable_data());
+    else
+      fastgru::gru_step<T>(cfg, params.data(), batch, x.data(), h.data(), h_new.mutable_data());
   }
   Array<T> y({batch, H});
   std::copy(h_new.data() + (L - 1) * batch * H, h_new.data() + L * batch * H, y.mutable_data());
@@ -110,8 +123,16 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
         "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
         "dropout); adds the parameter gradients into grad.");
-  m.def(("gru_step_" + suffix).c_str(), &step<T>, py::arg("config"), py::arg("params"), py::arg("x"),
-        py::arg("h"), "One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).");
+  m.def(("gru_step_" + suffix).c_str(),
+        [](const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) { return step<T>(cfg, params, x, h); },
+        py::arg("config"), py::arg("params"), py::arg("x"), py::arg("h"),
+        "One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).");
+  m.def(("gru_step_int8_" + suffix).c_str(),
+        [](const GruConfig& cfg, bindings::Int8Array weights, Array<T> scales, Array<T> params, Array<T> x,
+           Array<T> h) { return step<T>(cfg, params, x, h, std::make_pair(weights, scales)); },
+        py::arg("config"), py::arg("weights"), py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h"),
+        "gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales "
+        "(L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.");
 }
 
 }  // namespace

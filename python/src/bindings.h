@@ -33,6 +33,7 @@ namespace py = pybind11;
 template <class T>
 using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using Int8Array = py::array_t<int8_t, py::array::c_style | py::array::forcecast>;
 using BoolArray = py::array_t<bool, py::array::c_style | py::array::forcecast>;
 
 template <class T>

@@ -102,4 +102,18 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
 template <class T>
 void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, const T* h, T* h_new);
 
+// int8 weights for inference (fastgru.quantize): symmetric, one scale per weight row, the
+// weight being its int8 value times its row's scale.
+template <class T>
+struct Int8Weights {
+  const int8_t* weights;  // (gru_param_count): each weight at its gru_param_layout place (bias places unused)
+  const T* scales;        // (L*D, 2, 3H): per direction, weight_ih's row scales, then weight_hh's
+};
+
+// gru_step with int8 weights: reads a quarter of float's bytes per step (the step is bound by
+// reading the weights), the biases from params. cfg.compute_dtype must be float32.
+template <class T>
+void gru_step_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* params, size_t batch, const T* x,
+                   const T* h, T* h_new);
+
 }  // namespace fastgru

@@ -3,5 +3,7 @@
 from .adam import adam_step
 from .gru import gru_backward, gru_forward
 from .heads import LOSSES, dense_backward, dense_forward
+from .quantize import dequantize_rows, quantize_rows
 
-__all__ = ["adam_step", "gru_backward", "gru_forward", "LOSSES", "dense_backward", "dense_forward"]
+__all__ = ["adam_step", "gru_backward", "gru_forward", "LOSSES", "dense_backward", "dense_forward",
+           "dequantize_rows", "quantize_rows"]
