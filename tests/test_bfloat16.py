@@ -24,7 +24,7 @@ def special_values():
     return bits.view(np.float32)
 
 
-def test_rounding_is_round_to_nearest_even():
+def test_rounding_is_round_to_nearest_even(isa):
     x = special_values()
     got = _core._round_to_bfloat16(x)
     # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: to the even one (1); 1 + 3 * 2^-8 to 1 + 2^-6.
@@ -35,7 +35,7 @@ def test_rounding_is_round_to_nearest_even():
     assert (got.view(np.uint32)[:15] & 0xFFFF == 0).all()
 
 
-def test_rounding_matches_torch_and_the_reference(rng, torch):
+def test_rounding_matches_torch_and_the_reference(isa, rng, torch):
     x = (rng.standard_normal(200_000) * np.exp(rng.uniform(-100, 85, 200_000))).astype(np.float32)
     x = np.concatenate([x, special_values()])
     ours = _core._round_to_bfloat16(x)

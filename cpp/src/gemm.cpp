@@ -96,8 +96,8 @@ void round_in_place(T* data, size_t n) {
 // out (rows, cols), leading dimension cols = the rows of a (leading dimension lda), rounded.
 template <class T>
 void copy_rounded(size_t rows, size_t cols, const T* a, size_t lda, T* out) {
-  for (size_t i = 0; i < rows; ++i) std::copy(a + i * lda, a + i * lda + cols, out + i * cols);
-  round_in_place(out, rows * cols);
+  if constexpr (std::is_same_v<T, float>)
+    for (size_t i = 0; i < rows; ++i) round_to_bfloat16(a + i * lda, cols, out + i * cols);
 }
 
 // Threads a product of `flops` deserves: at least ~50 us of work each, as waking the pool

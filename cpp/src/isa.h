@@ -3,6 +3,7 @@
 // variant's flags; cpu_dispatch.cpp picks the active one.
 #pragma once
 #include "adam_kernels.h"
+#include "bfloat16_kernels.h"
 #include "gemm_kernels.h"
 #include "gru_cell.h"
 
@@ -20,6 +21,7 @@ struct IsaKernels {
   const char* name;
   TypedKernels<float> f32;
   TypedKernels<double> f64;
+  Bfloat16Kernels bf16;
 };
 
 const IsaKernels& active_kernels();

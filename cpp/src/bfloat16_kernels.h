@@ -1,0 +1,29 @@
+// Rounding float to bfloat16 (the upper half of a float's bits), compiled once per instruction
+// set (bfloat16_kernels.inc): the operands of products with ComputeDtype::bfloat16 (gemm.h).
+// Mirrors round_bf16 of python/fastgru/reference/gru.py.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace fastgru {
+namespace detail {
+
+// Adding 0x7FFF plus the lowest kept bit rounds to nearest with ties to even (a carry into the
+// exponent rounds up to the next binade or to infinity, as it should). A NaN is quieted
+// instead, so that a payload in the dropped bits cannot turn it into infinity. Written for a
+// scalar or a vector of uint32 alike (the vector kernels run the same expression lane-wise).
+template <class U>
+inline U bfloat16_bits(U bits) {
+  const U rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
+  const U quiet_nan = bits | 0x00400000u;
+  const auto nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;  // all ones (vector) or true (scalar) for NaN
+  return ((nan ? quiet_nan : rounded)) & 0xFFFF0000u;
+}
+
+struct Bfloat16Kernels {
+  // dst[i] = src[i] rounded to bfloat16 (kept in a float), i < n; dst == src allowed.
+  void (*round)(const float* src, size_t n, float* dst);
+};
+
+}  // namespace detail
+}  // namespace fastgru
