@@ -3,6 +3,7 @@ state_dicts), finite differences (gradcheck), the NumPy reference (reset_after=F
 PyTorch's own operator checks (opcheck, torch.compile, torch.export, fake tensors)."""
 
 import itertools
+import os
 import subprocess
 import sys
 
@@ -605,3 +606,50 @@ def test_vmap_over_independent_inputs_equals_a_loop():
     batched = torch.vmap(lambda x: gru(x)[0])(xs)
     for i in range(3):
         assert_close(batched[i], gru(xs[i])[0], f"vmap item {i}", RTOL[torch.float32])
+
+
+def test_regions_run_on_torchs_openmp_threads_with_the_same_results(rng, restore_threads):
+    """After a fastgru.torch call the core's regions run on torch's OpenMP threads (one team of
+    threads on the cores, not two); results equal fastgru's own pool's bit for bit, in every
+    kind of region (batch slices, units split into parts, the GEMMs)."""
+    from fastgru import _core
+    torch.set_num_threads(2)
+    gru = ft.GRU(3, 8)
+    gru(torch.randn(4, 2, 3))
+    if not _core.uses_openmp_threads():
+        pytest.skip("this torch build has no OpenMP runtime loaded (libgomp / libomp)")
+    layer = fastgru.GRU(24, 48, 2, bidirectional=True, reset_after=False, seed=0)
+    results = {}
+    try:
+        for openmp in (True, False):
+            _core.use_openmp_threads(openmp)
+            fastgru.set_num_threads(2)
+            for batch in (3, 40):  # units split into parts; batch slices
+                x = rng.standard_normal((30, batch, 24)).astype(np.float32) if openmp else results[batch][0]
+                layer.zero_grad()
+                y, _ = layer(x)
+                dx, _ = layer.backward(np.cos(y))
+                got = (x, y, dx, layer.grad.copy())
+                if openmp:
+                    results[batch] = got
+                else:
+                    for want, have in zip(results[batch][1:], got[1:]):
+                        np.testing.assert_array_equal(have, want)
+    finally:
+        _core.use_openmp_threads(True)
+
+
+def test_a_smaller_openmp_team_falls_back_to_the_own_pool():
+    """OMP_THREAD_LIMIT=1 gives a team of one where two were asked: the region must run on
+    fastgru's own pool (a team of one would wait forever at a barrier of two)."""
+    code = ("import numpy as np, torch, fastgru, fastgru.torch as ft\n"
+            "from fastgru import _core\n"
+            "torch.set_num_threads(2); ft.GRU(3, 4)(torch.randn(2, 1, 3))\n"
+            "layer = fastgru.GRU(8, 64, seed=0); fastgru.set_num_threads(2)\n"
+            "x = np.random.default_rng(0).standard_normal((20, 3, 8)).astype(np.float32)\n"
+            "a = layer(x)[0]; _core.use_openmp_threads(False); b = layer(x)[0]\n"
+            "print(_core.get_num_threads(), np.array_equal(a, b))\n")
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "True"]

@@ -265,6 +265,49 @@ std::atomic<int> g_num_threads{0};
 // child is abandoned, not destroyed: its threads, and the waiters its condition variables
 // record, belong to the parent.
 Pool* g_pool = nullptr;
+std::atomic<const ForeignThreads*> g_foreign{nullptr};
+#if FASTGRU_HAVE_FORK
+// A forked child leaves the foreign runtime alone (GNU OpenMP's threads do not survive a fork:
+// its first region there may hang) and uses a pool of its own, as with an inherited pool.
+std::atomic<pid_t> g_foreign_owner{0};
+bool foreign_inherited() { return g_foreign_owner.load() != getpid(); }
+#else
+bool foreign_inherited() { return false; }
+#endif
+
+// Runs body on a team of n foreign threads; false (nothing run) when the runtime gave a team
+// of another size, which would never get past a barrier of n.
+bool run_on_foreign(const ForeignThreads& foreign, const std::function<void(const Team&)>& body, int n) {
+  struct Region {
+    Region(const ForeignThreads& f, const std::function<void(const Team&)>& b, int size)
+        : foreign(f), body(b), n(size), barrier(size) {}
+    const ForeignThreads& foreign;
+    const std::function<void(const Team&)>& body;
+    int n;
+    Barrier barrier;
+    std::atomic<bool> sized{true};
+    std::mutex error_mutex;
+    std::exception_ptr error;  // as Pool::run_member: kept for the caller, never thrown in a member
+  } region(foreign, body, n);
+  auto member = [](void* data) {
+    Region& r = *static_cast<Region*>(data);
+    if (r.foreign.num_threads() != r.n) {  // every member sees the same size: all return
+      r.sized.store(false, std::memory_order_relaxed);
+      return;
+    }
+    t_in_region = true;
+    try {
+      r.body(Team(r.foreign.thread_num(), r.n, &r.barrier));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(r.error_mutex);
+      if (!r.error) r.error = std::current_exception();
+    }
+    t_in_region = false;
+  };
+  foreign.fork(member, &region, static_cast<unsigned>(n), 0);
+  if (region.error) std::rethrow_exception(region.error);
+  return region.sized.load(std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -273,6 +316,14 @@ void Team::barrier() const {
 }
 
 void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 1); }
+
+void set_foreign_threads(const ForeignThreads* threads) {
+#if FASTGRU_HAVE_FORK
+  g_foreign_owner.store(getpid());
+#endif
+  g_foreign.store(threads);
+}
+bool uses_foreign_threads() { return g_foreign.load() != nullptr; }
 
 int get_num_threads() {
   int n = g_num_threads.load();
@@ -300,6 +351,8 @@ void parallel_run(const std::function<void(const Team&)>& body, int max_threads)
     body(Team(0, 1, nullptr));
     return;
   }
+  if (const ForeignThreads* foreign = g_foreign.load())
+    if (!foreign_inherited() && run_on_foreign(*foreign, body, n)) return;
   if (g_pool && g_pool->inherited()) g_pool = nullptr;
   if (!g_pool || g_pool->size() != threads) {
     delete g_pool;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads']
+__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
 class GruConfig:
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
         ...
@@ -209,6 +209,17 @@ def set_num_threads(n: typing.Any) -> None:
     the default is OMP_NUM_THREADS, else the core count). Results are bit-identical for any
     thread count. A pool the system cannot start (no threads or memory left) raises MemoryError
     at the next call that needs it.
+    """
+def use_openmp_threads(use: bool) -> bool:
+    """
+    use=True: run parallel regions on the threads of the OpenMP runtime already loaded in the
+    process (torch's), so that its spinning idle workers and fastgru's pool do not fight for the
+    cores; returns False (and keeps fastgru's own pool) when none is loaded. use=False: fastgru's
+    own pool again. Results are the same either way.
+    """
+def uses_openmp_threads() -> bool:
+    """
+    Whether parallel regions run on the OpenMP runtime's threads (use_openmp_threads).
     """
 MAX_ELEMENTS: int = 1152921504606846975
 MAX_LAYERS: int = 1024

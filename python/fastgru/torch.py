@@ -15,7 +15,10 @@ The training-mode forward keeps what backward needs in one workspace tensor (as 
 uint8 so that autograd never builds a gradient for it.
 
 Threads: the operators run the core on torch.get_num_threads() threads (they call
-fastgru.set_num_threads when the two differ), so torch.set_num_threads(n) governs both.
+fastgru.set_num_threads when the two differ), so torch.set_num_threads(n) governs both, and
+from the first operator call on, fastgru's parallel regions run on the threads of torch's
+OpenMP runtime instead of fastgru's own pool (fastgru._core.use_openmp_threads): after each
+torch op its idle workers spin on the cores, and a second team would fight them.
 """
 
 import functools
@@ -92,7 +95,14 @@ _UNSHARED = _references([np.empty(0, np.uint8)], 0)
 _workspaces = _WorkspacePool()
 
 
+_joined_torch_threads = []  # one attempt per process
+
+
 def _use_torch_threads():
+    """fastgru's regions on torch's own threads (its OpenMP runtime, whose workers spin after
+    each torch op and would fight a second team for the cores), torch.get_num_threads() of them."""
+    if not _joined_torch_threads:
+        _joined_torch_threads.append(_core.use_openmp_threads(True))
     threads = torch.get_num_threads()
     if _core.get_num_threads() != threads:
         _core.set_num_threads(threads)

@@ -1,6 +1,10 @@
 // Threads and instruction-set dispatch.
 #include <pybind11/stl.h>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#endif
+
 #include "bindings.h"
 #include "fastgru/buffer.h"
 #include "fastgru/cpu.h"
@@ -11,6 +15,26 @@ namespace py = pybind11;
 namespace {
 // Far beyond any machine: a larger count is a mistake (a size passed for a count, say).
 constexpr long long kMaxThreads = 65536;
+
+// The loaded OpenMP runtime's threads (GNU libgomp's entry points, which LLVM's libomp also
+// provides), or false when none is loaded: nothing is loaded here, only found.
+bool use_openmp_threads() {
+#if defined(__unix__) || defined(__APPLE__)
+  static fastgru::ForeignThreads openmp{};
+  for (const char* name : {"libgomp.so.1", "libomp.so", "libomp.dylib"}) {
+    void* lib = dlopen(name, RTLD_NOW | RTLD_NOLOAD);  // kept open: regions will call into it
+    if (!lib) continue;
+    openmp.fork = reinterpret_cast<decltype(openmp.fork)>(dlsym(lib, "GOMP_parallel"));
+    openmp.thread_num = reinterpret_cast<decltype(openmp.thread_num)>(dlsym(lib, "omp_get_thread_num"));
+    openmp.num_threads = reinterpret_cast<decltype(openmp.num_threads)>(dlsym(lib, "omp_get_num_threads"));
+    if (openmp.fork && openmp.thread_num && openmp.num_threads) {
+      fastgru::set_foreign_threads(&openmp);
+      return true;
+    }
+  }
+#endif
+  return false;
+}
 }  // namespace
 
 void bind_runtime(py::module_& m) {
@@ -36,6 +60,20 @@ void bind_runtime(py::module_& m) {
       "thread count. A pool the system cannot start (no threads or memory left) raises MemoryError\n"
       "at the next call that needs it.");
   m.def("get_num_threads", &fastgru::get_num_threads, "The number of threads the core uses (see set_num_threads).");
+  m.def(
+      "use_openmp_threads",
+      [](bool use) {
+        if (use) return use_openmp_threads();
+        fastgru::set_foreign_threads(nullptr);
+        return false;
+      },
+      py::arg("use"),
+      "use=True: run parallel regions on the threads of the OpenMP runtime already loaded in the\n"
+      "process (torch's), so that its spinning idle workers and fastgru's pool do not fight for the\n"
+      "cores; returns False (and keeps fastgru's own pool) when none is loaded. use=False: fastgru's\n"
+      "own pool again. Results are the same either way.");
+  m.def("uses_openmp_threads", &fastgru::uses_foreign_threads,
+        "Whether parallel regions run on the OpenMP runtime's threads (use_openmp_threads).");
   m.def("release_memory", &fastgru::release_memory,
         "Frees the scratch memory that forward and backward calls keep between calls, the calling\n"
         "thread's and the thread pool's (their temporaries, up to the largest call's size, reused so\n"

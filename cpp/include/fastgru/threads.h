@@ -30,6 +30,23 @@ class Team {
 // (a body that throws before team.barrier() would leave the others waiting there).
 void parallel_run(const std::function<void(const Team&)>& body, int max_threads = 1 << 30);
 
+// Another runtime's threads for parallel regions, instead of fastgru's own pool. Beside a
+// runtime whose idle workers spin after each of its calls (torch's OpenMP threads), two teams
+// fight for the cores; running our regions on its threads leaves one team. `fork` runs
+// fn(data) on `threads` threads at once, the caller among them, and returns when all have
+// returned (OpenMP's GOMP_parallel, flags 0); `thread_num` and `num_threads` tell a thread
+// its index and its team's size (omp_get_thread_num, omp_get_num_threads). A region whose
+// team comes out smaller than asked (a nested region, a thread limit) runs on the own pool.
+// Which threads run a region never changes its results: shares are fixed by member index.
+struct ForeignThreads {
+  void (*fork)(void (*fn)(void*), void* data, unsigned threads, unsigned flags);
+  int (*thread_num)();
+  int (*num_threads)();
+};
+// threads: kept by pointer until the next call (static storage); nullptr: the own pool.
+void set_foreign_threads(const ForeignThreads* threads);
+bool uses_foreign_threads();
+
 // How many threads a job of `work` units deserves: waking a thread and meeting at barriers
 // costs more than it saves on tiny problems, above all on a busy machine.
 inline int threads_for(size_t work, size_t min_work_per_thread) {
