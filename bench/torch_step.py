@@ -3,7 +3,7 @@ layer and model for reference, by the protocol of bench/README.md: same process,
 A B C D A B C D ..., same thread count, median times, ratios from the same run.
 
     python bench/torch_step.py [--configs small medium ...] [--threads 1 2] [--iters N]
-                               [--no-packed] [--markdown]
+                               [--no-packed] [--own-pool] [--markdown]
 
 The step, for each system (float32, 1 layer, reset-after, time-major (T, B, I) input):
   nn.GRU, fastgru.torch: y, _ = gru(x); loss = mse(head(y), target); opt.zero_grad();
@@ -17,7 +17,8 @@ The step, for each system (float32, 1 layer, reset-after, time-major (T, B, I) i
 and average the loss over the valid steps.
 ratio = nn.GRU time / system time; "glue" = ratio(fastgru.torch) / ratio(fastgru layer): the
 share of the layer's speed-up that survives the custom operators, autograd and tensor plumbing
-of fastgru.torch. Before timing, one step of fastgru.torch is checked against nn.GRU's (same
+of fastgru.torch. --own-pool keeps fastgru's regions on its own thread pool instead of torch's
+OpenMP threads (fastgru.torch.share_torch_threads(False)). Before timing, one step of fastgru.torch is checked against nn.GRU's (same
 loss and gradients), so wrong code is never timed.
 """
 
@@ -174,8 +175,10 @@ def main():
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--iters", type=int, help="timed iterations per system (default: per config)")
     parser.add_argument("--no-packed", action="store_true", help="skip the PackedSequence rows")
+    parser.add_argument("--own-pool", action="store_true", help="fastgru's own thread pool, not torch's threads")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready markdown table")
     args = parser.parse_args()
+    fastgru.torch.share_torch_threads(not args.own_pool)
 
     load_before = os.getloadavg()[0]
     rows = []

@@ -40,7 +40,7 @@ if not hasattr(torch.library, "custom_op"):
     raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \"fastgru[torch]\"), "
                       f"found torch {torch.__version__}")
 
-__all__ = ["GRU", "replace_gru"]
+__all__ = ["GRU", "replace_gru", "share_torch_threads"]
 
 _CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -95,14 +95,22 @@ _UNSHARED = _references([np.empty(0, np.uint8)], 0)
 _workspaces = _WorkspacePool()
 
 
-_joined_torch_threads = []  # one attempt per process
+_share_threads = {"wanted": True, "done": False}
+
+
+def share_torch_threads(share=True):
+    """share=True (the default from the first operator call on): fastgru's parallel regions run
+    on the threads of torch's OpenMP runtime; False: on fastgru's own pool. Results are the same
+    either way; beside torch, whose idle workers spin after each op, sharing avoids two teams
+    fighting for the cores. Returns whether regions now run on torch's threads."""
+    _share_threads.update(wanted=bool(share), done=True)
+    return _core.use_openmp_threads(bool(share))
 
 
 def _use_torch_threads():
-    """fastgru's regions on torch's own threads (its OpenMP runtime, whose workers spin after
-    each torch op and would fight a second team for the cores), torch.get_num_threads() of them."""
-    if not _joined_torch_threads:
-        _joined_torch_threads.append(_core.use_openmp_threads(True))
+    """torch.get_num_threads() threads, torch's own unless share_torch_threads(False) said otherwise."""
+    if not _share_threads["done"]:
+        share_torch_threads(_share_threads["wanted"])
     threads = torch.get_num_threads()
     if _core.get_num_threads() != threads:
         _core.set_num_threads(threads)
