@@ -230,10 +230,6 @@ template <class T>
 size_t PackedMatrix<T>::rows() const { return impl_->K; }
 template <class T>
 size_t PackedMatrix<T>::cols() const { return impl_->N; }
-template <class T>
-ComputeDtype PackedMatrix<T>::compute_dtype() const {
-  return impl_->bf16 ? ComputeDtype::bfloat16 : ComputeDtype::float32;
-}
 
 size_t packed_panel_width() {
   return std::max(detail::kernels<float>().gemm.nr, detail::kernels<double>().gemm.nr);

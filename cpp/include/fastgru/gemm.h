@@ -51,7 +51,6 @@ class PackedMatrix {
             ComputeDtype compute = ComputeDtype::float32);
   size_t rows() const;  // K
   size_t cols() const;  // N
-  ComputeDtype compute_dtype() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
