@@ -35,7 +35,7 @@ def worker(config, batches, epochs, out):
     the gradient message alone; rank 0 writes the numbers to `out` (JSON)."""
     import fastgru
 
-    B, T, I, H = CONFIGS[config]
+    B, T, I, H = CONFIGS[config].shape
     distributed = "PMI_RANK" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ
     rng = np.random.default_rng(0)
     X = rng.standard_normal((B * batches, T, I)).astype(np.float32)
@@ -126,7 +126,7 @@ def main():
                 sys.exit(f"{name} trained another model: losses {run['loss']} vs {reference}")
 
     import fastgru
-    B, T, I, H = CONFIGS[args.config]
+    B, T, I, H = CONFIGS[args.config].shape
     first = results[SETUPS[0][0]][0]
     steps, message_bytes = first["steps"], first["message_bytes"]
     base = statistics.median(r["seconds"] for r in results[SETUPS[0][0]])
@@ -174,7 +174,7 @@ def step_seconds(config, batch, repeats, steps=8):
     """Median time of one fit step (forward, backward, Adam, Python included) on `batch` sequences."""
     import fastgru
 
-    B, T, I, H = CONFIGS[config]
+    B, T, I, H = CONFIGS[config].shape
     X = np.random.default_rng(1).standard_normal((batch * steps, T, I)).astype(np.float32)
     make = lambda n: fastgru.GRURegressor(hidden_size=H, epochs=1, batch_size=batch, random_state=0).fit(X[:n], X[:n, -1, 0])
     make(batch)

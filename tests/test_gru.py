@@ -748,3 +748,29 @@ def test_training_forward_reuses_the_previous_workspace():
     ref(x * 2)
     want, _ = ref.backward(np.ones((4, 2, 5)))
     np.testing.assert_allclose(dx, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: fastgru.GRU(3, 5, 2, bidirectional=True, reset_after=False, seed=1),
+                                  lambda: fastgru.GRU(3, 5, compute_dtype="bfloat16", seed=1),
+                                  lambda: fastgru.quantize(fastgru.GRU(3, 5, seed=1)),
+                                  lambda: fastgru.Dense(3, 5, seed=1)])
+def test_layers_pickle_and_deep_copy(make, rng):
+    """A best-weights snapshot in a custom loop, or a layer sent to a multiprocessing worker:
+    the copy computes the same, owns its buffers, and keeps what it was (int8, read-only)."""
+    import copy
+    import pickle
+    layer = make().eval()
+    x = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    want = layer(x)
+    for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        got = twin(x)
+        for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_array_equal(a, b)
+        assert not np.shares_memory(twin.params, layer.params)
+        assert twin.quantization == layer.quantization
+        assert twin.params.flags.writeable == layer.params.flags.writeable
+    config = layer.config if isinstance(layer, fastgru.GRU) else None
+    if config is not None:
+        again = pickle.loads(pickle.dumps(config))
+        assert (again.hidden_size, again.reset_after, again.compute_dtype) == \
+            (config.hidden_size, config.reset_after, config.compute_dtype)

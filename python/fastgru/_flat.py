@@ -130,6 +130,12 @@ class FlatParameters:
                 view[...] = reference.dequantize_rows(weights[name], scales[name])
         self._become_int8()
 
+    def __setstate__(self, state):
+        # Unpickling: NumPy does not keep an array's read-only flag.
+        self.__dict__.update(state)
+        if self.quantization is not None:
+            self._params.flags.writeable = False
+
     def _become_int8(self):
         self.quantization = "int8"
         self.eval()

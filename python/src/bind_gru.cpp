@@ -112,6 +112,16 @@ py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h,
   return py::make_tuple(y, h_new);
 }
 
+GruConfig make_config(size_t input_size, size_t hidden_size, size_t num_layers, bool bidirectional, bool bias,
+                      bool reset_after, const std::string& compute_dtype) {
+  if (input_size < 1 || hidden_size < 1 || num_layers < 1)
+    throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
+  GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after,
+                bindings::compute_dtype(compute_dtype)};
+  fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
+  return cfg;
+}
+
 template <class T>
 void bind_gru_dtype(py::module_& m, const std::string& suffix) {
   m.def(("gru_forward_" + suffix).c_str(), &forward<T>, py::arg("config"), py::arg("params"), py::arg("x"),
@@ -139,15 +149,7 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
 
 void bind_gru(py::module_& m) {
   py::class_<GruConfig>(m, "GruConfig")
-      .def(py::init([](size_t input_size, size_t hidden_size, size_t num_layers, bool bidirectional,
-                       bool bias, bool reset_after, const std::string& compute_dtype) {
-             if (input_size < 1 || hidden_size < 1 || num_layers < 1)
-               throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
-             GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after,
-                           bindings::compute_dtype(compute_dtype)};
-             fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
-             return cfg;
-           }),
+      .def(py::init(&make_config),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
            py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true,
            py::arg("compute_dtype") = "float32")
@@ -159,7 +161,18 @@ void bind_gru(py::module_& m) {
       .def_readonly("reset_after", &GruConfig::reset_after)
       .def_property_readonly("compute_dtype", [](const GruConfig& cfg) {
         return bindings::compute_dtype_name(cfg.compute_dtype);
-      });
+      })
+      // Pickling (and so copy.deepcopy of the layers holding one): the constructor's arguments.
+      .def(py::pickle(
+          [](const GruConfig& cfg) {
+            return py::make_tuple(cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.bias,
+                                  cfg.reset_after, bindings::compute_dtype_name(cfg.compute_dtype));
+          },
+          [](const py::tuple& t) {
+            if (t.size() != 7) throw py::value_error("GruConfig: a pickled state has 7 fields");
+            return make_config(t[0].cast<size_t>(), t[1].cast<size_t>(), t[2].cast<size_t>(), t[3].cast<bool>(),
+                               t[4].cast<bool>(), t[5].cast<bool>(), t[6].cast<std::string>());
+          }));
   m.def(
       "gru_param_layout",
       [](const GruConfig& cfg) { return bindings::layout_list(fastgru::gru_param_layout(cfg)); },
