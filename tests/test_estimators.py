@@ -165,7 +165,9 @@ def interrupting(function, call):
 def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
     X, y = regression_data(rng, N=64)
     monkeypatch.setattr(fastgru.GRUModel, "train_step", interrupting(fastgru.GRUModel.train_step, 3))
-    est = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=5)).fit(X, y)
+    est = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=5))
+    with pytest.raises(KeyboardInterrupt):  # as Keras' fit: a loop of fits stops at the first Ctrl-C
+        est.fit(X, y)
     monkeypatch.undo()
     assert est.interrupted_ and est.history_["loss"] == []
     two_steps = fastgru.GRURegressor(**dict(SMALL, shuffle=False, epochs=1)).fit(X[:32], y[:32])
@@ -176,7 +178,9 @@ def test_keyboard_interrupt_keeps_the_last_finished_step(rng, monkeypatch):
 def test_keyboard_interrupt_in_validation_keeps_whole_epochs_in_the_history(rng, monkeypatch, capsys):
     X, y = regression_data(rng, N=64)
     monkeypatch.setattr(fastgru.training, "evaluate_loss", interrupting(fastgru.training.evaluate_loss, 2))
-    est = fastgru.GRURegressor(**dict(SMALL, epochs=5, verbose=1), validation_split=0.25).fit(X, y)
+    est = fastgru.GRURegressor(**dict(SMALL, epochs=5, verbose=1), validation_split=0.25)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
     assert est.interrupted_
     assert {k: len(v) for k, v in est.history_.items()} == {"loss": 1, "val_loss": 1, "time": 1}
     assert "fit interrupted during epoch 2;" in capsys.readouterr().err

@@ -22,8 +22,10 @@ Training errors (the loop is fastgru.training.train):
 - A NaN or infinite loss or gradient raises NonFiniteLossError (a FloatingPointError, so an
   ArithmeticError) naming the epoch and batch; the model keeps the weights of the last finished
   step, and history_ holds the finished epochs.
-- Ctrl-C (KeyboardInterrupt) during fit stops training cleanly: fit returns with the weights of
-  the last finished step, interrupted_ = True, and history_ holds the finished epochs.
+- Ctrl-C (KeyboardInterrupt) during fit stops training cleanly and then raises
+  KeyboardInterrupt, as Keras' fit does (so a loop of fits stops at the first Ctrl-C): the
+  estimator is fitted with the weights of the last finished step, interrupted_ = True, and
+  history_ holds the finished epochs (predict, save and score work on it).
 """
 
 import difflib
@@ -213,21 +215,26 @@ class GRUEstimator:
         """Trains a new model on X, y (see the module docstring for shapes). Returns self.
 
         If fit raises, the estimator is left as it was before the call (a fitted one keeps its
-        model and fitted attributes), except for NonFiniteLossError, which keeps the new model
-        at its last finished step as the module docstring says. An int8 estimator
-        (fastgru.quantize) is for inference only: fit raises RuntimeError."""
+        model and fitted attributes), except for NonFiniteLossError and a KeyboardInterrupt
+        during training, which keep the new model at its last finished step as the module
+        docstring says. An int8 estimator (fastgru.quantize) is for inference only: fit raises
+        RuntimeError."""
         model = getattr(self, "model_", None)
         if model is not None:
             model._check_trainable("fit")
         before = dict(vars(self))
         try:
-            return self._fit(X, y)
+            self._fit(X, y)
         except training.NonFiniteLossError:
             raise
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
+        if self.interrupted_:
+            raise KeyboardInterrupt("fit interrupted: the estimator keeps the weights of the last finished step "
+                                    "(interrupted_ = True)")
+        return self
 
     def _fit(self, X, y):
         reducer = self._reducer()
