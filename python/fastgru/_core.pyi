@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
+__all__: list[str] = ['BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'ModelFloat32', 'ModelFloat64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
 class GruConfig:
+    def __getstate__(self) -> tuple[int, int, int, bool, bool, bool, str]:
+        ...
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
+        ...
+    def __setstate__(self, arg0: tuple) -> None:
         ...
     @property
     def bias(self) -> bool:
@@ -221,6 +225,8 @@ def uses_openmp_threads() -> bool:
     """
     Whether parallel regions run on the OpenMP runtime's threads (use_openmp_threads).
     """
+BUILD_TYPE: str
+COMPILER: str
 MAX_ELEMENTS: int = 1152921504606846975
 MAX_LAYERS: int = 1024
 __version__: str
