@@ -14,6 +14,10 @@ The training-mode forward keeps what backward needs in one workspace tensor (as 
 "reserve space"), an output of the forward operator that the backward operator reads. It is
 uint8 so that autograd never builds a gradient for it.
 
+What the operators cannot do (double backward, torch.func transforms, forward-mode AD, expanded
+weights for per-sample gradients) runs through _torch_gru, the same computation in differentiable
+torch operators; ordinary training and inference never take that path.
+
 Threads: the operators run the core on torch.get_num_threads() threads (they call
 fastgru.set_num_threads when the two differ), so torch.set_num_threads(n) governs both, and
 from the first operator call on, fastgru's parallel regions run on the threads of torch's
@@ -32,6 +36,9 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.autograd import forward_ad
+from torch.nn import functional as F
+from torch.nn.utils._expanded_weights import ExpandedWeight
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _core
@@ -186,16 +193,18 @@ def _forward_setup_context(ctx, inputs, output):
     x, hx, params, lengths, dropout, *config, keep_workspace = inputs
     if not keep_workspace:
         raise RuntimeError("fastgru::gru_forward: gradients need the workspace; call it with keep_workspace=True")
-    ctx.save_for_backward(params, output[2], lengths, dropout)
-    ctx.x_shape = x.shape
+    # x and hx only for a backward that builds a graph (create_graph=True): it recomputes the forward.
+    ctx.save_for_backward(x, hx, params, output[2], lengths, dropout)
     ctx.config = config
     # Gradients of unused outputs stay None: never a zero-filled tensor of the workspace's size.
     ctx.set_materialize_grads(False)
 
 
 def _forward_backward(ctx, dy, dh_n, _workspace_grad):
-    params, workspace, lengths, dropout = ctx.saved_tensors
-    T, B, I = ctx.x_shape
+    x, hx, params, workspace, lengths, dropout = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
+        return _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n) + (None,) * 9
+    T, B, I = x.shape
     hidden_size, _, bidirectional = ctx.config[:3]
     if dy is None:  # only h_n was used
         dy = params.new_zeros((T, B, (2 if bidirectional else 1) * hidden_size))
@@ -203,13 +212,85 @@ def _forward_backward(ctx, dy, dh_n, _workspace_grad):
     return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 9
 
 
+def _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n):
+    """gru_forward's (dx, dhx, dparams) as a graph of torch operators (for double backward):
+    the forward recomputed by _torch_gru from the saved inputs, differentiated with create_graph."""
+    hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype = ctx.config
+    if compute_dtype != "float32":
+        raise RuntimeError(f"fastgru.torch.GRU: double backward (create_graph=True) computes with full-precision "
+                           f"products; compute_dtype={compute_dtype!r} (CPU bfloat16 autocast) is not supported")
+    shapes = [shape for _, _, shape in _core.gru_param_layout(
+        _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype))]
+    weights = [w.view(shape) for w, shape in zip(params.split([math.prod(shape) for shape in shapes]), shapes)]
+    y, h_n = _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias,
+                        reset_after)
+    needed = ctx.needs_input_grad[:3]
+    inputs = [t for t, need in zip((x, hx, params), needed) if need]
+    pairs = [(out, grad) for out, grad in ((y, dy), (h_n, dh_n)) if grad is not None]
+    grads = iter(torch.autograd.grad([out for out, _ in pairs], inputs, [grad for _, grad in pairs],
+                                     create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in needed)
+
+
 def _no_double_backward(ctx, *grads):
-    raise RuntimeError("fastgru.torch.GRU does not support double backward (create_graph=True through its "
-                       "gradients); use torch.nn.GRU for higher-order gradients")
+    raise RuntimeError("fastgru::gru_backward is not differentiable; differentiate fastgru::gru_forward instead "
+                       "(its backward builds a differentiable graph under create_graph=True)")
 
 
 gru_forward.register_autograd(_forward_backward, setup_context=_forward_setup_context)
 gru_backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
+
+
+def _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after):
+    """gru_forward's (y, h_n) computed with torch operators, for what the compiled operators do not
+    support: double backward, torch.func transforms, forward-mode AD and expanded weights (per-sample
+    gradients). weights: the parameters in torch.nn.GRU's order. Only F.linear touches a weight,
+    always with the batch first (what an ExpandedWeight handles), and reset_after=False computes the
+    whole recurrent product of r * h rather than slicing W_hh. Steps past a sequence's length leave
+    its state alone and output zeros, as the core's."""
+    T, B = x.shape[:2]
+    H, D = hidden_size, 2 if bidirectional else 1
+    per_direction = 4 if bias else 2
+    valid = None if lengths is None else (torch.arange(T).unsqueeze(1) < lengths).unsqueeze(2)  # (T, B, 1)
+    layer_input, h_n = x, []
+    with torch.autocast("cpu", enabled=False):  # products in the weights' dtype, as the core's
+        for layer in range(num_layers):
+            if layer > 0 and dropout is not None:
+                layer_input = layer_input * dropout[layer - 1]
+            outputs = []
+            for direction in range(D):
+                k = layer * D + direction
+                w_ih, w_hh, b_ih, b_hh = (*weights[k * per_direction:(k + 1) * per_direction], None, None)[:4]
+                gi = F.linear(layer_input.transpose(0, 1), w_ih, b_ih)                 # (B, T, 3H)
+                h = layer_input.new_zeros((B, H)) if hx is None else hx[k]
+                ys = [None] * T
+                for t in (range(T - 1, -1, -1) if direction else range(T)):
+                    i_r, i_z, i_n = gi[:, t].chunk(3, 1)
+                    h_r, h_z, h_n_gate = F.linear(h, w_hh, b_hh).chunk(3, 1)
+                    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+                    if reset_after:
+                        n = torch.tanh(i_n + r * h_n_gate)
+                    else:
+                        n = torch.tanh(i_n + F.linear(r * h, w_hh, b_hh)[:, 2 * H:])
+                    new = (1 - z) * n + z * h
+                    if valid is None:
+                        ys[t] = h = new
+                    else:
+                        ys[t] = torch.where(valid[t], new, 0)
+                        h = torch.where(valid[t], new, h)
+                outputs.append(torch.stack(ys))
+                h_n.append(h)
+            layer_input = torch.cat(outputs, 2) if D == 2 else outputs[0]
+    return layer_input, torch.stack(h_n)
+
+
+def _needs_torch_ops(tensors, weights):
+    """Whether the compiled operators cannot serve this call, whose autograd formula is neither
+    functorch's (a torch.func transform is active) nor forward-mode AD's (a tensor carries a
+    tangent), and which need plain tensors (an ExpandedWeight parameter: per-sample gradients)."""
+    return (torch._C._are_functorch_transforms_active()
+            or any(forward_ad.unpack_dual(t).tangent is not None for t in (*tensors, *weights) if t is not None)
+            or any(isinstance(w, ExpandedWeight) for w in weights))
 
 
 # -- the module ------------------------------------------------------------------------------
@@ -312,7 +393,7 @@ class GRU(nn.Module):
             s += f", bidirectional={self.bidirectional}"
         if not self.reset_after:
             s += ", reset_after=False"
-        return s
+        return s + ", backend=fastgru"  # print(model) shows which GRUs replace_gru swapped
 
     # -- conversion -----------------------------------------------------------------------
     @classmethod
@@ -439,21 +520,27 @@ class GRU(nn.Module):
             anchor = sum(w.sum() for w in weights) * 0 + x.sum() * 0
             h_n = x.new_zeros((L * D, 0, H)) if hx is None else hx
             return x.new_zeros((T, 0, D * H)) + anchor, h_n + anchor
-        params = torch.cat([w.reshape(-1) for w in weights])
         dropout = None
         if self.training and self.dropout > 0 and L > 1:
             keep = 1.0 - self.dropout
             dropout = torch.empty((L - 1, T, B, D * H), dtype=x.dtype).bernoulli_(keep)
             if keep > 0:
                 dropout.div_(keep)
+        bidirectional, bias = bool(self.bidirectional), bool(self.bias)
+        if _needs_torch_ops((x, hx), weights):
+            if compute_dtype != "float32":
+                raise RuntimeError("fastgru.torch.GRU: torch.func transforms, forward-mode AD and expanded weights "
+                                   "compute with full-precision products; CPU bfloat16 autocast is not supported there")
+            return _torch_gru(x, hx, weights, lengths, dropout, H, L, bidirectional, bias, self.reset_after)
+        params = torch.cat([w.reshape(-1) for w in weights])
         if hx is not None:
             hx = hx.contiguous()
         # A traced graph records this flag as a constant: keep the workspace there, so the trace
         # is the same with and without grad mode (its check re-runs it without) and can train.
         keep_workspace = torch.jit.is_tracing() or torch.is_grad_enabled() and (
             x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
-        y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bool(self.bidirectional), bool(self.bias),
-                                self.reset_after, compute_dtype, keep_workspace)
+        y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bidirectional, bias, self.reset_after,
+                                compute_dtype, keep_workspace)
         return y, h_n
 
 
