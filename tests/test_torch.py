@@ -644,3 +644,11 @@ def test_a_smaller_openmp_team_falls_back_to_the_own_pool():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "True"]
+
+
+def test_import_without_torch_says_what_to_install():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import fastgru.torch\nexcept ImportError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'pip install ".[torch]"' in result.stdout and "CPU" in result.stdout

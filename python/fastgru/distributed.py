@@ -19,7 +19,7 @@ instead of leaving the other ranks waiting in a collective forever; fit itself a
 a rank fails in a way the others cannot see.
 
 mpi4py is imported in this module only, when a communicator is first asked for: `import fastgru`
-never imports it. `pip install "fastgru[mpi]"` brings mpi4py and an MPI runtime (MPICH's wheel);
+never imports it. `pip install ".[mpi]"` (in a clone) brings mpi4py and an MPI runtime (MPICH's wheel);
 on a cluster, mpi4py alone uses the system's MPI.
 """
 
@@ -41,8 +41,9 @@ def _mpi():
         from mpi4py import MPI
     except ImportError as exc:
         raise ModuleNotFoundError("distributed training needs mpi4py and an MPI runtime: "
-                                  'pip install "fastgru[mpi]" (on a cluster: pip install mpi4py, which uses '
-                                  "the cluster's MPI)", name="mpi4py") from exc
+                                  'pip install ".[mpi]" in a clone of fastgru ("fastgru[mpi]" once it is on the '
+                                  "package index; on a cluster: pip install mpi4py, which uses the cluster's MPI)",
+                                  name="mpi4py") from exc
     return MPI
 
 

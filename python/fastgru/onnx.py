@@ -1,6 +1,6 @@
 """Export to ONNX: `fastgru.onnx.export(obj, path, *, lengths=False, opset=None)`.
 
-    fastgru.onnx.export(regressor, "model.onnx")            # pip install "fastgru[onnx]"
+    fastgru.onnx.export(regressor, "model.onnx")            # pip install ".[onnx]" in a clone
     session = onnxruntime.InferenceSession("model.onnx")
     y = session.run(["y"], {"X": X.astype(np.float32)})[0]  # == regressor.predict(X)
 
@@ -39,7 +39,8 @@ try:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 except ImportError as exc:
-    raise ImportError('fastgru.onnx needs the onnx package: pip install "fastgru[onnx]"') from exc
+    raise ImportError('fastgru.onnx needs the onnx package: pip install ".[onnx]" in a clone of fastgru '
+                      '("fastgru[onnx]" once it is on the package index), or pip install onnx onnxruntime') from exc
 
 from ._files import write_atomically
 from .convert import to_onnx

@@ -34,7 +34,13 @@ import warnings
 from typing import Optional
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as exc:
+    raise ImportError("fastgru.torch needs PyTorch 2.4 or newer: pip install \".[torch]\" in a clone of fastgru "
+                      "(\"fastgru[torch]\" once it is on the package index), or pip install torch; for the CPU-only "
+                      "build, use PyTorch's CPU wheel index (see pytorch.org)") from exc
 from torch import Tensor, nn
 from torch.autograd import forward_ad
 from torch.nn import functional as F
@@ -44,7 +50,7 @@ from torch.nn.utils.rnn import PackedSequence
 from . import _core
 
 if not hasattr(torch.library, "custom_op"):
-    raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \"fastgru[torch]\"), "
+    raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \".[torch]\" in a clone of fastgru), "
                       f"found torch {torch.__version__}")
 
 __all__ = ["GRU", "replace_gru", "share_torch_threads"]
