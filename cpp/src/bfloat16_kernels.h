@@ -11,13 +11,15 @@ namespace detail {
 // Adding 0x7FFF plus the lowest kept bit rounds to nearest with ties to even (a carry into the
 // exponent rounds up to the next binade or to infinity, as it should). A NaN is quieted
 // instead, so that a payload in the dropped bits cannot turn it into infinity. Written for a
-// scalar or a vector of uint32 alike (the vector kernels run the same expression lane-wise).
+// scalar or a vector of uint32 alike, with arithmetic only (no comparison or ?:, whose vector
+// forms differ between compilers): the vector kernels run the same expression lane-wise.
 template <class U>
 inline U bfloat16_bits(U bits) {
+  // A NaN's magnitude is above infinity's, so infinity minus it wraps around: top bit set.
+  const U nan = 0u - ((0x7F800000u - (bits & 0x7FFFFFFFu)) >> 31);  // all ones for a NaN
   const U rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
   const U quiet_nan = bits | 0x00400000u;
-  const auto nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;  // all ones (vector) or true (scalar) for NaN
-  return ((nan ? quiet_nan : rounded)) & 0xFFFF0000u;
+  return ((quiet_nan & nan) | (rounded & ~nan)) & 0xFFFF0000u;
 }
 
 struct Bfloat16Kernels {
