@@ -652,3 +652,15 @@ def test_import_without_torch_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert 'pip install ".[torch]"' in result.stdout and "CPU" in result.stdout
+
+
+# torch's own deprecation of torch.ao.quantization (a DeprecationWarning from torch 2.9 on).
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
+def test_torch_dynamic_quantization_warns_that_it_leaves_the_gru_in_float():
+    torch.manual_seed(0)
+    model = nn.Sequential(ft.GRU(3, 4))
+    with pytest.warns(UserWarning, match="leaves fastgru.torch.GRU in float.*fastgru.quantize"):
+        quantized = torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.Linear}, dtype=torch.qint8)
+    assert isinstance(quantized[0], ft.GRU)
+    y, _ = quantized[0](torch.randn(5, 2, 3))
+    assert y.shape == (5, 2, 4)

@@ -382,6 +382,16 @@ class GRU(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
+    def __setattr__(self, name, value):
+        # torch.ao.quantization (quantize_dynamic, prepare) gives every submodule a qconfig, then
+        # swaps the types it knows: this one it leaves in float, which must not pass in silence.
+        if name == "qconfig":
+            warnings.warn("torch.ao.quantization leaves fastgru.torch.GRU in float: it knows only torch's own "
+                          "modules. For int8 weights use fastgru.quantize on a fastgru.GRU holding this module's "
+                          "state_dict (fastgru.GRU(...).load_state_dict(module.state_dict()))", UserWarning,
+                          stacklevel=2)
+        super().__setattr__(name, value)
+
     def flatten_parameters(self):
         """Nothing to do (torch.nn.GRU's cuDNN weight packing): kept so code calling it runs."""
 
