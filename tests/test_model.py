@@ -348,7 +348,7 @@ def test_train_step_checks_its_arguments(rng):
 
 def test_core_model_checks_its_buffers():
     from fastgru import _core
-    core = _core.ModelFloat32(_core.GruConfig(F, H), O, True, "mse")
+    core = _core.Model_float32(_core.GruConfig(F, H), O, True, "mse")
     params, grad = np.zeros(core.param_count, np.float32), np.zeros(core.param_count, np.float32)
     x, target = np.zeros((T, B, F), np.float32), np.zeros((T, B, O), np.float32)
     with pytest.raises(ValueError, match="grad"):

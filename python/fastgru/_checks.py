@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from . import _core
 from ._core import MAX_ELEMENTS
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -18,6 +19,12 @@ def to_dtype_name(dtype):
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     return name
+
+
+def core_entry(name, dtype):
+    """The compiled entry `name` for float32 or float64 data (a name or a NumPy dtype): the core
+    binds each once per dtype, as f"{name}_{dtype}" (an overload set would silently convert)."""
+    return getattr(_core, f"{name}_{np.dtype(dtype).name}")
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")

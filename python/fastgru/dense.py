@@ -10,12 +10,10 @@ import numpy as np
 
 from . import _core
 from ._backends import NUMPY as reference, check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_element_count, check_size, to_dtype_name
+from ._checks import (FLOAT_DTYPES, as_float_array, as_numeric, check_element_count, check_size, core_entry,
+                      to_dtype_name)
 from ._flat import FlatParameters, layout_end
 
-# The compiled entries per dtype, looked up once per layer.
-_CORE = {"float32": (_core.dense_forward_float32, _core.dense_backward_float32),
-         "float64": (_core.dense_forward_float64, _core.dense_backward_float64)}
 
 
 class Dense(FlatParameters):
@@ -47,7 +45,7 @@ class Dense(FlatParameters):
         self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
-        self._core_forward, self._core_backward = _CORE[self.dtype]
+        self._core_forward, self._core_backward = (core_entry(f"dense_{d}", self.dtype) for d in ("forward", "backward"))
         self._layout = _core.dense_param_layout(self.in_features, self.out_features, self.bias)
         size = self.param_count(self.in_features, self.out_features, bias=self.bias)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)

@@ -9,12 +9,8 @@ import numpy as np
 from . import _core
 from ._backends import NUMPY as reference, check_backend
 from ._checks import (FLOAT_DTYPES, as_float_array, check_compute_dtype, check_positive_int, check_size,
-                      is_float_array, to_dtype_name)
+                      core_entry, is_float_array, to_dtype_name)
 from ._flat import FlatParameters
-
-# The compiled entries per dtype, looked up once per layer.
-_CORE = {"float32": (_core.gru_forward_float32, _core.gru_backward_float32, _core.gru_step_float32),
-         "float64": (_core.gru_forward_float64, _core.gru_backward_float64, _core.gru_step_float64)}
 
 
 class GRU(FlatParameters):
@@ -97,7 +93,8 @@ class GRU(FlatParameters):
         self.dropout = float(dropout)
         self.dtype = dtype
         self.compute_dtype = compute_dtype
-        self._core_forward, self._core_backward, self._core_step = _CORE[self.dtype]
+        self._core_forward, self._core_backward, self._core_step = (
+            core_entry(f"gru_{d}", self.dtype) for d in ("forward", "backward", "step"))
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
@@ -185,7 +182,8 @@ class GRU(FlatParameters):
             h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
         if self.backend == "cpp":
             if self.quantization is not None:  # int8 rows read as stored: a quarter of the bytes
-                return _core.gru_step_int8_float32(self.config, self._int8, self._step_scales(), self._params, x_t, h)
+                step_int8 = core_entry("gru_step_int8", self.dtype)
+                return step_int8(self.config, self._int8, self._step_scales(), self._params, x_t, h)
             return self._core_step(self.config, self._params, x_t, h)
         y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
                                             num_layers=L, bidirectional=False, reset_after=self.reset_after,

@@ -13,12 +13,10 @@ loss with reduction="mean" applied to the valid rows only; dlogits is zero at ma
 
 import numpy as np
 
-from . import _core
 from ._backends import NUMPY as reference
-from ._checks import as_numeric
+from ._checks import as_numeric, core_entry
 
 LOSSES = ("mse", "mae", "binary_crossentropy", "cross_entropy")
-_CORE = {"float32": _core.loss_float32, "float64": _core.loss_float64}
 
 
 def check_loss(name):
@@ -80,6 +78,6 @@ def compute(name, logits, target, mask=None, *, backend="cpp"):
         return reference.LOSSES[name](logits, target, mask)
     rows = int(np.prod(rows_shape))
     target_rows = target.reshape(rows) if name == "cross_entropy" else target.reshape(rows, O)
-    loss, dlogits = _CORE[logits.dtype.name](
+    loss, dlogits = core_entry("loss", logits.dtype)(
         name, logits.reshape(rows, O), target_rows, None if mask is None else mask.reshape(rows))
     return loss, dlogits.reshape(logits.shape)

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import _core, losses
 from ._backends import check_backend
-from ._checks import FLOAT_DTYPES, as_float_array, as_numeric, check_compute_dtype, check_positive_int, to_dtype_name
+from ._checks import (FLOAT_DTYPES, as_float_array, as_numeric, check_compute_dtype, check_positive_int, core_entry,
+                      to_dtype_name)
 from ._flat import FlatParameters, clip_grad_norm, clip_scale, grad_norm, layout_end
 from .data import valid_mask
 from .gru import GRU, check_lengths, gru_config
@@ -33,7 +34,6 @@ from .safetensors_format import write_safetensors
 from .streaming import ModelStream
 
 FILE_FORMAT = "fastgru"     # the safetensors metadata "format" of a saved model
-_CORE_MODEL = {"float32": _core.ModelFloat32, "float64": _core.ModelFloat64}
 
 
 class StepReport(NamedTuple):
@@ -281,7 +281,7 @@ class GRUModel(FlatParameters):
         """The compiled model for a loss (predict does not depend on it)."""
         core = self._core_models.get(loss)
         if core is None:
-            core = self._core_models[loss] = _CORE_MODEL[self.dtype](
+            core = self._core_models[loss] = core_entry("Model", self.dtype)(
                 self.gru.config, self.head.out_features, self.return_sequences, loss)
         return core
 

@@ -2,12 +2,10 @@
 
 import numpy as np
 
-from . import _core
 from ._backends import NUMPY as reference
-from ._checks import check_non_negative
+from ._checks import check_non_negative, core_entry
 from ._flat import check_separate
 
-_CORE = {np.dtype(np.float32): _core.adam_step_float32, np.dtype(np.float64): _core.adam_step_float64}
 
 
 class Adam:
@@ -63,7 +61,7 @@ class Adam:
         for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
             check_non_negative(value, name)
         self.params, self.grad = params, grad
-        self._update = _CORE[params.dtype] if self.backend == "cpp" else reference.adam_step
+        self._update = core_entry("adam_step", params.dtype) if self.backend == "cpp" else reference.adam_step
         self.lr, self.betas, self.eps = float(lr), (beta1, beta2), float(eps)
         self.weight_decay = float(weight_decay)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)

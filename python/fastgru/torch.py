@@ -48,6 +48,7 @@ from torch.nn.utils._expanded_weights import ExpandedWeight
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _core
+from ._checks import core_entry
 
 if not hasattr(torch.library, "custom_op"):
     raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \".[torch]\" in a clone of fastgru), "
@@ -151,7 +152,7 @@ def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Option
     dtype = _CORE_DTYPES[x.dtype]
     workspace = (_workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype)) if keep_workspace
                  else torch.empty(0, dtype=torch.uint8))
-    y, h_n = getattr(_core, f"gru_forward_{dtype}")(
+    y, h_n = core_entry("gru_forward", dtype)(
         config, _array(params), _array(x), _array(hx), _array(lengths), _array(dropout),
         workspace.numpy().view(dtype) if keep_workspace else None)
     return torch.from_numpy(y), torch.from_numpy(h_n), workspace
@@ -180,7 +181,7 @@ def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: 
     config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     dtype = _CORE_DTYPES[dy.dtype]
     dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
-    dx, dh0 = getattr(_core, f"gru_backward_{dtype}")(
+    dx, dh0 = core_entry("gru_backward", dtype)(
         config, _array(params), workspace.numpy().view(dtype), _array(dy), dparams.numpy(), _array(dh_n),
         _array(lengths), _array(dropout))
     return torch.from_numpy(dx), torch.from_numpy(dh0), dparams

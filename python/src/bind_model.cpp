@@ -218,6 +218,6 @@ void bind_model(py::module_& m) {
       py::arg("gru"), py::arg("output_size"),
       "[(name, offset, shape)] of a GRUModel's flat buffer: the GRU's tensors as 'gru.<name>', then the "
       "head's as 'head.weight' (O, D*H) and 'head.bias' (O,).");
-  bind_model_dtype<float>(m, "ModelFloat32");
-  bind_model_dtype<double>(m, "ModelFloat64");
+  bind_model_dtype<float>(m, "Model_float32");
+  bind_model_dtype<double>(m, "Model_float64");
 }
