@@ -225,3 +225,19 @@ def test_estimator_bfloat16_scores_as_float32(rng):
         scores[compute_dtype] = est.score(X[500:], y[500:])
     assert scores["float32"] > 0.8
     assert abs(scores["bfloat16"] - scores["float32"]) < 0.02, scores
+
+
+def test_onnx_export_of_a_bfloat16_model_holds_its_float32_weights(tmp_path, rng):
+    """The precision of the products is a run-time choice: the file holds the float32 weights
+    and ONNX Runtime computes the float32 model."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import fastgru.onnx
+    model = fastgru.GRUModel(3, 16, 2, compute_dtype="bfloat16", seed=7).eval()
+    float32 = fastgru.GRUModel(**dict(model.config, compute_dtype="float32")).eval()
+    float32.load_state_dict(model.state_dict())
+    fastgru.onnx.export(model, tmp_path / "m.onnx")
+    x = rng.standard_normal((4, 9, 3)).astype(np.float32)
+    (out,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": x})
+    np.testing.assert_allclose(out, float32(x), rtol=0, atol=1e-5)
+    assert rel(model(x), out) > 1e-5  # fastgru itself computed with bfloat16 operands
