@@ -664,3 +664,17 @@ def test_torch_dynamic_quantization_warns_that_it_leaves_the_gru_in_float():
     assert isinstance(quantized[0], ft.GRU)
     y, _ = quantized[0](torch.randn(5, 2, 3))
     assert y.shape == (5, 2, 4)
+
+
+@pytest.mark.parametrize("policy, shared", [("PASSIVE", "False"), ("active", "True")])
+def test_torch_threads_are_shared_unless_their_workers_sleep_at_once(policy, shared):
+    """OMP_WAIT_POLICY=passive: torch's workers sleep right after each region and fastgru keeps
+    its own pool (it was faster there); otherwise fastgru's regions run on torch's threads."""
+    code = ("import torch, fastgru.torch as ft\nfrom fastgru import _core\n"
+            "ft.GRU(3, 4)(torch.randn(2, 1, 3)); print(_core.uses_openmp_threads())\n")
+    env = dict(os.environ, OMP_WAIT_POLICY=policy)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    if shared == "True" and result.stdout.strip() == "False":
+        pytest.skip("this torch build has no OpenMP runtime loaded")
+    assert result.stdout.strip() == shared

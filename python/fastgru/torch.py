@@ -28,6 +28,7 @@ torch op its idle workers spin on the cores, and a second team would fight them.
 import functools
 import math
 import numbers
+import os
 import sys
 import threading
 import warnings
@@ -109,14 +110,19 @@ _UNSHARED = _references([np.empty(0, np.uint8)], 0)
 _workspaces = _WorkspacePool()
 
 
-_share_threads = {"wanted": True, "done": False}
+# With OMP_WAIT_POLICY=passive torch's workers sleep at once after each region, so every one of
+# fastgru's many short regions would wake them from sleep: there the own pool (which spins a
+# little first) was faster (a long training step at 2 threads: 67.7 against 79.9 ms), and there
+# are no spinning workers to fight.
+_share_threads = {"wanted": os.environ.get("OMP_WAIT_POLICY", "").strip().lower() != "passive", "done": False}
 
 
 def share_torch_threads(share=True):
-    """share=True (the default from the first operator call on): fastgru's parallel regions run
-    on the threads of torch's OpenMP runtime; False: on fastgru's own pool. Results are the same
-    either way; beside torch, whose idle workers spin after each op, sharing avoids two teams
-    fighting for the cores. Returns whether regions now run on torch's threads."""
+    """share=True (the default from the first operator call on, unless OMP_WAIT_POLICY=passive):
+    fastgru's parallel regions run on the threads of torch's OpenMP runtime; False: on fastgru's
+    own pool. Results are the same either way; beside torch, whose idle workers spin after each
+    op, sharing avoids two teams fighting for the cores. Returns whether regions now run on
+    torch's threads."""
     _share_threads.update(wanted=bool(share), done=True)
     return _core.use_openmp_threads(bool(share))
 
