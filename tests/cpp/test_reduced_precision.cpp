@@ -1,0 +1,125 @@
+// The reduced-precision paths on every instruction set (and, cross-compiled, on aarch64 under
+// qemu, where the Python tests do not run): rounding to bfloat16 against the rule written out
+// bit by bit here, products with bfloat16 operands against a double-precision product of the
+// rounded operands, and the int8 stream step against the float step on the weights the int8
+// values stand for.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "fastgru/gemm.h"
+#include "fastgru/gru.h"
+
+using namespace fastgru;
+using namespace fastgru_test;
+
+namespace {
+
+float from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+uint32_t to_bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+// Round to nearest, ties to even, written out with integer arithmetic on the dropped half.
+float expected_bfloat16(float x) {
+  const uint32_t bits = to_bits(x);
+  if (std::isnan(x)) return x;
+  uint32_t kept = bits >> 16;
+  const uint32_t dropped = bits & 0xFFFFu;
+  if (dropped > 0x8000u || (dropped == 0x8000u && (kept & 1u))) ++kept;
+  return from_bits(kept << 16);
+}
+
+void check_rounding(const std::string& isa, Checker& check) {
+  std::vector<float> x = random_vector<float>(1000, 1e3);
+  for (uint32_t bits : {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x7F7FFFFFu, 0x00008000u, 0x80000000u,
+                        0x7F800000u, 0xFF800000u, 0x7F800001u, 0xFFFFFFFFu})
+    x.push_back(from_bits(bits));
+  std::vector<float> got(x.size());
+  round_to_bfloat16(x.data(), x.size(), got.data());  // odd sizes reach the scalar tail too
+  bool ok = true;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = expected_bfloat16(x[i]);
+    ok = ok && (std::isnan(want) ? std::isnan(got[i]) : to_bits(got[i]) == to_bits(want));
+    ok = ok && to_bits(round_to_bfloat16(x[i])) == to_bits(got[i]);
+  }
+  check.expect(isa + " round_to_bfloat16 is round to nearest even, NaN kept", ok);
+}
+
+void check_bfloat16_gemm(const std::string& isa, Checker& check) {
+  const size_t M = 13, N = 40, K = 70;
+  const std::vector<float> A = random_vector<float>(M * K), B = random_vector<float>(K * N);
+  std::vector<double> want(M * N, 0.0);
+  for (size_t i = 0; i < M; ++i)
+    for (size_t j = 0; j < N; ++j)
+      for (size_t k = 0; k < K; ++k)
+        want[i * N + j] += double(round_to_bfloat16(A[i * K + k])) * double(round_to_bfloat16(B[k * N + j]));
+  std::vector<float> C(M * N);
+  gemm<float>(Trans::no, Trans::no, M, N, K, A.data(), K, B.data(), N, 0.f, C.data(), N, ComputeDtype::bfloat16);
+  check.close(isa + " gemm with bfloat16 operands", C, want, 5e-5);
+  PackedMatrix<float> packed;
+  packed.pack(Trans::no, K, N, B.data(), N, nullptr, ComputeDtype::bfloat16);
+  std::fill(C.begin(), C.end(), 0.f);
+  gemm_packed<float>(M, 0, N, A.data(), K, packed, 0.f, C.data(), N);
+  check.close(isa + " gemm_packed with bfloat16 operands", C, want, 5e-5);
+  check.throws<std::invalid_argument>(isa + " double with bfloat16 operands", [] {
+    double a = 1, c = 0;
+    gemm<double>(Trans::no, Trans::no, 1, 1, 1, &a, 1, &a, 1, 0.0, &c, 1, ComputeDtype::bfloat16);
+  });
+}
+
+void check_int8_step(const std::string& isa, Checker& check) {
+  GruConfig cfg;
+  cfg.input_size = 19;  // not a multiple of any vector width
+  cfg.hidden_size = 37;
+  cfg.num_layers = 2;
+  for (bool reset_after : {true, false}) {
+    cfg.reset_after = reset_after;
+    const size_t H = cfg.hidden_size, batch = 3, n = gru_param_count(cfg);
+    std::vector<float> params = random_vector<float>(n, 0.3);
+    std::vector<int8_t> q(n, 0);
+    std::vector<float> scales(cfg.num_layers * 2 * 3 * H), dequantized = params;
+    // Each weight row: int8 values and a scale; the float step reads the values they stand for.
+    size_t matrix = 0;
+    for (const ParamTensor& p : gru_param_layout(cfg)) {
+      if (!p.cols) continue;
+      for (size_t r = 0; r < p.rows; ++r) {
+        const float scale = 0.01f * float(1 + (r + matrix) % 7);
+        scales[matrix * 3 * H + r] = scale;
+        for (size_t c = 0; c < p.cols; ++c) {
+          const size_t i = p.offset + r * p.cols + c;
+          q[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+          dequantized[i] = float(q[i]) * scale;
+        }
+      }
+      ++matrix;
+    }
+    const std::vector<float> x = random_vector<float>(batch * cfg.input_size), h = random_vector<float>(cfg.num_layers * batch * H);
+    std::vector<float> got(h.size()), want(h.size());
+    gru_step_int8<float>(cfg, {q.data(), scales.data()}, params.data(), batch, x.data(), h.data(), got.data());
+    gru_step<float>(cfg, dequantized.data(), batch, x.data(), h.data(), want.data());
+    check.close(isa + " int8 step " + (reset_after ? "reset-after" : "reset-before"), got, want, 5e-5);
+  }
+}
+
+}  // namespace
+
+int main() {
+  Checker check;
+  for_each_isa([&](const std::string& isa) {
+    check_rounding(isa, check);
+    check_bfloat16_gemm(isa, check);
+    check_int8_step(isa, check);
+  });
+  return check.report("test_reduced_precision");
+}
