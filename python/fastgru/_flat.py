@@ -104,7 +104,9 @@ class FlatParameters:
 
     def quantized_state_dict(self):
         """What a file of an int8 object holds: each weight matrix as int8 under its name, its row
-        scales (float32) under name + ".scale", each bias as float32."""
+        scales (float32) under name + ".scale", each bias as float32. RuntimeError for a float object."""
+        if self.quantization is None:
+            raise RuntimeError(f"quantized_state_dict: this {type(self).__name__} is not quantized (fastgru.quantize)")
         int8_views = self._views(self._int8)
         tensors = {}
         for name, view in self.state_dict().items():
@@ -118,7 +120,7 @@ class FlatParameters:
     def _install_int8(self, weights, scales):
         """Makes this object int8: weights {name: int8 (rows, cols)} and scales {name: float32 (rows,)}
         for every weight matrix (the biases are already in params). params takes the weights they
-        stand for and becomes read-only; the object goes to eval mode for good."""
+        stand for and becomes read-only; the object goes to eval mode."""
         views = self.state_dict()
         self._int8 = np.zeros(self._params.size, np.int8)
         int8_views = self._views(self._int8)
