@@ -25,6 +25,14 @@ inline U bfloat16_bits(U bits) {
 struct Bfloat16Kernels {
   // dst[i] = src[i] rounded to bfloat16 (kept in a float), i < n; dst == src allowed.
   void (*round)(const float* src, size_t n, float* dst);
+
+  // Products of bfloat16 operands on a pair dot-product instruction (gemm_bf16_microkernels.inc
+  // gives the layouts, the order of the sums and the block() contract it shares with
+  // GemmKernels); nullptr where the instruction set has none, and products with bfloat16
+  // operands then run the float kernels on rounded floats. Panels are the float kernels' nr
+  // columns wide.
+  void (*pair_block)(size_t m, size_t n, size_t j0, size_t kc, const uint16_t* a, size_t lda,
+                     const uint16_t* b, size_t ps, float beta, float* c, size_t ldc);
 };
 
 }  // namespace detail
