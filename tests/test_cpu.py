@@ -73,7 +73,8 @@ def cpu_flags():
 
 # Each instruction set with special instructions, by the /proc/cpuinfo flags it needs.
 NEEDS_FLAGS = {"avx2": ["avx2", "fma"], "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
-               "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"]}
+               "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"],
+               "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "amx_tile", "amx_bf16"]}
 
 
 @pytest.mark.parametrize("isa", sorted(NEEDS_FLAGS))
@@ -84,5 +85,5 @@ def test_every_instruction_set_the_cpu_has_is_available(isa):
     missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
     if missing:
         pytest.skip(f"this CPU lacks {', '.join(missing)}: the {isa} kernels cannot run here "
-                    "(the C++ tests run the bfloat16 pair kernels' layouts in a lane-by-lane emulation)")
+                    "(the C++ tests run the bfloat16 kernels' layouts in an element-by-element emulation)")
     assert isa in fastgru.available_isas()
