@@ -47,25 +47,39 @@ def test_every_results_file_says_where_it_was_measured():
             assert table["rows"] and all(len(row) == len(table["columns"]) for row in table["rows"]), name
 
 
-@pytest.mark.parametrize("table, columns", [("training_alone", ["fastgru", "torch"]),
-                                            ("inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"])])
-def test_stored_results_are_the_speed_pages_tables(table, columns):
-    """The figures and the printed tables are one measurement: each stored row's times appear in the
-    speed page's row of the same configuration and thread count."""
-    data = json.loads((RESULTS / "compare_zen4.json").read_text(encoding="utf-8"))["tables"][table]
-    page = (DOCS / "speed.md").read_text(encoding="utf-8").splitlines()
-    heading = {"training_alone": "**Training step", "inference_alone": "**Inference"}[table]
-    start = next(i for i, line in enumerate(page) if line.startswith(heading))
-    printed = {}
-    for line in page[start + 4:]:  # the heading, a blank line, the header, the separator
+TRAINING = "| config (B,T,I,H) | threads | fastgru ms | torch ms |"
+INFERENCE = "| config (B,T,I,H) | threads | fastgru ms | fastgru C++ core ms | Python layer over core | torch ms |"
+HEADLINE = "| config (B,T,I,H) | threads | training: fastgru |"
+
+
+def printed_rows(path, header):
+    """{(config, threads): [the row's cells without spreads]} of the table whose header starts so."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = {}
+    for line in lines[start + 2:]:  # past the header and the separator
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        printed[(cells[0].split(" (")[0], int(cells[1]))] = [cell.split(" (")[0] for cell in cells[2:]]
+        rows[(cells[0].split(" (")[0], int(cells[1]))] = [cell.split(" (")[0] for cell in cells[2:]]
+    return rows
+
+
+@pytest.mark.parametrize("page, header, table, columns", [
+    ("docs/speed.md", TRAINING, "training_alone", ["fastgru", "torch"]),
+    ("docs/speed.md", INFERENCE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
+    ("README.md", HEADLINE, "training_alone", ["fastgru", "torch"]),
+    ("README.md", HEADLINE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
+], ids=["speed-training", "speed-inference", "readme-training", "readme-inference"])
+def test_stored_results_are_the_printed_tables(page, header, table, columns):
+    """The figures and the printed tables are one measurement: each stored row's times appear in the
+    printed row of the same configuration and thread count."""
+    data = json.loads((RESULTS / "compare_zen4.json").read_text(encoding="utf-8"))["tables"][table]
+    printed = printed_rows(ROOT / page, header)
     assert len(printed) == len(data["rows"])
     for row in data["rows"]:
         values = dict(zip(data["columns"], row))
         cells = printed[(values["config"], values["threads"])]
         for column in columns:
             assert any(float(cell) == values[column] for cell in cells if re.fullmatch(r"-?[\d.]+", cell)), (
-                table, values["config"], values["threads"], column)
+                page, table, values["config"], values["threads"], column)
