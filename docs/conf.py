@@ -32,6 +32,7 @@ myst_enable_extensions = ["colon_fence"]
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 autodoc_member_order = "bysource"
+autoclass_content = "both"  # the estimators list their hyper-parameters in __init__
 autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_typehints = "signature"
 
