@@ -130,28 +130,36 @@ def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
 
 
 @pytest.mark.parametrize(("cpu", "forced", "available", "active"), [
-    ("max", None, "generic neon", "neon"),
-    ("max", "generic", "generic neon", "generic"),
-    ("max", "NEON", "generic neon", "neon"),
-    ("cortex-a53", None, "generic neon", "neon"),
+    ("max", None, "generic neon neon_bf16", "neon_bf16"),
+    ("max", "generic", "generic neon neon_bf16", "generic"),
+    ("max", "NEON", "generic neon neon_bf16", "neon"),
+    ("cortex-a76", None, "generic neon", "neon"),  # Armv8.2-A with the dot product, no BF16
+    ("cortex-a53", "neon_bf16", None, None),
 ])
 def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, available, active):
-    """neon is the default on any AArch64 CPU, and FASTGRU_ISA forces either variant."""
+    """neon on any AArch64 CPU, neon_bf16 where the system reports BF16 (the widest is the default), and
+    FASTGRU_ISA forces any of them the CPU supports; one it lacks is an error."""
     build, qemu = aarch64_build
     env = {k: v for k, v in os.environ.items() if k != "FASTGRU_ISA"}
     if forced:
         env["FASTGRU_ISA"] = forced
-    out = run([qemu, "-cpu", cpu, "-L", "/usr/aarch64-linux-gnu", build / "tests" / "cpp" / "test_isa"], env=env).stdout
+    command = [qemu, "-cpu", cpu, "-L", "/usr/aarch64-linux-gnu", build / "tests" / "cpp" / "test_isa"]
+    if available is None:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0
+        assert f"FASTGRU_ISA: instruction set '{forced}' is not supported by this CPU" in result.stderr, result.stderr
+        return
+    out = run(command, env=env).stdout
     assert f"available: {available}\nactive: {active}\n" in out, out
 
 
 def test_aarch64_compile_flags(aarch64_build):
-    """No -march=native anywhere; the ARM baseline -march=armv8-a only in the neon variant's file."""
+    """No -march=native anywhere; -march only in the ARM variants' files: the baseline, plus BF16 for neon_bf16."""
     build, _ = aarch64_build
     commands = {pathlib.Path(c["file"]).name: c["command"] for c in json.loads((build / "compile_commands.json").read_text())}
     assert not [name for name, command in commands.items() if "-march=native" in command]
     marched = {name: command.split("-march=")[1].split()[0] for name, command in commands.items() if "-march=" in command}
-    assert marched == {"isa_neon.cpp": "armv8-a"}, marched
+    assert marched == {"isa_neon.cpp": "armv8-a", "isa_neon_bf16.cpp": "armv8.2-a+bf16"}, marched
 
 
 @pytest.fixture(scope="session")
