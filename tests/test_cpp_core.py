@@ -124,7 +124,7 @@ def aarch64_build():
 
 
 def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
-    """Every test program checks each instruction set available (generic and neon) against its truth."""
+    """Every test program checks each instruction set available (generic, neon, neon_bf16) against its truth."""
     build, _ = aarch64_build
     ctest(build)
 
