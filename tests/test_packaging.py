@@ -1,7 +1,14 @@
 """What the installed distribution carries (the license text and an SPDX license expression), the
 smoke test that every built wheel must pass, and the scripts that build the portable wheels: for this
-machine, and for aarch64 (cross-compiled, then imported by an arm64 Python under qemu-user)."""
+machine, and for aarch64 (cross-compiled, then imported by an arm64 Python under qemu-user).
 
+macOS cannot be built here (no macOS SDK): what is checked for its wheels is that CMake picks the
+instruction sets of the architecture a macOS build targets, that clang compiles the core for arm64
+with those variants' flags, and that clang's arm64-apple-macos11 target accepts those flags and
+NEON code and defines the macros the run-time dispatch branches on.
+"""
+
+import json
 import os
 import platform
 import re
@@ -77,3 +84,86 @@ def test_aarch64_wheel_is_built_here_and_passes_the_smoke_test_under_qemu(tmp_pa
     versions = subprocess.run([readelf, "--version-info", extension], capture_output=True, text=True, check=True).stdout
     glibc = {int(minor) for minor in re.findall(r"Name: GLIBC_2\.(\d+)", versions)}
     assert glibc and max(glibc) <= int(tag.group(1)), (wheel.name, sorted(glibc))
+
+
+def configure(name, *options):
+    """Configures the core alone (no Python module) into build/tests-<name>; returns the build folder."""
+    build = ROOT / "build" / f"tests-{name}"
+    cmake = require_tool("cmake", "configure the C++ core")
+    require_tool("ninja", "configure the C++ core")
+    result = subprocess.run([cmake, "-S", ROOT, "-B", build, "-G", "Ninja", "-DFASTGRU_INSTALL=OFF",
+                             "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", *options], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return build
+
+
+def isa_variant_sources(build):
+    """The instruction-set variants' generated sources the last configure compiles (not the folder,
+    which keeps those of earlier configures)."""
+    files = (Path(c["file"]).name for c in json.loads((build / "compile_commands.json").read_text()))
+    return sorted(name for name in files if re.fullmatch(r"isa_\w+\.cpp", name))
+
+
+def test_macos_builds_choose_the_instruction_sets_of_their_target_architecture():
+    """A macOS build for the other architecture sets CMAKE_OSX_ARCHITECTURES only (cibuildwheel's
+    x86_64 wheels on an Apple Silicon runner): its variants must be those of the target, as on Linux.
+    Configured for Darwin with clang (the compiler checks cannot link here: none is run)."""
+    clang = require_tool("clang++", "configure a macOS build (package clang)")
+    linux = {arch: isa_variant_sources(configure(f"linux-{arch}", "-DCMAKE_SYSTEM_NAME=Linux",
+                                                 f"-DCMAKE_SYSTEM_PROCESSOR={arch}"))
+             for arch in ("x86_64", "aarch64")}
+    assert "isa_avx2.cpp" in linux["x86_64"] and "isa_avx2.cpp" not in linux["aarch64"], linux
+    for osx_arch, linux_arch in (("x86_64", "x86_64"), ("arm64", "aarch64")):
+        darwin = configure(f"darwin-{osx_arch}", "-DCMAKE_SYSTEM_NAME=Darwin", f"-DCMAKE_OSX_ARCHITECTURES={osx_arch}",
+                           f"-DCMAKE_CXX_COMPILER={clang}", f"-DCMAKE_CXX_COMPILER_TARGET={osx_arch}-apple-macos11",
+                           "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY")
+        assert isa_variant_sources(darwin) == linux[linux_arch], osx_arch
+
+
+@pytest.fixture(scope="session")
+def clang_arm64_build():
+    """The core compiled by clang for 64-bit ARM (Linux: the C and C++ headers of the cross toolchain
+    stand in for the macOS SDK), with CMAKE_SYSTEM_PROCESSOR arm64 as macOS names it and signed char
+    as in Apple's arm64 ABI."""
+    clang = require_tool("clang++", "compile the core for arm64 with clang (package clang)")
+    require_tool("aarch64-linux-gnu-g++", "provide the aarch64 C++ headers and linker (package g++-aarch64-linux-gnu)")
+    build = configure("clang-arm64", "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=arm64",
+                      f"-DCMAKE_CXX_COMPILER={clang}", "-DCMAKE_CXX_COMPILER_TARGET=aarch64-linux-gnu",
+                      "-DCMAKE_CXX_FLAGS=-fsigned-char")
+    result = subprocess.run([require_tool("cmake", "build the C++ core"), "--build", build, "--target", "fastgru_core"],
+                            capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0, result.stdout[-10000:] + result.stderr[-5000:]
+    return build
+
+
+def test_core_compiles_with_clang_for_arm64(clang_arm64_build):
+    sources = isa_variant_sources(clang_arm64_build)
+    assert sources == isa_variant_sources(configure("linux-aarch64", "-DCMAKE_SYSTEM_NAME=Linux",
+                                                    "-DCMAKE_SYSTEM_PROCESSOR=aarch64")), sources
+    assert (clang_arm64_build / "cpp" / "libfastgru.a").is_file()
+
+
+def test_clang_for_macos_arm64_takes_the_arm_variant_flags_and_neon_code(clang_arm64_build, tmp_path):
+    """For --target=arm64-apple-macos11: every -march flag an ARM variant is compiled with, on NEON
+    code (fused multiply-add by element, the GEMM micro-kernel's instruction) that needs no SDK
+    header, gives an arm64 Mach-O object; the macros the sources branch on are those of AArch64 Apple."""
+    clang = require_tool("clang++", "compile for macOS arm64 (package clang)")
+    target = ["--target=arm64-apple-macos11", "-nostdinc++", "-ffreestanding"]
+    macros = subprocess.run([clang, *target, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True, text=True,
+                            check=True).stdout
+    defined = set(re.findall(r"^#define (\w+)", macros, flags=re.MULTILINE))
+    assert {"__APPLE__", "__aarch64__", "__ARM_NEON", "__ARM_FEATURE_FMA"} <= defined
+    assert not {"__linux__", "__x86_64__", "__CHAR_UNSIGNED__"} & defined
+    commands = json.loads((clang_arm64_build / "compile_commands.json").read_text())
+    marches = {""} | {flag for c in commands for flag in c["command"].split() if flag.startswith("-march=")}
+    source = tmp_path / "fma_by_element.cpp"
+    source.write_text("#include <arm_neon.h>\n"
+                      "float32x4_t fma_lane(float32x4_t acc, float32x4_t a, float32x4_t b) {\n"
+                      "  return vfmaq_laneq_f32(acc, a, b, 3);\n}\n")
+    for march in sorted(marches):
+        obj = tmp_path / "fma_by_element.o"
+        result = subprocess.run([clang, *target, *([march] if march else []), "-O2", "-c", source, "-o", obj],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, (march, result.stderr)
+        # The Mach-O header: MH_MAGIC_64, then cputype CPU_TYPE_ARM64 (0x0100000c), little-endian.
+        assert obj.read_bytes()[:8] == bytes.fromhex("cffaedfe0c000001"), march
