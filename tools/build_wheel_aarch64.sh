@@ -51,6 +51,10 @@ if [ "$(cat "$sysroot/.packages" 2>/dev/null)" != "$(echo $packages)" ]; then
         *) echo "apt has no arm64 package lists: run (as root) dpkg --add-architecture arm64 && apt-get update" >&2
            exit 1 ;;
     esac
+    if [ -n "$(ls -A "$sysroot")" ] && [ ! -f "$sysroot/.packages" ]; then
+        echo "$sysroot is not empty and was not made by this script: not replacing it" >&2
+        exit 1
+    fi
     rm -rf "$sysroot" && mkdir -p "$sysroot" "$work/debs"
     (cd "$work/debs" && apt-get download $(printf '%s:arm64 ' $packages))
     for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$sysroot"; done
