@@ -5,13 +5,44 @@
 #include <cctype>
 #include <cstdlib>
 #include <stdexcept>
+#include <string_view>
 
 #include "fastgru/cpu.h"
 #include "isa.h"
 
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace fastgru {
+namespace detail {
+namespace {
+
+// Linux hands out the AMX tile state (8 KiB more per thread to save on a context switch) only
+// to a process that asks for it; without it the first tile instruction faults. Asked once.
+bool amx_tile_state_granted() {
+#if defined(__linux__) && defined(__x86_64__)
+  static const bool granted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+}  // namespace detail
+}  // namespace fastgru
+
 // The CPU feature check of the generated variant table (isa_variants.h). Feature names are
-// GCC's and Clang's, as in their -m<feature> flags; only x86 variants list any.
-#define FASTGRU_CPU_SUPPORTS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
+// GCC's and Clang's, as in their -m<feature> flags; only x86 variants list any. AMX needs the
+// operating system's consent as well.
+#define FASTGRU_CPU_SUPPORTS(feature)                                 \
+  (__builtin_cpu_init(), __builtin_cpu_supports(feature) &&           \
+                             (std::string_view(feature) != "amx-tile" || fastgru::detail::amx_tile_state_granted()))
 #include "isa_variants.h"
 
 namespace fastgru {
