@@ -1,8 +1,11 @@
 """Test helpers shared by several test modules (fixtures live in conftest.py)."""
 
 import itertools
+import os
+import shutil
 
 import numpy as np
+import pytest
 
 
 def numeric_grad(f, a, eps=1e-6):
@@ -33,3 +36,19 @@ def gru_param_shapes(input_size, hidden_size, num_layers, bidirectional, bias):
         for kind in kinds:
             shapes[f"{kind}_l{k}" + ("_reverse" if d else "")] = kind_shapes[kind]
     return shapes
+
+
+def skip_or_fail_in_ci(message):
+    """Skips the test on a developer machine; fails it when the CI environment variable is set,
+    where .ci/run installs everything the tests need, so nothing is skipped there unnoticed."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_tool(tool, why):
+    """The path of the program tool; skips (or fails under CI) when it is missing."""
+    path = shutil.which(tool)
+    if path is None:
+        skip_or_fail_in_ci(f"{tool} not found: needed to {why} (Debian: see .ci/run)")
+    return path
