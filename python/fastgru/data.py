@@ -87,7 +87,7 @@ def per_step_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int,
     return out
 
 
-def per_sequence_targets(y: npt.ArrayLike, N: int, name: str = "y") -> npt.NDArray[Any]:
+def per_sequence_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, name: str = "y") -> npt.NDArray[Any]:
     out = np.asarray(y)
     if out.ndim not in (1, 2) or len(out) != N:
         raise ValueError(f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), "

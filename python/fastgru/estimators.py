@@ -96,7 +96,7 @@ class GRUEstimator(abc.ABC):
     n_features_in_: int
     loss_: str
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "GRUEstimator":
+    def __new__(cls: type[_Estimator], *args: Any, **kwargs: Any) -> _Estimator:
         # The shared __init__ would name GRUEstimator in its TypeError; name the class the user
         # wrote, and the parameter they probably meant.
         valid = cls._param_names()
@@ -380,7 +380,7 @@ class GRUEstimator(abc.ABC):
                  name: str = "y") -> npt.NDArray[Any]:
         if self.return_sequences:
             return per_step_targets(y, N, T, lengths, name)
-        return per_sequence_targets(y, N, name)  # type: ignore[arg-type]  # checked there: a list is an array-like
+        return per_sequence_targets(y, N, name)
 
     def _valid_steps(self, T: int, lengths: IntArray | None) -> npt.NDArray[np.bool_] | None:
         """(N, T) bool of the valid steps of per-step targets, or None when all are valid."""

@@ -1,6 +1,6 @@
 """fastgru.Adam: Adam/AdamW as one fused pass over flat parameter, gradient and moment buffers."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -8,7 +8,7 @@ import numpy as np
 from . import _core
 from ._backends import NUMPY as reference
 from ._checks import check_non_negative, core_entry
-from ._flat import check_separate
+from ._flat import FlatParameters, check_separate
 from ._typing import FloatArray
 
 # The fused step of one backend: (config, state, params, grad, grad_scale); it takes step number
@@ -61,14 +61,14 @@ class Adam:
                  weight_decay: float = 0.0, decoupled_weight_decay: bool = False, amsgrad: bool = False) -> None:
         params: object
         grad: object
-        if hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
-            if getattr(layer_or_buffers, "quantization", None) is not None:
-                layer_or_buffers._check_trainable("Adam")  # type: ignore[union-attr]
-            params, grad = layer_or_buffers.params, layer_or_buffers.grad  # type: ignore[union-attr]
-            self.backend: str = getattr(layer_or_buffers, "backend", "cpp")
-        elif isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
+        if isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
             params, grad = layer_or_buffers
-            self.backend = "cpp"
+            self.backend: str = "cpp"
+        elif hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
+            if isinstance(layer_or_buffers, FlatParameters):
+                layer_or_buffers._check_trainable("Adam")  # an int8 copy (fastgru.quantize) does not train
+            params, grad = layer_or_buffers.params, layer_or_buffers.grad
+            self.backend = getattr(layer_or_buffers, "backend", "cpp")
         else:
             raise TypeError("layer_or_buffers: expected an object with .params and .grad, "
                             "or a (params, grad) pair of 1-D arrays")
@@ -199,9 +199,9 @@ def _reference_step(config: _core.AdamConfig, state: _core.AdamState, params: Fl
     state.step += 1
 
 
-def _check_betas(betas: object) -> tuple[float, float]:
+def _check_betas(betas: Iterable[float]) -> tuple[float, float]:
     try:
-        beta1, beta2 = (float(b) for b in betas)  # type: ignore[attr-defined]
+        beta1, beta2 = (float(b) for b in betas)
     except (TypeError, ValueError):
         raise ValueError(f"betas: expected a pair of numbers in [0, 1), got {betas!r}") from None
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):

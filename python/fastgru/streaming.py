@@ -12,7 +12,7 @@ state). A bidirectional GRU needs each whole sequence, so it cannot stream (Valu
 """
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -74,7 +74,7 @@ class ModelStream:
         F = self.model.gru.input_size
         x: FloatArray
         if is_float_array(x_t, self._dtype, (self.n_streams, F)):
-            x, single = x_t, False  # type: ignore[assignment]  # checked just now
+            x, single = cast(FloatArray, x_t), False
         else:
             single = np.ndim(x_t) == 1
             if single and self.n_streams != 1:
