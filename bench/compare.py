@@ -29,7 +29,6 @@ import time
 import warnings
 
 import numpy as np
-
 from configs import CONFIGS  # bench/configs.csv, the list shared with bench_gru and the tests
 
 # Timed iterations per measurement by default (fewer where one step is long).
@@ -632,8 +631,8 @@ def main():
             f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
             "of those runs; ratio > 1 means fastgru is faster",
             "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step and forward + backward = 3x forward",
-            *([f"core-to-core round trip (`bench_gru --pingpong`: a cache line between two threads and back, "
-               f"ns) before each config/threads and at the end: "
+            *(["core-to-core round trip (`bench_gru --pingpong`: a cache line between two threads and back, "
+               "ns) before each config/threads and at the end: "
                + ", ".join(f"{where} {ns:.0f}" for where, ns in round_trips if ns is not None)
                + "; 2-thread times follow it where a virtual machine moves its CPUs apart"]
               if any(ns is not None for _, ns in round_trips) else []),

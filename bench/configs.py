@@ -18,7 +18,7 @@ CSV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs.csv
 class Config(NamedTuple):
     B: int  # batch
     T: int  # steps
-    I: int  # input features  # noqa: E741
+    I: int  # input features
     H: int  # hidden units
     represents: str
 
@@ -39,7 +39,7 @@ def load(path=CSV_PATH):
     configs = {}
     for (number, _), fields in zip(rows[1:], reader):
         try:
-            name, B, T, I, H, represents = fields  # noqa: E741
+            name, B, T, I, H, represents = fields
             sizes = tuple(int(v) for v in (B, T, I, H))
         except ValueError:
             raise ValueError(f"{path}:{number}: expected name,B,T,I,H,represents with positive "

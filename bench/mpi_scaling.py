@@ -23,7 +23,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from compare import CONFIGS
 
 SETUPS = (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1))
@@ -40,8 +39,10 @@ def worker(config, batches, epochs, out):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((B * batches, T, I)).astype(np.float32)
     y = X[:, -10:, 0].sum(1) + X[:, :, 1].mean(1)
-    make = lambda n_epochs: fastgru.GRURegressor(hidden_size=H, epochs=n_epochs, batch_size=B, lr=1e-3,
-                                                 random_state=0, distributed=distributed)
+    def make(n_epochs):
+        return fastgru.GRURegressor(hidden_size=H, epochs=n_epochs, batch_size=B, lr=1e-3, random_state=0,
+                                    distributed=distributed)
+
     make(1).fit(X[:B], y[:B])
     comm = None
     if distributed:
@@ -114,7 +115,7 @@ def main():
     load_start = os.getloadavg()[0]
     results = {name: [] for name, _, _ in SETUPS}
     with tempfile.TemporaryDirectory() as folder:
-        for repeat in range(args.repeats):
+        for _ in range(args.repeats):
             for name, processes, threads in SETUPS:
                 results[name].append(measure(processes, threads, args, os.path.join(folder, "result.json")))
     load_end = os.getloadavg()[0]
@@ -137,7 +138,7 @@ def main():
     print(f"config {args.config} (B={B}, T={T}, I={I}, H={H}), float32, {args.batches} batches x {args.epochs} "
           f"epoch(s) = {steps} steps per fit; median of {args.repeats} interleaved fits, each in a fresh process\n")
     rows = []
-    for name, processes, threads in SETUPS:
+    for name, _, _ in SETUPS:
         seconds = statistics.median(r["seconds"] for r in results[name])
         rows.append([name, f"{seconds:.2f}", f"{1000 * seconds / steps:.1f}", f"{base / seconds:.2f}x"])
     print(table(["setup", "fit s", "ms per step", "speed-up vs 1x1"], rows, args.markdown))
@@ -174,9 +175,12 @@ def step_seconds(config, batch, repeats, steps=8):
     """Median time of one fit step (forward, backward, Adam, Python included) on `batch` sequences."""
     import fastgru
 
-    B, T, I, H = CONFIGS[config].shape
+    _, T, I, H = CONFIGS[config].shape
     X = np.random.default_rng(1).standard_normal((batch * steps, T, I)).astype(np.float32)
-    make = lambda n: fastgru.GRURegressor(hidden_size=H, epochs=1, batch_size=batch, random_state=0).fit(X[:n], X[:n, -1, 0])
+
+    def make(n):
+        return fastgru.GRURegressor(hidden_size=H, epochs=1, batch_size=batch, random_state=0).fit(X[:n], X[:n, -1, 0])
+
     make(batch)
     times = []
     for _ in range(repeats):

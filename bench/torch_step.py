@@ -30,13 +30,13 @@ import sys
 
 import numpy as np
 import torch
+from compare import DEFAULT_ITERS, LR, interleaved_medians
+from configs import CONFIGS
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastgru
 import fastgru.torch
-from compare import DEFAULT_ITERS, LR, interleaved_medians
-from configs import CONFIGS
 
 SYSTEMS = ("nn.GRU", "fastgru.torch", "fastgru layer", "fastgru model")
 

@@ -19,8 +19,9 @@ except ModuleNotFoundError:
     sys.exit("classify_digits.py needs scikit-learn (its digits data set and train/test split): "
              "pip install scikit-learn")
 
-import fastgru
 from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
+
+import fastgru
 
 
 def main():

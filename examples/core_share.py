@@ -72,9 +72,7 @@ def core_alone(X, y, batch_size, hidden_size, n_batches, clock):
     ts = [np.ascontiguousarray(y[i * B:(i + 1) * B, None]) for i in range(n_batches)]
     start = clock()
     for x, t in zip(xs, ts):
-        core.train_step(model.params, model.grad, x, None, t, None, None, None, opt.exp_avg, opt.exp_avg_sq,
-                        None, opt.step_count, opt.lr, 0.9, 0.999, 1e-8, 0.0, False, False, 0.0)
-        opt.step_count += 1
+        core.train_step(model.params, model.grad, x, None, t, None, None, None, opt.config, opt.state, 0.0)
     return clock() - start
 
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from forecast_co2 import load_series, make_windows, rmse_ppm, train_test_split
 
 import fastgru
-from forecast_co2 import load_series, make_windows, rmse_ppm, train_test_split
 
 
 def main():

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
 
 import fastgru
-from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
 
 DATA = Path(__file__).resolve().parent / "data" / "co2_mauna_loa_weekly.csv"
 WINDOW, HORIZON = 52, 4

@@ -3,10 +3,10 @@ torch.nn.Linear, and the compiled kernels against the reference; bad inputs."""
 
 import numpy as np
 import pytest
+from helpers import numeric_grad
 
 import fastgru
 from fastgru.reference import heads
-from helpers import numeric_grad
 
 TOL = {"float64": 1e-12, "float32": 1e-5}
 

@@ -11,9 +11,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from distributed_cases import CASES, make, outcome
 
 import fastgru
-from distributed_cases import CASES, make, outcome
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES_SCRIPT = os.path.join(HERE, "distributed_cases.py")

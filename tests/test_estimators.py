@@ -127,7 +127,7 @@ def test_clip_grad_norm_is_applied(rng):
     norms = []
     for start in range(0, 32, SMALL["batch_size"]):
         part = slice(start, start + SMALL["batch_size"])
-        value, dout = losses.compute("mse", model(X[part]), y[part, None])
+        _, dout = losses.compute("mse", model(X[part]), y[part, None])
         model.backward(dout)
         norms.append(model.clip_grad_norm(1e-3))
         opt.step()
@@ -247,7 +247,7 @@ def test_bad_inputs_raise_clear_errors(rng):
         reg.fit([], [])
     with pytest.raises(ValueError, match="NaN"):
         reg.fit(np.full_like(X, np.nan), y)
-    with pytest.raises(ValueError, match="contains NaN or infinity .or values beyond float32's range"):
+    with pytest.raises(ValueError, match=r"contains NaN or infinity .or values beyond float32's range"):
         reg.fit(np.full(X.shape, 1e39), y)                      # finite in float64, infinite in float32
     with pytest.raises(ValueError, match="y: contains NaN, which is no class label"):
         fastgru.GRUClassifier().fit(X, np.where(np.arange(len(X)) == 3, np.nan, np.arange(len(X)) % 2))
@@ -320,7 +320,7 @@ def test_random_state_takes_numpy_generators_as_scikit_learn_does(rng):
 
 def test_classifier_refuses_continuous_targets(rng):
     X, y = regression_data(rng, N=32)
-    with pytest.raises(ValueError, match="continuous values .* GRURegressor"):
+    with pytest.raises(ValueError, match=r"continuous values .* GRURegressor"):
         fastgru.GRUClassifier(**SMALL).fit(X, y)
     clf = fastgru.GRUClassifier(**SMALL).fit(X, (y > 0).astype(float))   # 0.0 / 1.0 are labels
     assert clf.classes_.tolist() == [0.0, 1.0]

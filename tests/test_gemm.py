@@ -115,7 +115,7 @@ def test_packed_column_ranges(isa, rng, dtype):
         full = _core._gemm_packed(A, B, 0, N, 0.0, np.full((M, N), np.nan, dtype), tb)
         np.testing.assert_array_equal(full, whole)
         cuts = sorted({0, N, *range(0, N, 32), *rng.integers(0, N + 1, 3).tolist()})
-        for n0, n1 in zip(cuts[:-1], cuts[1:]):
+        for n0, n1 in itertools.pairwise(cuts):
             C0 = rng.standard_normal((M, N)).astype(dtype)
             for beta in [0.0, 0.5]:
                 C = C0.copy()

@@ -4,11 +4,11 @@ the contract's details and its bad-input errors."""
 
 import numpy as np
 import pytest
+from helpers import gru_param_shapes, numeric_grad
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastgru
-from helpers import gru_param_shapes, numeric_grad
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}          # cpp vs numpy backend (contract)
 TORCH_RTOL = {"float64": 1e-9, "float32": 2e-4}     # vs torch.nn.GRU (contract)

@@ -154,7 +154,7 @@ def test_last_state_is_the_last_valid_state(rng):
     model = fastgru.GRUModel(F, H, O, bidirectional=True, return_sequences=False, seed=0).eval()
     x = rng.standard_normal((B, T, F)).astype(np.float32)
     out = model(x, LENGTHS)
-    y, h_n = model.gru(x.transpose(1, 0, 2), lengths=LENGTHS)
+    _, h_n = model.gru(x.transpose(1, 0, 2), lengths=LENGTHS)
     w, b = model.head.state_dict().values()
     np.testing.assert_allclose(out, np.concatenate([h_n[0], h_n[1]], 1) @ w.T + b, rtol=1e-5, atol=1e-6)
     # Padding after a sequence's end changes nothing.

@@ -295,3 +295,95 @@ def test_buffers_that_share_memory_are_refused():
     with pytest.raises(ValueError, match="pair"):
         fastgru.GRU(3, 4, buffers=(b, np.zeros_like(b), np.zeros_like(b)))
     fastgru.GRU(3, 4, buffers=(wide[:b.size], wide[b.size:]))     # side by side in one array: fine
+
+
+# ---- the configuration and state objects the compiled steps take --------------------------------
+
+def test_config_and_state_are_the_objects_every_step_takes(rng):
+    """fastgru.Adam holds an AdamConfig and an AdamState; the layer-level step and the compiled
+    training step read and count the same ones, and a changed lr applies from the next step on."""
+    model = fastgru.GRUModel(3, 4, 2, seed=0)
+    opt = fastgru.Adam(model, lr=1e-2, betas=(0.8, 0.95), weight_decay=0.1, decoupled_weight_decay=True,
+                       amsgrad=True)
+    config, state = opt.config, opt.state
+    assert (config.lr, config.beta1, config.beta2, config.eps, config.weight_decay) == (1e-2, 0.8, 0.95, 1e-8, 0.1)
+    assert config.decoupled_weight_decay and config.amsgrad
+    assert opt.exp_avg is state.exp_avg and opt.max_exp_avg_sq is state.max_exp_avg_sq
+    x, y = rng.standard_normal((2, 5, 3)).astype(np.float32), rng.standard_normal((2, 5, 2)).astype(np.float32)
+    assert model.train_step(x, y, opt).applied
+    assert state.step == opt.step_count == 1 and state.exp_avg.any()
+    ref = ReferenceAdam(model.params.copy(), lr=0.5, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.1,
+                        decoupled_weight_decay=True, amsgrad=True)
+    ref.m[...], ref.v[...], ref.vmax[...], ref.step_count = state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, 1
+    opt.lr = 0.5
+    assert opt.config.lr == 0.5 and opt.config.amsgrad and opt.state is state
+    grad = random_grad(rng, model.params.size, np.float32)
+    model.grad[...] = grad
+    opt.step()
+    ref.step(grad)
+    assert state.step == 2
+    assert_close(model.params, ref.params, RTOL["float32"], "params after an lr change")
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -1.0
+    assert opt.config.lr == 0.5
+
+
+def test_config_and_state_pickle_and_deep_copy():
+    import copy
+    import pickle
+
+    config = fastgru._core.AdamConfig(lr=0.1, beta1=0.5, beta2=0.75, eps=1e-6, weight_decay=0.25,
+                                      decoupled_weight_decay=True, amsgrad=True)
+    moments = [np.arange(4, dtype=np.float64) * k for k in (1, 2, 3)]
+    state = fastgru._core.AdamState(*moments, step=7)
+    fields = ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "amsgrad")
+    for copied in (pickle.loads(pickle.dumps(config)), copy.deepcopy(config)):
+        assert [getattr(copied, f) for f in fields] == [0.1, 0.5, 0.75, 1e-6, 0.25, True, True]
+    for copied in (pickle.loads(pickle.dumps(state)), copy.deepcopy(state)):
+        assert copied.step == 7
+        for name, original in zip(("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), moments):
+            moment = getattr(copied, name)
+            assert moment is not original and np.array_equal(moment, original) and moment.flags.writeable
+    plain = pickle.loads(pickle.dumps(fastgru._core.AdamState(np.zeros(2, np.float32), np.zeros(2, np.float32))))
+    assert plain.max_exp_avg_sq is None and plain.step == 0 and plain.exp_avg.dtype == np.float32
+
+
+@pytest.mark.parametrize("options, error, match", [
+    (dict(lr=-1.0), ValueError, "lr"), (dict(lr=float("inf")), ValueError, "lr"),
+    (dict(eps=float("nan")), ValueError, "eps"), (dict(weight_decay=-0.5), ValueError, "weight_decay"),
+    (dict(beta1=1.0), ValueError, "beta1"), (dict(beta2=-0.1), ValueError, "beta2"), (dict(lr="x"), TypeError, "incompatible"),
+])
+def test_config_refuses_bad_values(options, error, match):
+    with pytest.raises(error, match=match):
+        fastgru._core.AdamConfig(**options)
+
+
+@pytest.mark.parametrize("moments, step, error, match", [
+    ((np.zeros(3), np.zeros(4)), 0, ValueError, "exp_avg_sq"),
+    ((np.zeros(3), np.zeros(3, np.float32)), 0, ValueError, "exp_avg_sq"),
+    ((np.zeros(3), np.zeros(3), np.zeros(2)), 0, ValueError, "max_exp_avg_sq"),
+    ((np.zeros(3, np.int64), np.zeros(3)), 0, TypeError, "exp_avg"),
+    ((np.zeros((3, 1)), np.zeros((3, 1))), 0, ValueError, "1-D"),
+    ((np.zeros(6)[::2], np.zeros(3)), 0, ValueError, "contiguous"),
+    ((np.zeros(3), np.zeros(3)), -1, ValueError, "step"),
+])
+def test_state_refuses_bad_moments(moments, step, error, match):
+    with pytest.raises(error, match=match):
+        fastgru._core.AdamState(*moments, step=step)
+
+
+def test_state_moments_must_be_writable_and_fit_the_step():
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        fastgru._core.AdamState(frozen, np.zeros(3))
+    params, grad = np.ones(3), np.ones(3)
+    small = fastgru._core.AdamState(np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError, match="exp_avg"):
+        fastgru._core.adam_step_float64(fastgru._core.AdamConfig(), small, params, grad)
+    plain = fastgru._core.AdamState(np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="max_exp_avg_sq: required with amsgrad"):
+        fastgru._core.adam_step_float64(fastgru._core.AdamConfig(amsgrad=True), plain, params, grad)
+    assert plain.step == 0 and np.array_equal(params, np.ones(3))
+    with pytest.raises(ValueError, match="step"):
+        plain.step = -2

@@ -198,7 +198,7 @@ def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path, model):
     tensors, metadata = read_safetensors(path)
     tensors["gru.weight_hh_l1"][0, 0] = np.nan
     write_safetensors(path, tensors, metadata)
-    with pytest.raises(ValueError, match="gru.weight_hh_l1 holds NaN or infinity"):
+    with pytest.raises(ValueError, match=r"gru\.weight_hh_l1 holds NaN or infinity"):
         fastgru.load(path)
     broken = fastgru.GRUModel(3, 5, 2, seed=0)
     broken.params[-1] = np.inf

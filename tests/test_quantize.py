@@ -120,7 +120,7 @@ def test_bad_requests_are_clear_errors():
     layer.params[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fastgru.quantize(layer)
-    with pytest.raises(Exception, match="not fitted|fit"):
+    with pytest.raises(Exception, match=r"not fitted|fit"):
         fastgru.quantize(fastgru.GRURegressor())
 
 
@@ -156,7 +156,7 @@ def test_damaged_int8_files_are_refused(tmp_path):
                          ("head.weight.scale", lambda t: t * np.nan)):
         broken = dict(tensors, **{name: damage(tensors[name])})
         write_safetensors(tmp_path / "bad.safetensors", broken, metadata)
-        with pytest.raises(ValueError, match="inconsistent|expected"):
+        with pytest.raises(ValueError, match=r"inconsistent|expected"):
             fastgru.load(tmp_path / "bad.safetensors")
 
 

@@ -3,10 +3,10 @@ central finite differences, and a hand-written per-element loop."""
 
 import numpy as np
 import pytest
+from helpers import gru_param_shapes, numeric_grad
 
 from fastgru.reference.adam import adam_step
 from fastgru.reference.gru import gru_backward, gru_forward
-from helpers import gru_param_shapes, numeric_grad
 
 
 def make_params(rng, input_size, hidden_size, num_layers, bidirectional, bias, dtype=np.float64):
@@ -125,7 +125,8 @@ def test_reset_before_matches_elementwise_loop():
     lengths = np.array([3, 2])
     W, U = params["weight_ih_l0"], params["weight_hh_l0"]
     bw, bu = params["bias_ih_l0"], params["bias_hh_l0"]
-    sig = lambda a: 1 / (1 + np.exp(-a))
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
 
     expected = np.zeros((T, B, H))
     expected_h_n = np.zeros((1, B, H))
@@ -155,7 +156,9 @@ def test_reset_before_matches_elementwise_loop():
 def test_float32_stays_float32():
     params, x, h0, lengths, dy, dh_n = make_case(5, 4, 3, 2, 3, 2, True, True, True)
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
-    f32 = lambda a: a.astype(np.float32)
+    def f32(a):
+        return a.astype(np.float32)
+
     opts = dict(num_layers=2, bidirectional=True, reset_after=True)
     y, h_n, cache = gru_forward(p32, f32(x), f32(h0), lengths, **opts)
     dx, dh0, grads = gru_backward(p32, cache, f32(dy), f32(dh_n), **opts)

@@ -61,7 +61,7 @@ def test_dense_refuses_sizes_no_buffer_can_hold(args, match):
 def test_model_and_estimators_refuse_absurd_sizes():
     with pytest.raises(OverflowError, match="hidden_size"):
         fastgru.GRUModel(4, HUGE, 3)
-    with pytest.raises(OverflowError, match="output_size|out_features"):
+    with pytest.raises(OverflowError, match=r"output_size|out_features"):
         fastgru.GRUModel(4, 8, HUGE)
     X, y = np.zeros((4, 3, 2), np.float32), np.zeros(4, np.float32)
     with pytest.raises(OverflowError, match="hidden_size"):

@@ -48,7 +48,7 @@ def test_forked_children_compute_and_exit():
 
 def test_core_stub_lists_every_binding():
     """python/fastgru/_core.pyi (for type checkers and editors) must keep up with the bindings:
-    regenerate it with `pybind11-stubgen fastgru._core -o python` after changing them."""
+    regenerate it with `python tools/generate_core_stub.py` after changing them (and reinstalling)."""
     import ast
     import pathlib
 

@@ -12,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fastgru  # noqa: E402
-import fastgru.torch as ft  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence  # noqa: E402
+
+import fastgru  # noqa: E402
+import fastgru.torch as ft  # noqa: E402
 
 RTOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
@@ -205,7 +206,7 @@ def test_opcheck_forward(keep_workspace):
 
 def test_opcheck_backward():
     args = forward_args(True)
-    x, hx, params, lengths, dropout, H, L, bidirectional, bias, reset_after, compute_dtype, _ = args
+    x, _, params, lengths, dropout, H, L, bidirectional, bias, reset_after, compute_dtype, _ = args
     y, h_n, workspace = torch.ops.fastgru.gru_forward(*args)
     gen = torch.Generator().manual_seed(8)
     dy = torch.randn(y.shape, dtype=y.dtype, generator=gen)
@@ -389,7 +390,7 @@ def test_cpu_autocast_bfloat16_runs_the_bfloat16_path(input_dtype):
     assert (y.dtype, h_n.dtype) == (want_y.dtype, want_h.dtype) == (input_dtype, input_dtype)
     spec = fastgru.GRU(3, 5, 2, compute_dtype="bfloat16", backend="numpy")
     spec.load_state_dict(ours.state_dict())
-    spec_y, spec_h = spec(x.float().numpy())
+    spec_y, _ = spec(x.float().numpy())
     # bfloat16 outputs are the float32 results rounded: within one bfloat16 step of |y| < 1.
     np.testing.assert_allclose(y.float().detach().numpy(), spec_y, rtol=0,
                                atol=1e-5 if input_dtype == torch.float32 else 2 ** -8)

@@ -10,14 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fastgru  # noqa: E402
-import fastgru.torch as ft  # noqa: E402
 from test_torch import assert_close, twin_grus  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.autograd import forward_ad  # noqa: E402
 from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vmap  # noqa: E402
 from torch.nn.utils._per_sample_grad import call_for_per_sample_grads  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+import fastgru  # noqa: E402
+import fastgru.torch as ft  # noqa: E402
 
 F64 = torch.float64
 FIRST, SECOND = 1e-10, 1e-9  # relative tolerances of first- and second-order results (float64)

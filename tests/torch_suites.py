@@ -177,12 +177,13 @@ def run_error_checks(info, results):
             sample = error.module_error_input
             try:
                 if error.error_on == ModuleErrorEnum.CONSTRUCTION_ERROR:
-                    action = lambda: info.module_cls(*sample.constructor_input.args,  # noqa: E731
-                                                     **sample.constructor_input.kwargs)
+                    def action():
+                        return info.module_cls(*sample.constructor_input.args, **sample.constructor_input.kwargs)
                 else:
                     module = info.module_cls(*sample.constructor_input.args, **sample.constructor_input.kwargs)
-                    action = lambda: module.train(training)(*sample.forward_input.args,  # noqa: E731
-                                                            **sample.forward_input.kwargs)
+
+                    def action():
+                        return module.train(training)(*sample.forward_input.args, **sample.forward_input.kwargs)
                 try:
                     action()
                 except error.error_type as exc:

@@ -21,27 +21,45 @@ thread pool's).
 """
 
 import importlib
+import types
 
-from ._core import (__version__, active_isa, available_isas, get_num_threads, release_memory, set_isa,
-                    set_num_threads)
-from .gru import GRU
-from .optim import Adam
+from . import convert
+from ._core import __version__, active_isa, available_isas, get_num_threads, release_memory, set_isa, set_num_threads
 from .dense import Dense
-from .model import GRUModel, StepReport
-from .training import NonFiniteLossError
 from .estimators import GRUClassifier, GRURegressor
+from .gru import GRU
+from .model import GRUModel, StepReport
+from .optim import Adam
 from .persistence import load
 from .quantization import quantize
-from . import convert
+from .training import NonFiniteLossError
 
-__all__ = ["GRU", "Adam", "set_num_threads", "get_num_threads", "available_isas", "active_isa",
-           "set_isa", "release_memory", "__version__"]
+__all__ = [
+    "GRU",
+    "Adam",
+    "__version__",
+    "active_isa",
+    "available_isas",
+    "convert",
+    "get_num_threads",
+    "release_memory",
+    "set_isa",
+    "set_num_threads",
+]
 
-__all__ += ["GRURegressor", "GRUClassifier", "GRUModel", "StepReport", "Dense", "load", "NonFiniteLossError",
-            "quantize"]
+__all__ += [
+    "Dense",
+    "GRUClassifier",
+    "GRUModel",
+    "GRURegressor",
+    "NonFiniteLossError",
+    "StepReport",
+    "load",
+    "quantize",
+]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> types.ModuleType:
     # fastgru.onnx and fastgru.torch need optional packages (onnx, torch): each is loaded on first
     # use (fastgru.onnx.export, fastgru.torch.GRU), never by `import fastgru`.
     if name in ("onnx", "torch"):

@@ -14,7 +14,7 @@ from fastgru import _core
 OPTIONAL = ("torch", "onnx", "onnxruntime", "mpi4py", "scikit-learn", "safetensors", "tqdm")
 
 
-def cpu_model():
+def cpu_model() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo), else what platform knows."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -26,7 +26,7 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def report():
+def report() -> list[str]:
     """The lines `python -m fastgru` prints."""
     lines = [f"fastgru {fastgru.__version__} ({fastgru.__file__})",
              f"build: {_core.COMPILER}, {_core.BUILD_TYPE}",

@@ -8,7 +8,7 @@ BACKENDS = ("cpp", "numpy")
 NUMPY = reference
 
 
-def check_backend(backend):
+def check_backend(backend: str) -> str:
     """backend if it is one of BACKENDS, else ValueError."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
+__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
 class GruConfig:
     def __getstate__(self) -> tuple[int, int, int, bool, bool, bool, str]:
         ...
     def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex = 1, bidirectional: bool = False, bias: bool = True, reset_after: bool = True, compute_dtype: str = 'float32') -> None:
         ...
-    def __setstate__(self, arg0: tuple) -> None:
+    def __setstate__(self, arg0: tuple[typing.Any, ...]) -> None:
         ...
     @property
     def bias(self) -> bool:
@@ -34,25 +34,87 @@ class GruConfig:
     @property
     def reset_after(self) -> bool:
         ...
+class AdamConfig:
+    """
+    Adam's hyper-parameters (torch.optim.Adam's; AdamW's with decoupled_weight_decay).
+    """
+    def __getstate__(self) -> tuple[float, float, float, float, float, bool, bool]:
+        ...
+    def __init__(self, lr: typing.SupportsFloat | typing.SupportsIndex = 0.001, beta1: typing.SupportsFloat | typing.SupportsIndex = 0.9, beta2: typing.SupportsFloat | typing.SupportsIndex = 0.999, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-08, weight_decay: typing.SupportsFloat | typing.SupportsIndex = 0.0, decoupled_weight_decay: bool = False, amsgrad: bool = False) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, arg0: tuple[typing.Any, ...]) -> None:
+        ...
+    @property
+    def amsgrad(self) -> bool:
+        ...
+    @property
+    def beta1(self) -> float:
+        ...
+    @property
+    def beta2(self) -> float:
+        ...
+    @property
+    def decoupled_weight_decay(self) -> bool:
+        ...
+    @property
+    def eps(self) -> float:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @property
+    def weight_decay(self) -> float:
+        ...
+class AdamState:
+    """
+    Adam's state: the moments (float32/float64 1-D arrays of the parameters' size, updated in place; max_exp_avg_sq with amsgrad only) and the steps taken.
+    """
+    def __getstate__(self) -> tuple[numpy.typing.NDArray[typing.Any], numpy.typing.NDArray[typing.Any], numpy.typing.NDArray[typing.Any] | None, int]:
+        ...
+    def __init__(self, exp_avg: numpy.typing.NDArray[typing.Any], exp_avg_sq: numpy.typing.NDArray[typing.Any], max_exp_avg_sq: numpy.typing.NDArray[typing.Any] | None = None, step: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, arg0: tuple[typing.Any, ...]) -> None:
+        ...
+    @property
+    def exp_avg(self) -> numpy.typing.NDArray[typing.Any]:
+        ...
+    @property
+    def exp_avg_sq(self) -> numpy.typing.NDArray[typing.Any]:
+        ...
+    @property
+    def max_exp_avg_sq(self) -> numpy.typing.NDArray[typing.Any] | None:
+        ...
+    @property
+    def step(self) -> int:
+        """
+        The number of steps taken.
+        """
+    @step.setter
+    def step(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
 class Model_float32:
     """
     GRU stack -> dropout -> Dense head -> loss over one flat parameter buffer (cpp/include/fastgru/model.h); x is time-major (T, B, I).
     """
     def __init__(self, gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex, return_sequences: bool, loss: str) -> None:
         ...
-    def apply_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, loss: typing.SupportsFloat | typing.SupportsIndex, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
+    def apply_gradients(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], loss: typing.SupportsFloat | typing.SupportsIndex, adam: AdamConfig, state: AdamState, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
         """
-        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
+        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number state.step + 1, which state then counts, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
         """
-    def compute_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
+    def compute_gradients(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
         """
         Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer (<= 0: the batch's own count) into grad. Returns (loss_sum, count).
         """
-    def predict(self, params: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float32]:
+    def predict(self, params: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float32]:
         """
         Inference: (T, B, O) with return_sequences, else (B, O).
         """
-    def train_step(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
+    def train_step(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None, adam: AdamConfig, state: AdamState, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
         """
         compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).
         """
@@ -65,30 +127,30 @@ class Model_float64:
     """
     def __init__(self, gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex, return_sequences: bool, loss: str) -> None:
         ...
-    def apply_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, loss: typing.SupportsFloat | typing.SupportsIndex, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
+    def apply_gradients(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], loss: typing.SupportsFloat | typing.SupportsIndex, adam: AdamConfig, state: AdamState, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[bool, float]:
         """
-        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
+        Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step number state.step + 1, which state then counts, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing changed, when loss or the norm is not finite.
         """
-    def compute_gradients(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
+    def compute_gradients(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, loss_normalizer: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[float, int]:
         """
         Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer (<= 0: the batch's own count) into grad. Returns (loss_sum, count).
         """
-    def predict(self, params: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
+    def predict(self, params: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
         """
         Inference: (T, B, O) with return_sequences, else (B, O).
         """
-    def train_step(self, params: numpy.ndarray, grad: numpy.ndarray, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
+    def train_step(self, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None, target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None, gru_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, head_dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, adam: AdamConfig, state: AdamState, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool, float]:
         """
         compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).
         """
     @property
     def param_count(self) -> int:
         ...
-def _gemm(A: typing.Any, B: typing.Any, C: numpy.ndarray, ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, compute_dtype: str = 'float32') -> numpy.ndarray:
+def _gemm(A: typing.Any, B: typing.Any, C: numpy.typing.NDArray[typing.Any], ta: bool = False, tb: bool = False, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, compute_dtype: str = 'float32') -> numpy.typing.NDArray[typing.Any]:
     """
     C = beta C + op(A) op(B) in place (op transposes when ta/tb; compute_dtype 'bfloat16' rounds the operands); returns C. Test hook.
     """
-def _gemm_packed(A: typing.Any, B: typing.Any, n0: typing.SupportsInt | typing.SupportsIndex, n1: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, C: numpy.ndarray, tb: bool = False, compute_dtype: str = 'float32') -> numpy.ndarray:
+def _gemm_packed(A: typing.Any, B: typing.Any, n0: typing.SupportsInt | typing.SupportsIndex, n1: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex, C: numpy.typing.NDArray[typing.Any], tb: bool = False, compute_dtype: str = 'float32') -> numpy.typing.NDArray[typing.Any]:
     """
     C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1] in place via a packed B; returns C. Test hook.
     """
@@ -105,24 +167,24 @@ def active_isa() -> str:
     The instruction set in use: the widest available, unless FASTGRU_ISA or set_isa() chose another.
     A FASTGRU_ISA that is unknown or unsupported here raises ValueError at the first call.
     """
-def adam_step_float32(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+def adam_step_float32(config: AdamConfig, state: AdamState, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
-    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified): step number state.step + 1, which state then counts.
     """
-def adam_step_float64(params: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: numpy.ndarray | None, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, decoupled_weight_decay: bool, amsgrad: bool, grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+def adam_step_float64(config: AdamConfig, state: AdamState, params: numpy.typing.NDArray[typing.Any], grad: numpy.typing.NDArray[typing.Any], grad_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
-    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified).
+    One fused Adam/AdamW update of flat buffers, in place (torch.optim.Adam semantics), on grad * grad_scale (clipping as a factor; grad is not modified): step number state.step + 1, which state then counts.
     """
 def available_isas() -> list[str]:
     """
     Instruction sets this build has kernels for and this CPU runs, lowest first
     (e.g. ['generic', 'avx2'], with 'avx512' where the CPU has it).
     """
-def dense_backward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad_weight: numpy.ndarray, grad_bias: numpy.ndarray | None = None, need_dx: bool = True) -> typing.Any:
+def dense_backward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad_weight: numpy.typing.NDArray[typing.Any], grad_bias: numpy.typing.NDArray[typing.Any] | None = None, need_dx: bool = True) -> typing.Any:
     """
     Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight (or None when need_dx is false).
     """
-def dense_backward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad_weight: numpy.ndarray, grad_bias: numpy.ndarray | None = None, need_dx: bool = True) -> typing.Any:
+def dense_backward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad_weight: numpy.typing.NDArray[typing.Any], grad_bias: numpy.typing.NDArray[typing.Any] | None = None, need_dx: bool = True) -> typing.Any:
     """
     Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight (or None when need_dx is false).
     """
@@ -134,7 +196,7 @@ def dense_forward_float64(x: typing.Annotated[numpy.typing.ArrayLike, numpy.floa
     """
     y (R, out) = x (R, in) weight^T (in, out) + bias (out,).
     """
-def dense_param_layout(in_features: typing.SupportsInt | typing.SupportsIndex, out_features: typing.SupportsInt | typing.SupportsIndex, bias: bool = True) -> list:
+def dense_param_layout(in_features: typing.SupportsInt | typing.SupportsIndex, out_features: typing.SupportsInt | typing.SupportsIndex, bias: bool = True) -> list[typing.Any]:
     """
     [(name, offset, shape)] of a Dense layer's flat buffer: weight (out, in), then bias (out,).
     """
@@ -142,41 +204,41 @@ def get_num_threads() -> int:
     """
     The number of threads the core uses (see set_num_threads).
     """
-def gru_backward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], workspace: numpy.ndarray, dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple:
+def gru_backward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], workspace: numpy.typing.NDArray[typing.Any], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: numpy.typing.NDArray[typing.Any], dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple[typing.Any, ...]:
     """
     (dx, dh0) through the training-mode forward that filled workspace (given the same lengths and dropout); adds the parameter gradients into grad.
     """
-def gru_backward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], workspace: numpy.ndarray, dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.ndarray, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple:
+def gru_backward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], workspace: numpy.typing.NDArray[typing.Any], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: numpy.typing.NDArray[typing.Any], dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple[typing.Any, ...]:
     """
     (dx, dh0) through the training-mode forward that filled workspace (given the same lengths and dropout); adds the parameter gradients into grad.
     """
-def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, workspace: numpy.ndarray | None = None) -> tuple:
+def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, workspace: numpy.typing.NDArray[typing.Any] | None = None) -> tuple[typing.Any, ...]:
     """
     (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
     """
-def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, workspace: numpy.ndarray | None = None) -> tuple:
+def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, workspace: numpy.typing.NDArray[typing.Any] | None = None) -> tuple[typing.Any, ...]:
     """
     (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
     """
 def gru_param_count(config: GruConfig) -> int:
     ...
-def gru_param_layout(config: GruConfig) -> list:
+def gru_param_layout(config: GruConfig) -> list[typing.Any]:
     """
     [(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.
     """
-def gru_step_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple:
+def gru_step_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple[typing.Any, ...]:
     """
     One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).
     """
-def gru_step_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+def gru_step_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[typing.Any, ...]:
     """
     One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).
     """
-def gru_step_int8_float32(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple:
+def gru_step_int8_float32(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple[typing.Any, ...]:
     """
     gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
     """
-def gru_step_int8_float64(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+def gru_step_int8_float64(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[typing.Any, ...]:
     """
     gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
     """
@@ -184,15 +246,15 @@ def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.Sup
     """
     Elements of the training workspace of a forward over (steps, batch).
     """
-def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
+def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple[typing.Any, ...]:
     """
     (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
     """
-def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple:
+def loss_float64(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple[typing.Any, ...]:
     """
     (loss, dlogits): the mean loss over valid rows and its gradient with respect to logits.
     """
-def model_param_layout(gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex) -> list:
+def model_param_layout(gru: GruConfig, output_size: typing.SupportsInt | typing.SupportsIndex) -> list[typing.Any]:
     """
     [(name, offset, shape)] of a GRUModel's flat buffer: the GRU's tensors as 'gru.<name>', then the head's as 'head.weight' (O, D*H) and 'head.bias' (O,).
     """

@@ -4,9 +4,10 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 
 
-def write_atomically(path, chunks):
+def write_atomically(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
     """Writes the byte strings `chunks` to path through a temporary file in the same folder and
     os.replace, so a crash or an error never leaves a half-written file under path (and an
     existing file there is replaced only by a complete one).
@@ -28,9 +29,9 @@ def write_atomically(path, chunks):
         raise
 
 
-def _destination(path):
+def _destination(given: str | os.PathLike[str]) -> str:
     """The file that path names (through symbolic links), checked as open() for writing would."""
-    path = os.fsdecode(os.fspath(path))
+    path = os.fsdecode(os.fspath(given))
     if not path:
         raise FileNotFoundError(errno.ENOENT, "cannot save to an empty path", path)
     target = os.path.realpath(path) if os.path.islink(path) else path
@@ -44,7 +45,7 @@ def _destination(path):
     return target
 
 
-def _create_temporary(target):
+def _create_temporary(target: str) -> tuple[int, str]:
     """(fd, name) of a new file beside target, with target's permission bits when it exists, else
     0o666 less the umask (tempfile.mkstemp's 0o600 would make saved files private)."""
     folder = os.path.dirname(os.path.abspath(target))

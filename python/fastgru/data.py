@@ -8,20 +8,24 @@ Training and inference work on time-major copies (T, N, ...), so that a batch is
 columns of the time axis (`SequenceSet.batch`).
 """
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._checks import as_numeric
+from ._typing import FloatArray, IntArray
 
 
-def valid_mask(lengths, steps):
+def valid_mask(lengths: npt.ArrayLike, steps: int) -> npt.NDArray[np.bool_]:
     """(T, B) bool: step t of sequence b is valid when t < lengths[b] (time-major, as the GRU)."""
     return np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
 
 
-def as_sequences(X, dtype, name="X"):
+def as_sequences(X: npt.ArrayLike | Sequence[npt.ArrayLike], dtype: npt.DTypeLike,
+                 name: str = "X") -> tuple[FloatArray, IntArray | None, bool]:
     """X as (padded (N, T, F) array of dtype, lengths (N,) int64 or None when all are full, ragged).
     ragged: X was a list/tuple of (T_i, F) arrays (predictions are then returned as lists)."""
     if isinstance(X, (list, tuple)):
@@ -58,7 +62,8 @@ def as_sequences(X, dtype, name="X"):
     return out, (None if full else lengths), ragged
 
 
-def per_step_targets(y, N, T, lengths, name="y"):
+def per_step_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None,
+                     name: str = "y") -> npt.NDArray[Any]:
     """Per-step targets as an (N, T, ...) array, padding ragged lists with zeros (masked later)."""
     if isinstance(y, (list, tuple)):
         if len(y) != N:
@@ -82,7 +87,7 @@ def per_step_targets(y, N, T, lengths, name="y"):
     return out
 
 
-def per_sequence_targets(y, N, name="y"):
+def per_sequence_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, name: str = "y") -> npt.NDArray[Any]:
     out = np.asarray(y)
     if out.ndim not in (1, 2) or len(out) != N:
         raise ValueError(f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), "
@@ -90,7 +95,7 @@ def per_sequence_targets(y, N, name="y"):
     return out
 
 
-def to_time_major(a):
+def to_time_major(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """(N, T, ...) -> contiguous (T, N, ...): batches are then whole columns of the time axis."""
     return np.ascontiguousarray(np.swapaxes(a, 0, 1))
 
@@ -103,36 +108,37 @@ class Batch:
     (B, ...) per sequence, or None without targets; rows: the number of valid loss rows (valid
     steps per step, sequences per sequence), what the batch's mean loss divides by (times O
     for the elementwise losses)."""
-    x: np.ndarray
-    lengths: Optional[np.ndarray]
-    target: Optional[np.ndarray]
+    x: FloatArray
+    lengths: IntArray | None
+    target: npt.NDArray[Any] | None
     rows: int
 
     @property
-    def size(self):
-        return self.x.shape[1]
+    def size(self) -> int:
+        return int(self.x.shape[1])
 
 
 @dataclass(frozen=True)
 class SequenceSet:
     """A whole data set, time-major: X (T, N, F), lengths (N,) or None, targets (T, N, ...) per
     step or (N, ...) per sequence, or None (inference)."""
-    X: np.ndarray
-    lengths: Optional[np.ndarray]
-    targets: Optional[np.ndarray]
+    X: FloatArray
+    lengths: IntArray | None
+    targets: npt.NDArray[Any] | None
     per_step: bool
 
     @classmethod
-    def from_batch_first(cls, X, lengths, targets=None, per_step=False):
+    def from_batch_first(cls, X: FloatArray, lengths: IntArray | None, targets: npt.NDArray[Any] | None = None,
+                         per_step: bool = False) -> "SequenceSet":
         """From (N, T, F) sequences and (N, ...) targets (per step: (N, T, ...))."""
         if targets is not None:
             targets = to_time_major(targets) if per_step else targets
         return cls(to_time_major(X), lengths, targets, per_step)
 
-    def __len__(self):
-        return self.X.shape[1]
+    def __len__(self) -> int:
+        return int(self.X.shape[1])
 
-    def batch(self, idx):
+    def batch(self, idx: IntArray) -> Batch:
         """The Batch of the sequences idx (an int array), in that order."""
         lengths = None if self.lengths is None else self.lengths[idx]
         steps = self.X.shape[0] if lengths is None else int(lengths.max())
@@ -145,7 +151,7 @@ class SequenceSet:
             rows = len(idx)
         return Batch(x, lengths, target, rows)
 
-    def batches(self, size):
+    def batches(self, size: int) -> Iterator[tuple[int, Batch]]:
         """Consecutive batches of at most size sequences, in order (for inference)."""
         for start in range(0, len(self), size):
             yield start, self.batch(np.arange(start, min(start + size, len(self))))

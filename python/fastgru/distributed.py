@@ -28,14 +28,22 @@ import hashlib
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
+
+from ._typing import FloatArray, IntArray
+
+_Value = TypeVar("_Value")
+# Exceptions every rank raises at the same point (the argument of an except clause).
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 ABORT_GRACE_SECONDS = 1.0
 
 
-def _mpi():
+def _mpi() -> Any:
     """mpi4py.MPI, or an ImportError (ModuleNotFoundError for mpi4py) that says how to get it."""
     try:
         from mpi4py import MPI
@@ -55,33 +63,33 @@ class Communicator:
 
     distributed = True
 
-    def __init__(self, comm=None):
+    def __init__(self, comm: Any = None) -> None:
         MPI = _mpi()
         self._MPI = MPI
-        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.comm: Any = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(self.comm, MPI.Comm):
             raise TypeError(f"comm: expected an mpi4py communicator (mpi4py.MPI.Comm) or None, "
                             f"got {type(comm).__name__}")
-        self.rank = self.comm.Get_rank()
-        self.size = self.comm.Get_size()
-        self.is_root = self.rank == 0
-        self._message = None
+        self.rank: int = self.comm.Get_rank()
+        self.size: int = self.comm.Get_size()
+        self.is_root: bool = self.rank == 0
+        self._message: FloatArray | None = None
 
-    def local_part(self, n):
+    def local_part(self, n: int) -> IntArray:
         """The positions this rank computes within a batch of n: a contiguous share, as
         np.array_split cuts them (the first n % size ranks get one more; a rank may get none)."""
         base, extra = divmod(n, self.size)
         start = self.rank * base + min(self.rank, extra)
         return np.arange(start, start + base + (self.rank < extra))
 
-    def sum_in_place(self, buffer):
+    def sum_in_place(self, buffer: FloatArray) -> FloatArray:
         """buffer (contiguous float32/float64 array) becomes the element-wise sum of every rank's
         buffer: one MPI_Allreduce with MPI_IN_PLACE."""
         if self.size > 1:
             self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
         return buffer
 
-    def sum_gradients(self, grad, loss_sum):
+    def sum_gradients(self, grad: FloatArray, loss_sum: float) -> float:
         """grad (the flat gradient buffer) becomes the sum over the ranks, in place; returns the
         sum of the ranks' loss_sum. One all-reduce: the loss sum travels appended to the gradient
         (in grad's dtype)."""
@@ -94,22 +102,25 @@ class Communicator:
         grad[:] = message[:-1]
         return float(message[-1])
 
-    def agree(self, value):
+    def agree(self, value: _Value) -> _Value:
         """Rank 0's value (any picklable object), on every rank."""
-        return self.comm.bcast(value, root=0) if self.size > 1 else value
+        agreed: _Value = self.comm.bcast(value, root=0) if self.size > 1 else value
+        return agreed
 
-    def run_consistently(self, compute, digest):
+    def run_consistently(self, compute: Callable[[], _Value], digest: Callable[[_Value], str]) -> _Value:
         """compute() on every rank, for a result every rank must agree on (checked input data).
         Raises on EVERY rank when it failed on any (that rank's own exception there, a
         RuntimeError naming it elsewhere) or when digest(result) (a str) differs between ranks
         (ValueError), so that no rank goes on to wait in a collective for ranks that stopped.
         compute must not communicate."""
+        result: _Value | BaseException
+        report: tuple[str | None, str | None]
         try:
             result = compute()
             report = (None, digest(result))
         except BaseException as exc:  # Ctrl-C too: the others must hear of it, not wait for it
             result, report = exc, (f"{type(exc).__name__}: {exc}", None)
-        reports = self.comm.allgather(report)
+        reports: list[tuple[str | None, str | None]] = self.comm.allgather(report)
         if isinstance(result, BaseException):
             raise result
         failed = [(rank, error) for rank, (error, _) in enumerate(reports) if error is not None]
@@ -124,7 +135,7 @@ class Communicator:
         return result
 
     @contextlib.contextmanager
-    def failure_ends_job(self, raised_everywhere=()):
+    def failure_ends_job(self, raised_everywhere: ExceptionTypes = ()) -> Iterator[None]:
         """A block in which any exception (KeyboardInterrupt included) ends the whole MPI job, as
         the other ranks would otherwise wait forever for this one in the next collective; except
         those of `raised_everywhere`, which every rank raises at the same point."""
@@ -137,7 +148,7 @@ class Communicator:
                 self.abort(exc)
             raise
 
-    def abort(self, error):
+    def abort(self, error: BaseException) -> None:
         """Prints error with its traceback, naming this rank, and ends every rank of the job."""
         print(f"fastgru: rank {self.rank} of {self.size} failed; aborting the MPI job so the other ranks "
               "do not wait for it forever:", file=sys.stderr)
@@ -149,7 +160,7 @@ class Communicator:
         self.comm.Abort(1)
 
 
-def is_root_process():
+def is_root_process() -> bool:
     """Whether this process is rank 0 of MPI.COMM_WORLD; True without mpi4py (no MPI job then)."""
     try:
         return Communicator().is_root
@@ -157,20 +168,20 @@ def is_root_process():
         return True
 
 
-def data_digest(*items):
+def data_digest(*items: object) -> str:
     """A short str identifying items (arrays, None, or anything with a stable repr) by content."""
     h = hashlib.sha256()
     for item in items:
         if isinstance(item, np.ndarray):
             h.update(f"{item.dtype.str}{item.shape}".encode())
-            h.update(np.ascontiguousarray(item))
+            h.update(np.ascontiguousarray(item).data)
         else:
             h.update(repr(item).encode())
         h.update(b"|")
     return h.hexdigest()
 
 
-def allreduce_gradients(model, comm=None, weight=1.0):
+def allreduce_gradients(model: object, comm: Any = None, weight: float = 1.0) -> FloatArray:
     """Replaces model.grad, on every rank of comm, by the weighted average over the ranks
     sum_r weight_r * grad_r / sum_r weight_r, with one all-reduce of the flat gradient buffer after
     the weights are gathered and checked (a bad weight on any rank raises ValueError on every rank,

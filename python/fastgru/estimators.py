@@ -28,24 +28,33 @@ Training errors (the loop is fastgru.training.train):
   history_ holds the finished epochs (predict, save and score work on it).
 """
 
+import abc
 import difflib
 import functools
 import inspect
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
-from . import losses
+from . import losses, training
 from ._checks import FLOAT_DTYPES, as_numeric, check_compute_dtype, check_non_negative, to_dtype_name
-from .distributed import Communicator, data_digest, is_root_process
+from ._typing import FloatArray, IntArray
 from .data import SequenceSet, as_sequences, per_sequence_targets, per_step_targets, valid_mask
+from .distributed import Communicator, data_digest, is_root_process
 from .model import GRUModel
 from .optim import Adam
 from .progress import make_progress
 from .safetensors_format import write_safetensors
 from .streaming import EstimatorStream
-from . import training
+
+_Estimator = TypeVar("_Estimator", bound="GRUEstimator")
+# What fit checks a data set into: (X (N, T, F), lengths (N,) or None, encoded targets).
+Prepared = tuple[FloatArray, IntArray | None, npt.NDArray[Any]]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -53,19 +62,19 @@ class NotFittedError(ValueError, AttributeError):
     is imported, the error raised is also an instance of its NotFittedError)."""
 
 
-@functools.lru_cache(maxsize=None)
-def _with_base(base):
+@functools.cache
+def _with_base(base: type[Exception]) -> type[NotFittedError]:
     return type("NotFittedError", (NotFittedError, base), {"__module__": __name__, "__doc__": NotFittedError.__doc__})
 
 
-def _not_fitted_error_class():
+def _not_fitted_error_class() -> type[NotFittedError]:
     """NotFittedError, joined with scikit-learn's when that is imported (importing it here would
     cost a second on every unfitted call, and fastgru never requires it)."""
     sklearn_exceptions = sys.modules.get("sklearn.exceptions")
     return NotFittedError if sklearn_exceptions is None else _with_base(sklearn_exceptions.NotFittedError)
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A NumPy scalar (a grid of np.arange values, a seed drawn by NumPy) as the Python number it
     stands for: JSON has no int64, and 8 and np.int64(8) are the same hyper-parameter."""
     return value.item() if isinstance(value, np.generic) else value
@@ -73,13 +82,21 @@ def _plain(value):
 
 # ---- the estimators ---------------------------------------------------------------------------
 
-class GRUEstimator:
+class GRUEstimator(abc.ABC):
     """Shared machinery of GRURegressor and GRUClassifier (see the module docstring)."""
 
-    _losses = ()
-    _proba = None  # classifiers: logits -> predict_proba's probabilities
+    _estimator_type: str
+    _losses: tuple[str, ...] = ()
+    _default_loss: str
+    # Fitted attributes.
+    model_: GRUModel
+    history_: dict[str, list[float]]
+    interrupted_: bool
+    best_epoch_: int | None
+    n_features_in_: int
+    loss_: str
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls: type[_Estimator], *args: Any, **kwargs: Any) -> _Estimator:
         # The shared __init__ would name GRUEstimator in its TypeError; name the class the user
         # wrote, and the parameter they probably meant.
         valid = cls._param_names()
@@ -90,11 +107,15 @@ class GRUEstimator:
                 raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
         return super().__new__(cls)
 
-    def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, reset_after=True,
-                 return_sequences=False, dropout=0.0, loss=None, lr=1e-3, weight_decay=0.0, epochs=10,
-                 batch_size=32, validation_split=0.0, validation_data=None, shuffle=True, patience=None,
-                 restore_best_weights=True, clip_grad_norm=None, dtype="float32", compute_dtype="float32",
-                 random_state=None, verbose=0, distributed=False):
+    def __init__(self, hidden_size: int = 64, num_layers: int = 1, *, bidirectional: bool = False,
+                 reset_after: bool = True, return_sequences: bool = False, dropout: float = 0.0,
+                 loss: str | None = None, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 10,
+                 batch_size: int = 32, validation_split: float = 0.0,
+                 validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, shuffle: bool = True,
+                 patience: int | None = None, restore_best_weights: bool = True, clip_grad_norm: float | None = None,
+                 dtype: npt.DTypeLike = "float32", compute_dtype: str = "float32",
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 verbose: int | bool = 0, distributed: bool = False) -> None:
         """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
         return_sequences: predict at every time step (y per step) instead of from the last state.
         dropout: between GRU layers and on the head's input, while training.
@@ -140,15 +161,15 @@ class GRUEstimator:
 
     # -- scikit-learn's parameter protocol ----------------------------------------------------
     @classmethod
-    def _param_names(cls):
+    def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
         return sorted(p.name for p in signature.parameters.values() if p.name != "self")
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's parameters, as scikit-learn's BaseEstimator.get_params."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
+    def set_params(self: _Estimator, **params: Any) -> _Estimator:
         """Sets constructor parameters; ValueError for unknown names. Returns self."""
         valid = self._param_names()
         for name, value in params.items():
@@ -158,13 +179,13 @@ class GRUEstimator:
             setattr(self, name, value)
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
         changed = [f"{k}={v!r}" for k, v in self.get_params().items()
                    if not (v is defaults[k] or (type(v) is type(defaults[k]) and v == defaults[k]))]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         # Only scikit-learn calls this, so importing it here keeps it optional.
         from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
         classifier = self._estimator_type == "classifier"
@@ -176,8 +197,8 @@ class GRUEstimator:
                     non_deterministic=self.random_state is None)
 
     # -- fitting ------------------------------------------------------------------------------
-    def _check_hyper_parameters(self):
-        def check_int(name, minimum):
+    def _check_hyper_parameters(self) -> tuple[str, type[np.floating[Any]]]:
+        def check_int(name: str, minimum: int) -> None:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
@@ -211,7 +232,8 @@ class GRUEstimator:
         check_compute_dtype(self.compute_dtype, dtype)
         return loss, FLOAT_DTYPES[dtype]
 
-    def fit(self, X, y):
+    def fit(self: _Estimator, X: npt.ArrayLike | Sequence[npt.ArrayLike],
+            y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> _Estimator:
         """Trains a new model on X, y (see the module docstring for shapes). Returns self.
 
         If fit raises, the estimator is left as it was before the call (a fitted one keeps its
@@ -236,7 +258,7 @@ class GRUEstimator:
                                     "(interrupted_ = True)")
         return self
 
-    def _fit(self, X, y):
+    def _fit(self, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> None:
         reducer = self._reducer()
         train, validation = reducer.run_consistently(
             lambda: self._prepare_fit(X, y),
@@ -274,9 +296,8 @@ class GRUEstimator:
                                     np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
         self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
         self.model_.eval()
-        return self
 
-    def _reducer(self):
+    def _reducer(self) -> training.GradientReducer:
         """The training loop's view of other processes (fastgru.training): with distributed=True
         in an MPI job of several processes, the Communicator over them; else SingleProcess."""
         if self.distributed:
@@ -285,26 +306,27 @@ class GRUEstimator:
                 return comm
         return training.SingleProcess()
 
-    def _shared_params(self):
+    def _shared_params(self) -> list[tuple[str, Any]]:
         """The hyper-parameters every rank of a distributed fit must share (validation_data is
         compared as data), as values: 8 and np.int64(8) agree; a NumPy generator is compared by
         kind only (each rank draws from its own, and rank 0's draw is used)."""
-        def value(v):
+        def value(v: Any) -> Any:
             return type(v).__name__ if isinstance(v, (np.random.RandomState, np.random.Generator)) else _plain(v)
         return sorted((k, value(v)) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
 
-    def _target_encoding(self):
+    def _target_encoding(self) -> Any:
         """What _prepare_fit learned from y besides the encoded targets (classes, outputs), which
         every rank of a distributed fit must share too."""
         return ()
 
-    def _prepare_fit(self, X, y):
+    def _prepare_fit(self, X: npt.ArrayLike | Sequence[npt.ArrayLike],
+                     y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> tuple[Prepared, Prepared | None]:
         """Checks the hyper-parameters and the data: (train, validation or None), each a triple
         (X (N, T, F), lengths or None, encoded targets)."""
         loss, dtype = self._check_hyper_parameters()
         self.loss_ = loss
-        X, lengths, _ = as_sequences(X, dtype)
-        N, T, F = X.shape
+        X_train, lengths, _ = as_sequences(X, dtype)
+        N, T, F = X_train.shape
         targets = self._encode_targets(self._targets(y, N, T, lengths), fitting=True, loss=loss, dtype=dtype,
                                        valid=self._valid_steps(T, lengths))
         if self.validation_data is not None:
@@ -312,79 +334,83 @@ class GRUEstimator:
                 X_val, y_val = self.validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data: expected a pair (X_val, y_val)") from None
-            X_val, lengths_val, _ = as_sequences(X_val, dtype, "validation_data[0]")
-            if X_val.shape[2] != F:
-                raise ValueError(f"validation_data[0]: expected F = {F} features as X, got {X_val.shape[2]}")
+            X_valid, lengths_val, _ = as_sequences(X_val, dtype, "validation_data[0]")
+            if X_valid.shape[2] != F:
+                raise ValueError(f"validation_data[0]: expected F = {F} features as X, got {X_valid.shape[2]}")
             val_targets = self._encode_targets(
-                self._targets(y_val, len(X_val), X_val.shape[1], lengths_val, "validation_data[1]"),
+                self._targets(y_val, len(X_valid), X_valid.shape[1], lengths_val, "validation_data[1]"),
                 fitting=False, loss=loss, dtype=dtype, name="validation_data[1]",
-                valid=self._valid_steps(X_val.shape[1], lengths_val))
-            validation = (X_val, lengths_val, val_targets)
-            train = (X, lengths, targets)
+                valid=self._valid_steps(X_valid.shape[1], lengths_val))
+            validation: Prepared | None = (X_valid, lengths_val, val_targets)
+            train: Prepared = (X_train, lengths, targets)
         elif self.validation_split:
             n_val = int(N * self.validation_split)
             if n_val == 0 or n_val == N:
                 raise ValueError(f"validation_split={self.validation_split} leaves {N - n_val} training and "
                                  f"{n_val} validation sequences out of {N}; both must be >= 1")
             cut = N - n_val
-            train = (X[:cut], None if lengths is None else lengths[:cut], targets[:cut])
-            validation = (X[cut:], None if lengths is None else lengths[cut:], targets[cut:])
+            train = (X_train[:cut], None if lengths is None else lengths[:cut], targets[:cut])
+            validation = (X_train[cut:], None if lengths is None else lengths[cut:], targets[cut:])
         else:
-            train, validation = (X, lengths, targets), None
+            train, validation = (X_train, lengths, targets), None
         self.n_features_in_ = F
         return train, validation
 
-    def _sequence_set(self, X, lengths, targets=None):
+    def _sequence_set(self, X: FloatArray, lengths: IntArray | None,
+                      targets: npt.NDArray[Any] | None = None) -> SequenceSet:
         return SequenceSet.from_batch_first(X, lengths, targets, per_step=self.return_sequences)
 
-    def _logits(self, data):
+    def _logits(self, data: SequenceSet) -> FloatArray:
         """Model outputs for a whole SequenceSet, in eval mode: (N, T, O) or (N, O)."""
         return training.predict_logits(self.model_, data, self.batch_size)
 
-    def _check_fitted(self):
+    def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise _not_fitted_error_class()(f"This {type(self).__name__} instance is not fitted yet; call fit first")
 
-    def _prepare_X(self, X):
+    def _prepare_X(self, X: npt.ArrayLike | Sequence[npt.ArrayLike]) -> tuple[SequenceSet, IntArray, bool]:
         self._check_fitted()
-        X, lengths, ragged = as_sequences(X, self.model_.dtype)
-        if X.shape[2] != self.n_features_in_:
-            raise ValueError(f"X: expected F = {self.n_features_in_} features (as in fit), got {X.shape[2]}")
-        full_lengths = np.full(len(X), X.shape[1]) if lengths is None else lengths
-        return self._sequence_set(X, lengths), full_lengths, ragged
+        sequences, lengths, ragged = as_sequences(X, self.model_.dtype)
+        if sequences.shape[2] != self.n_features_in_:
+            raise ValueError(f"X: expected F = {self.n_features_in_} features (as in fit), got {sequences.shape[2]}")
+        full_lengths = np.full(len(sequences), sequences.shape[1]) if lengths is None else lengths
+        return self._sequence_set(sequences, lengths), full_lengths, ragged
 
-    def _targets(self, y, N, T, lengths, name="y"):
+    def _targets(self, y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None,
+                 name: str = "y") -> npt.NDArray[Any]:
         if self.return_sequences:
             return per_step_targets(y, N, T, lengths, name)
         return per_sequence_targets(y, N, name)
 
-    def _valid_steps(self, T, lengths):
+    def _valid_steps(self, T: int, lengths: IntArray | None) -> npt.NDArray[np.bool_] | None:
         """(N, T) bool of the valid steps of per-step targets, or None when all are valid."""
         if not self.return_sequences or lengths is None:
             return None
-        return valid_mask(lengths, T).T
+        valid: npt.NDArray[np.bool_] = valid_mask(lengths, T).T
+        return valid
 
-    def _split_steps(self, values, lengths, ragged):
+    def _split_steps(self, values: npt.NDArray[Any], lengths: IntArray,
+                     ragged: bool) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
         """Per-step predictions (N, T, ...) as a list of (T_i, ...) arrays for ragged input."""
         if ragged and self.return_sequences:
             return [values[i, :n] for i, n in enumerate(lengths)]
         return values
 
-    def _valid_rows(self, values, lengths):
+    def _valid_rows(self, values: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]:
         """The valid (sequence, step) rows of per-step values (N, T, ...), or values as they are."""
         if not self.return_sequences:
             return values
         return values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
 
-    def stream(self, n_streams=1):
+    def stream(self, n_streams: int = 1) -> EstimatorStream:
         """Streaming inference, one time step at a time (fastgru.streaming): stream.step(x_t)
         with x_t (n_streams, F) (or (F,)) returns predict's value for the sequences seen so far;
         classifiers also have stream.step_proba(x_t); stream.reset(i=None) starts over."""
         self._check_fitted()
-        return EstimatorStream(self.model_, self._from_logits, self._proba, n_streams)
+        return EstimatorStream(self.model_, self._from_logits, self._probabilities(), n_streams)
 
     # -- saving ---------------------------------------------------------------------------------
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the fitted model, its hyper-parameters and fitted attributes to one safetensors
         file (atomically); fastgru.load(path) gives back an estimator predicting bit-identically.
         With distributed=True, only rank 0 writes (every rank holds the same model); the others
@@ -401,16 +427,35 @@ class GRUEstimator:
         self.model_.check_finite_weights()
         write_safetensors(path, self.model_.file_tensors(), self.model_.file_metadata(extra))
 
-    def _fitted_state(self):
+    # -- what each estimator adds ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
+                        valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[Any]:
+        """y checked and encoded as the model's targets (learning the encoding when fitting)."""
+
+    @property
+    @abc.abstractmethod
+    def _n_logits(self) -> int:
+        """The model's outputs O."""
+
+    @abc.abstractmethod
+    def _from_logits(self, logits: FloatArray) -> npt.NDArray[Any]:
+        """predict's values from the model's outputs (..., O)."""
+
+    def _probabilities(self) -> Callable[[FloatArray], FloatArray] | None:
+        """Classifiers: logits -> predict_proba's probabilities."""
+        return None
+
+    def _fitted_state(self) -> dict[str, Any]:
         return {"n_features_in_": int(self.n_features_in_), "loss_": self.loss_, "history_": self.history_,
                 "best_epoch_": self.best_epoch_, "interrupted_": self.interrupted_}
 
-    def _restore_fitted(self, state, model):
+    def _restore_fitted(self, state: dict[str, Any], model: GRUModel) -> None:
         self.model_ = model
         for key in ("n_features_in_", "loss_", "history_", "best_epoch_", "interrupted_"):
             setattr(self, key, state[key])
 
-    def _check_restored(self, loss):
+    def _check_restored(self, loss: str) -> None:
         """ValueError unless the fitted attributes read from a file agree with its model and
         hyper-parameters (a file edited or damaged where its JSON still parses)."""
         config = self.model_.config
@@ -429,8 +474,8 @@ class GRUEstimator:
 
 # __new__ takes (*args, **kwargs) to name the user's class in its errors; inspect.signature,
 # help() and scikit-learn must see __init__'s parameters instead.
-GRUEstimator.__signature__ = inspect.signature(GRUEstimator.__init__).replace(
-    parameters=list(inspect.signature(GRUEstimator.__init__).parameters.values())[1:])
+_init = inspect.signature(GRUEstimator.__init__)
+GRUEstimator.__signature__ = _init.replace(parameters=list(_init.parameters.values())[1:])  # type: ignore[attr-defined]
 
 
 class GRURegressor(GRUEstimator):
@@ -440,40 +485,49 @@ class GRURegressor(GRUEstimator):
     _estimator_type = "regressor"
     _losses = ("mse", "mae")
     _default_loss = "mse"
+    n_outputs_: int
+    _single_output: bool
 
-    def _encode_targets(self, y, fitting, loss, dtype, name="y", valid=None):
+    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
+                        valid: npt.NDArray[np.bool_] | None = None) -> FloatArray:
         """y as a float array (..., O); entries at padded steps (not valid) become 0."""
-        y = np.asarray(as_numeric(y, name), dtype)
-        if not np.isfinite(y if valid is None else y[valid]).all():
+        values: FloatArray = np.asarray(as_numeric(y, name), dtype)
+        if not np.isfinite(values if valid is None else values[valid]).all():
             raise ValueError(f"{name}: contains NaN or infinity")
         if valid is not None:
-            y = np.where(valid.reshape(valid.shape + (1,) * (y.ndim - 2)), y, 0).astype(dtype)
-        per_output = y.ndim == (3 if self.return_sequences else 2)
+            values = np.where(valid.reshape(valid.shape + (1,) * (values.ndim - 2)), values, 0).astype(dtype)
+        per_output = values.ndim == (3 if self.return_sequences else 2)
         if fitting:
-            self.n_outputs_ = y.shape[-1] if per_output else 1
+            self.n_outputs_ = values.shape[-1] if per_output else 1
             self._single_output = not per_output
-        elif (y.shape[-1] if per_output else 1) != self.n_outputs_:
-            raise ValueError(f"{name}: expected {self.n_outputs_} outputs as y, got shape {y.shape}")
-        return y if per_output else y[..., None]
+        elif (values.shape[-1] if per_output else 1) != self.n_outputs_:
+            raise ValueError(f"{name}: expected {self.n_outputs_} outputs as y, got shape {values.shape}")
+        return values if per_output else values[..., None]
 
     @property
-    def _n_logits(self):
+    def _n_logits(self) -> int:
         return self.n_outputs_
 
-    def _target_encoding(self):
+    def _target_encoding(self) -> tuple[int, bool]:
         return (self.n_outputs_, self._single_output)
 
-    def predict(self, X):
+    @overload
+    def predict(self, X: npt.NDArray[Any]) -> FloatArray: ...
+
+    @overload
+    def predict(self, X: Sequence[npt.ArrayLike]) -> FloatArray | list[FloatArray]: ...
+
+    def predict(self, X: npt.NDArray[Any] | Sequence[npt.ArrayLike]) -> FloatArray | list[FloatArray]:
         """Predictions: (N,) / (N, O), or per step (N, T) / (N, T, O) (a list of (T_i[, O]) arrays
         for ragged X) with return_sequences."""
         source, lengths, ragged = self._prepare_X(X)
         return self._split_steps(self._from_logits(self._logits(source)), lengths, ragged)
 
-    def _from_logits(self, logits):
+    def _from_logits(self, logits: FloatArray) -> FloatArray:
         """Predictions from the model's outputs (..., O)."""
         return logits[..., 0] if self._single_output else logits
 
-    def score(self, X, y):
+    def score(self, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> float:
         """R^2 (coefficient of determination) over the valid steps, averaged over outputs, as
         sklearn.metrics.r2_score."""
         source, lengths, _ = self._prepare_X(X)
@@ -490,10 +544,10 @@ class GRURegressor(GRUEstimator):
         r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
         return float(r2.mean())
 
-    def _fitted_state(self):
+    def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "n_outputs_": int(self.n_outputs_), "single_output": self._single_output}
 
-    def _restore_fitted(self, state, model):
+    def _restore_fitted(self, state: dict[str, Any], model: GRUModel) -> None:
         super()._restore_fitted(state, model)
         self.n_outputs_, self._single_output = state["n_outputs_"], state["single_output"]
         if not isinstance(self._single_output, bool) or (self._single_output and self.n_outputs_ != 1):
@@ -508,16 +562,18 @@ class GRUClassifier(GRUEstimator):
     _estimator_type = "classifier"
     _losses = ("cross_entropy", "binary_crossentropy")
     _default_loss = "cross_entropy"
+    classes_: npt.NDArray[Any]
 
-    def _encode_targets(self, y, fitting, loss, dtype, name="y", valid=None):
+    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
+                        valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[Any]:
         """Labels as class indices (int64, or a float (..., 1) 0/1 target for binary_crossentropy);
         only the valid steps need to hold labels, padded ones become class 0."""
-        y = np.asarray(y)
+        given = np.asarray(y)
         want = 2 if self.return_sequences else 1
-        if y.ndim != want:
+        if given.ndim != want:
             raise ValueError(f"{name}: expected class labels of shape {'(N, T)' if want == 2 else '(N,)'}, "
-                             f"got {y.shape}")
-        labels = y if valid is None else y[valid]
+                             f"got {given.shape}")
+        labels = given if valid is None else given[valid]
         if labels.dtype.kind in "fc" and np.isnan(labels).any():
             raise ValueError(f"{name}: contains NaN, which is no class label")
         if labels.dtype.kind in "fc" and (labels != np.round(labels)).any():
@@ -535,42 +591,59 @@ class GRUClassifier(GRUEstimator):
         if unknown.any():
             raise ValueError(f"{name}: labels out of range: {np.unique(labels[unknown])[:5]} are not among the "
                              f"classes seen in fit {self.classes_}")
-        codes = np.zeros(y.shape, np.int64)
+        codes = np.zeros(given.shape, np.int64)
         codes[... if valid is None else valid] = found
         if loss == "binary_crossentropy":
             return codes.astype(dtype)[..., None]
         return codes.astype(np.int64)
 
     @property
-    def _n_logits(self):
+    def _n_logits(self) -> int:
         return 1 if self.loss_ == "binary_crossentropy" else len(self.classes_)
 
-    def _target_encoding(self):
+    def _target_encoding(self) -> str:
         return repr(self.classes_.tolist())
 
-    def predict_proba(self, X):
+    @overload
+    def predict_proba(self, X: npt.NDArray[Any]) -> FloatArray: ...
+
+    @overload
+    def predict_proba(self, X: Sequence[npt.ArrayLike]) -> FloatArray | list[FloatArray]: ...
+
+    def predict_proba(self, X: npt.NDArray[Any] | Sequence[npt.ArrayLike]) -> FloatArray | list[FloatArray]:
         """Class probabilities (N, C), or per step (N, T, C) (a list for ragged X)."""
         source, lengths, ragged = self._prepare_X(X)
         return self._split_steps(self._proba(self._logits(source)), lengths, ragged)
 
-    def _proba(self, logits):
-        logits = logits.astype(np.float64)
+    def _proba(self, logits: FloatArray) -> FloatArray:
+        wide = logits.astype(np.float64)
         if self.loss_ == "binary_crossentropy":
-            p = 0.5 * (1.0 + np.tanh(0.5 * logits))
+            p = 0.5 * (1.0 + np.tanh(0.5 * wide))
             return np.concatenate([1 - p, p], axis=-1)
-        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        e = np.exp(wide - wide.max(axis=-1, keepdims=True))
+        proba: FloatArray = e / e.sum(axis=-1, keepdims=True)
+        return proba
 
-    def predict(self, X):
+    def _probabilities(self) -> Callable[[FloatArray], FloatArray]:
+        return self._proba
+
+    @overload
+    def predict(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]: ...
+
+    @overload
+    def predict(self, X: Sequence[npt.ArrayLike]) -> npt.NDArray[Any] | list[npt.NDArray[Any]]: ...
+
+    def predict(self, X: npt.NDArray[Any] | Sequence[npt.ArrayLike]) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
         """Class labels (N,), or per step (N, T) (a list for ragged X)."""
         source, lengths, ragged = self._prepare_X(X)
         return self._split_steps(self._from_logits(self._logits(source)), lengths, ragged)
 
-    def _from_logits(self, logits):
+    def _from_logits(self, logits: FloatArray) -> npt.NDArray[Any]:
         """Class labels from the model's outputs (..., n_logits)."""
-        return self.classes_[self._proba(logits).argmax(-1)]
+        labels: npt.NDArray[Any] = self.classes_[self._proba(logits).argmax(-1)]
+        return labels
 
-    def score(self, X, y):
+    def score(self, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> float:
         """Accuracy over the sequences (the valid steps with return_sequences)."""
         source, lengths, _ = self._prepare_X(X)
         N, T = len(source), source.X.shape[0]
@@ -579,10 +652,10 @@ class GRUClassifier(GRUEstimator):
         truth, pred = self._valid_rows(np.asarray(truth), lengths), self._valid_rows(pred, lengths)
         return float((truth == pred).mean())
 
-    def _fitted_state(self):
+    def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "classes_": self.classes_.tolist()}
 
-    def _restore_fitted(self, state, model):
+    def _restore_fitted(self, state: dict[str, Any], model: GRUModel) -> None:
         super()._restore_fitted(state, model)
         self.classes_ = np.asarray(state["classes_"])
         classes = self.classes_
@@ -590,7 +663,7 @@ class GRUClassifier(GRUEstimator):
             raise ValueError(f"classes_ must be 2 or more distinct labels in sorted order, got {state['classes_']!r}")
 
 
-def estimator_from_saved(saved, model):
+def estimator_from_saved(saved: dict[str, Any], model: GRUModel) -> GRUEstimator:
     """The estimator that GRUEstimator.save stored (fastgru.load calls this)."""
     classes = {cls.__name__: cls for cls in (GRURegressor, GRUClassifier)}
     if saved.get("class") not in classes:

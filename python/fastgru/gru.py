@@ -4,13 +4,25 @@ Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes 
 `backend="cpp"` runs the compiled core, `backend="numpy"` the reference in fastgru.reference.
 """
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
-from ._backends import NUMPY as reference, check_backend
-from ._checks import (FLOAT_DTYPES, as_float_array, check_compute_dtype, check_positive_int, check_size,
-                      core_entry, is_float_array, to_dtype_name)
+from ._backends import NUMPY as reference
+from ._backends import check_backend
+from ._checks import (
+    FLOAT_DTYPES,
+    as_float_array,
+    check_compute_dtype,
+    check_positive_int,
+    check_size,
+    core_entry,
+    to_dtype_name,
+)
 from ._flat import FlatParameters
+from ._typing import FloatArray, IntArray
 
 
 class GRU(FlatParameters):
@@ -73,13 +85,15 @@ class GRU(FlatParameters):
     without a training-mode forward. Results are bit-identical for any thread count.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
-                 bidirectional=False, dropout=0.0, reset_after=True, dtype="float32", compute_dtype="float32",
-                 backend="cpp", seed=None, buffers=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, dropout: float = 0.0, reset_after: bool = True,
+                 dtype: npt.DTypeLike = "float32", compute_dtype: str = "float32", backend: str = "cpp",
+                 seed: int | np.random.SeedSequence | None = None,
+                 buffers: tuple[FloatArray, FloatArray] | None = None) -> None:
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
-        dtype = to_dtype_name(dtype)
-        compute_dtype = check_compute_dtype(compute_dtype, dtype)
+        dtype_name = to_dtype_name(dtype)
+        compute_dtype = check_compute_dtype(compute_dtype, dtype_name)
         self.config = gru_config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
         self.input_size, self.hidden_size, self.num_layers = (
             self.config.input_size, self.config.hidden_size, self.config.num_layers)
@@ -91,7 +105,7 @@ class GRU(FlatParameters):
         self.bidirectional = bool(bidirectional)
         self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
-        self.dtype = dtype
+        self.dtype = dtype_name
         self.compute_dtype = compute_dtype
         self._core_forward, self._core_backward, self._core_step = (
             core_entry(f"gru_{d}", self.dtype) for d in ("forward", "backward", "step"))
@@ -103,36 +117,38 @@ class GRU(FlatParameters):
         self._params[:] = self._rng.uniform(-bound, bound, size)
 
     @staticmethod
-    def param_count(input_size, hidden_size, num_layers=1, *, bias=True, bidirectional=False):
+    def param_count(input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                    bidirectional: bool = False) -> int:
         """Size of the flat parameter buffer of a GRU with these options."""
         return _core.gru_param_count(gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     # -- computation ------------------------------------------------------------------------
-    def __call__(self, x, h0=None, lengths=None):
+    def __call__(self, x: npt.ArrayLike, h0: npt.ArrayLike | None = None,
+                 lengths: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
         return self.forward(x, h0, lengths)
 
-    def forward(self, x, h0=None, lengths=None, *, dropout_masks=None):
+    def forward(self, x: npt.ArrayLike, h0: npt.ArrayLike | None = None, lengths: npt.ArrayLike | None = None, *,
+                dropout_masks: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
         """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T.
         In training mode with dropout between layers, the multipliers of the inputs of layers 1..
         are drawn from the layer's seed, or given as dropout_masks (L-1, T, B, D*H) (time-major)."""
         dtype = FLOAT_DTYPES[self.dtype]
         x_text = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        x = as_float_array(x, "x", dtype, (None, None, self.input_size),
-                           f"{x_text} with I = {self.input_size}")
+        xs = as_float_array(x, "x", dtype, (None, None, self.input_size),
+                            f"{x_text} with I = {self.input_size}")
         if self.batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
-        T, B = x.shape[:2]
+            xs = np.ascontiguousarray(xs.transpose(1, 0, 2))
+        T, B = xs.shape[:2]
         if T == 0 or B == 0:
-            raise ValueError(f"x: expected shape {x_text} with T >= 1 and B >= 1, got {x.shape}")
+            raise ValueError(f"x: expected shape {x_text} with T >= 1 and B >= 1, got {xs.shape}")
         LD, H = self.num_layers * self.num_directions, self.hidden_size
-        if h0 is not None:
-            h0 = as_float_array(h0, "h0", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
-        if lengths is not None:
-            lengths = check_lengths(lengths, T, B)
+        h_0 = None if h0 is None else as_float_array(h0, "h0", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+        lens = None if lengths is None else check_lengths(lengths, T, B)
+        masks: FloatArray | None
         if not self.training:
             masks = None
         elif dropout_masks is None:
@@ -146,22 +162,25 @@ class GRU(FlatParameters):
         self._cache = None  # the last step's cache is freed before this one is built, not after
         if self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
-            y, h_n = self._core_forward(self.config, self._params, x, h0, lengths, dropout, workspace)
-            cache = (workspace, lengths, dropout)
+            y: FloatArray
+            h_n: FloatArray
+            cache: Any
+            y, h_n = self._core_forward(self.config, self._params, xs, h_0, lens, dropout, workspace)
+            cache = (workspace, lens, dropout)
         else:
             if self.training:  # the reference's cache keeps x and h0: not the caller's arrays, which may change
-                x, h0 = x.copy(), None if h0 is None else h0.copy()
+                xs, h_0 = xs.copy(), None if h_0 is None else h_0.copy()
             y, h_n, cache = reference.gru_forward(
-                self.state_dict(), x, np.zeros((LD, B, H), dtype) if h0 is None else h0,
-                np.full(B, T) if lengths is None else lengths, num_layers=self.num_layers,
+                self.state_dict(), xs, np.zeros((LD, B, H), dtype) if h_0 is None else h_0,
+                np.full(B, T) if lens is None else lens, num_layers=self.num_layers,
                 bidirectional=self.bidirectional, reset_after=self.reset_after,
                 dropout_masks=masks, keep_cache=self.training, compute_dtype=self.compute_dtype)
-        self._cache = (cache, x.shape) if self.training else None
+        self._cache = (cache, xs.shape) if self.training else None
         if self.batch_first:
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return y, h_n
 
-    def step(self, x_t, h=None):
+    def step(self, x_t: npt.ArrayLike, h: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
         """One time step, for inference on a stream: x_t (B, I), h (L, B, H) or None for zeros.
         Returns (y_t (B, H), h_new (L, B, H)); feeding h_new back in step after step gives what
         forward gives for the whole sequence. Unidirectional layers only (a reverse direction
@@ -171,49 +190,52 @@ class GRU(FlatParameters):
             raise ValueError("step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
                              "at the end); use forward")
         dtype, L, H = FLOAT_DTYPES[self.dtype], self.num_layers, self.hidden_size
-        if not is_float_array(x_t, dtype, (None, self.input_size)):
-            x_t = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
-        B = x_t.shape[0]
+        # as_float_array returns a ready array at once (is_float_array): cheap enough per step.
+        x = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
+        B = x.shape[0]
         if B == 0:
-            raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x_t.shape}")
-        if h is None:
-            h = np.zeros((L, B, H), dtype)
-        elif not is_float_array(h, dtype, (L, B, H)):
-            h = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
+            raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x.shape}")
+        state = np.zeros((L, B, H), dtype) if h is None else as_float_array(h, "h", dtype, (L, B, H),
+                                                                             f"(L, B, H) = ({L}, {B}, {H})")
+        result: tuple[FloatArray, FloatArray]
         if self.backend == "cpp":
             if self.quantization is not None:  # int8 rows read as stored: a quarter of the bytes
                 step_int8 = core_entry("gru_step_int8", self.dtype)
-                return step_int8(self.config, self._int8, self._step_scales(), self._params, x_t, h)
-            return self._core_step(self.config, self._params, x_t, h)
-        y, h_new, _ = reference.gru_forward(self.state_dict(), x_t[None], h, np.ones(B, np.int64),
+                result = step_int8(self.config, self._int8, self._step_scales(), self._params, x, state)
+            else:
+                result = self._core_step(self.config, self._params, x, state)
+            return result
+        y, h_new, _ = reference.gru_forward(self.state_dict(), x[None], state, np.ones(B, np.int64),
                                             num_layers=L, bidirectional=False, reset_after=self.reset_after,
                                             dropout_masks=None, keep_cache=False, compute_dtype=self.compute_dtype)
         return y[0], h_new
 
-    def backward(self, dy, dh_n=None):
+    def backward(self, dy: npt.ArrayLike,
+                 dh_n: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
         """Gradients through the last training-mode forward: returns (dx, dh0) and adds the
         parameter gradients into grad."""
         self._check_trainable("backward")
         if self._cache is None:
             raise RuntimeError("backward: no training-mode forward to differentiate "
                                "(call forward in training mode first)")
-        cache, (T, B, I) = self._cache
+        cache, (T, B, _) = self._cache
         dtype = FLOAT_DTYPES[self.dtype]
         DH, LD, H = self.num_directions * self.hidden_size, self.num_layers * self.num_directions, self.hidden_size
         if self.batch_first:
-            dy = as_float_array(dy, "dy", dtype, (B, T, DH), f"(B, T, D*H) = ({B}, {T}, {DH})")
-            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+            dys = as_float_array(dy, "dy", dtype, (B, T, DH), f"(B, T, D*H) = ({B}, {T}, {DH})")
+            dys = np.ascontiguousarray(dys.transpose(1, 0, 2))
         else:
-            dy = as_float_array(dy, "dy", dtype, (T, B, DH), f"(T, B, D*H) = ({T}, {B}, {DH})")
-        if dh_n is not None:
-            dh_n = as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+            dys = as_float_array(dy, "dy", dtype, (T, B, DH), f"(T, B, D*H) = ({T}, {B}, {DH})")
+        dh = None if dh_n is None else as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
 
+        dx: FloatArray
+        dh0: FloatArray
         if self.backend == "cpp":
             workspace, lengths, dropout = cache
-            dx, dh0 = self._core_backward(self.config, self._params, workspace, dy, self._grad, dh_n, lengths, dropout)
+            dx, dh0 = self._core_backward(self.config, self._params, workspace, dys, self._grad, dh, lengths, dropout)
         else:
             dx, dh0, grads = reference.gru_backward(
-                self.state_dict(), cache, dy, np.zeros((LD, B, H), dtype) if dh_n is None else dh_n,
+                self.state_dict(), cache, dys, np.zeros((LD, B, H), dtype) if dh is None else dh,
                 num_layers=self.num_layers, bidirectional=self.bidirectional, reset_after=self.reset_after)
             views = self.grads()
             for name, g in grads.items():
@@ -222,27 +244,28 @@ class GRU(FlatParameters):
             dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return dx, dh0
 
-    def _step_scales(self):
+    def _step_scales(self) -> FloatArray:
         """The int8 weights' row scales as the compiled step takes them: (L*D, 2, 3H), each
         direction's weight_ih rows then weight_hh rows (the layout's order of its matrices)."""
-        if getattr(self, "_int8_step_scales", None) is None:
+        scales: FloatArray | None = getattr(self, "_int8_step_scales", None)
+        if scales is None:
             matrices = [self._int8_scales[name] for name, _, shape in self._layout if len(shape) == 2]
-            self._int8_step_scales = np.stack(matrices).reshape(-1, 2, 3 * self.hidden_size)
-        return self._int8_step_scales
+            scales = self._int8_step_scales = np.stack(matrices).reshape(-1, 2, 3 * self.hidden_size)
+        return scales
 
-    def _workspace(self, T, B):
+    def _workspace(self, T: int, B: int) -> FloatArray:
         """The core's training workspace for (T, B): the previous forward's when it fits, since
         only the last forward is ever differentiated (a fresh large buffer costs page faults).
         Drops the previous cache either way, so two are never alive at once."""
         size = _core.gru_workspace_size(self.config, T, B)
-        previous = self._cache[0][0] if self._cache is not None else None
+        previous: FloatArray | None = self._cache[0][0] if self._cache is not None else None
         self._cache = None
         if previous is not None and previous.size == size:
             return previous
         previous = None
         return np.empty(size, FLOAT_DTYPES[self.dtype])
 
-    def _dropout_masks(self, T, B):
+    def _dropout_masks(self, T: int, B: int) -> FloatArray | None:
         """Multipliers (0 or 1/(1-p)) for the inputs of layers 1.. (L-1, T, B, D*H), drawn from the
         layer's seed; None without dropout."""
         if self.dropout == 0.0 or self.num_layers == 1:
@@ -252,7 +275,7 @@ class GRU(FlatParameters):
         return np.stack([((self._rng.random(shape) < keep) / keep).astype(self.dtype)
                          for _ in range(self.num_layers - 1)])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
@@ -260,17 +283,18 @@ class GRU(FlatParameters):
                 + (f", quantization={self.quantization!r})" if self.quantization else ")"))
 
 
-def gru_config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
+def gru_config(input_size: object, hidden_size: object, num_layers: object, bidirectional: bool, bias: bool,
+               reset_after: bool, compute_dtype: str) -> _core.GruConfig:
     """The core's GruConfig; TypeError/ValueError naming the argument for a bad size,
     OverflowError when the parameters could not fit in one buffer (before any allocation)."""
-    num_layers = check_positive_int(num_layers, "num_layers")
-    if num_layers > _core.MAX_LAYERS:
-        raise ValueError(f"num_layers: expected at most {_core.MAX_LAYERS}, got {num_layers}")
+    layers = check_positive_int(num_layers, "num_layers")
+    if layers > _core.MAX_LAYERS:
+        raise ValueError(f"num_layers: expected at most {_core.MAX_LAYERS}, got {layers}")
     return _core.GruConfig(check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size"),
-                           num_layers, bool(bidirectional), bool(bias), bool(reset_after), compute_dtype)
+                           layers, bool(bidirectional), bool(bias), bool(reset_after), compute_dtype)
 
 
-def check_lengths(lengths, T, B):
+def check_lengths(lengths: npt.ArrayLike, T: int, B: int) -> IntArray:
     """lengths as a contiguous int64 (B,) array with every entry in 1..T, else TypeError/ValueError."""
     arr = np.asarray(lengths)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):

@@ -31,9 +31,13 @@ and runs in float32 under ONNX Runtime: bfloat16 products are a run-time choice 
 part of the model. The file is written atomically (complete or not at all).
 """
 
+import os
 import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 try:
     import onnx
@@ -48,40 +52,42 @@ from .estimators import GRUClassifier, GRURegressor
 from .gru import GRU
 from .model import GRUModel
 
+Weights = Mapping[str, npt.NDArray[np.float32]]
+
 MIN_OPSET = 13  # Squeeze-13 and Slice-13 take their axes as inputs; GRU-7 already has all we use
 DEFAULT_OPSET = 17  # widely supported by ONNX Runtime releases; newer ones change nothing used here
 
 
-def export(obj, path, *, lengths=False, opset=None):
+def export(obj: GRURegressor | GRUClassifier | GRUModel | GRU, path: str | os.PathLike[str], *,
+           lengths: bool = False, opset: int | None = None) -> None:
     """Writes obj (a fitted GRURegressor / GRUClassifier, a GRUModel or a fastgru.GRU layer) to
     path as an ONNX model (see the module docstring for its inputs and outputs). lengths: add the
     int32 input "lengths". opset: the ONNX opset (default 17). Raises TypeError for any other
     object, the estimator's NotFittedError (a ValueError) for an unfitted one and ValueError for
     an int8 object (fastgru.quantize); nothing is written then."""
-    opset = _check_opset(opset)
+    version = _check_opset(opset)
     if not isinstance(lengths, (bool, np.bool_)):
         raise TypeError(f"lengths: expected True or False, got {lengths!r}")
-    if isinstance(obj, (GRURegressor, GRUClassifier)):
-        builder = _estimator_graph
-    elif isinstance(obj, GRUModel):
-        builder = _model_graph
-    elif isinstance(obj, GRU):
-        builder = _layer_graph
-    else:
+    if not isinstance(obj, (GRURegressor, GRUClassifier, GRUModel, GRU)):
         raise TypeError(f"export: expected a fitted fastgru.GRURegressor or GRUClassifier, a fastgru.GRUModel "
                         f"or a fastgru.GRU layer, got {type(obj).__name__}")
-    module = getattr(obj, "model_", obj)  # an unfitted estimator is refused by its graph builder
+    module: Any = getattr(obj, "model_", obj)  # an unfitted estimator is refused by its graph builder
     if getattr(module, "quantization", None) is not None:
         raise ValueError(f"export: this {type(obj).__name__} is quantized ({module.quantization}); ONNX Runtime's "
                          "GRU has no int8 weights: export the float model it was quantized from")
-    graph = builder(obj, bool(lengths))
-    model = helper.make_model(graph, producer_name="fastgru", opset_imports=[helper.make_opsetid("", opset)])
+    if isinstance(obj, (GRURegressor, GRUClassifier)):
+        graph = _estimator_graph(obj, bool(lengths))
+    elif isinstance(obj, GRUModel):
+        graph = _model_graph(obj, bool(lengths))
+    else:
+        graph = _layer_graph(obj, bool(lengths))
+    model = helper.make_model(graph, producer_name="fastgru", opset_imports=[helper.make_opsetid("", version)])
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
     onnx.checker.check_model(model, full_check=True)
     write_atomically(path, [model.SerializeToString()])
 
 
-def _check_opset(opset):
+def _check_opset(opset: object) -> int:
     if opset is None:
         return DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
@@ -93,29 +99,38 @@ def _check_opset(opset):
 class _Graph:
     """Nodes and float32 initializers under fresh names."""
 
-    def __init__(self):
-        self.nodes, self.initializers, self._names = [], [], 0
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._names = 0
 
-    def _fresh(self, hint):
+    def _fresh(self, hint: str) -> str:
         self._names += 1
         return f"{hint}_{self._names}"
 
-    def constant(self, hint, array, dtype=np.float32):
+    def constant(self, hint: str, array: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> str:
         name = self._fresh(hint)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype), name))
         return name
 
-    def op(self, op_type, inputs, outputs=None, n_outputs=1, **attributes):
-        """Adds one node; returns its output name (a list when n_outputs > 1)."""
-        outputs = outputs or [self._fresh(op_type.lower()) for _ in range(n_outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, outputs, **attributes))
-        return outputs[0] if len(outputs) == 1 else outputs
+    def op(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | None = None,
+           **attributes: Any) -> str:
+        """Adds one node; returns its (first) output's name."""
+        return self.op_outputs(op_type, inputs, outputs or [self._fresh(op_type.lower())], **attributes)[0]
 
-    def build(self, name, inputs, outputs):
+    def op_outputs(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int,
+                   **attributes: Any) -> list[str]:
+        """Adds one node with these outputs (or this many fresh ones); returns their names."""
+        names = [self._fresh(op_type.lower()) for _ in range(outputs)] if isinstance(outputs, int) else list(outputs)
+        self.nodes.append(helper.make_node(op_type, inputs, names, **attributes))
+        return names
+
+    def build(self, name: str, inputs: Sequence[onnx.ValueInfoProto],
+              outputs: Sequence[onnx.ValueInfoProto]) -> onnx.GraphProto:
         return helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
 
 
-def _float32_weights(obj, module):
+def _float32_weights(obj: object, module: GRU | GRUModel) -> dict[str, npt.NDArray[np.float32]]:
     """module's state_dict in float32 (ONNX Runtime's GRU has no float64), warning (naming the
     exported obj) when converted."""
     if module.dtype == "float64":
@@ -125,7 +140,8 @@ def _float32_weights(obj, module):
     return {name: np.asarray(value, np.float32) for name, value in module.state_dict().items()}
 
 
-def _gru_layers(g, layer, weights, x, lengths, h0):
+def _gru_layers(g: _Graph, layer: GRU, weights: Weights, x: str, lengths: str | None,
+                h0: str | None) -> tuple[str, list[str]]:
     """The ONNX GRU nodes of fastgru.GRU `layer` (weights: its float32 state_dict, names without
     prefix) on x (T, B, I). Returns (y (T, B, D*H), [Y_h (D, B, H) of each layer])."""
     D = layer.num_directions
@@ -136,17 +152,17 @@ def _gru_layers(g, layer, weights, x, lengths, h0):
         if h0 is not None:
             initial = g.op("Slice", [h0, g.constant("start", [k * D], np.int64), g.constant("end", [(k + 1) * D], np.int64),
                                      g.constant("axis", [0], np.int64)])
-        seq_y, y_h = g.op("GRU", [y, g.constant(f"W_l{k}", w), g.constant(f"R_l{k}", r), g.constant(f"B_l{k}", b),
-                                  lengths or "", initial], n_outputs=2,
-                          hidden_size=layer.hidden_size, direction="bidirectional" if D == 2 else "forward",
-                          linear_before_reset=int(layer.reset_after))
+        seq_y, y_h = g.op_outputs("GRU", [y, g.constant(f"W_l{k}", w), g.constant(f"R_l{k}", r),
+                                          g.constant(f"B_l{k}", b), lengths or "", initial], 2,
+                                  hidden_size=layer.hidden_size, direction="bidirectional" if D == 2 else "forward",
+                                  linear_before_reset=int(layer.reset_after))
         # Y (T, D, B, H) -> (T, B, D*H): each step's forward then reverse features, as fastgru.
         y = g.op("Reshape", [g.op("Transpose", [seq_y], perm=[0, 2, 1, 3]), g.constant("shape", [0, 0, -1], np.int64)])
         finals.append(y_h)
     return y, finals
 
 
-def _last_state(g, finals, D):
+def _last_state(g: _Graph, finals: list[str], D: int) -> str:
     """The top layer's final states as (B, D*H): forward, then reverse."""
     top = finals[-1]                                                    # (D, B, H)
     if D == 1:
@@ -154,7 +170,7 @@ def _last_state(g, finals, D):
     return g.op("Reshape", [g.op("Transpose", [top], perm=[1, 0, 2]), g.constant("shape", [0, -1], np.int64)])
 
 
-def _model_outputs(g, model, weights, x_btf, lengths):
+def _model_outputs(g: _Graph, model: GRUModel, weights: Weights, x_btf: str, lengths: str | None) -> str:
     """GRUModel's eval-mode output on x (B, T, F): (B, T, O) or (B, O) (logits)."""
     gru_weights = {k[len("gru."):]: v for k, v in weights.items() if k.startswith("gru.")}
     x = g.op("Transpose", [x_btf], perm=[1, 0, 2])
@@ -168,22 +184,22 @@ def _model_outputs(g, model, weights, x_btf, lengths):
     return out
 
 
-def _float_input(name, dims):
+def _float_input(name: str, dims: Sequence[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
 
 
-def _lengths_input(batch):
+def _lengths_input(batch: str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info("lengths", TensorProto.INT32, [batch])
 
 
-def _estimator_graph(estimator, lengths):
+def _estimator_graph(estimator: GRURegressor | GRUClassifier, lengths: bool) -> onnx.GraphProto:
     estimator._check_fitted()                  # NotFittedError, a ValueError, as predict raises
     model = estimator.model_
     weights = _float32_weights(estimator, model)
     g = _Graph()
     F = estimator.n_features_in_
     out = _model_outputs(g, model, weights, "X", "lengths" if lengths else None)
-    steps = ["N", "T"] if estimator.return_sequences else ["N"]
+    steps: list[int | str] = ["N", "T"] if estimator.return_sequences else ["N"]
     if isinstance(estimator, GRUClassifier):
         if estimator.loss_ == "binary_crossentropy":           # one logit: P(classes_[1])
             p = g.op("Sigmoid", [out])
@@ -203,7 +219,7 @@ def _estimator_graph(estimator, lengths):
     return g.build(type(estimator).__name__, inputs, outputs)
 
 
-def _model_graph(model, lengths):
+def _model_graph(model: GRUModel, lengths: bool) -> onnx.GraphProto:
     g = _Graph()
     weights = _float32_weights(model, model)
     out = _model_outputs(g, model, weights, "x", "lengths" if lengths else None)
@@ -213,7 +229,7 @@ def _model_graph(model, lengths):
     return g.build("GRUModel", inputs, [_float_input("out", ["B", "T", O] if model.return_sequences else ["B", O])])
 
 
-def _layer_graph(layer, lengths):
+def _layer_graph(layer: GRU, lengths: bool) -> onnx.GraphProto:
     g = _Graph()
     weights = _float32_weights(layer, layer)
     x = g.op("Transpose", ["x"], perm=[1, 0, 2]) if layer.batch_first else "x"
@@ -226,7 +242,7 @@ def _layer_graph(layer, lengths):
     else:
         g.op("Identity", finals, outputs=["h_n"])
     I, H, D, L = layer.input_size, layer.hidden_size, layer.num_directions, layer.num_layers
-    seq = ["B", "T"] if layer.batch_first else ["T", "B"]
+    seq: list[int | str] = ["B", "T"] if layer.batch_first else ["T", "B"]
     inputs = [_float_input("x", seq + [I]), _float_input("h0", [L * D, "B", H])]
     inputs += [_lengths_input("B")] if lengths else []
     return g.build("GRU", inputs, [_float_input("y", seq + [D * H]), _float_input("h_n", [L * D, "B", H])])

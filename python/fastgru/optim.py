@@ -1,11 +1,30 @@
 """fastgru.Adam: Adam/AdamW as one fused pass over flat parameter, gradient and moment buffers."""
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
 import numpy as np
 
+from . import _core
 from ._backends import NUMPY as reference
 from ._checks import check_non_negative, core_entry
-from ._flat import check_separate
+from ._flat import FlatParameters, check_separate
+from ._typing import FloatArray
 
+# The fused step of one backend: (config, state, params, grad, grad_scale); it takes step number
+# state.step + 1 and counts it.
+AdamUpdate = Callable[[_core.AdamConfig, _core.AdamState, FloatArray, FloatArray, float], None]
+
+
+class HasFlatBuffers(Protocol):
+    """What Adam updates: an object with flat parameter and gradient buffers (fastgru.GRU, Dense,
+    GRUModel)."""
+
+    @property
+    def params(self) -> FloatArray: ...
+
+    @property
+    def grad(self) -> FloatArray: ...
 
 
 class Adam:
@@ -27,23 +46,29 @@ class Adam:
         m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
         v_used = max(v_used, v) if amsgrad else v
         p = p - lr / (1 - beta1**t) * m / (sqrt(v_used) / sqrt(1 - beta2**t) + eps)
-    zero_grad() sets grad to 0. state_dict() / load_state_dict(state) save and restore the step
+    zero_grad() sets grad to 0. The hyper-parameters are `config` (a fastgru._core.AdamConfig,
+    also read as lr, betas, eps, weight_decay, decoupled_weight_decay, amsgrad; setting lr replaces
+    it), the step count and moments `state` (a fastgru._core.AdamState, also read as step_count,
+    exp_avg, exp_avg_sq, max_exp_avg_sq): the objects the compiled training step takes. state_dict() / load_state_dict(state) save and restore the step
     count and the moments (exp_avg, exp_avg_sq, and max_exp_avg_sq with amsgrad).
 
     Errors: TypeError for buffers that are not float32/float64 NumPy arrays or an object without
     them; ValueError for buffers that are not writable contiguous 1-D arrays of equal dtype and
     size, or a bad lr, betas, eps or weight_decay."""
 
-    def __init__(self, layer_or_buffers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False, amsgrad=False):
-        if hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
-            if getattr(layer_or_buffers, "quantization", None) is not None:
-                layer_or_buffers._check_trainable("Adam")
+    def __init__(self, layer_or_buffers: HasFlatBuffers | tuple[FloatArray, FloatArray] | list[FloatArray],
+                 lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False, amsgrad: bool = False) -> None:
+        params: object
+        grad: object
+        if isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
+            params, grad = layer_or_buffers
+            self.backend: str = "cpp"
+        elif hasattr(layer_or_buffers, "params") and hasattr(layer_or_buffers, "grad"):
+            if isinstance(layer_or_buffers, FlatParameters):
+                layer_or_buffers._check_trainable("Adam")  # an int8 copy (fastgru.quantize) does not train
             params, grad = layer_or_buffers.params, layer_or_buffers.grad
             self.backend = getattr(layer_or_buffers, "backend", "cpp")
-        elif isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
-            params, grad = layer_or_buffers
-            self.backend = "cpp"
         else:
             raise TypeError("layer_or_buffers: expected an object with .params and .grad, "
                             "or a (params, grad) pair of 1-D arrays")
@@ -53,6 +78,7 @@ class Adam:
             if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
                 raise ValueError(f"{name}: expected a writable contiguous 1-D array (updated in place), "
                                  f"got shape {buf.shape}")
+        assert isinstance(params, np.ndarray) and isinstance(grad, np.ndarray)
         if params.dtype != grad.dtype or params.shape != grad.shape:
             raise ValueError(f"grad: expected the dtype and shape of params ({params.dtype}, {params.shape}), "
                              f"got ({grad.dtype}, {grad.shape})")
@@ -60,39 +86,82 @@ class Adam:
         beta1, beta2 = _check_betas(betas)
         for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
             check_non_negative(value, name)
-        self.params, self.grad = params, grad
-        self._update = core_entry("adam_step", params.dtype) if self.backend == "cpp" else reference.adam_step
-        self.lr, self.betas, self.eps = float(lr), (beta1, beta2), float(eps)
-        self.weight_decay = float(weight_decay)
-        self.decoupled_weight_decay = bool(decoupled_weight_decay)
-        self.amsgrad = bool(amsgrad)
-        self.step_count = 0
-        self.exp_avg = np.zeros_like(params)
-        self.exp_avg_sq = np.zeros_like(params)
-        self.max_exp_avg_sq = np.zeros_like(params) if self.amsgrad else None
+        self.params: FloatArray = params
+        self.grad: FloatArray = grad
+        self._update: AdamUpdate = (core_entry("adam_step", params.dtype) if self.backend == "cpp"
+                                    else _reference_step)
+        self.config = _core.AdamConfig(lr=float(lr), beta1=beta1, beta2=beta2, eps=float(eps),
+                                       weight_decay=float(weight_decay),
+                                       decoupled_weight_decay=bool(decoupled_weight_decay), amsgrad=bool(amsgrad))
+        self.state = _core.AdamState(np.zeros_like(params), np.zeros_like(params),
+                                     np.zeros_like(params) if self.config.amsgrad else None)
 
-    def step(self, grad_scale=1.0):
+    @property
+    def lr(self) -> float:
+        return self.config.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        """A new learning rate (a schedule's), for the following steps."""
+        c = self.config
+        self.config = _core.AdamConfig(lr=check_non_negative(value, "lr"), beta1=c.beta1, beta2=c.beta2, eps=c.eps,
+                                       weight_decay=c.weight_decay, decoupled_weight_decay=c.decoupled_weight_decay,
+                                       amsgrad=c.amsgrad)
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return self.config.beta1, self.config.beta2
+
+    @property
+    def eps(self) -> float:
+        return self.config.eps
+
+    @property
+    def weight_decay(self) -> float:
+        return self.config.weight_decay
+
+    @property
+    def decoupled_weight_decay(self) -> bool:
+        return self.config.decoupled_weight_decay
+
+    @property
+    def amsgrad(self) -> bool:
+        return self.config.amsgrad
+
+    @property
+    def step_count(self) -> int:
+        """The number of steps taken."""
+        return self.state.step
+
+    @property
+    def exp_avg(self) -> FloatArray:
+        return self.state.exp_avg
+
+    @property
+    def exp_avg_sq(self) -> FloatArray:
+        return self.state.exp_avg_sq
+
+    @property
+    def max_exp_avg_sq(self) -> FloatArray | None:
+        return self.state.max_exp_avg_sq
+
+    def step(self, grad_scale: float = 1.0) -> None:
         """One update of params from grad * grad_scale (gradient clipping as a factor; grad itself
         is not modified), in place. A step that raises is not counted."""
-        grad_scale = check_non_negative(grad_scale, "grad_scale")
-        step = self.step_count + 1
-        self._update(self.params, self.grad, self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq, step,
-               lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-               weight_decay=self.weight_decay, decoupled_weight_decay=self.decoupled_weight_decay,
-               amsgrad=self.amsgrad, grad_scale=grad_scale)
-        self.step_count = step
+        self._update(self.config, self.state, self.params, self.grad, check_non_negative(grad_scale, "grad_scale"))
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.grad.fill(0)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Moments and step count (copies), for checkpoints."""
-        state = {"step": self.step_count, "exp_avg": self.exp_avg.copy(), "exp_avg_sq": self.exp_avg_sq.copy()}
-        if self.amsgrad:
-            state["max_exp_avg_sq"] = self.max_exp_avg_sq.copy()
+        state: dict[str, Any] = {"step": self.step_count, "exp_avg": self.exp_avg.copy(),
+                                 "exp_avg_sq": self.exp_avg_sq.copy()}
+        if self.state.max_exp_avg_sq is not None:
+            state["max_exp_avg_sq"] = self.state.max_exp_avg_sq.copy()
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores state_dict()'s step count and moments; everything is checked first, so a bad
         state (TypeError, ValueError) leaves the optimizer unchanged."""
         keys = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
@@ -115,12 +184,22 @@ class Adam:
                 raise ValueError(f"state['{key}']: expected finite values"
                                  + ("" if key == "exp_avg" else " >= 0 (a mean of squares)"))
             arrays[key] = arr
-        self.step_count = int(step)
+        self.state.step = int(step)
         for key, arr in arrays.items():
-            getattr(self, key)[...] = arr
+            getattr(self.state, key)[...] = arr
 
 
-def _check_betas(betas):
+def _reference_step(config: _core.AdamConfig, state: _core.AdamState, params: FloatArray, grad: FloatArray,
+                    grad_scale: float) -> None:
+    """The NumPy reference's update (backend="numpy"), with the compiled step's signature."""
+    reference.adam_step(params, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step + 1,
+                        lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+                        weight_decay=config.weight_decay, decoupled_weight_decay=config.decoupled_weight_decay,
+                        amsgrad=config.amsgrad, grad_scale=grad_scale)
+    state.step += 1
+
+
+def _check_betas(betas: Iterable[float]) -> tuple[float, float]:
     try:
         beta1, beta2 = (float(b) for b in betas)
     except (TypeError, ValueError):

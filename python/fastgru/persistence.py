@@ -6,21 +6,23 @@ fitted attributes (JSON under "estimator").
 """
 
 import json
+import os
+from typing import Any
 
-from .estimators import estimator_from_saved
 from ._flat import layout_end
+from .estimators import GRUEstimator, estimator_from_saved
 from .model import FILE_FORMAT, GRUModel, install_quantized_state
 from .safetensors_format import read_safetensors
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> GRUModel | GRUEstimator:
     """The model (GRUModel) or fitted estimator (GRURegressor, GRUClassifier) saved at path,
     predicting bit-identically to the saved one. ValueError if the file is not one of ours."""
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FILE_FORMAT or "config" not in metadata:
         raise ValueError(f"{path}: a safetensors file, but not a fastgru model (no fastgru metadata)")
     try:
-        config = json.loads(metadata["config"])
+        config: Any = json.loads(metadata["config"])
         if not isinstance(config, dict):
             raise ValueError(f"config: expected a JSON object, got {config!r}")
         quantization = metadata.get("quantization")
@@ -44,7 +46,7 @@ def load(path):
         model.eval()
         if "estimator" not in metadata:
             return model
-        saved = json.loads(metadata["estimator"])
+        saved: Any = json.loads(metadata["estimator"])
         if not isinstance(saved, dict):
             raise ValueError(f"estimator: expected a JSON object, got {saved!r}")
         return estimator_from_saved(saved, model)

@@ -17,6 +17,7 @@ export refuses it (ONNX Runtime's GRU has no int8 weights).
 """
 
 import copy
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,8 +28,10 @@ from .model import GRUModel
 
 DTYPES = ("int8",)
 
+Quantizable = TypeVar("Quantizable", GRU, GRUModel, GRUEstimator)
 
-def quantize(obj, dtype="int8"):
+
+def quantize(obj: Quantizable, dtype: str = "int8") -> Quantizable:
     """A new object of obj's class (fastgru.GRU, fastgru.GRUModel, or a fitted GRURegressor /
     GRUClassifier) with int8 weights, for inference; obj is left as it is. compute_dtype of the
     copy is "float32" (its activations meet the widened int8 weights in float32).

@@ -14,21 +14,27 @@ import math
 import os
 import stat
 import struct
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._files import write_atomically
 
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I8": np.dtype("i1")}
+DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I8": np.dtype("i1")}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024
 
 
-def write_safetensors(path, tensors, metadata=None):
+def write_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, npt.ArrayLike],
+                      metadata: Mapping[str, object] | None = None) -> None:
     """Writes dict name -> array (float32, float64, int64 or int8) and metadata (dict str -> str) to path
     atomically: a temporary file in the same folder, then os.replace, so a crash never leaves a
     half-written file under path."""
-    header, chunks, offset = {}, [], 0
+    header: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    offset = 0
     for name, value in tensors.items():
         arr = np.ascontiguousarray(value)
         dtype = arr.dtype.newbyteorder("<")
@@ -46,12 +52,12 @@ def write_safetensors(path, tensors, metadata=None):
     write_atomically(path, [struct.pack("<Q", len(text)), text] + chunks)
 
 
-def read_safetensors(path):
+def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
     """(dict name -> array, metadata dict) from a safetensors file; ValueError naming the file for
     anything that is not a complete safetensors file. The header is checked against the file's
     size before the data is read, so a huge file of another format (or a device) is never read
     whole."""
-    def bad(why):
+    def bad(why: object) -> ValueError:
         return ValueError(f"{path}: not a valid safetensors file ({why})")
 
     # Before opening too: opening a pipe waits for a writer, forever if none comes.
@@ -86,7 +92,8 @@ def read_safetensors(path):
     return tensors, metadata
 
 
-def _parse_header(header, bad):
+def _parse_header(header: object, bad: Callable[[object], ValueError]
+                  ) -> tuple[dict[str, str], list[tuple[int, int, str, np.dtype[Any], tuple[int, ...]]], int]:
     """(metadata, entries (begin, end, name, dtype, shape) in file order, data length) of a parsed
     header; bad(why) makes the error for anything malformed."""
     if not isinstance(header, dict):
@@ -94,7 +101,7 @@ def _parse_header(header, bad):
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise bad("__metadata__ must map strings to strings")
-    entries = []
+    entries: list[tuple[int, int, str, np.dtype[Any], tuple[int, ...]]] = []
     for name, info in header.items():
         try:
             dtype = DTYPES[info["dtype"]]

@@ -32,9 +32,11 @@ import os
 import sys
 import threading
 import warnings
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 try:
     import torch
@@ -57,15 +59,18 @@ if not hasattr(torch.library, "custom_op"):
 
 __all__ = ["GRU", "replace_gru", "share_torch_threads"]
 
+_Module = TypeVar("_Module", bound=nn.Module)
+
 _CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
-@functools.lru_cache(maxsize=None)
-def _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype):
+@functools.cache
+def _config(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool, reset_after: bool,
+            compute_dtype: str) -> _core.GruConfig:
     return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
 
 
-def _workspace_bytes(config, steps, batch, dtype):
+def _workspace_bytes(config: _core.GruConfig, steps: Any, batch: Any, dtype: torch.dtype) -> Any:
     """Bytes of the core's training workspace; steps and batch may be symbolic (SymInt): the
     core's size is steps * batch * its size for one step of one sequence."""
     return steps * batch * _core.gru_workspace_size(config, 1, 1) * dtype.itemsize
@@ -79,12 +84,12 @@ class _WorkspacePool:
     torch.from_numpy over a pooled array, so the array's reference count tells whether any
     tensor (or autograd's saved copy) still uses it."""
 
-    def __init__(self, capacity=4):
-        self._arrays = []
+    def __init__(self, capacity: int = 4) -> None:
+        self._arrays: list[npt.NDArray[np.uint8]] = []
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def take(self, nbytes):
+    def take(self, nbytes: int) -> Tensor:
         """A uint8 tensor of nbytes whose memory no other live tensor uses."""
         with self._lock:
             free = [i for i in range(len(self._arrays)) if _references(self._arrays, i) <= _UNSHARED]
@@ -100,7 +105,7 @@ class _WorkspacePool:
             return torch.from_numpy(array[:nbytes])
 
 
-def _references(arrays, i):
+def _references(arrays: list[npt.NDArray[np.uint8]], i: int) -> int:
     return sys.getrefcount(arrays[i])
 
 
@@ -117,7 +122,7 @@ _workspaces = _WorkspacePool()
 _share_threads = {"wanted": os.environ.get("OMP_WAIT_POLICY", "").strip().lower() != "passive", "done": False}
 
 
-def share_torch_threads(share=True):
+def share_torch_threads(share: bool = True) -> bool:
     """share=True (the default from the first operator call on, unless OMP_WAIT_POLICY=passive):
     fastgru's parallel regions run on the threads of torch's OpenMP runtime; False: on fastgru's
     own pool. Results are the same either way; beside torch, whose idle workers spin after each
@@ -127,7 +132,7 @@ def share_torch_threads(share=True):
     return _core.use_openmp_threads(bool(share))
 
 
-def _use_torch_threads():
+def _use_torch_threads() -> None:
     """torch.get_num_threads() threads, torch's own unless share_torch_threads(False) said otherwise."""
     if not _share_threads["done"]:
         share_torch_threads(_share_threads["wanted"])
@@ -136,7 +141,7 @@ def _use_torch_threads():
         _core.set_num_threads(threads)
 
 
-def _array(tensor):
+def _array(tensor: Tensor | None) -> npt.NDArray[Any] | None:
     """A NumPy view of a contiguous CPU tensor (no copy); None stays None."""
     return None if tensor is None else tensor.detach().numpy()
 
@@ -165,8 +170,9 @@ def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Option
 
 
 @gru_forward.register_fake
-def _(x, hx, params, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after,
-      compute_dtype, keep_workspace):
+def _(x: Tensor, hx: Tensor | None, params: Tensor, lengths: Tensor | None, dropout: Tensor | None, hidden_size: int,
+      num_layers: int, bidirectional: bool, bias: bool, reset_after: bool, compute_dtype: str,
+      keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
     T, B, I = x.shape
     D = 2 if bidirectional else 1
     config = _config(int(I), hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
@@ -194,15 +200,16 @@ def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: 
 
 
 @gru_backward.register_fake
-def _(dy, dh_n, params, workspace, lengths, dropout, input_size, hidden_size, num_layers, bidirectional,
-      bias, reset_after, compute_dtype):
+def _(dy: Tensor, dh_n: Tensor | None, params: Tensor, workspace: Tensor, lengths: Tensor | None,
+      dropout: Tensor | None, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
+      reset_after: bool, compute_dtype: str) -> tuple[Tensor, Tensor, Tensor]:
     T, B, _ = dy.shape
     D = 2 if bidirectional else 1
     return (dy.new_empty((T, B, input_size)), dy.new_empty((num_layers * D, B, hidden_size)),
             torch.empty_like(params))
 
 
-def _forward_setup_context(ctx, inputs, output):
+def _forward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
     x, hx, params, lengths, dropout, *config, keep_workspace = inputs
     if not keep_workspace:
         raise RuntimeError("fastgru::gru_forward: gradients need the workspace; call it with keep_workspace=True")
@@ -213,7 +220,8 @@ def _forward_setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-def _forward_backward(ctx, dy, dh_n, _workspace_grad):
+def _forward_backward(ctx: Any, dy: Tensor | None, dh_n: Tensor | None,
+                      _workspace_grad: Tensor | None) -> tuple[Tensor | None, ...]:
     x, hx, params, workspace, lengths, dropout = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
         return _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n) + (None,) * 9
@@ -225,7 +233,9 @@ def _forward_backward(ctx, dy, dh_n, _workspace_grad):
     return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 9
 
 
-def _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n):
+def _differentiable_backward(ctx: Any, x: Tensor, hx: Tensor | None, params: Tensor, lengths: Tensor | None,
+                             dropout: Tensor | None, dy: Tensor | None,
+                             dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
     """gru_forward's (dx, dhx, dparams) as a graph of torch operators (for double backward):
     the forward recomputed by _torch_gru from the saved inputs, differentiated with create_graph."""
     hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype = ctx.config
@@ -234,18 +244,18 @@ def _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n):
                            f"products; compute_dtype={compute_dtype!r} (CPU bfloat16 autocast) is not supported")
     shapes = [shape for _, _, shape in _core.gru_param_layout(
         _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype))]
-    weights = [w.view(shape) for w, shape in zip(params.split([math.prod(shape) for shape in shapes]), shapes)]
+    weights = [w.view(shape) for w, shape in zip(torch.split(params, [math.prod(shape) for shape in shapes]), shapes)]
     y, h_n = _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias,
                         reset_after)
     needed = ctx.needs_input_grad[:3]
-    inputs = [t for t, need in zip((x, hx, params), needed) if need]
+    inputs = [t for t, need in zip((x, hx, params), needed) if need and t is not None]
     pairs = [(out, grad) for out, grad in ((y, dy), (h_n, dh_n)) if grad is not None]
     grads = iter(torch.autograd.grad([out for out, _ in pairs], inputs, [grad for _, grad in pairs],
                                      create_graph=True, allow_unused=True))
     return tuple(next(grads) if need else None for need in needed)
 
 
-def _no_double_backward(ctx, *grads):
+def _no_double_backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
     raise RuntimeError("fastgru::gru_backward is not differentiable; differentiate fastgru::gru_forward instead "
                        "(its backward builds a differentiable graph under create_graph=True)")
 
@@ -254,7 +264,9 @@ gru_forward.register_autograd(_forward_backward, setup_context=_forward_setup_co
 gru_backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
 
 
-def _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after):
+def _torch_gru(x: Tensor, hx: Tensor | None, weights: Sequence[Tensor], lengths: Tensor | None,
+               dropout: Tensor | None, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
+               reset_after: bool) -> tuple[Tensor, Tensor]:
     """gru_forward's (y, h_n) computed with torch operators, for what the compiled operators do not
     support: double backward, torch.func transforms, forward-mode AD and expanded weights (per-sample
     gradients). weights: the parameters in torch.nn.GRU's order. Only F.linear touches a weight,
@@ -265,18 +277,20 @@ def _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidire
     H, D = hidden_size, 2 if bidirectional else 1
     per_direction = 4 if bias else 2
     valid = None if lengths is None else (torch.arange(T).unsqueeze(1) < lengths).unsqueeze(2)  # (T, B, 1)
-    layer_input, h_n = x, []
+    layer_input = x
+    h_n: list[Tensor] = []
     with torch.autocast("cpu", enabled=False):  # products in the weights' dtype, as the core's
         for layer in range(num_layers):
             if layer > 0 and dropout is not None:
                 layer_input = layer_input * dropout[layer - 1]
-            outputs = []
+            outputs: list[Tensor] = []
             for direction in range(D):
                 k = layer * D + direction
                 w_ih, w_hh, b_ih, b_hh = (*weights[k * per_direction:(k + 1) * per_direction], None, None)[:4]
+                assert w_ih is not None and w_hh is not None
                 gi = F.linear(layer_input.transpose(0, 1), w_ih, b_ih)                 # (B, T, 3H)
                 h = layer_input.new_zeros((B, H)) if hx is None else hx[k]
-                ys = [None] * T
+                ys: list[Tensor] = [h] * T  # every entry is set below
                 for t in (range(T - 1, -1, -1) if direction else range(T)):
                     i_r, i_z, i_n = gi[:, t].chunk(3, 1)
                     h_r, h_z, h_n_gate = F.linear(h, w_hh, b_hh).chunk(3, 1)
@@ -297,12 +311,18 @@ def _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidire
     return layer_input, torch.stack(h_n)
 
 
-def _needs_torch_ops(tensors, weights):
+def _tangent(tensor: Tensor) -> Tensor | None:
+    """The forward-mode AD tangent that tensor carries, or None."""
+    tangent: Tensor | None = forward_ad.unpack_dual(tensor).tangent  # type: ignore[no-untyped-call]  # torch: untyped
+    return tangent
+
+
+def _needs_torch_ops(tensors: Sequence[Tensor | None], weights: Sequence[Tensor]) -> bool:
     """Whether the compiled operators cannot serve this call, whose autograd formula is neither
     functorch's (a torch.func transform is active) nor forward-mode AD's (a tensor carries a
     tangent), and which need plain tensors (an ExpandedWeight parameter: per-sample gradients)."""
     return (torch._C._are_functorch_transforms_active()
-            or any(forward_ad.unpack_dual(t).tangent is not None for t in (*tensors, *weights) if t is not None)
+            or any(_tangent(t) is not None for t in (*tensors, *weights) if t is not None)
             or any(isinstance(w, ExpandedWeight) for w in weights))
 
 
@@ -320,8 +340,10 @@ class GRU(nn.Module):
     which torch.nn.GRU does not have. float32 or float64, CPU tensors only.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, **unsupported):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: torch.device | str | int | None = None, dtype: torch.dtype | None = None, *,
+                 reset_after: bool = True, **unsupported: object) -> None:
         super().__init__()
         if "proj_size" in unsupported:  # as torch.nn.GRU says it
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -343,9 +365,9 @@ class GRU(nn.Module):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if value <= 0:
                 raise ValueError(f"{name} must be greater than zero")
-        device = torch.device(device) if device is not None else torch.empty(0).device
-        if device.type not in ("cpu", "meta"):
-            raise ValueError(f"device: fastgru.torch.GRU runs on the CPU, got device {device}")
+        where = torch.device(device) if device is not None else torch.empty(0).device
+        if where.type not in ("cpu", "meta"):
+            raise ValueError(f"device: fastgru.torch.GRU runs on the CPU, got device {where}")
         dtype = torch.get_default_dtype() if dtype is None else dtype
         if dtype not in _CORE_DTYPES:
             raise ValueError(f"dtype: fastgru.torch.GRU computes in torch.float32 or torch.float64, got {dtype}")
@@ -364,7 +386,7 @@ class GRU(nn.Module):
         # The core's layout, in order: the operators take the parameters flattened and concatenated.
         layout = _core.gru_param_layout(_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
         for name, _, shape in layout:
-            setattr(self, name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+            setattr(self, name, nn.Parameter(torch.empty(shape, device=where, dtype=dtype)))
         self._flat_weights_names = [name for name, _, _ in layout]
         per_direction = 4 if bias else 2
         self._all_weights = [self._flat_weights_names[i:i + per_direction]
@@ -372,24 +394,24 @@ class GRU(nn.Module):
         self.reset_parameters()
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     @property
-    def _flat_weights(self):
+    def _flat_weights(self) -> list[nn.Parameter]:
         return [getattr(self, name) for name in self._flat_weights_names]
 
     @property
-    def all_weights(self):
+    def all_weights(self) -> list[list[nn.Parameter]]:
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, in order (torch.nn.GRU's draws)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # torch.ao.quantization (quantize_dynamic, prepare) gives every submodule a qconfig, then
         # swaps the types it knows: this one it leaves in float, which must not pass in silence.
         if name == "qconfig":
@@ -399,10 +421,10 @@ class GRU(nn.Module):
                           stacklevel=2)
         super().__setattr__(name, value)
 
-    def flatten_parameters(self):
+    def flatten_parameters(self) -> None:
         """Nothing to do (torch.nn.GRU's cuDNN weight packing): kept so code calling it runs."""
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
@@ -420,14 +442,14 @@ class GRU(nn.Module):
 
     # -- conversion -----------------------------------------------------------------------
     @classmethod
-    def from_torch(cls, gru):
+    def from_torch(cls, gru: nn.GRU) -> "GRU":
         """A fastgru.torch.GRU with a copy of gru's weights (and its training mode, dtype and
         requires_grad flags). gru: a torch.nn.GRU on the CPU."""
         if not isinstance(gru, nn.GRU):
             raise TypeError(f"from_torch: expected a torch.nn.GRU, got {type(gru).__name__}")
         return _convert(gru, cls)
 
-    def to_torch(self):
+    def to_torch(self) -> nn.GRU:
         """A torch.nn.GRU with a copy of the weights (and training mode, dtype and requires_grad
         flags). Only for reset_after=True: torch.nn.GRU has no reset-before variant."""
         if not self.reset_after:
@@ -435,7 +457,8 @@ class GRU(nn.Module):
         return _convert(self, nn.GRU)
 
     # -- computation ----------------------------------------------------------------------
-    def forward(self, input, hx=None):
+    def forward(self, input: Tensor | PackedSequence,
+                hx: Tensor | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
         weights = self._flat_weights
         compute_dtype, output_dtype = "float32", None
         data = input.data if isinstance(input, PackedSequence) else input
@@ -449,10 +472,7 @@ class GRU(nn.Module):
                 compute_dtype = "bfloat16"
             if data.dtype in (torch.bfloat16, torch.float16):
                 output_dtype = data.dtype
-            if isinstance(input, PackedSequence):
-                input = input._replace(data=input.data.to(dtype))
-            else:
-                input = input.to(dtype)
+            input = input._replace(data=input.data.to(dtype)) if isinstance(input, PackedSequence) else input.to(dtype)
             hx = hx if hx is None else hx.to(dtype)
         output, h_n = self._forward(input, hx, weights, compute_dtype)
         if output_dtype is None:
@@ -461,7 +481,8 @@ class GRU(nn.Module):
             return output._replace(data=output.data.to(output_dtype)), h_n.to(output_dtype)
         return output.to(output_dtype), h_n.to(output_dtype)
 
-    def _forward(self, input, hx, weights, compute_dtype):
+    def _forward(self, input: Tensor | PackedSequence, hx: Tensor | None, weights: Sequence[Tensor],
+                 compute_dtype: str) -> tuple[Tensor | PackedSequence, Tensor]:
         L, H = self.num_layers, self.hidden_size
         LD = L * self.num_directions
         if isinstance(input, PackedSequence):
@@ -502,7 +523,7 @@ class GRU(nn.Module):
             y, h_n = y.squeeze(batch_dim), h_n.squeeze(1)
         return y, h_n
 
-    def _check_input(self, input, dim, weights):
+    def _check_input(self, input: Tensor, dim: int, weights: Sequence[Tensor]) -> None:
         """torch.nn.GRU's input checks and error types, then fastgru's own (dtype, device)."""
         dtype = weights[0].dtype
         if input.dtype != dtype:
@@ -521,7 +542,7 @@ class GRU(nn.Module):
                 raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but {what} are on {tensor.device}")
 
     @staticmethod
-    def _check_hidden(hx, expected, weights):
+    def _check_hidden(hx: Tensor | None, expected: tuple[int, ...], weights: Sequence[Tensor]) -> None:
         if hx is None:
             return
         if hx.size() != expected:
@@ -531,7 +552,8 @@ class GRU(nn.Module):
         if hx.device.type not in ("cpu", "meta"):
             raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but hx is on {hx.device}")
 
-    def _run(self, x, hx, lengths, weights, compute_dtype):
+    def _run(self, x: Tensor, hx: Tensor | None, lengths: Tensor | None, weights: Sequence[Tensor],
+             compute_dtype: str) -> tuple[Tensor, Tensor]:
         """x (T, B, I) contiguous, hx (L*D, B, H) or None, lengths (B,) int64 or None."""
         T, B, _ = x.shape
         L, H, D = self.num_layers, self.hidden_size, self.num_directions
@@ -560,14 +582,15 @@ class GRU(nn.Module):
             hx = hx.contiguous()
         # A traced graph records this flag as a constant: keep the workspace there, so the trace
         # is the same with and without grad mode (its check re-runs it without) and can train.
-        keep_workspace = torch.jit.is_tracing() or torch.is_grad_enabled() and (
-            x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
+        tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]  # torch: untyped
+        keep_workspace = tracing or (torch.is_grad_enabled() and (
+            x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad)))
         y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bidirectional, bias, self.reset_after,
                                 compute_dtype, keep_workspace)
         return y, h_n
 
 
-def _cpu_autocast():
+def _cpu_autocast() -> bool:
     """Whether CPU autocast is on (torch.is_autocast_enabled takes a device type from torch 2.4)."""
     try:
         return torch.is_autocast_enabled("cpu")
@@ -575,17 +598,17 @@ def _cpu_autocast():
         return torch.is_autocast_cpu_enabled()
 
 
-def _cpu_autocast_dtype():
+def _cpu_autocast_dtype() -> torch.dtype:
     """The dtype of CPU autocast (torch.get_autocast_dtype from torch 2.4 on)."""
     if hasattr(torch, "get_autocast_dtype"):
         return torch.get_autocast_dtype("cpu")
     return torch.get_autocast_cpu_dtype()
 
 
-def _convert(gru, cls):
+def _convert(gru: nn.GRU | GRU, cls: type[_Module]) -> _Module:
     """A cls (GRU or nn.GRU) with gru's configuration and a copy of its weights, training mode
     and requires_grad flags, built without drawing initial values from torch's RNG."""
-    weight = gru.weight_ih_l0
+    weight = next(gru.parameters())  # weight_ih_l0
     with warnings.catch_warnings():  # gru's constructor already warned about its dropout, if at all
         warnings.simplefilter("ignore")
         new = cls(gru.input_size, gru.hidden_size, gru.num_layers, gru.bias, gru.batch_first, gru.dropout,
@@ -596,14 +619,14 @@ def _convert(gru, cls):
     return new.train(gru.training)
 
 
-def replace_gru(module):
+def replace_gru(module: _Module) -> _Module | GRU:
     """Replaces every torch.nn.GRU inside module (however deeply nested) by a fastgru.torch.GRU
     with a copy of its weights, training mode and dtype, in place, and returns module (the
     replacement itself when module is an nn.GRU). A GRU reached by several paths is replaced by
     one module. Build the optimizer after replacing: the parameters are new tensors."""
     if isinstance(module, nn.GRU):
         return GRU.from_torch(module)
-    replacements = {}
+    replacements: dict[int, GRU] = {}
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.GRU):

@@ -2,22 +2,8 @@
 training step per batch (GRUModel.train_step), validation, early stopping, a NaN/inf guard,
 Ctrl-C, and progress reported through a callback.
 
-Data parallelism plugs in through a `reducer`, the loop's only view of other processes:
-    reducer.local_part(n)                   (a) the positions, within a global batch of n sequences,
-                                                that this process computes (an int array)
-    reducer.sum_gradients(grad, loss_sum)   (b) sums the flat gradient buffer in place and the
-                                                loss sums over the processes; returns the total loss sum
-    reducer.agree(value)                    (c) the value every process uses (e.g. rank 0's) for the
-                                                validation loss that decides early stopping
-    reducer.is_root                         (d) whether this process reports progress
-    reducer.distributed                     False: one process, the loop calls train_step directly
-and, for the estimators' fit around the loop:
-    reducer.run_consistently(compute, digest)  (e) compute() (the data preparation), raising on every
-                                                process when it failed on any or digest(result)
-                                                differs between them
-    reducer.failure_ends_job(raised_everywhere)  (f) a context in which an exception on one process
-                                                ends them all (the others would wait for it forever)
-With `distributed` set, each batch's gradient is computed on the local part with the whole
+Data parallelism plugs in through a `reducer` (GradientReducer), the loop's only view of other
+processes: SingleProcess here, fastgru.distributed.Communicator over MPI. With `distributed` set, each batch's gradient is computed on the local part with the whole
 batch's loss count as normalizer, so that the summed gradient is exactly the batch mean's;
 dropout masks are drawn for the whole batch on every process (same seeds) and sliced.
 """
@@ -25,42 +11,86 @@ dropout masks are drawn for the whole batch on every process (same seeds) and sl
 import contextlib
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from . import losses
-from .data import valid_mask
+from ._typing import FloatArray, IntArray
+from .data import Batch, SequenceSet, valid_mask
+from .model import GRUModel, StepReport
+from .optim import Adam
+from .progress import Progress
+
+_Value = TypeVar("_Value")
+# Exceptions every process raises at the same point (the argument of an except clause).
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient became NaN or infinite during fit; .epoch and .batch (1-based) say
     where. The model keeps the weights of the last finished step."""
 
-    def __init__(self, message, epoch, batch):
+    def __init__(self, message: str, epoch: int, batch: int) -> None:
         super().__init__(message)
         self.epoch, self.batch = epoch, batch
 
 
+class GradientReducer(Protocol):
+    """The training loop's view of other processes: which part of each batch this process
+    computes, and how the processes' gradients and decisions are combined."""
+
+    @property
+    def distributed(self) -> bool:
+        """False: one process, and the loop calls train_step directly."""
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process reports progress."""
+
+    def local_part(self, n: int) -> IntArray:
+        """The positions, within a global batch of n sequences, that this process computes."""
+
+    def sum_gradients(self, grad: FloatArray, loss_sum: float) -> float:
+        """Sums the flat gradient buffer grad in place and the loss sums over the processes;
+        returns the total loss sum."""
+
+    def agree(self, value: _Value) -> _Value:
+        """The value every process uses (e.g. rank 0's): for the validation loss that decides early
+        stopping, and the seed of a fit."""
+
+    def run_consistently(self, compute: Callable[[], _Value], digest: Callable[[_Value], str]) -> _Value:
+        """compute() (the estimators' data preparation), raising on every process when it failed on
+        any or when digest(result) differs between them."""
+
+    def failure_ends_job(self, raised_everywhere: ExceptionTypes = ()) -> AbstractContextManager[None]:
+        """A context in which an exception on one process ends them all (the others would wait for
+        it forever), except those of raised_everywhere, which every process raises at the same point."""
+
+
 class SingleProcess:
-    """The reducer of a one-process run: every batch is local, nothing to sum or agree on."""
+    """The reducer (GradientReducer) of a one-process run: every batch is local, nothing to sum or
+    agree on."""
 
     distributed = False
     is_root = True
 
-    def local_part(self, n):
+    def local_part(self, n: int) -> IntArray:
         return np.arange(n)
 
-    def sum_gradients(self, grad, loss_sum):
+    def sum_gradients(self, grad: FloatArray, loss_sum: float) -> float:
         return loss_sum
 
-    def agree(self, value):
+    def agree(self, value: _Value) -> _Value:
         return value
 
-    def run_consistently(self, compute, digest):
+    def run_consistently(self, compute: Callable[[], _Value], digest: Callable[[_Value], str]) -> _Value:
         return compute()
 
-    def failure_ends_job(self, raised_everywhere=()):
+    def failure_ends_job(self, raised_everywhere: ExceptionTypes = ()) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
 
@@ -71,18 +101,20 @@ class TrainingConfig:
     epochs: int
     batch_size: int
     shuffle: bool = True
-    patience: int = None                 # epochs without improvement before stopping; None: never
+    patience: int | None = None          # epochs without improvement before stopping; None: never
     restore_best_weights: bool = True
-    clip_grad_norm: float = None
+    clip_grad_norm: float | None = None
 
 
 @dataclass
 class TrainingResult:
-    best_epoch: int = None      # 1-based epoch of the best monitored loss
+    best_epoch: int | None = None  # 1-based epoch of the best monitored loss
     interrupted: bool = False   # Ctrl-C ended training
 
 
-def train(model, optimizer, config, train_set, validation_set, rng, progress, history, reducer=None):
+def train(model: GRUModel, optimizer: Adam, config: TrainingConfig, train_set: SequenceSet,
+          validation_set: SequenceSet | None, rng: np.random.Generator, progress: Progress,
+          history: dict[str, list[float]], reducer: GradientReducer | None = None) -> TrainingResult:
     """Trains model (a GRUModel, in place) on train_set (a fastgru.data.SequenceSet) and returns
     a TrainingResult. history: a dict of lists "loss", "val_loss", "time", appended to after
     each epoch (so it holds the finished epochs whatever ends training); "val_loss" stays empty
@@ -91,6 +123,7 @@ def train(model, optimizer, config, train_set, validation_set, rng, progress, hi
     (fastgru.progress). Raises NonFiniteLossError (the model keeps the last finished step's
     weights); a KeyboardInterrupt ends training the same way and sets result.interrupted."""
     reducer = reducer or SingleProcess()
+    best_params: FloatArray | None
     result = TrainingResult()
     n_batches = -(-len(train_set) // config.batch_size)
     best, wait, best_params = math.inf, 0, None
@@ -145,9 +178,11 @@ def train(model, optimizer, config, train_set, validation_set, rng, progress, hi
     return result
 
 
-def _step(model, optimizer, config, batch, reducer):
+def _step(model: GRUModel, optimizer: Adam, config: TrainingConfig, batch: Batch,
+          reducer: GradientReducer) -> StepReport:
     """One training step on a global batch: one compiled call in one process; in several, the
     local part's gradient, summed over the processes, then the same update everywhere."""
+    assert batch.target is not None, "training batches have targets"
     if not reducer.distributed:
         return model.train_step(batch.x, batch.target, optimizer, loss=config.loss, lengths=batch.lengths,
                                 clip_grad_norm=config.clip_grad_norm, time_major=True)
@@ -155,6 +190,7 @@ def _step(model, optimizer, config, batch, reducer):
     gru_masks, head_mask = model.draw_dropout_masks(batch.x.shape[0], batch.size)
     part = reducer.local_part(batch.size)
     loss_sum = 0.0
+    masks: tuple[Any, Any]
     if len(part):
         lengths = None if batch.lengths is None else batch.lengths[part]
         per_step = model.return_sequences
@@ -167,18 +203,18 @@ def _step(model, optimizer, config, batch, reducer):
     return model.apply_gradients(optimizer, loss_sum / count, clip_grad_norm=config.clip_grad_norm)
 
 
-def _diverged(what, value, epoch, batch):
+def _diverged(what: str, value: float, epoch: int, batch: int) -> NonFiniteLossError:
     return NonFiniteLossError(
         f"{what} is {value} at epoch {epoch}, batch {batch}: training stopped, the model keeps the weights of "
         "the last finished step (try a lower lr or clip_grad_norm, or check X and y for extreme values)",
         epoch, batch)
 
 
-def predict_logits(model, data, batch_size):
+def predict_logits(model: GRUModel, data: SequenceSet, batch_size: int) -> FloatArray:
     """Model outputs for a whole SequenceSet, in eval mode, batch by batch: (N, T, O) per step or (N, O)."""
     model.eval()
     N, steps, O = len(data), data.X.shape[0], model.head.out_features
-    out = np.zeros(((steps, N) if model.return_sequences else (N,)) + (O,), model.dtype)
+    out: FloatArray = np.zeros(((steps, N) if model.return_sequences else (N,)) + (O,), model.dtype)
     for start, batch in data.batches(max(batch_size, 256)):
         y = model(batch.x, batch.lengths, time_major=True)
         if model.return_sequences:
@@ -188,7 +224,7 @@ def predict_logits(model, data, batch_size):
     return np.swapaxes(out, 0, 1) if model.return_sequences else out
 
 
-def evaluate_loss(model, data, loss, batch_size):
+def evaluate_loss(model: GRUModel, data: SequenceSet, loss: str, batch_size: int) -> float:
     """The loss over a whole SequenceSet: the mean over all its valid rows."""
     model.eval()
     total, rows = 0.0, 0
@@ -196,6 +232,7 @@ def evaluate_loss(model, data, loss, batch_size):
         mask = None
         if model.return_sequences and batch.lengths is not None:
             mask = valid_mask(batch.lengths, batch.x.shape[0])
+        assert batch.target is not None, "a validation set has targets"
         value, _ = losses.compute(loss, model(batch.x, batch.lengths, time_major=True), batch.target, mask)
         total += value * batch.rows
         rows += batch.rows

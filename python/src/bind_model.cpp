@@ -84,30 +84,6 @@ CheckedBatch<T> check_batch(const fastgru::ModelConfig& cfg, Array<T> x, std::op
   return c;
 }
 
-// Adam's hyper-parameters and state as the Python optimizer (fastgru.Adam) holds them.
-template <class T>
-struct AdamArgs {
-  fastgru::AdamConfig config;
-  fastgru::AdamState<T> state;
-};
-
-template <class T>
-AdamArgs<T> adam_args(size_t n, const py::array& exp_avg, const py::array& exp_avg_sq,
-                      const std::optional<py::array>& max_exp_avg_sq, int64_t step, double lr, double beta1,
-                      double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad) {
-  const py::ssize_t size = static_cast<py::ssize_t>(n);
-  AdamArgs<T> a{{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad}, {}};
-  a.state.exp_avg = writable<T>(exp_avg, "exp_avg", {size});
-  a.state.exp_avg_sq = writable<T>(exp_avg_sq, "exp_avg_sq", {size});
-  if (amsgrad) {
-    if (!max_exp_avg_sq) throw py::value_error("max_exp_avg_sq: required with amsgrad");
-    a.state.max_exp_avg_sq = writable<T>(*max_exp_avg_sq, "max_exp_avg_sq", {size});
-  }
-  if (step < 0) throw py::value_error("step: the number of steps taken, expected >= 0");
-  a.state.step = step;
-  return a;
-}
-
 template <class T>
 void bind_model_dtype(py::module_& m, const char* name) {
   using Model = fastgru::Model<T>;
@@ -142,49 +118,41 @@ void bind_model_dtype(py::module_& m, const char* name) {
       .def(
           "apply_gradients",
           [n_params](Model& model, const py::array& params, const py::array& grad, double loss,
-                     const py::array& exp_avg, const py::array& exp_avg_sq,
-                     std::optional<py::array> max_exp_avg_sq, int64_t step, double lr, double beta1, double beta2,
-                     double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad, double max_norm) {
+                     const fastgru::AdamConfig& adam, bindings::AdamStateArrays& state, double max_norm) {
             T* p = writable<T>(params, "params", {n_params(model)});
             T* g = writable<T>(grad, "grad", {n_params(model)});
-            auto adam = adam_args<T>(model.param_count(), exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
-                                     beta2, eps, weight_decay, decoupled_weight_decay, amsgrad);
+            fastgru::AdamState<T> view = bindings::adam_state_view<T>(adam, state, n_params(model));
             fastgru::StepReport r;
             {
               py::gil_scoped_release release;
-              r = model.apply_gradients(p, g, loss, adam.config, adam.state, max_norm);
+              r = model.apply_gradients(p, g, loss, adam, view, max_norm);
             }
+            state.step = view.step;
             return py::make_tuple(r.applied, r.grad_norm);
           },
-          py::arg("params"), py::arg("grad"), py::arg("loss"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
-          py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"),
-          py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"),
+          py::arg("params"), py::arg("grad"), py::arg("loss"), py::arg("adam"), py::arg("state"),
           py::arg("max_norm"),
           "Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step "
-          "number step + 1, then grad zeroed. Returns (applied, grad_norm); applied is False, and nothing "
-          "changed, when loss or the norm is not finite.")
+          "number state.step + 1, which state then counts, then grad zeroed. Returns (applied, grad_norm); "
+          "applied is False, and nothing changed, when loss or the norm is not finite.")
       .def(
           "train_step",
           [n_params](Model& model, const py::array& params, const py::array& grad, Array<T> x,
                      std::optional<Int64Array> lengths, const py::object& target, std::optional<BoolArray> mask,
                      std::optional<Array<T>> gru_dropout, std::optional<Array<T>> head_dropout,
-                     const py::array& exp_avg, const py::array& exp_avg_sq, std::optional<py::array> max_exp_avg_sq,
-                     int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
-                     bool decoupled_weight_decay, bool amsgrad, double max_norm) {
+                     const fastgru::AdamConfig& adam, bindings::AdamStateArrays& state, double max_norm) {
             T* p = writable<T>(params, "params", {n_params(model)});
             T* g = writable<T>(grad, "grad", {n_params(model)});
             auto c = check_batch<T>(model.config(), x, lengths, target, mask, gru_dropout, head_dropout);
-            auto adam = adam_args<T>(model.param_count(), exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
-                                     beta2, eps, weight_decay, decoupled_weight_decay, amsgrad);
+            fastgru::AdamState<T> view = bindings::adam_state_view<T>(adam, state, n_params(model));
             fastgru::StepReport r;
-            fastgru_bindings::run_interruptible([&] { r = model.train_step(p, g, c.batch, adam.config, adam.state, max_norm); });
+            fastgru_bindings::run_interruptible([&] { r = model.train_step(p, g, c.batch, adam, view, max_norm); });
+            state.step = view.step;
             return py::make_tuple(r.loss, r.applied, r.grad_norm);
           },
           py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
-          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("exp_avg"),
-          py::arg("exp_avg_sq"), py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
-          py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled_weight_decay"),
-          py::arg("amsgrad"), py::arg("max_norm"),
+          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("adam"), py::arg("state"),
+          py::arg("max_norm"),
           "compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).")
       .def(
           "predict",

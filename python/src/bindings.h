@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "fastgru/adam.h"
 #include "fastgru/gemm.h"
 #include "fastgru/loss.h"
 #include "fastgru/param_layout.h"
@@ -117,6 +119,30 @@ inline fastgru::LossKind loss_kind(const std::string& name) {
   if (name == "cross_entropy") return fastgru::LossKind::cross_entropy;
   throw py::value_error("loss: expected 'mse', 'mae', 'binary_crossentropy' or 'cross_entropy', got '" +
                         name + "'");
+}
+
+// Adam's state as Python holds it (bound as AdamState in bind_optim.cpp): the moments, NumPy
+// arrays the core updates in place, and the number of steps taken.
+struct AdamStateArrays {
+  py::array exp_avg, exp_avg_sq;
+  std::optional<py::array> max_exp_avg_sq;  // amsgrad only
+  int64_t step = 0;
+};
+
+// The core's view of state for n parameters of type T under cfg (ValueError for moments of
+// another dtype or size, or a missing max_exp_avg_sq with amsgrad). The caller copies the view's
+// step back when the core has counted one.
+template <class T>
+fastgru::AdamState<T> adam_state_view(const fastgru::AdamConfig& cfg, const AdamStateArrays& state, py::ssize_t n) {
+  fastgru::AdamState<T> view;
+  view.exp_avg = writable<T>(state.exp_avg, "exp_avg", {n});
+  view.exp_avg_sq = writable<T>(state.exp_avg_sq, "exp_avg_sq", {n});
+  if (cfg.amsgrad) {
+    if (!state.max_exp_avg_sq) throw py::value_error("max_exp_avg_sq: required with amsgrad");
+    view.max_exp_avg_sq = writable<T>(*state.max_exp_avg_sq, "max_exp_avg_sq", {n});
+  }
+  view.step = state.step;
+  return view;
 }
 
 }  // namespace bindings

@@ -12,6 +12,16 @@ struct AdamConfig {
   bool amsgrad = false;
 };
 
+// Adam/AdamW state of a flat buffer of n parameters: views of caller-owned moment buffers
+// (n each, zeros before the first step) and the number of steps taken.
+template <class T>
+struct AdamState {
+  T* exp_avg = nullptr;
+  T* exp_avg_sq = nullptr;
+  T* max_exp_avg_sq = nullptr;  // amsgrad only
+  int64_t step = 0;             // Model::apply_gradients counts the steps it takes
+};
+
 // One update of n parameters in place. step counts from 1 (the step being taken).
 // max_exp_avg_sq is used (and must be non-null) only with amsgrad. The update sees
 // grad * grad_scale (gradient clipping folded into the pass, as llm.c's AdamW), so grad itself

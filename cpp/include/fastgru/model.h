@@ -60,16 +60,6 @@ struct LossSum {
   size_t count = 0;  // loss_count: the terms the mean divides by
 };
 
-// Adam/AdamW state for the whole flat buffer: views of caller-owned moment buffers
-// (param_count each, zeros before the first step) and the number of steps taken.
-template <class T>
-struct AdamState {
-  T* exp_avg = nullptr;
-  T* exp_avg_sq = nullptr;
-  T* max_exp_avg_sq = nullptr;  // amsgrad only
-  int64_t step = 0;             // apply_gradients counts the steps it takes
-};
-
 struct StepReport {
   double loss = 0.0;       // the batch's mean loss (train_step), or the loss given to apply_gradients
   double grad_norm = 0.0;  // global L2 norm of the gradient before clipping

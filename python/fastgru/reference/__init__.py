@@ -5,5 +5,13 @@ from .gru import gru_backward, gru_forward
 from .heads import LOSSES, dense_backward, dense_forward
 from .quantize import dequantize_rows, quantize_rows
 
-__all__ = ["adam_step", "gru_backward", "gru_forward", "LOSSES", "dense_backward", "dense_forward",
-           "dequantize_rows", "quantize_rows"]
+__all__ = [
+           "LOSSES",
+           "adam_step",
+           "dense_backward",
+           "dense_forward",
+           "dequantize_rows",
+           "gru_backward",
+           "gru_forward",
+           "quantize_rows",
+]

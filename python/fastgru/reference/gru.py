@@ -17,15 +17,22 @@ go through round_bf16 (`q` below) and the product accumulates in float32; everyt
 (parameters, states, gate math, gradients) stays float32, as under torch.autocast.
 """
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+Rounding = Callable[[Array], Array]
 
 
-def sigmoid(a):
+def sigmoid(a: Array) -> Array:
     # Same function as 1 / (1 + exp(-a)), but never overflows.
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
-def round_bf16(a):
+def round_bf16(a: npt.ArrayLike) -> Array:
     """float32 a rounded to the nearest bfloat16 (ties to even), kept as float32: the top 16 bits
     of each value. NaN stays NaN; values past bfloat16's largest round to infinity."""
     a = np.asarray(a, np.float32)
@@ -35,24 +42,29 @@ def round_bf16(a):
     return np.where(nan, a, rounded.view(np.float32))
 
 
-def operand_rounding(compute_dtype):
+def operand_rounding(compute_dtype: str) -> Rounding:
     """The function each product applies to both its operands."""
     if compute_dtype == "bfloat16":
         return round_bf16
     if compute_dtype == "float32":
-        return lambda a: a
+        return _identity
     raise ValueError(f"compute_dtype: expected 'float32' or 'bfloat16', got {compute_dtype!r}")
 
 
-def param_name(kind, layer, direction):
+def _identity(a: Array) -> Array:
+    return a
+
+
+def param_name(kind: str, layer: int, direction: int) -> str:
     """torch.nn.GRU parameter name, e.g. weight_ih_l0 or bias_hh_l1_reverse."""
     return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
-def layer_params(params, layer, direction, dtype):
+def layer_params(params: Mapping[str, npt.ArrayLike], layer: int, direction: int,
+                 dtype: npt.DTypeLike) -> tuple[Array, Array, Array, Array]:
     """(W_ih (3H,in), W_hh (3H,H), b_ih (3H,), b_hh (3H,)) of one direction; missing biases are zeros."""
-    w_ih = params[param_name("weight_ih", layer, direction)]
-    w_hh = params[param_name("weight_hh", layer, direction)]
+    w_ih = np.asarray(params[param_name("weight_ih", layer, direction)])
+    w_hh = np.asarray(params[param_name("weight_hh", layer, direction)])
     zeros = np.zeros(w_hh.shape[0], dtype)
     b_ih = params.get(param_name("bias_ih", layer, direction), zeros)
     b_hh = params.get(param_name("bias_hh", layer, direction), zeros)
@@ -60,11 +72,13 @@ def layer_params(params, layer, direction, dtype):
             np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
 
 
-def time_order(T, reverse):
+def time_order(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, reset_after, q=lambda a: a):
+def gru_direction_forward(x: Array, h0: Array, valid: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, *,
+                          reverse: bool, reset_after: bool,
+                          q: Rounding = _identity) -> tuple[Array, Array, dict[int, tuple[Array, ...]]]:
     """One direction of one layer.
     x: (T,B,in), h0: (B,H), valid: (T,B) bool, w_ih: (3H,in), w_hh: (3H,H), b_ih, b_hh: (3H,);
     q: applied to both operands of every product (operand_rounding).
@@ -72,7 +86,7 @@ def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, rese
     T, B, _ = x.shape
     H = h0.shape[1]
     y = np.zeros((T, B, H), x.dtype)
-    steps = {}
+    steps: dict[int, tuple[Array, ...]] = {}
     h = h0
     for t in time_order(T, reverse):
         gi = q(x[t]) @ q(w_ih).T + b_ih                             # (B,3H)
@@ -90,10 +104,12 @@ def gru_direction_forward(x, h0, valid, w_ih, w_hh, b_ih, b_hh, *, reverse, rese
     return y, h, steps
 
 
-def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, reset_after, q=lambda a: a):
+def gru_direction_backward(x: Array, valid: Array, w_ih: Array, w_hh: Array, steps: Mapping[int, tuple[Array, ...]],
+                           dy: Array, dh_n: Array, *, reverse: bool, reset_after: bool,
+                           q: Rounding = _identity) -> tuple[Array, Array, Array, Array, Array, Array]:
     """Backward of gru_direction_forward (with the same q). dy: (T,B,H), dh_n: (B,H).
     Returns dx (T,B,in), dh0 (B,H), dW_ih, dW_hh, db_ih, db_hh."""
-    T, B, _ = x.shape
+    T = x.shape[0]
     H = dh_n.shape[1]
     dx = np.zeros_like(x)
     dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
@@ -125,8 +141,10 @@ def gru_direction_backward(x, valid, w_ih, w_hh, steps, dy, dh_n, *, reverse, re
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
-def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_after,
-                dropout_masks=None, keep_cache=True, compute_dtype="float32"):
+def gru_forward(params: Mapping[str, npt.ArrayLike], x: Array, h0: Array, lengths: npt.ArrayLike, *, num_layers: int,
+                bidirectional: bool, reset_after: bool, dropout_masks: Array | Sequence[Array] | None = None,
+                keep_cache: bool = True,
+                compute_dtype: str = "float32") -> tuple[Array, Array, dict[str, Any] | None]:
     """params: dict name -> ndarray with torch.nn.GRU names/shapes (weight_ih_l{k}[_reverse] (3H,in_k),
     weight_hh_l{k} (3H,H), bias_ih_l{k} (3H,), bias_hh_l{k} (3H,)); bias keys may be absent (bias=False => treat as zero).
     x: (T,B,I) time-major. h0: (L*D,B,H) (never None; caller passes zeros). lengths: (B,) int array (never None; caller passes full T).
@@ -142,12 +160,13 @@ def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_afte
     D = 2 if bidirectional else 1
     valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]   # (T,B)
     h_n = np.zeros(h0.shape, dtype)
-    layers = []
+    layers: list[tuple[Array, list[dict[int, tuple[Array, ...]]]]] = []
     inp = x
     for k in range(num_layers):
         if k > 0 and dropout_masks is not None:
             inp = inp * dropout_masks[k - 1]
-        ys, steps = [], []
+        ys: list[Array] = []
+        steps: list[dict[int, tuple[Array, ...]]] = []
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh = layer_params(params, k, d, dtype)
             y_d, h_n[k * D + d], steps_d = gru_direction_forward(
@@ -161,14 +180,15 @@ def gru_forward(params, x, h0, lengths, *, num_layers, bidirectional, reset_afte
     return inp, h_n, cache
 
 
-def gru_backward(params, cache, dy, dh_n, *, num_layers, bidirectional, reset_after):
+def gru_backward(params: Mapping[str, npt.ArrayLike], cache: Mapping[str, Any], dy: npt.ArrayLike, dh_n: Array, *,
+                 num_layers: int, bidirectional: bool, reset_after: bool) -> tuple[Array, Array, dict[str, Array]]:
     """dy: (T,B,D*H), dh_n: (L*D,B,H) (never None; caller passes zeros). Returns (dx (T,B,I), dh0 (L*D,B,H), grads dict with the same keys/shapes as params)."""
     valid, layers, masks, q = cache["valid"], cache["layers"], cache["dropout_masks"], cache["q"]
     D = 2 if bidirectional else 1
     dtype = layers[0][0].dtype
     H = dh_n.shape[2]
     dh0 = np.zeros(dh_n.shape, dtype)
-    grads = {}
+    grads: dict[str, Array] = {}
     dout = np.asarray(dy, dtype)                                   # gradient w.r.t. layer k's output
     for k in reversed(range(num_layers)):
         inp, steps = layers[k]

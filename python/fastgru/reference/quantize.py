@@ -12,20 +12,22 @@ to float where they meet the activations (weight-only quantization), so the only
 weights' rounding, at most scale[r] / 2 per weight.
 """
 
+
 import numpy as np
+import numpy.typing as npt
 
 INT8_LIMIT = 127
 
 
-def quantize_rows(w):
+def quantize_rows(w: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """(q int8 (rows, cols), scale float32 (rows,)) of a float32 weight matrix w (rows, cols)."""
-    w = np.asarray(w, np.float32)
-    scale = (np.abs(w).max(axis=1) / np.float32(INT8_LIMIT)).astype(np.float32)
+    rows = np.asarray(w, np.float32)
+    scale = (np.abs(rows).max(axis=1) / np.float32(INT8_LIMIT)).astype(np.float32)
     divisor = np.where(scale > 0, scale, np.float32(1))
-    q = np.clip(np.rint(w / divisor[:, None]), -INT8_LIMIT, INT8_LIMIT).astype(np.int8)
+    q = np.clip(np.rint(rows / divisor[:, None]), -INT8_LIMIT, INT8_LIMIT).astype(np.int8)
     return q, scale
 
 
-def dequantize_rows(q, scale):
+def dequantize_rows(q: npt.ArrayLike, scale: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """The float32 weights (rows, cols) a model computes with: q * scale, row by row."""
     return np.asarray(q, np.float32) * np.asarray(scale, np.float32)[:, None]
