@@ -66,8 +66,8 @@ def loss_of(gru, weights_y, weights_h):
     return loss
 
 
-@pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("num_layers,bidirectional,bias", [(1, False, True), (2, True, True), (1, False, False)])
+@pytest.mark.parametrize("reset_after,num_layers,bidirectional,bias",
+                         [(True, 1, False, True), (False, 2, True, True), (False, 1, False, False)])
 def test_outputs_and_gradients_match_plain_jax(rng, reset_after, num_layers, bidirectional, bias):
     params, x, h0 = setup(rng, num_layers=num_layers, bidirectional=bidirectional, bias=bias)
     lengths = jnp.asarray([5, 2, 4])

@@ -4,15 +4,23 @@ into Python with host arrays (JAX's pure_callback, TensorFlow's numpy_function).
 Both take the parameters flattened in the core's layout (fastgru.convert.keras_to_flat builds it
 from Keras's weights) and lengths as an int array: the caller passes lengths[b] = T for an
 unpadded sequence, 0 for one with no step, and -1 for a row whose mask was not right-padded
-(fastgru.convert.mask_to_lengths), which forward refuses with a ValueError naming the mask.
+(fastgru.keras.mask_to_lengths), which forward refuses with a ValueError naming the mask.
 
-The training forward returns the core's workspace (what backward needs) as a third output; the
-frameworks keep it as an ordinary array between the two calls.
+The training forward keeps the core's workspace (what backward needs, tens of megabytes at
+typical sizes) here, on the host, and returns a token for it: handing it to the framework as an
+array output cost more than the forward itself (JAX copies a callback's outputs into fresh
+buffers; measured 482 against 187 ms for a medium forward). The backward takes the token and
+drops the workspace. Frameworks may merge identical calls, call a backward twice or never, so
+backward also gets the forward's inputs: when its workspace is gone it runs the forward again.
+At most MAX_KEPT_BYTES of workspaces wait for their backward; beyond that the oldest go.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
+import threading
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,29 +65,73 @@ def core_lengths(lengths: NDArray[np.integer], steps: int) -> NDArray[np.int64] 
     return np.ascontiguousarray(lengths, dtype=np.int64)
 
 
+MAX_KEPT_BYTES = 1 << 31
+
+
+class _Workspaces:
+    """Workspaces of training forwards waiting for their backward, by token (oldest first)."""
+
+    def __init__(self) -> None:
+        self._kept: collections.OrderedDict[int, NDArray[np.floating]] = collections.OrderedDict()
+        self._tokens = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def keep(self, workspace: NDArray[np.floating]) -> int:
+        with self._lock:
+            token = next(self._tokens) % ((1 << 31) - 1) + 1  # never 0: no workspace
+            self._kept[token] = workspace
+            total = sum(w.nbytes for w in self._kept.values())
+            while total > MAX_KEPT_BYTES and len(self._kept) > 1:
+                total -= self._kept.popitem(last=False)[1].nbytes
+            return token
+
+    def take(self, token: int) -> NDArray[np.floating] | None:
+        with self._lock:
+            return self._kept.pop(token, None)
+
+
+_workspaces = _Workspaces()
+
+
+def _forward(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
+             h0: NDArray[np.floating], lengths: NDArray[np.int64] | None, workspace: NDArray[np.floating] | None
+             ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    y, h_n = core_entry("gru_forward", x.dtype)(config, np.ascontiguousarray(params), _time_major(x),
+                                               np.ascontiguousarray(h0), lengths, None, workspace)
+    return _time_major(y), h_n
+
+
 def forward(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
-            h0: NDArray[np.floating], lengths: NDArray[np.integer], training: bool
-            ) -> tuple[NDArray[np.floating], ...]:
-    """x (B, T, I), h0 (L*D, B, H), lengths (B,). Returns y (B, T, D*H) and h_n (L*D, B, H), and
-    in training the workspace (workspace_size(config, T, B),) that backward reads."""
-    dtype = x.dtype
-    T, B = x.shape[1], x.shape[0]
-    valid = core_lengths(lengths, T)
-    workspace = np.empty(workspace_size(config, T, B), dtype) if training else None
-    y, h_n = core_entry("gru_forward", dtype)(config, np.ascontiguousarray(params), _time_major(x),
-                                             np.ascontiguousarray(h0), valid, None, workspace)
-    y = _time_major(y)
-    return (y, h_n, workspace) if workspace is not None else (y, h_n)
+            h0: NDArray[np.floating], lengths: NDArray[np.integer]
+            ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """Inference: x (B, T, I), h0 (L*D, B, H), lengths (B,) -> y (B, T, D*H), h_n (L*D, B, H)."""
+    return _forward(config, params, x, h0, core_lengths(lengths, x.shape[1]), None)
 
 
-def backward(config: _core.GruConfig, params: NDArray[np.floating], workspace: NDArray[np.floating],
-             lengths: NDArray[np.integer], dy: NDArray[np.floating], dh_n: NDArray[np.floating]
+def forward_train(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
+                  h0: NDArray[np.floating], lengths: NDArray[np.integer]
+                  ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.int32]]:
+    """forward, keeping the workspace for backward: returns y, h_n and the token (an int32 scalar)."""
+    workspace = np.empty(workspace_size(config, x.shape[1], x.shape[0]), x.dtype)
+    y, h_n = _forward(config, params, x, h0, core_lengths(lengths, x.shape[1]), workspace)
+    return y, h_n, np.array(_workspaces.keep(workspace), np.int32)
+
+
+def backward(config: _core.GruConfig, token: NDArray[np.integer], params: NDArray[np.floating],
+             x: NDArray[np.floating], h0: NDArray[np.floating], lengths: NDArray[np.integer],
+             dy: NDArray[np.floating], dh_n: NDArray[np.floating]
              ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
-    """Backward of the training forward that returned workspace: dy (B, T, D*H), dh_n (L*D, B, H).
-    Returns dx (B, T, I), dh0 (L*D, B, H) and the gradient of params."""
+    """Backward of the forward_train that returned token (0: a forward without workspace), given
+    that forward's inputs:
+    dy (B, T, D*H), dh_n (L*D, B, H) -> dx (B, T, I), dh0 (L*D, B, H), the gradient of params."""
     dtype = dy.dtype
+    valid = core_lengths(lengths, dy.shape[1])
+    workspace = _workspaces.take(int(token))
+    if workspace is None:  # already used, or dropped: the forward again
+        workspace = np.empty(workspace_size(config, x.shape[1], x.shape[0]), dtype)
+        _forward(config, params, x, h0, valid, workspace)
     grad = np.zeros(params.shape[0], dtype)
     dx, dh0 = core_entry("gru_backward", dtype)(
-        config, np.ascontiguousarray(params), np.asarray(workspace), _time_major(dy), grad,
-        np.ascontiguousarray(dh_n), core_lengths(lengths, dy.shape[1]), None)
+        config, np.ascontiguousarray(params), workspace, _time_major(dy), grad, np.ascontiguousarray(dh_n), valid,
+        None)
     return _time_major(dx), dh0, grad

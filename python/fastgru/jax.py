@@ -38,14 +38,17 @@ def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
 
 def _forward_call(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec,
                   training: bool) -> tuple[jax.Array, ...]:
+    """The core's forward through pure_callback: (y, h_n), and in training the token of the
+    workspace that fastgru._host keeps for the backward."""
     config = _host.gru_config(*spec)
     B, T = x.shape[:2]
     D = 2 if spec[3] else 1
     shapes = [_shape((B, T, D * spec[1]), x.dtype), _shape(h0.shape, x.dtype)]
     if training:
-        shapes.append(_shape((_host.workspace_size(config, T, B),), x.dtype))
-    return tuple(jax.pure_callback(functools.partial(_host.forward, config, training=training), tuple(shapes),
-                                   params, x, h0, lengths, vmap_method="sequential"))
+        shapes.append(_shape((), jnp.int32))
+    host = _host.forward_train if training else _host.forward
+    return tuple(jax.pure_callback(functools.partial(host, config), tuple(shapes), params, x, h0, lengths,
+                                   vmap_method="sequential"))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -58,19 +61,22 @@ def gru_flat(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array,
     return y, h_n
 
 
+Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+
+
 def _gru_flat_fwd(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
-                  ) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array, tuple[int, ...]]]:
-    y, h_n, workspace = _forward_call(params, x, h0, lengths, spec, training=True)
-    return (y, h_n), (params, workspace, lengths, x.shape)
+                  ) -> tuple[tuple[jax.Array, jax.Array], Saved]:
+    y, h_n, token = _forward_call(params, x, h0, lengths, spec, training=True)
+    return (y, h_n), (token, params, x, h0, lengths)
 
 
-def _gru_flat_bwd(spec: Spec, saved: tuple[jax.Array, jax.Array, jax.Array, tuple[int, ...]],
-                  cotangents: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array, None]:
-    params, workspace, lengths, x_shape = saved
+def _gru_flat_bwd(spec: Spec, saved: Saved, cotangents: tuple[jax.Array, jax.Array]
+                  ) -> tuple[jax.Array, jax.Array, jax.Array, None]:
+    token, params, x, h0, lengths = saved
     dy, dh_n = cotangents
-    shapes = (_shape(x_shape, dy.dtype), _shape(dh_n.shape, dy.dtype), _shape(params.shape, dy.dtype))
+    shapes = (_shape(x.shape, dy.dtype), _shape(h0.shape, dy.dtype), _shape(params.shape, dy.dtype))
     dx, dh0, dparams = jax.pure_callback(functools.partial(_host.backward, _host.gru_config(*spec)), shapes,
-                                         params, workspace, lengths, dy, dh_n, vmap_method="sequential")
+                                         token, params, x, h0, lengths, dy, dh_n, vmap_method="sequential")
     return dparams, dx, dh0, None
 
 

@@ -93,7 +93,7 @@ class GRU(keras.layers.GRU):  # type: ignore[misc]
                 reverse = ops.where(time < lengths[:, None], lengths[:, None] - 1 - time, time)
                 x = ops.take_along_axis(x, ops.expand_dims(reverse, 2), axis=1)
         spec = (int(x.shape[2]), int(self.units), 1, False, cell.use_bias, bool(cell.reset_after))
-        y, h_n = _run(params, x, ops.expand_dims(h0, 0), lengths, spec)
+        y, h_n = _run(params, x, ops.expand_dims(h0, 0), lengths, spec, bool(training))
         h_n = h_n[0]
         if not self.return_sequences:
             return h_n, ops.expand_dims(h_n, 1), [h_n]
@@ -118,16 +118,17 @@ def mask_to_lengths(mask: Any) -> Any:
     return ops.where(right_padded, lengths, -1)
 
 
-def _run(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec) -> tuple[Any, Any]:
+def _run(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec, training: bool) -> tuple[Any, Any]:
     """The core's GRU on the backend's tensors: params flat, x (B, T, I), h0 (L*D, B, H), lengths
-    (B,) int32. Returns y (B, T, D*H) and h_n (L*D, B, H)."""
+    (B,) int32. Returns y (B, T, D*H) and h_n (L*D, B, H). training: whether a gradient is likely
+    (TensorFlow's forward then keeps the workspace; JAX and torch know it themselves)."""
     backend = keras.backend.backend()
     if backend == "jax":
         from .jax import gru_flat
         return gru_flat(params, x, h0, lengths, spec)  # type: ignore[no-any-return]
     if backend == "tensorflow":
         from . import _tensorflow
-        return _tensorflow.gru_flat(params, x, h0, lengths, spec)
+        return _tensorflow.gru_flat(params, x, h0, lengths, spec, keep_workspace=training)
     return _run_torch(params, x, h0, lengths, spec)
 
 
