@@ -28,7 +28,6 @@ import sys
 import time
 
 import numpy as np
-
 from configs import CONFIGS
 
 BACKENDS = ("torch", "jax", "tensorflow")

@@ -19,8 +19,8 @@ try:
 except ImportError:
     sys.exit("this example needs Keras 3 and a backend: pip install \".[keras]\" torch (or jax, or tensorflow-cpu)")
 
-import fastgru  # noqa: E402
-import fastgru.keras  # noqa: E402
+import fastgru
+import fastgru.keras
 
 
 def grunet(gru_layer, hidden):

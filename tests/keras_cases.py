@@ -16,12 +16,10 @@ import sys
 import tempfile
 import traceback
 
-import numpy as np
-
-import keras
-from keras import layers
-
 import fastgru.keras
+import keras
+import numpy as np
+from keras import layers
 
 B, T, I, H = 4, 6, 3, 5
 ATOL = 2e-5
@@ -186,14 +184,14 @@ def case_return_state():
 
 def case_stateful():
     x, _ = data()
-    outputs = []
+    outputs, weights = [], None
     for cls in (layers.GRU, fastgru.keras.GRU):
         keras.utils.set_random_seed(1)
         gru = cls(H, stateful=True, return_sequences=True)
         model = keras.Sequential([keras.Input((T, I), batch_size=B), gru])
-        if outputs:
-            model.set_weights(weights)
-        weights = model.get_weights()
+        if weights is None:
+            weights = model.get_weights()
+        model.set_weights(weights)
         first, second = (keras.ops.convert_to_numpy(model(x)) for _ in range(2))
         gru.reset_state()
         outputs.append((first, second, keras.ops.convert_to_numpy(model(x))))

@@ -30,7 +30,8 @@ def run_backend(backend):
                               env=env, timeout=900)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
         if proc.returncode != 0 or not lines:
-            _results[backend] = {"process": f"exit code {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"}
+            failure = f"exit code {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            _results[backend] = {"process": failure}
         else:
             _results[backend] = json.loads(lines[-1][len("RESULTS "):])
     return _results[backend]

@@ -28,13 +28,12 @@ from numpy.typing import NDArray
 from . import _core
 from ._checks import core_entry
 
-
 # A GRU's configuration as the frameworks' static (hashable) arguments:
 # (input_size, hidden_size, num_layers, bidirectional, bias, reset_after).
 Spec = tuple[int, int, int, bool, bool, bool]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gru_config(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
                reset_after: bool) -> _core.GruConfig:
     """The core's GruConfig (float32 products), one per set of arguments."""

@@ -5,7 +5,8 @@ under jit_compile=True it raises a RuntimeError that says to compile without XLA
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
@@ -35,7 +36,7 @@ def gru_flat(params: tf.Tensor, x: tf.Tensor, h0: tf.Tensor, lengths: tf.Tensor,
     D = 2 if spec[3] else 1
     dtype = x.dtype
 
-    @tf.custom_gradient  # type: ignore[misc]
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
     def run(params: tf.Tensor, x: tf.Tensor, h0: tf.Tensor
             ) -> tuple[tuple[tf.Tensor, tf.Tensor], Callable[..., Any]]:
         if keep_workspace:

@@ -8,12 +8,14 @@ are fastgru's reset_after=False; Keras reset_after=True and ONNX linear_before_r
 reset_after=True.
 """
 
+from typing import Any
+
 import numpy as np
 
 from ._checks import as_numeric
 
 
-def _zrh_to_rzn(rows, ops=np):
+def _zrh_to_rzn(rows: Any, ops: Any = np) -> Any:
     """Rows in gate order z, r, h (3H, ...) -> r, z, n; swapping the first two gates is its own
     inverse, so this also takes r, z, n to z, r, h. ops: the array namespace (NumPy, keras.ops or
     jax.numpy: the same split and concatenate), so the frameworks differentiate through it."""
@@ -21,7 +23,7 @@ def _zrh_to_rzn(rows, ops=np):
     return ops.concatenate([r, z, h], axis=0)
 
 
-def keras_to_flat(kernel, recurrent_kernel, bias=None, ops=np):
+def keras_to_flat(kernel: Any, recurrent_kernel: Any, bias: Any = None, ops: Any = np) -> Any:
     """The core's flat parameter buffer (weight_ih, weight_hh, bias_ih, bias_hh of fastgru.GRU's
     layout, gate order r, z, n) of one keras.layers.GRU's weights: kernel (I, 3H),
     recurrent_kernel (H, 3H), bias (2, 3H) (reset_after=True), (3H,) (reset_after=False: the one

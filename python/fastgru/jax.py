@@ -27,13 +27,13 @@ except ImportError as exc:
 
 from . import _core, _host
 
-__all__ = ["gru", "init_params", "GRU"]
+__all__ = ["gru", "init_params"]  # and GRU, the Flax module, built on first use (module __getattr__)
 
 Spec = _host.Spec
 
 
 def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(shape, dtype)
+    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]
 
 
 def _forward_call(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec,
@@ -184,7 +184,7 @@ def _flax_module() -> type:
     except ImportError as exc:
         raise ImportError("fastgru.jax.GRU needs Flax: pip install flax") from exc
 
-    class GRU(nnx.Module):  # type: ignore[misc]
+    class GRU(nnx.Module):
         """A flax.nnx GRU computed by fastgru.jax.gru: y, h_n = GRU(...)(x, h0=None, lengths=None).
 
         GRU(in_features, hidden_features, num_layers=1, *, bidirectional=False, use_bias=True,

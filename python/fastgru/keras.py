@@ -125,7 +125,7 @@ def _run(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec, training:
     backend = keras.backend.backend()
     if backend == "jax":
         from .jax import gru_flat
-        return gru_flat(params, x, h0, lengths, spec)  # type: ignore[no-any-return]
+        return gru_flat(params, x, h0, lengths, spec)
     if backend == "tensorflow":
         from . import _tensorflow
         return _tensorflow.gru_flat(params, x, h0, lengths, spec, keep_workspace=training)
@@ -137,7 +137,7 @@ def _run_torch(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec) -> 
 
     from . import torch as fastgru_torch
     core_lengths = _host.core_lengths(lengths.cpu().numpy(), int(x.shape[1]))
-    input_size, hidden_size, num_layers, bidirectional, bias, reset_after = spec
+    _, hidden_size, num_layers, bidirectional, bias, reset_after = spec
     keep_workspace = torch.is_grad_enabled() and (x.requires_grad or params.requires_grad or h0.requires_grad)
     y, h_n, _ = fastgru_torch.gru_forward(
         x.transpose(0, 1).contiguous(), h0.contiguous(), params.contiguous(),
