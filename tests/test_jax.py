@@ -168,3 +168,16 @@ def test_flax_module(rng):
     grads_ref = jax.grad(lambda p: jnp.sum(plain_gru(p, x, jnp.zeros((1, 3, 6)), jnp.full(3, 5), True)[0] ** 2))(params)
     for name in module.names:
         close(getattr(grads, name)[...], grads_ref[name], f"d{name}")
+
+
+def test_a_second_backward_runs_the_forward_again(rng):
+    """The first backward consumes the forward's workspace; a second (the same vjp applied twice)
+    finds it gone and recomputes it: same gradients."""
+    params, x, h0 = setup(rng)
+    y, vjp = jax.vjp(lambda p: fastgru_jax.gru(p, x, h0)[0], params)
+    cotangent = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    first, second = vjp(cotangent)[0], vjp(cotangent)[0]
+    expected = jax.vjp(lambda p: plain_gru(p, x, h0, jnp.full(3, 5), True)[0], params)[1](cotangent)[0]
+    for name in params:
+        close(first[name], expected[name], f"d{name}")
+        close(second[name], expected[name], f"d{name} (second backward)")

@@ -64,7 +64,7 @@ def core_lengths(lengths: NDArray[np.integer], steps: int) -> NDArray[np.int64] 
     return np.ascontiguousarray(lengths, dtype=np.int64)
 
 
-MAX_KEPT_BYTES = 1 << 31
+MAX_KEPT_BYTES = 1 << 30
 
 
 class _Workspaces:
