@@ -38,6 +38,7 @@
 float fma_chains_avx2(long rounds);           // rounds x 12 x 8 x 2 FLOPs
 float fma_chains_avx512(long rounds);         // rounds x 24 x 16 x 2 FLOPs
 float dpbf16_chains_avx512bf16(long rounds);  // rounds x 24 x 16 x 4 FLOPs
+float tdpbf16_chains_amx(long rounds);        // rounds x 4 x 16 x 16 x 32 x 2 FLOPs
 #endif
 
 using namespace fastgru;
@@ -111,16 +112,20 @@ struct Probe {
 
 Probe fma_probe() {
 #if defined(FASTGRU_BENCH_X86)
-  if (active_isa() == "avx512") return {"512-bit FMA", 24.0 * 16 * 2, fma_chains_avx512};
+  const std::string isa = active_isa();
+  if (isa == "avx512" || isa == "avx512bf16" || isa == "amx") return {"512-bit FMA", 24.0 * 16 * 2, fma_chains_avx512};
   return {"256-bit FMA", 12.0 * 8 * 2, fma_chains_avx2};
 #else
   return {"none", 0, nullptr};
 #endif
 }
 
-// VDPBF16PS: per lane two bfloat16 products added to a float (4 FLOPs); nullptr without it.
+// The bfloat16 units fastgru's products use: AMX tiles when the active instruction set is amx
+// (whose check got the tile state from Linux), else VDPBF16PS (per lane two bfloat16 products
+// added to a float: 4 FLOPs); nullptr without either.
 Probe bf16_probe() {
 #if defined(FASTGRU_BENCH_X86)
+  if (active_isa() == "amx") return {"AMX TDPBF16PS", 4.0 * 16 * 16 * 32 * 2, tdpbf16_chains_amx};
   if (__builtin_cpu_supports("avx512bf16")) return {"VDPBF16PS", 24.0 * 16 * 4, dpbf16_chains_avx512bf16};
 #endif
   return {"none", 0, nullptr};

@@ -3,8 +3,9 @@ runs them everywhere:
 
 - under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the run);
 - a subset of this Python suite against the extension built with the same sanitizers;
-- cross-compiled for aarch64 and run under qemu-user, so the generic path runs on the architecture
-  it exists for;
+- cross-compiled for aarch64 and run under qemu-user (its "max" CPU, with every optional extension), so
+  the generic and NEON instruction sets run on their architecture, and the choice between them is checked
+  on emulated CPUs with and without the extensions;
 - the benchmark program bench_gru (bench/), optimized as it is measured: its own check against the
   naive GRU at a standard configuration, and its command line.
 
@@ -14,6 +15,7 @@ it when the CI environment variable is set (.ci/run installs them). To run one l
     python -m pytest tests/test_cpp_core.py -k sanitiz -rs
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -108,14 +110,59 @@ def test_python_suite_subset_against_the_sanitized_extension(sanitized_build, tm
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-20000:]
 
 
-def test_cpp_tests_on_aarch64_under_qemu():
-    """The generic instruction set (the only one on ARM) built by the cross compiler, run by qemu."""
+@pytest.fixture(scope="session")
+def aarch64_build():
+    """The core and its C++ tests built by the cross compiler, ctest running them under qemu's "max" CPU
+    (every optional extension qemu emulates, so every variant the CPU check allows runs)."""
     compiler = require("aarch64-linux-gnu-g++", "cross-compile for aarch64 (package g++-aarch64-linux-gnu)")
     qemu = require("qemu-aarch64", "run aarch64 programs (package qemu-user)")
     build = cmake_build("aarch64", "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
                         f"-DCMAKE_CXX_COMPILER={compiler}", "-DCMAKE_BUILD_TYPE=Release",
-                        f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-L;/usr/aarch64-linux-gnu")
+                        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+                        f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-cpu;max;-L;/usr/aarch64-linux-gnu")
+    return build, qemu
+
+
+def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
+    """Every test program checks each instruction set available (generic, neon, neon_bf16) against its truth."""
+    build, _ = aarch64_build
     ctest(build)
+
+
+@pytest.mark.parametrize(("cpu", "forced", "available", "active"), [
+    ("max", None, "generic neon neon_bf16", "neon_bf16"),
+    ("max", "generic", "generic neon neon_bf16", "generic"),
+    ("max", "NEON", "generic neon neon_bf16", "neon"),
+    ("cortex-a76", None, "generic neon", "neon"),  # Armv8.2-A with the dot product, no BF16
+    ("cortex-a53", "neon_bf16", None, None),
+])
+def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, available, active):
+    """neon on any AArch64 CPU, neon_bf16 where the system reports BF16 (the widest is the default), and
+    FASTGRU_ISA forces any of them the CPU supports; one it lacks is an error."""
+    build, qemu = aarch64_build
+    env = {k: v for k, v in os.environ.items() if k != "FASTGRU_ISA"}
+    if forced:
+        env["FASTGRU_ISA"] = forced
+    command = [qemu, "-cpu", cpu, "-L", "/usr/aarch64-linux-gnu", build / "tests" / "cpp" / "test_isa"]
+    if available is None:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0
+        assert f"FASTGRU_ISA: instruction set '{forced}' is not supported by this CPU" in result.stderr, result.stderr
+        return
+    out = run(command, env=env).stdout
+    listed = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("available: ", "active: ")))
+    # An x86 C++ test build also has emulated variants (never the default); none are declared here.
+    assert [isa for isa in listed["available"].split() if not isa.startswith("emulated_")] == available.split(), out
+    assert listed["active"] == active, out
+
+
+def test_aarch64_compile_flags(aarch64_build):
+    """No -march=native anywhere; -march only in the ARM variants' files: the baseline, plus BF16 for neon_bf16."""
+    build, _ = aarch64_build
+    commands = {pathlib.Path(c["file"]).name: c["command"] for c in json.loads((build / "compile_commands.json").read_text())}
+    assert not [name for name, command in commands.items() if "-march=native" in command]
+    marched = {name: command.split("-march=")[1].split()[0] for name, command in commands.items() if "-march=" in command}
+    assert marched == {"isa_neon.cpp": "armv8-a", "isa_neon_bf16.cpp": "armv8.2-a+bf16"}, marched
 
 
 @pytest.fixture(scope="session")

@@ -61,3 +61,33 @@ def test_bad_isa_is_a_clear_error_and_set_isa_recovers():
     assert result.returncode == 0, result.stderr
     assert "FASTGRU_ISA" in result.stdout and "unknown instruction set 'bogus'" in result.stdout
     assert "recovered generic" in result.stdout
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            # x86 lists "flags", ARM "Features"
+            return next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return []
+
+
+# Each instruction set with special instructions, by the /proc/cpuinfo flags it needs.
+NEEDS_FLAGS = {"avx2": ["avx2", "fma"], "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
+               "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"],
+               "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "amx_tile", "amx_bf16"],
+               "neon": ["asimd"], "neon_bf16": ["asimd", "bf16"]}
+
+
+@pytest.mark.parametrize("isa", sorted(NEEDS_FLAGS))
+def test_every_instruction_set_the_cpu_has_is_available(isa):
+    flags = cpu_flags()
+    if not flags or "avx2" not in flags and isa.startswith("avx"):
+        pytest.skip("not an x86 CPU with AVX2 (or no /proc/cpuinfo)")
+    if "asimd" not in flags and isa.startswith("neon"):
+        pytest.skip("not a 64-bit ARM CPU")
+    missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
+    if missing:
+        emulated = " (the C++ tests run its bfloat16 kernels' layouts and loops in emulation)" if isa in ("avx512bf16", "amx") else ""
+        pytest.skip(f"this CPU lacks {', '.join(missing)}: the {isa} kernels cannot run here{emulated}")
+    assert isa in fastgru.available_isas()

@@ -1,15 +1,22 @@
 """help() is enough: the public classes and functions carry their contract in their docstrings
-(every constructor argument, shapes, equations), and README.md's GRU signature is the real one."""
+(every constructor argument, shapes, equations), and the documentation's GRU signature is the
+real one. The documentation site (docs/) builds with warnings as errors, its API reference taken
+from those docstrings. (tests/test_readme.py runs the pages' code.)"""
 
+import importlib.util
 import inspect
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import fastgru
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+LAYER_PAGE = ROOT / "docs" / "layer-and-model.md"
 
 
 @pytest.mark.parametrize("name", fastgru.__all__)
@@ -34,9 +41,29 @@ def test_gru_docstring_has_shapes_and_equations():
         assert fragment in doc, fragment
 
 
-def test_readme_gru_signature_matches_the_code():
-    text = README.read_text(encoding="utf-8")
+def test_docs_gru_signature_matches_the_code():
+    text = LAYER_PAGE.read_text(encoding="utf-8")
     signature = re.search(r"layer = fastgru\.GRU\((.*?)\)\n", text, re.S).group(1)
     written = [part.split("=")[0].strip() for part in signature.split(",") if part.strip() not in ("*", "")]
     actual = [p for p in inspect.signature(fastgru.GRU.__init__).parameters if p != "self"]
     assert written == actual
+
+
+def test_docs_build_with_warnings_as_errors(tmp_path):
+    """sphinx-build -W: a broken reference, an unreadable figure, a page outside the table of contents
+    or a docstring autodoc cannot import fails the build."""
+    missing = [name for name in ("sphinx", "myst_parser") if importlib.util.find_spec(name) is None]
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"needs {', '.join(missing)} (pip install \".[docs]\")")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-E", "-b", "html",
+         "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(tmp_path / "html")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
+    for name in fastgru.__all__:
+        if name != "__version__":
+            assert f'id="fastgru.{name}"' in api, f"the API reference lacks fastgru.{name}"
+    assert "(L*D, B, H)" in api  # the GRU's docstring, shapes included
+    speed = (tmp_path / "html" / "speed.html").read_text(encoding="utf-8")
+    assert speed.count("<img") >= 5

@@ -51,23 +51,3 @@ def test_case(backend, case):
     assert "process" not in results, results.get("process")
     assert results.get(case) == "ok", results.get(case)
 
-
-RUN_DOC_BLOCKS = """
-import re, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-for number, code in enumerate(re.findall(r"^```python\\n(.*?)^```", text, re.M | re.S)):
-    print(f"block {number}", flush=True)
-    exec(compile(code, f"docs/keras.md block {number}", "exec"), {"__name__": "__doc_block__"})
-print("all blocks ran")
-"""
-
-
-def test_docs_code_blocks_run():
-    """docs/keras.md's ```python blocks run as written (each in a fresh namespace, one process on
-    the JAX backend: Keras keeps the backend of its first import)."""
-    pytest.importorskip("keras")
-    pytest.importorskip("flax")
-    env = dict(os.environ, KERAS_BACKEND="jax", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", RUN_DOC_BLOCKS, str(HERE.parent / "docs" / "keras.md")],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0 and "all blocks ran" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]

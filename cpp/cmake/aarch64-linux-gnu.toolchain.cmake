@@ -1,7 +1,7 @@
 # Cross-compiles for 64-bit ARM Linux with Debian's/Ubuntu's g++-aarch64-linux-gnu:
 #   cmake -S . -B build-arm64 -G Ninja --toolchain cpp/cmake/aarch64-linux-gnu.toolchain.cmake
-# (run the programs with qemu-aarch64 -L /usr/aarch64-linux-gnu). Only the generic variant exists
-# there.
+# (run the programs with qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu). The variants there:
+# generic, neon and neon_bf16 (cpp/CMakeLists.txt).
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)

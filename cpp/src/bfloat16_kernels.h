@@ -25,6 +25,18 @@ inline U bfloat16_bits(U bits) {
 struct Bfloat16Kernels {
   // dst[i] = src[i] rounded to bfloat16 (kept in a float), i < n; dst == src allowed.
   void (*round)(const float* src, size_t n, float* dst);
+
+  // Products of bfloat16 operands on an instruction that multiplies pairs of them
+  // (gemm_bf16_microkernels.inc gives the layouts and the block() contract it shares with
+  // GemmKernels). block == nullptr where the instruction set has none: products with bfloat16
+  // operands then run the float kernels on rounded floats. Panels are the float kernels' nr
+  // columns wide.
+  struct PairGemm {
+    void (*block)(size_t m, size_t n, size_t j0, size_t kc, const uint16_t* a, size_t lda, const uint16_t* b,
+                  size_t ps, float beta, float* c, size_t ldc);
+    size_t k_granule;    // K is zero-padded to a multiple of it (A's rows, B's panels); kc too
+    size_t row_granule;  // A's rows are zero-padded to a multiple of it (block reads them)
+  } pairs;
 };
 
 }  // namespace detail

@@ -5,13 +5,70 @@
 #include <cctype>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include "fastgru/cpu.h"
 #include "isa.h"
 
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+namespace fastgru {
+namespace detail {
+namespace {
+
+#if defined(__aarch64__)
+// ARM's extensions, asked of the operating system: GCC 12 has no __builtin_cpu_supports on
+// AArch64. Feature names are those of GCC's and Clang's -march=...+<feature>.
+bool arm_cpu_supports(const std::string& feature) {
+#if defined(__linux__)
+  // The bit of <asm/hwcap.h>, spelled out: older C libraries' headers lack it.
+  if (feature == "bf16") return getauxval(AT_HWCAP2) & (1ul << 14);  // HWCAP2_BF16
+#elif defined(__APPLE__)
+  int value = 0;
+  size_t size = sizeof value;
+  if (feature == "bf16" && sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0)
+    return value != 0;
+#endif
+  return false;  // a feature no variant uses yet, or a system we cannot ask: the variant is not used
+}
+#else
+// Linux hands out the AMX tile state (8 KiB more per thread to save on a context switch) only
+// to a process that asks for it; without it the first tile instruction faults. Asked once.
+bool amx_tile_state_granted() {
+#if defined(__linux__) && defined(__x86_64__)
+  static const bool granted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+#endif
+
+}  // namespace
+}  // namespace detail
+}  // namespace fastgru
+
 // The CPU feature check of the generated variant table (isa_variants.h). Feature names are
-// GCC's and Clang's, as in their -m<feature> flags; only x86 variants list any.
-#define FASTGRU_CPU_SUPPORTS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
+// GCC's and Clang's: on x86 those of their -m<feature> flags, asked of the CPU (AMX needs the
+// operating system's consent as well); on ARM the -march=...+<feature> extensions.
+#if defined(__aarch64__)
+#define FASTGRU_CPU_SUPPORTS(feature) fastgru::detail::arm_cpu_supports(feature)
+#else
+#define FASTGRU_CPU_SUPPORTS(feature)                                 \
+  (__builtin_cpu_init(), __builtin_cpu_supports(feature) &&           \
+                             (std::string_view(feature) != "amx-tile" || fastgru::detail::amx_tile_state_granted()))
+#endif
 #include "isa_variants.h"
 
 namespace fastgru {

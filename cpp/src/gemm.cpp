@@ -5,6 +5,7 @@
 #include "fastgru/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <type_traits>
 
@@ -100,6 +101,56 @@ void copy_rounded(size_t rows, size_t cols, const T* a, size_t lda, T* out) {
     for (size_t i = 0; i < rows; ++i) round_to_bfloat16(a + i * lda, cols, out + i * cols);
 }
 
+// The pair kernels' operands (gemm_bf16_microkernels.inc): bfloat16 bit patterns, two
+// consecutive k to a 32-bit word, K zero-padded to the kernel's granule (PairGemm).
+using PairGemm = detail::Bfloat16Kernels::PairGemm;
+inline uint16_t bfloat16_half(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, sizeof bits);
+  return static_cast<uint16_t>(detail::bfloat16_bits(bits) >> 16);
+}
+inline size_t round_up(size_t n, size_t granule) { return (n + granule - 1) / granule * granule; }
+
+// A(i, k) = a[i * row_stride + k * k_stride] (i < rows, k < K) rounded into out, row-major
+// (padded_rows(rows), padded_k(K)), zero outside A.
+void rows_to_pairs(const PairGemm& g, size_t rows, size_t K, const float* a, size_t row_stride, size_t k_stride,
+                   uint16_t* out) {
+  const size_t Kp = round_up(K, g.k_granule);
+  for (size_t i = 0; i < round_up(rows, g.row_granule); ++i) {
+    uint16_t* o = out + i * Kp;
+    size_t k = 0;
+    if (i < rows) {
+      const float* row = a + i * row_stride;
+      if (k_stride == 1)
+        for (; k < K; ++k) o[k] = bfloat16_half(row[k]);
+      else
+        for (; k < K; ++k) o[k] = bfloat16_half(row[k * k_stride]);
+    }
+    for (; k < Kp; ++k) o[k] = 0;
+  }
+}
+
+// Float panels (K rows of nr, panel p at in + p * K * nr) rounded into pair panels (Kp / 2 pairs
+// of rows, 2 nr each, panel p at out + p * Kp * nr), Kp = K padded to the granule.
+void panels_to_pairs(const PairGemm& g, size_t panels, size_t K, size_t nr, const float* in, uint16_t* out) {
+  const size_t Kp = round_up(K, g.k_granule);
+  for (size_t p = 0; p < panels; ++p) {
+    const float* panel = in + p * K * nr;
+    uint16_t* o = out + p * Kp * nr;
+    for (size_t k = 0; k < Kp; ++k)
+      for (size_t j = 0; j < nr; ++j) o[k / 2 * 2 * nr + 2 * j + k % 2] = k < K ? bfloat16_half(panel[k * nr + j]) : 0;
+  }
+}
+
+// C (mc rows) += A's rows (as pairs, padded) times pair panels (ps apart), over K-blocks of
+// gemm_kc's size made a multiple of the granule, so that every block starts on one.
+void pair_blocks(const PairGemm& g, size_t kc_max, size_t mc, size_t n, size_t j0, size_t K, const uint16_t* a,
+                 const uint16_t* b, size_t nr, size_t ps, float beta, float* c, size_t ldc) {
+  const size_t Kp = round_up(K, g.k_granule), kc_size = round_up(detail::gemm_kc(K, kc_max), g.k_granule);
+  for (size_t pc = 0; pc < K; pc += kc_size)
+    g.block(mc, n, j0, std::min(kc_size, Kp - pc), a + pc, Kp, b + pc * nr, ps, pc == 0 ? beta : 1.0f, c, ldc);
+}
+
 // Threads a product of `flops` deserves: at least ~50 us of work each, as waking the pool
 // costs microseconds.
 int threads_for_flops(double flops) { return static_cast<int>(std::min(flops / 4e6 + 1, 1e6)); }
@@ -159,6 +210,32 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
   }
 }
 
+// gemm_serial for bfloat16 operands on the pair kernels: B packed whole for a block of columns
+// and converted to pair panels, then each block of A's rows converted to pairs.
+void gemm_serial_pairs(const GemmKernels<float>& kern, const PairGemm& g, Trans ta, Trans tb, size_t M, size_t N,
+                       size_t K, const float* A, size_t lda, const float* B, size_t ldb, float beta, float* C,
+                       size_t ldc) {
+  const size_t nr = kern.nr, Kp = round_up(K, g.k_granule);
+  const size_t nc_size = std::min(std::max(nr, kern.b_budget / K / nr * nr), round_up(N, nr));
+  const size_t mc_size = std::min(kern.mc, M);
+  detail::ScratchArray<float> b_packed(K * nc_size);
+  detail::ScratchArray<uint16_t> b_pairs(Kp * nc_size), a_pairs(round_up(mc_size, g.row_granule) * Kp);
+  for (size_t jc = 0; jc < N; jc += nc_size) {
+    const size_t nc = std::min(nc_size, N - jc);
+    pack_b(tb, K, nc, tb == Trans::no ? B + jc : B + jc * ldb, ldb, nr, K * nr, b_packed.data());
+    panels_to_pairs(g, round_up(nc, nr) / nr, K, nr, b_packed.data(), b_pairs.data());
+    for (size_t ic = 0; ic < M; ic += mc_size) {
+      const size_t mc = std::min(mc_size, M - ic);
+      if (ta == Trans::no)
+        rows_to_pairs(g, mc, K, A + ic * lda, lda, 1, a_pairs.data());
+      else
+        rows_to_pairs(g, mc, K, A + ic, 1, lda, a_pairs.data());
+      pair_blocks(g, kern.kc_max, mc, nc, 0, K, a_pairs.data(), b_pairs.data(), nr, Kp * nr, beta, C + ic * ldc + jc,
+                  ldc);
+    }
+  }
+}
+
 // Splits C into a grid of rows x cols = threads rectangles, the shape with the least work
 // for the busiest thread (tiles rounded up to whole slivers and panels, plus packing).
 void thread_grid(size_t M, size_t N, size_t mr, size_t nr, int threads, int* rows, int* cols) {
@@ -181,6 +258,10 @@ struct PackedMatrix<T>::Impl {
   const GemmKernels<T>* kern = nullptr;  // the kernels it was packed for
   bool bf16 = false;                     // stored rounded to bfloat16 (ComputeDtype::bfloat16)
   Buffer<T> panels;                      // ceil(N / nr) panels of K x nr (pack writes all)
+  // bfloat16 on the pair kernels: the panels again as pairs (K padded to the kernel's granule), which the
+  // products read; empty otherwise.
+  Buffer<uint16_t> pairs;
+  detail::Bfloat16Kernels::PairGemm pair_gemm{};  // the kernel they were packed for
 };
 
 template <class T>
@@ -204,6 +285,15 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
   const size_t nr = kern.nr, ps = K * nr, panels = (N + nr - 1) / nr;
   impl_->panels.resize(checked_product({panels, K, nr}, "PackedMatrix: packed (K, N)"));
   T* out = impl_->panels.data();
+  uint16_t* pairs = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    impl_->pair_gemm = bf16 ? detail::active_kernels().bf16.pairs : detail::Bfloat16Kernels::PairGemm{};
+    if (impl_->pair_gemm.block) {
+      impl_->pairs.resize(panels * round_up(K, impl_->pair_gemm.k_granule) * nr);
+      pairs = impl_->pairs.data();
+    }
+  }
+  if (!pairs) impl_->pairs = Buffer<uint16_t>();
   auto row = [=](size_t r) -> const T* {
     if (!source_rows) return B + r * ldb;
     return source_rows[r] == kZeroRow ? nullptr : B + source_rows[r] * ldb;
@@ -222,7 +312,13 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
         } else {
           pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, o);
         }
-        if (bf16) round_in_place(o, (p.end - p.begin) * ps);
+        if (pairs) {
+          if constexpr (std::is_same_v<T, float>)
+            panels_to_pairs(impl_->pair_gemm, p.end - p.begin, K, nr, o,
+                            pairs + p.begin * round_up(K, impl_->pair_gemm.k_granule) * nr);
+        } else if (bf16) {
+          round_in_place(o, (p.end - p.begin) * ps);
+        }
       },
       threads_for(panels * ps, 1 << 16));
 }
@@ -247,6 +343,20 @@ void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const P
   size_t kc_size = detail::gemm_kc(p.K, kern.kc_max);
   size_t first = n0 / nr;  // panel holding column n0
   const T* panels = p.panels.data() + first * ps;
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.pair_gemm.block) {  // bfloat16 on the pair kernels: each block of A's rows as pairs first
+      const PairGemm& g = p.pair_gemm;
+      const size_t Kp = round_up(p.K, g.k_granule), mc_size = std::min(kern.mc, M);
+      detail::ScratchArray<uint16_t> a_pairs(round_up(mc_size, g.row_granule) * Kp);
+      for (size_t ic = 0; ic < M; ic += mc_size) {
+        const size_t mc = std::min(mc_size, M - ic);
+        rows_to_pairs(g, mc, p.K, A + ic * lda, lda, 1, a_pairs.data());
+        pair_blocks(g, kern.kc_max, mc, n1 - first * nr, n0 - first * nr, p.K, a_pairs.data(),
+                    p.pairs.data() + first * Kp * nr, nr, Kp * nr, beta, C + ic * ldc + n0, ldc);
+      }
+      return;
+    }
+  }
   // bfloat16: each block of A's rows is rounded into a copy first.
   detail::ScratchArray<T> a_rounded(p.bf16 ? std::min(kern.mc, M) * p.K : 0);
   for (size_t ic = 0; ic < M; ic += kern.mc) {
@@ -297,6 +407,12 @@ void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t l
         if (r.begin == r.end || c.begin == c.end) return;
         const T* Ab = ta == Trans::no ? A + r.begin * lda : A + r.begin;
         const T* Bb = tb == Trans::no ? B + c.begin : B + c.begin * ldb;
+        if constexpr (std::is_same_v<T, float>) {
+          const PairGemm& g = detail::active_kernels().bf16.pairs;
+          if (bf16 && g.block)
+            return gemm_serial_pairs(kern, g, ta, tb, r.end - r.begin, c.end - c.begin, K, Ab, lda, Bb, ldb, beta,
+                                     C + r.begin * ldc + c.begin, ldc);
+        }
         gemm_serial(kern, ta, tb, r.end - r.begin, c.end - c.begin, K, Ab, lda, Bb, ldb, beta,
                     C + r.begin * ldc + c.begin, ldc, bf16);
       },

@@ -3,6 +3,7 @@
 //   in float32 and float64, at shapes that exercise partial unit blocks and tiny dimensions;
 // - central finite differences of the float64 forward for everything the naive GRU lacks:
 //   reset_before, bidirectional, stacked layers, no bias, variable lengths, dropout multipliers.
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "check.h"
 #include "fastgru/gru.h"
+#include "fastgru/threads.h"
 #include "naive_gru.h"
 
 using namespace fastgru;
@@ -149,6 +151,92 @@ GruConfig config(size_t I, size_t H, size_t L, bool bidirectional, bool bias, bo
   return cfg;
 }
 
+// gru_step (the streaming step's row products, gemv_rows) against one step of the naive GRU.
+template <class T>
+void check_step_against_naive(const std::string& isa, Checker& check) {
+  const size_t B = 3, I = 19, H = 37;  // neither a multiple of any vector width
+  GruConfig cfg;
+  cfg.input_size = I;
+  cfg.hidden_size = H;
+  const auto layout = gru_param_layout(cfg);
+  const std::vector<T> params = random_vector<T>(gru_param_count(cfg), 1 / std::sqrt(double(H)));
+  const std::vector<T> x = random_vector<T>(B * I), h = random_vector<T>(B * H);
+  auto view = [&](const char* name) {
+    const ParamTensor& p = param(layout, name);
+    return std::vector<double>(params.begin() + p.offset, params.begin() + p.offset + p.size());
+  };
+  const NaiveWeights w{view("weight_ih_l0"), view("weight_hh_l0"), view("bias_ih_l0"), view("bias_hh_l0")};
+  std::vector<double> y_ref, hn_ref;
+  NaiveTrace trace;
+  naive_forward(w, 1, B, I, H, std::vector<double>(x.begin(), x.end()), std::vector<double>(h.begin(), h.end()),
+                y_ref, hn_ref, trace);
+  std::vector<T> h_new(B * H);
+  gru_step<T>(cfg, params.data(), B, x.data(), h.data(), h_new.data());
+  check.close(isa + (sizeof(T) == 4 ? " f32" : " f64") + " gru_step", h_new, hn_ref, sizeof(T) == 4 ? 1e-5 : 1e-11);
+}
+
+// Results bit for bit the same on 1 and 2 threads, and for every batch row whether it runs
+// alone, in a part of the batch or in the whole batch (the micro-kernels then see other row
+// counts): forward, gradients (threads only: they sum over the batch) and the streaming step.
+void check_threads_and_batch_composition(const std::string& isa, Checker& check) {
+  const size_t T = 3, B = 13, H = 37;
+  const GruConfig cfg = config(19, H, 2, false, true, true);
+  const size_t I = cfg.input_size, L = cfg.num_layers;
+  const std::vector<float> params = random_vector<float>(gru_param_count(cfg), 0.3);
+  const std::vector<float> x = random_vector<float>(T * B * I), h0 = random_vector<float>(L * B * H);
+  const std::vector<float> dy = random_vector<float>(T * B * H);
+  // Rows [b0, b0 + nb) of x and h0 as a batch of their own; the outputs' rows compared with the whole batch's.
+  auto forward = [&](size_t b0, size_t nb, std::vector<float>& y, std::vector<float>& h_n, std::vector<float>& step) {
+    std::vector<float> xs(T * nb * I), hs(L * nb * H);
+    for (size_t t = 0; t < T; ++t) std::copy_n(x.begin() + (t * B + b0) * I, nb * I, xs.begin() + t * nb * I);
+    for (size_t l = 0; l < L; ++l) std::copy_n(h0.begin() + (l * B + b0) * H, nb * H, hs.begin() + l * nb * H);
+    y.resize(T * nb * H);
+    h_n.resize(L * nb * H);
+    step.resize(L * nb * H);
+    gru_forward<float>(cfg, params.data(), T, nb, xs.data(), hs.data(), nullptr, nullptr, y.data(), h_n.data(), nullptr);
+    gru_step<float>(cfg, params.data(), nb, xs.data(), hs.data(), step.data());
+  };
+  auto rows_equal = [&](const std::vector<float>& part, const std::vector<float>& whole, size_t b0, size_t nb,
+                        size_t blocks) {  // blocks of B rows in whole, of nb rows in part, H values a row
+    for (size_t k = 0; k < blocks; ++k)
+      if (!std::equal(part.begin() + k * nb * H, part.begin() + (k + 1) * nb * H, whole.begin() + (k * B + b0) * H))
+        return false;
+    return true;
+  };
+  const int threads_before = get_num_threads();
+  std::vector<float> y, h_n, step, trained[2];
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<float> y_t, h_t, step_t, workspace(gru_workspace_size(cfg, T, B)), y_train(T * B * H);
+    std::vector<float> h_train(L * B * H), dx(T * B * I), dh0(L * B * H), grad(params.size(), 0.f);
+    forward(0, B, y_t, h_t, step_t);
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y_train.data(),
+                       h_train.data(), workspace.data());
+    const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
+    gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(), grad.data());
+    std::vector<float>& all = trained[threads - 1];
+    for (const auto* v : {&y_train, &h_train, &dx, &dh0, &grad}) all.insert(all.end(), v->begin(), v->end());
+    if (threads == 1) {
+      y = y_t, h_n = h_t, step = step_t;
+      continue;
+    }
+    check.expect(isa + " forward, step and training step on 2 threads equal 1 thread's",
+                 y_t == y && h_t == h_n && step_t == step && trained[1] == trained[0]);
+  }
+  set_num_threads(threads_before);
+  const struct {
+    size_t first, count;
+  } parts[] = {{0, 1}, {12, 1}, {3, 6}};
+  for (const auto& part : parts) {
+    std::vector<float> y_p, h_p, step_p;
+    forward(part.first, part.count, y_p, h_p, step_p);
+    check.expect(isa + " rows " + std::to_string(part.first) + ".." + std::to_string(part.first + part.count) +
+                     " alone equal their rows in the batch",
+                 rows_equal(y_p, y, part.first, part.count, T) && rows_equal(h_p, h_n, part.first, part.count, L) &&
+                     rows_equal(step_p, step, part.first, part.count, L));
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -166,6 +254,9 @@ int main() {
       check_against_naive<double>(s, isa, check);
     }
     for (const FdCase& c : fd_cases) check_finite_differences(c, isa, check);
+    check_step_against_naive<float>(isa, check);
+    check_step_against_naive<double>(isa, check);
+    check_threads_and_batch_composition(isa, check);
   });
   return check.report("test_gru");
 }

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "fastgru/gemm.h"
 #include "fastgru/gru.h"
+#include "fastgru/threads.h"
 
 using namespace fastgru;
 using namespace fastgru_test;
@@ -112,6 +113,111 @@ void check_int8_step(const std::string& isa, Checker& check) {
   }
 }
 
+// Products with bfloat16 operands over the shapes that reach every loop of the kernels: edge rows
+// and columns, odd K (a padded pair), K over several K-blocks (one of odd length), transposed
+// operands, beta != 0, and column ranges of packed matrices; each against double products of the
+// rounded operands. Then what holds for the float kernels, bit for bit: a row's result does not
+// depend on the other rows of its batch, nor on the thread count.
+void check_bfloat16_gemm_shapes(const std::string& isa, Checker& check) {
+  auto rounded = [](float x) { return double(round_to_bfloat16(x)); };
+  for (size_t M : {1, 2, 5, 13, 30})
+    for (size_t N : {1, 7, 33, 70})
+      for (size_t K : {1, 3, 32, 301, 513})
+        for (Trans ta : {Trans::no, Trans::yes})
+          for (Trans tb : {Trans::no, Trans::yes}) {
+            const std::vector<float> A = random_vector<float>(M * K), B = random_vector<float>(K * N);
+            std::vector<float> C = random_vector<float>(M * N);
+            std::vector<double> want(M * N);
+            const float beta = 0.5f;
+            for (size_t i = 0; i < M; ++i)
+              for (size_t j = 0; j < N; ++j) {
+                double sum = beta * double(C[i * N + j]);
+                for (size_t k = 0; k < K; ++k)
+                  sum += rounded(ta == Trans::no ? A[i * K + k] : A[k * M + i]) *
+                         rounded(tb == Trans::no ? B[k * N + j] : B[j * K + k]);
+                want[i * N + j] = sum;
+              }
+            gemm<float>(ta, tb, M, N, K, A.data(), ta == Trans::no ? K : M, B.data(), tb == Trans::no ? N : K, beta,
+                        C.data(), N, ComputeDtype::bfloat16);
+            const std::string shape = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+                                      (ta == Trans::yes ? " A^T" : "") + (tb == Trans::yes ? " B^T" : "");
+            check.close(isa + " bfloat16 gemm " + shape, C, want, 1e-4);
+          }
+  // Packed: columns [n0, N) of C from a packed B (n0 a multiple of the panel width).
+  const size_t M = 9, N = 3 * packed_panel_width() + 5, K = 301, n0 = packed_panel_width();
+  const std::vector<float> A = random_vector<float>(M * K), B = random_vector<float>(K * N);
+  PackedMatrix<float> packed;
+  packed.pack(Trans::no, K, N, B.data(), N, nullptr, ComputeDtype::bfloat16);
+  std::vector<float> C(M * N, 7.f);
+  std::vector<double> want(M * N, 7.0);
+  for (size_t i = 0; i < M; ++i)
+    for (size_t j = n0; j < N; ++j) {
+      double sum = 0;
+      for (size_t k = 0; k < K; ++k) sum += rounded(A[i * K + k]) * rounded(B[k * N + j]);
+      want[i * N + j] = sum;
+    }
+  gemm_packed<float>(M, n0, N, A.data(), K, packed, 0.f, C.data(), N);
+  check.close(isa + " bfloat16 gemm_packed, columns from a panel boundary", C, want, 1e-4);
+  // Row 4 alone (a batch of one) gives row 4 of the batch's product, bit for bit.
+  std::vector<float> alone(N, 7.f);
+  gemm_packed<float>(1, n0, N, A.data() + 4 * K, K, packed, 0.f, alone.data(), N);
+  check.expect(isa + " bfloat16 gemm_packed: a row alone equals that row in a batch",
+               std::memcmp(alone.data(), C.data() + 4 * N, N * sizeof(float)) == 0);
+  // gemm over 1 and 2 threads, bit for bit.
+  const size_t Mt = 64, Nt = 96, Kt = 200;
+  const std::vector<float> At = random_vector<float>(Mt * Kt), Bt = random_vector<float>(Kt * Nt);
+  std::vector<float> one(Mt * Nt), two(Mt * Nt);
+  const int threads = get_num_threads();
+  set_num_threads(1);
+  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, one.data(), Nt, ComputeDtype::bfloat16);
+  set_num_threads(2);
+  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, two.data(), Nt, ComputeDtype::bfloat16);
+  set_num_threads(threads);
+  check.expect(isa + " bfloat16 gemm: 1 and 2 threads agree bit for bit",
+               std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+}
+
+// A whole GRU (2 layers, bidirectional, forward and backward) with bfloat16 products on this
+// instruction set against the same on `generic`, whose float FMAs on rounded operands the
+// Python tests hold to the NumPy reference. The products differ in the order of their sums, and
+// the gate math of other instruction sets in its last bits; where that moves a state across a
+// bfloat16 rounding boundary, the next step's operand moves by a bfloat16 unit (2^-8 relative):
+// hence a bfloat16-sized tolerance (a wrong layout is off by far more, and the gemm checks
+// above hold the layouts to 1e-4).
+void check_bfloat16_gru(const std::string& isa, Checker& check) {
+  for (bool reset_after : {true, false}) {
+    GruConfig cfg;
+    cfg.input_size = 37;
+    cfg.hidden_size = 50;
+    cfg.num_layers = 2;
+    cfg.bidirectional = true;
+    cfg.reset_after = reset_after;
+    cfg.compute_dtype = ComputeDtype::bfloat16;
+    const size_t T = 7, B = 19, D = 2, H = cfg.hidden_size;
+    const std::vector<float> params = random_vector<float>(gru_param_count(cfg), 0.3);
+    const std::vector<float> x = random_vector<float>(T * B * cfg.input_size), h0 = random_vector<float>(2 * D * B * H);
+    const std::vector<float> dy = random_vector<float>(T * B * D * H), dh_n = random_vector<float>(2 * D * B * H);
+    struct Result {
+      std::vector<float> y, dx, grad;
+    };
+    auto run = [&](const std::string& on) {
+      set_isa(on);
+      Result r{std::vector<float>(T * B * D * H), std::vector<float>(x.size()), std::vector<float>(params.size(), 0.f)};
+      std::vector<float> h_n(h0.size()), dh0(h0.size()), workspace(gru_workspace_size(cfg, T, B));
+      gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, r.y.data(), h_n.data(),
+                         workspace.data());
+      const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
+      gru_backward<float>(cfg, params.data(), cache, dy.data(), dh_n.data(), r.dx.data(), dh0.data(), r.grad.data());
+      return r;
+    };
+    const Result want = run("generic"), got = run(isa);
+    const std::string at = isa + " bfloat16 GRU " + (reset_after ? "reset-after" : "reset-before") + ": ";
+    check.close(at + "y", got.y, want.y, 1e-2);
+    check.close(at + "dx", got.dx, want.dx, 1e-2);
+    check.close(at + "weight gradients", got.grad, want.grad, 1e-2);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -119,6 +225,8 @@ int main() {
   for_each_isa([&](const std::string& isa) {
     check_rounding(isa, check);
     check_bfloat16_gemm(isa, check);
+    check_bfloat16_gemm_shapes(isa, check);
+    check_bfloat16_gru(isa, check);
     check_int8_step(isa, check);
   });
   return check.report("test_reduced_precision");
