@@ -44,3 +44,11 @@ def test_mpi_scaling():
         pytest.skip("no mpiexec (pip install mpich)")
     out = run("mpi_scaling.py", "--config", "small", "--batches", "1", "--repeats", "1")
     assert "all-reduce" in out
+
+
+def test_keras_step():
+    pytest.importorskip("keras")
+    pytest.importorskip("jax")
+    out = run("keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1",
+              "--batches", "1")
+    assert "fastgru.keras.GRU" in out and "small (32,50,32,64)" in out

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -21,10 +23,10 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-def run_example(name, *args, hide=()):
+def run_example(name, *args, hide=(), env=None):
     # One thread: torch's OpenMP team, spinning on a busy two-core machine, turns a one-second
     # run into a minute.
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run([sys.executable, "-c", RUN_HIDING, ",".join(hide), str(EXAMPLES / name), *args],
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
@@ -40,6 +42,21 @@ def test_forecast_with_torch_compares(torch):
     result = run_example("forecast_co2.py", "--epochs", "1", "--hidden", "4")
     assert result.returncode == 0, result.stderr
     assert "PyTorch                  test RMSE" in result.stdout
+
+
+def test_forecast_keras_trains_both_layers():
+    pytest.importorskip("keras")
+    pytest.importorskip("jax")
+    result = run_example("forecast_co2_keras.py", "--epochs", "1", "--hidden", "4", "--train-windows", "64",
+                         env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr
+    assert "keras.layers.GRU   test RMSE" in result.stdout and "fastgru.keras.GRU  test RMSE" in result.stdout
+
+
+def test_forecast_keras_without_keras_exits_with_a_clear_message():
+    result = run_example("forecast_co2_keras.py", hide=["keras"])
+    assert result.returncode != 0
+    assert 'pip install ".[keras]"' in result.stderr
 
 
 def test_classify_digits_without_scikit_learn_exits_with_a_clear_message():

@@ -8,7 +8,8 @@ shapes and gate order (r, z, n):
 Training API: GRURegressor and GRUClassifier (scikit-learn estimators), GRUModel (GRU + Dense
 head + loss), load (a model saved with .save(path)), NonFiniteLossError; convert: weights from
 Keras and ONNX. Optional parts, each loaded on first use: fastgru.torch (a drop-in
-torch.nn.GRU), fastgru.onnx (export to ONNX), fastgru.distributed (training over MPI).
+torch.nn.GRU), fastgru.keras (a drop-in keras.layers.GRU, Keras 3), fastgru.jax (a JAX function
+and a Flax module), fastgru.onnx (export to ONNX), fastgru.distributed (training over MPI).
 fastgru.reference is the NumPy specification of the math (backend="numpy").
 
 Runtime: set_num_threads(n) / get_num_threads() size the thread pool (default OMP_NUM_THREADS,
@@ -60,8 +61,8 @@ __all__ += [
 
 
 def __getattr__(name: str) -> types.ModuleType:
-    # fastgru.onnx and fastgru.torch need optional packages (onnx, torch): each is loaded on first
-    # use (fastgru.onnx.export, fastgru.torch.GRU), never by `import fastgru`.
-    if name in ("onnx", "torch"):
+    # fastgru.onnx, fastgru.torch, fastgru.keras and fastgru.jax need optional packages (onnx, torch,
+    # keras, jax): each is loaded on first use (fastgru.torch.GRU, ...), never by `import fastgru`.
+    if name in ("onnx", "torch", "keras", "jax"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

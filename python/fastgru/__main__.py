@@ -11,7 +11,8 @@ import numpy as np
 import fastgru
 from fastgru import _core
 
-OPTIONAL = ("torch", "onnx", "onnxruntime", "mpi4py", "scikit-learn", "safetensors", "tqdm")
+OPTIONAL = ("torch", "onnx", "onnxruntime", "mpi4py", "scikit-learn", "safetensors", "tqdm", "keras", "jax", "flax",
+            "tensorflow-cpu")
 
 
 def cpu_model() -> str:

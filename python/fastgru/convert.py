@@ -18,12 +18,28 @@ from ._checks import as_numeric
 
 Array = npt.NDArray[Any]
 
-
-def _zrh_to_rzn(rows: Array) -> Array:
+def _zrh_to_rzn(rows: Any, ops: Any = np) -> Any:
     """Rows in gate order z, r, h (3H, ...) -> r, z, n; swapping the first two gates is its own
-    inverse, so this also takes r, z, n to z, r, h."""
-    z, r, h = np.split(rows, 3, axis=0)
-    return np.concatenate([r, z, h], axis=0)
+    inverse, so this also takes r, z, n to z, r, h. ops: the array namespace (NumPy, keras.ops or
+    jax.numpy: the same split and concatenate), so the frameworks differentiate through it."""
+    z, r, h = ops.split(rows, 3, axis=0)
+    return ops.concatenate([r, z, h], axis=0)
+
+
+def keras_to_flat(kernel: Any, recurrent_kernel: Any, bias: Any = None, ops: Any = np) -> Any:
+    """The core's flat parameter buffer (weight_ih, weight_hh, bias_ih, bias_hh of fastgru.GRU's
+    layout, gate order r, z, n) of one keras.layers.GRU's weights: kernel (I, 3H),
+    recurrent_kernel (H, 3H), bias (2, 3H) (reset_after=True), (3H,) (reset_after=False: the one
+    bias is bias_ih, and bias_hh is zeros) or None (use_bias=False). ops: the array namespace of
+    the weights (NumPy, keras.ops, jax.numpy); fastgru.keras.GRU builds the buffer with keras.ops
+    at every call, so each backend's autograd carries the gradient back to Keras's weights."""
+    parts = [_zrh_to_rzn(ops.transpose(kernel), ops), _zrh_to_rzn(ops.transpose(recurrent_kernel), ops)]
+    if bias is not None:
+        if len(bias.shape) == 2:
+            parts += [_zrh_to_rzn(bias[0], ops), _zrh_to_rzn(bias[1], ops)]
+        else:
+            parts += [_zrh_to_rzn(bias, ops), ops.zeros_like(bias)]
+    return ops.concatenate([ops.reshape(part, (-1,)) for part in parts], axis=0)
 
 
 def from_keras(kernel: npt.ArrayLike, recurrent_kernel: npt.ArrayLike, bias: npt.ArrayLike | None = None, *,

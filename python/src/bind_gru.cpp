@@ -63,8 +63,7 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   const py::ssize_t n_params = fastgru::gru_param_count(cfg);
   expect_shape(params, {n_params}, "params");
   T* grad = bindings::writable<T>(grad_any, "grad", {n_params});
-  // Read only, but never a converted copy: a converted workspace would be meaningless.
-  const T* saved = bindings::writable<T>(workspace, "workspace", {workspace_elements(cfg, steps, batch)});
+  const T* saved = bindings::readable<T>(workspace, "workspace", {workspace_elements(cfg, steps, batch)});
   expect_shape(dy, {steps, batch, D * H}, "dy");
   if (dh_n) expect_shape(*dh_n, {L * D, batch, H}, "dh_n");
   if (lengths) bindings::check_lengths(*lengths, batch, steps);

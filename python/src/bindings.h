@@ -81,6 +81,17 @@ T* writable(const py::array& a, const char* name, std::initializer_list<py::ssiz
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
+// The data of a buffer read in place, never a converted copy (a saved workspace converted would be
+// meaningless): a C-contiguous T array of this shape, read-only ones too (JAX hands those over).
+template <class T>
+const T* readable(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
+  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous " + dtype_name<T>() + " array, got " +
+                          std::string(py::str(a.dtype())) + " " + shape_str(a));
+  expect_shape(a, shape, name);
+  return static_cast<const T*>(a.data());
+}
+
 // lengths (B,) with every entry in 1..steps.
 inline void check_lengths(const Int64Array& lengths, size_t batch, size_t steps) {
   expect_shape(lengths, {static_cast<py::ssize_t>(batch)}, "lengths");
