@@ -25,13 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_configs.h"  // kConfigs: generated from bench/configs.csv
 #include "fastgru/adam.h"
 #include "fastgru/cpu.h"
 #include "fastgru/gemm.h"
 #include "fastgru/gru.h"
 #include "fastgru/threads.h"
 #include "naive_gru.h"
-#include "bench_configs.h"  // kConfigs: generated from bench/configs.csv
 
 #if defined(FASTGRU_BENCH_X86)
 // The probes, each in a file of its own compiled for its instructions (peak_*.cpp).
@@ -51,9 +51,7 @@ namespace {
 // few enough that the naive implementation takes well under a second at every size.
 constexpr size_t kCheckSteps = 5;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // ---------------------------------------------------------------------------------------------
 // Core-to-core round trip
@@ -70,7 +68,8 @@ double core_round_trip_ns() {
   std::thread partner([] {
     for (int i = 0;; ++i) {
       int v;
-      while ((v = line.load(std::memory_order_acquire)) != 2 * i + 1 && v != kStop) {}
+      while ((v = line.load(std::memory_order_acquire)) != 2 * i + 1 && v != kStop) {
+      }
       if (v == kStop) return;
       line.store(2 * i + 2, std::memory_order_release);
     }
@@ -80,7 +79,8 @@ double core_round_trip_ns() {
   while (seconds_since(start) < 0.2) {
     for (int k = 0; k < kTrips; ++k, ++trips) {
       line.store(static_cast<int>(2 * trips + 1), std::memory_order_release);
-      while (line.load(std::memory_order_acquire) != 2 * trips + 2) {}
+      while (line.load(std::memory_order_acquire) != 2 * trips + 2) {
+      }
     }
   }
   const double seconds = seconds_since(start);
@@ -273,23 +273,21 @@ bool check_config(const BenchConfig& c, std::mt19937& rng, Mismatch& m) {
   NaiveWeights g_ref;
   const std::vector<double> xd = widen(x.data(), x.size());
   naive_forward(w, T, B, I, H, xd, widen(h0.data(), h0.size()), y_ref, hn_ref, trace);
-  naive_backward(w, T, B, I, H, xd, trace, widen(dy.data(), dy.size()),
-                 widen(dh_n.data(), dh_n.size()), dx_ref, dh0_ref, g_ref);
+  naive_backward(w, T, B, I, H, xd, trace, widen(dy.data(), dy.size()), widen(dh_n.data(), dh_n.size()), dx_ref,
+                 dh0_ref, g_ref);
 
   std::vector<float> y(T * B * H), h_n(B * H), dx(T * B * I), dh0(B * H), grad(params.size(), 0.f);
-  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(),
-                     h_n.data(), nullptr);
+  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(), h_n.data(), nullptr);
   compare("y (inference)", y.data(), y_ref, m);
   compare("h_n (inference)", h_n.data(), hn_ref, m);
   std::vector<float> workspace(gru_workspace_size(cfg, T, B));
   std::fill(y.begin(), y.end(), 0.f);
-  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(),
-                     h_n.data(), workspace.data());
+  gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y.data(), h_n.data(),
+                     workspace.data());
   const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
   compare("y (training)", y.data(), y_ref, m);
   compare("h_n (training)", h_n.data(), hn_ref, m);
-  gru_backward<float>(cfg, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(),
-                      grad.data());
+  gru_backward<float>(cfg, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(), grad.data());
   compare("dx", dx.data(), dx_ref, m);
   compare("dh0", dh0.data(), dh0_ref, m);
   compare("d weight_ih", grad.data() + w_ih.offset, g_ref.w_ih, m);
@@ -306,8 +304,8 @@ bool check_config(const BenchConfig& c, std::mt19937& rng, Mismatch& m) {
 // Inference split by hand into `threads` batch slices, each a 1-thread gru_forward on a plain
 // thread of its own, with nothing shared: what a 2-thread forward would take if the pool and
 // its meetings cost nothing, to hold fastgru's pool to beside a spinning foreign thread.
-std::function<void()> split_forward(const GruConfig& cfg, size_t T, size_t B,
-                                    const std::vector<float>& params, int threads) {
+std::function<void()> split_forward(const GruConfig& cfg, size_t T, size_t B, const std::vector<float>& params,
+                                    int threads) {
   struct Slice {
     std::vector<float> x, y, h_n;
     size_t rows;
@@ -316,15 +314,16 @@ std::function<void()> split_forward(const GruConfig& cfg, size_t T, size_t B,
   for (int t = 0; t < threads; ++t) {
     const Range r = static_range(B, t, threads);
     const size_t rows = r.end - r.begin;
-    slices->push_back({std::vector<float>(T * rows * cfg.input_size, 0.5f), std::vector<float>(T * rows * cfg.hidden_size),
-                       std::vector<float>(rows * cfg.hidden_size), rows});
+    slices->push_back({std::vector<float>(T * rows * cfg.input_size, 0.5f),
+                       std::vector<float>(T * rows * cfg.hidden_size), std::vector<float>(rows * cfg.hidden_size),
+                       rows});
   }
   return [cfg, T, slices, &params] {
     const int pool_threads = get_num_threads();
     set_num_threads(1);  // one region at a time in the pool: the slices must not use it
     auto run = [&](Slice& s) {
-      gru_forward<float>(cfg, params.data(), T, s.rows, s.x.data(), nullptr, nullptr, nullptr, s.y.data(),
-                         s.h_n.data(), nullptr);
+      gru_forward<float>(cfg, params.data(), T, s.rows, s.x.data(), nullptr, nullptr, nullptr, s.y.data(), s.h_n.data(),
+                         nullptr);
     };
     std::vector<std::thread> others;
     for (size_t t = 1; t < slices->size(); ++t) others.emplace_back(run, std::ref((*slices)[t]));
@@ -350,22 +349,19 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   const AdamConfig adam;
 
   auto forward_infer = [&] {
-    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(),
-                       h_n.data(), nullptr);
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(), h_n.data(), nullptr);
   };
   auto forward_train = [&] {
-    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(),
-                       h_n.data(), workspace.data());
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(), h_n.data(),
+                       workspace.data());
   };
   auto backward = [&] {
-    gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(),
-                        grad.data());
+    gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(), grad.data());
   };
   auto train_step = [&] {
     forward_train();
     backward();
-    adam_step<float>(adam, n, params.data(), grad.data(), exp_avg.data(), exp_avg_sq.data(),
-                     nullptr, ++step);
+    adam_step<float>(adam, n, params.data(), grad.data(), exp_avg.data(), exp_avg_sq.data(), nullptr, ++step);
     std::fill(grad.begin(), grad.end(), 0.f);
   };
 
@@ -381,14 +377,18 @@ std::vector<Row> time_gru(const BenchConfig& c, const Options& opt, std::mt19937
   rows.push_back({"forward (training, keeps cache)", measure(forward_train), fwd});
   forward_train();  // backward differentiates the last training forward
   rows.push_back({"backward", measure(backward), 2 * fwd});
-  rows.push_back({"forward + backward (training)", measure([&] { forward_train(); backward(); }), 3 * fwd});
+  rows.push_back({"forward + backward (training)", measure([&] {
+                    forward_train();
+                    backward();
+                  }),
+                  3 * fwd});
   rows.push_back({"training step (fwd+bwd+adam+zero)", measure(train_step), 3 * fwd});
   return rows;
 }
 
 // Checks C (M, N) = op(A) op(B) at a sample of entries.
-bool gemm_matches(Trans ta, Trans tb, size_t M, size_t N, size_t K, const float* A, size_t lda,
-                  const float* B, size_t ldb, const float* C, size_t ldc) {
+bool gemm_matches(Trans ta, Trans tb, size_t M, size_t N, size_t K, const float* A, size_t lda, const float* B,
+                  size_t ldb, const float* C, size_t ldc) {
   for (size_t i = 0; i < M; i += 1 + M / 13)
     for (size_t j = 0; j < N; j += 1 + N / 13) {
       double s = 0, mag = 0;
@@ -439,8 +439,7 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
     rows.push_back({what, measure([&] { steps(T); }), 2.0 * T * B * N * H});
   }
   // One whole-sequence product C (M, N) = op(A) op(B) over random operands, checked, then timed.
-  auto time_gemm = [&](const char* label, const char* shape, Trans ta, Trans tb, size_t M, size_t N_,
-                       size_t K) {
+  auto time_gemm = [&](const char* label, const char* shape, Trans ta, Trans tb, size_t M, size_t N_, size_t K) {
     std::vector<float> a = random_vector(M * K, 1, rng), b = random_vector(K * N_, 1, rng), out(M * N_);
     const size_t lda = ta == Trans::no ? K : M, ldb = tb == Trans::no ? N_ : K;
     auto run = [&] { gemm<float>(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, 0.f, out.data(), N_); };
@@ -542,30 +541,34 @@ int main(int argc, char** argv) {
   std::printf("bench_gru: isa %s, %d thread(s), float32%s, 1 layer, unidirectional, reset_after\n",
               active_isa().c_str(), get_num_threads(), bf16 ? " with bfloat16 products" : "");
   if (peak_core > 0)
-    std::printf("fp32 FMA peak (%s probe): 1 core %.1f GFLOP/s, x %d threads = %.1f GFLOP/s "
-                "(the %% peak below); %d threads measured together: %.1f GFLOP/s\n",
-                fma_probe().what, peak_core * 1e-9, opt.threads, peak * 1e-9, opt.threads, peak_together * 1e-9);
+    std::printf(
+        "fp32 FMA peak (%s probe): 1 core %.1f GFLOP/s, x %d threads = %.1f GFLOP/s "
+        "(the %% peak below); %d threads measured together: %.1f GFLOP/s\n",
+        fma_probe().what, peak_core * 1e-9, opt.threads, peak * 1e-9, opt.threads, peak_together * 1e-9);
   else
     std::printf("fp32 FMA peak: not measured (no AVX2+FMA on this CPU)\n");
   const Probe bf16_units = bf16_probe();
   if (bf16_units.run)
-    std::printf("bf16 peak (%s probe): 1 core %.1f GFLOP/s (the bfloat16 products still run on the "
-                "float32 FMAs)\n", bf16_units.what, probe_rate_one_thread(bf16_units, 0.3) * 1e-9);
+    std::printf(
+        "bf16 peak (%s probe): 1 core %.1f GFLOP/s (the bfloat16 products still run on the "
+        "float32 FMAs)\n",
+        bf16_units.what, probe_rate_one_thread(bf16_units, 0.3) * 1e-9);
   else
     std::printf("bf16 peak: no bfloat16 dot-product units on this CPU (no AVX512_BF16)\n");
-  std::printf("GFLOP counts: forward = 2*T*B*3H*(I+H), backward = 2x, training step = 3x; "
-              "median of %s after 2 warm-up runs\n\n",
-              opt.iters > 0 ? (std::to_string(opt.iters) + " runs").c_str() : "5-50 runs (~0.5 s)");
+  std::printf(
+      "GFLOP counts: forward = 2*T*B*3H*(I+H), backward = 2x, training step = 3x; "
+      "median of %s after 2 warm-up runs\n\n",
+      opt.iters > 0 ? (std::to_string(opt.iters) + " runs").c_str() : "5-50 runs (~0.5 s)");
 
   std::mt19937 rng(2024);
-  std::printf("check vs naive GRU (%zu steps; max |error| / max(1, max |reference|), tolerance %.0e)\n",
-              kCheckSteps, kTolerance);
+  std::printf("check vs naive GRU (%zu steps; max |error| / max(1, max |reference|), tolerance %.0e)\n", kCheckSteps,
+              kTolerance);
   for (const BenchConfig& c : kConfigs) {
     if (!opt.config.empty() && opt.config != c.name) continue;
     Mismatch m;
     const bool ok = check_config(c, rng, m);
-    std::printf("  %-7s B=%-3zu T=%-4zu I=%-4zu H=%-4zu worst %.2e (%s)  %s\n", c.name, c.B, c.T,
-                c.I, c.H, m.worst, m.where.c_str(), ok ? "ok" : "MISMATCH");
+    std::printf("  %-7s B=%-3zu T=%-4zu I=%-4zu H=%-4zu worst %.2e (%s)  %s\n", c.name, c.B, c.T, c.I, c.H, m.worst,
+                m.where.c_str(), ok ? "ok" : "MISMATCH");
     if (!ok) return 1;
   }
 
@@ -576,7 +579,8 @@ int main(int argc, char** argv) {
   if (opt.foreign_spin) {
     std::printf("a foreign thread spins through every timing below (--foreign-spin)\n");
     spinner = std::thread([&spinning] {
-      while (spinning.load(std::memory_order_relaxed)) {}
+      while (spinning.load(std::memory_order_relaxed)) {
+      }
     });
   }
   struct StopSpinner {

@@ -38,9 +38,15 @@ MEMORY_STEPS = 3
 LR = 1e-3
 # What each system can time: "train" = forward + backward + Adam + zero_grad, "fwdbwd" = forward
 # + backward (oneDNN's training work), "infer" = forward only.
-SYSTEMS = {"fastgru": ("train", "fwdbwd", "infer"), "core": ("train", "fwdbwd", "infer"),
-           "torch": ("train", "infer"), "onnxrt": ("infer",), "onednn": ("fwdbwd", "infer"),
-           "fastgru_bf16": ("train", "fwdbwd", "infer"), "torch_bf16": ("train", "infer")}
+SYSTEMS = {
+    "fastgru": ("train", "fwdbwd", "infer"),
+    "core": ("train", "fwdbwd", "infer"),
+    "torch": ("train", "infer"),
+    "onnxrt": ("infer",),
+    "onednn": ("fwdbwd", "infer"),
+    "fastgru_bf16": ("train", "fwdbwd", "infer"),
+    "torch_bf16": ("train", "infer"),
+}
 INTERLEAVED = ("fastgru", "torch", "onnxrt")
 BF16_SYSTEMS = ("fastgru_bf16", "torch_bf16")
 
@@ -126,9 +132,11 @@ def onnxrt_ops(B, T, I, H, path, threads):
 def set_threads(system, threads):
     if system.startswith("fastgru"):
         import fastgru
+
         fastgru.set_num_threads(threads)
     elif system.startswith("torch"):
         import torch
+
         torch.set_num_threads(threads)
 
 
@@ -203,8 +211,15 @@ def export_onnx(name, path):
     x, _ = make_data(B, T, I, H)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(gru, (torch.from_numpy(x),), path, input_names=["x"],
-                          output_names=["y", "h_n"], opset_version=17, dynamo=False)
+        torch.onnx.export(
+            gru,
+            (torch.from_numpy(x),),
+            path,
+            input_names=["x"],
+            output_names=["y", "h_n"],
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 # -- timing ----------------------------------------------------------------------------------------
@@ -290,8 +305,16 @@ def run_alone(system, name, threads, iters, paths):
     elif system == "onednn":
         cmd = [paths["onednn"], str(B), str(T), str(I), str(H), str(iters)]
     else:
-        cmd = [sys.executable, os.path.abspath(__file__), "--alone-child", system, name, str(threads),
-               str(iters), paths.get(f"onnx:{name}", "")]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--alone-child",
+            system,
+            name,
+            str(threads),
+            str(iters),
+            paths.get(f"onnx:{name}", ""),
+        ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{system} at {name}, {threads} thread(s) failed:\n{out.stderr.strip()}")
@@ -299,20 +322,28 @@ def run_alone(system, name, threads, iters, paths):
         return parse_bench_gru(out.stdout, name)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if system == "onednn":
-        result = {"fwdbwd": result["train"], "infer": result["infer"], "rss": result["peak_rss_mib"],
-                  "workspace": result["workspace_mib"], "version": result["version"]}
+        result = {
+            "fwdbwd": result["train"],
+            "infer": result["infer"],
+            "rss": result["peak_rss_mib"],
+            "workspace": result["workspace_mib"],
+            "version": result["version"],
+        }
     return result
 
 
-BENCH_GRU_ROWS = {"forward (inference)": "infer", "forward + backward (training)": "fwdbwd",
-                  "training step (fwd+bwd+adam+zero)": "train"}
+BENCH_GRU_ROWS = {
+    "forward (inference)": "infer",
+    "forward + backward (training)": "fwdbwd",
+    "training step (fwd+bwd+adam+zero)": "train",
+}
 
 
 def parse_bench_gru(text, name):
     """{op: seconds} from bench_gru's table rows for config `name`."""
     result = {}
     for line in text.splitlines():
-        fields = line[len(name):].split()
+        fields = line[len(name) :].split()
         if not line.startswith(name + " ") or len(fields) < 3:
             continue
         what = line[8:46].strip()
@@ -372,8 +403,10 @@ def measured_peak(args):
     torch.set_num_threads(1)
     a = torch.rand(2048, 2048)
     best = min(_timed(lambda: a @ a) for _ in range(5))
-    return (2.0 * 2048 ** 3 / best,
-            "ESTIMATE from a 2048x2048 torch matmul on 1 thread (a lower bound; pass --bench-gru for the FMA probe)")
+    return (
+        2.0 * 2048**3 / best,
+        "ESTIMATE from a 2048x2048 torch matmul on 1 thread (a lower bound; pass --bench-gru for the FMA probe)",
+    )
 
 
 def _timed(fn):
@@ -407,6 +440,7 @@ class Runs:
 
 def format_tables(runs, rows, peak_core, extra):
     """[(title, head, body)] for the alone and interleaved measurements."""
+
     def ms(key, digits=2):
         m, s = runs.median(key), runs.spread(key)
         if m is None:
@@ -439,68 +473,188 @@ def format_tables(runs, rows, peak_core, extra):
         def k(system, op, mode="alone"):
             return (mode, system, name, n, op)
 
-        train.append([label, str(n), ms(k("fastgru", "train")), ms(k("torch", "train")),
-                      ratio(k("torch", "train"), k("fastgru", "train")), ms(k("core", "train")),
-                      overhead(k("fastgru", "train"), k("core", "train")),
-                      rate(k("fastgru", "train"), 3 * f, n), rate(k("torch", "train"), 3 * f, n),
-                      mib(k("fastgru", "rss")), mib(k("torch", "rss"))])
-        fwdbwd.append([label, str(n), ms(k("fastgru", "fwdbwd")), ms(k("core", "fwdbwd")),
-                       overhead(k("fastgru", "fwdbwd"), k("core", "fwdbwd")), ms(k("onednn", "fwdbwd")),
-                       ratio(k("onednn", "fwdbwd"), k("fastgru", "fwdbwd")),
-                       ratio(k("onednn", "fwdbwd"), k("core", "fwdbwd")),
-                       rate(k("fastgru", "fwdbwd"), 3 * f, n), rate(k("onednn", "fwdbwd"), 3 * f, n),
-                       mib(k("onednn", "rss")), mib(k("onednn", "workspace"))])
-        infer.append([label, str(n), ms(k("fastgru", "infer"), 3), ms(k("core", "infer"), 3),
-                      overhead(k("fastgru", "infer"), k("core", "infer")), ms(k("torch", "infer"), 3),
-                      ms(k("onnxrt", "infer"), 3), ms(k("onednn", "infer"), 3),
-                      ratio(k("torch", "infer"), k("fastgru", "infer")),
-                      ratio(k("onnxrt", "infer"), k("fastgru", "infer")),
-                      ratio(k("onednn", "infer"), k("fastgru", "infer")), rate(k("fastgru", "infer"), f, n)])
-        inter.append([label, str(n), ms(k("fastgru", "train", "inter")), ms(k("torch", "train", "inter")),
-                      ratio(k("torch", "train", "inter"), k("fastgru", "train", "inter")),
-                      ratio(k("fastgru", "train", "inter"), k("fastgru", "train")),
-                      ms(k("fastgru", "train_wait", "inter")),
-                      ms(k("fastgru", "infer", "inter"), 3), ms(k("torch", "infer", "inter"), 3),
-                      ms(k("onnxrt", "infer", "inter"), 3),
-                      ratio(k("fastgru", "infer", "inter"), k("fastgru", "infer")),
-                      ms(k("fastgru", "infer_wait", "inter"), 3),
-                      ratio(k("onnxrt", "infer", "inter"), k("onnxrt", "infer"))])
-        bf16.append([label, str(n), ms(k("fastgru", "train")), ms(k("fastgru_bf16", "train")),
-                     ratio(k("fastgru", "train"), k("fastgru_bf16", "train")), ms(k("torch_bf16", "train")),
-                     ratio(k("torch_bf16", "train"), k("fastgru_bf16", "train")),
-                     ms(k("fastgru", "infer"), 3), ms(k("fastgru_bf16", "infer"), 3),
-                     ratio(k("fastgru", "infer"), k("fastgru_bf16", "infer")), ms(k("torch_bf16", "infer"), 3),
-                     ratio(k("torch_bf16", "infer"), k("fastgru_bf16", "infer")),
-                     ratio(k("torch_bf16", "train", "inter"), k("fastgru_bf16", "train", "inter")),
-                     ratio(k("torch_bf16", "infer", "inter"), k("fastgru_bf16", "infer", "inter"))])
+        train.append(
+            [
+                label,
+                str(n),
+                ms(k("fastgru", "train")),
+                ms(k("torch", "train")),
+                ratio(k("torch", "train"), k("fastgru", "train")),
+                ms(k("core", "train")),
+                overhead(k("fastgru", "train"), k("core", "train")),
+                rate(k("fastgru", "train"), 3 * f, n),
+                rate(k("torch", "train"), 3 * f, n),
+                mib(k("fastgru", "rss")),
+                mib(k("torch", "rss")),
+            ]
+        )
+        fwdbwd.append(
+            [
+                label,
+                str(n),
+                ms(k("fastgru", "fwdbwd")),
+                ms(k("core", "fwdbwd")),
+                overhead(k("fastgru", "fwdbwd"), k("core", "fwdbwd")),
+                ms(k("onednn", "fwdbwd")),
+                ratio(k("onednn", "fwdbwd"), k("fastgru", "fwdbwd")),
+                ratio(k("onednn", "fwdbwd"), k("core", "fwdbwd")),
+                rate(k("fastgru", "fwdbwd"), 3 * f, n),
+                rate(k("onednn", "fwdbwd"), 3 * f, n),
+                mib(k("onednn", "rss")),
+                mib(k("onednn", "workspace")),
+            ]
+        )
+        infer.append(
+            [
+                label,
+                str(n),
+                ms(k("fastgru", "infer"), 3),
+                ms(k("core", "infer"), 3),
+                overhead(k("fastgru", "infer"), k("core", "infer")),
+                ms(k("torch", "infer"), 3),
+                ms(k("onnxrt", "infer"), 3),
+                ms(k("onednn", "infer"), 3),
+                ratio(k("torch", "infer"), k("fastgru", "infer")),
+                ratio(k("onnxrt", "infer"), k("fastgru", "infer")),
+                ratio(k("onednn", "infer"), k("fastgru", "infer")),
+                rate(k("fastgru", "infer"), f, n),
+            ]
+        )
+        inter.append(
+            [
+                label,
+                str(n),
+                ms(k("fastgru", "train", "inter")),
+                ms(k("torch", "train", "inter")),
+                ratio(k("torch", "train", "inter"), k("fastgru", "train", "inter")),
+                ratio(k("fastgru", "train", "inter"), k("fastgru", "train")),
+                ms(k("fastgru", "train_wait", "inter")),
+                ms(k("fastgru", "infer", "inter"), 3),
+                ms(k("torch", "infer", "inter"), 3),
+                ms(k("onnxrt", "infer", "inter"), 3),
+                ratio(k("fastgru", "infer", "inter"), k("fastgru", "infer")),
+                ms(k("fastgru", "infer_wait", "inter"), 3),
+                ratio(k("onnxrt", "infer", "inter"), k("onnxrt", "infer")),
+            ]
+        )
+        bf16.append(
+            [
+                label,
+                str(n),
+                ms(k("fastgru", "train")),
+                ms(k("fastgru_bf16", "train")),
+                ratio(k("fastgru", "train"), k("fastgru_bf16", "train")),
+                ms(k("torch_bf16", "train")),
+                ratio(k("torch_bf16", "train"), k("fastgru_bf16", "train")),
+                ms(k("fastgru", "infer"), 3),
+                ms(k("fastgru_bf16", "infer"), 3),
+                ratio(k("fastgru", "infer"), k("fastgru_bf16", "infer")),
+                ms(k("torch_bf16", "infer"), 3),
+                ratio(k("torch_bf16", "infer"), k("fastgru_bf16", "infer")),
+                ratio(k("torch_bf16", "train", "inter"), k("fastgru_bf16", "train", "inter")),
+                ratio(k("torch_bf16", "infer", "inter"), k("fastgru_bf16", "infer", "inter")),
+            ]
+        )
     tables = [
-        ("Training step (forward + backward + Adam + zero_grad), each system alone in a fresh process",
-         ["config (B,T,I,H)", "threads", "fastgru ms", "torch ms", "torch/fastgru", "fastgru C++ core ms",
-          "Python layer over core", "fastgru GFLOP/s (% peak)", "torch GFLOP/s (% peak)",
-          "fastgru peak RSS +MiB", "torch peak RSS +MiB"], train),
-        ("Forward + backward (no optimizer: oneDNN's training work), alone",
-         ["config (B,T,I,H)", "threads", "fastgru ms", "fastgru C++ core ms", "Python layer over core",
-          "oneDNN ms", "oneDNN/fastgru", "oneDNN/core", "fastgru GFLOP/s (% peak)", "oneDNN GFLOP/s (% peak)",
-          "oneDNN peak RSS +MiB", "oneDNN workspace MiB"], fwdbwd),
-        ("Inference (forward only), alone",
-         ["config (B,T,I,H)", "threads", "fastgru ms", "fastgru C++ core ms", "Python layer over core",
-          "torch ms", "onnxrt ms", "oneDNN ms", "torch/fastgru", "onnxrt/fastgru", "oneDNN/fastgru",
-          "fastgru GFLOP/s (% peak)"], infer),
-        ("Interleaved in one process (fastgru, torch" + (", ONNX Runtime" if extra["onnx"] else "")
-         + " called in turn); interleaved/alone > 1 means slower beside the others",
-         ["config (B,T,I,H)", "threads", "fastgru train ms", "torch train ms", "torch/fastgru",
-          "fastgru train interleaved/alone", "of fastgru train: waiting for a CPU ms", "fastgru infer ms",
-          "torch infer ms", "onnxrt infer ms", "fastgru infer interleaved/alone",
-          "of fastgru infer: waiting for a CPU ms", "onnxrt infer interleaved/alone"], inter),
+        (
+            "Training step (forward + backward + Adam + zero_grad), each system alone in a fresh process",
+            [
+                "config (B,T,I,H)",
+                "threads",
+                "fastgru ms",
+                "torch ms",
+                "torch/fastgru",
+                "fastgru C++ core ms",
+                "Python layer over core",
+                "fastgru GFLOP/s (% peak)",
+                "torch GFLOP/s (% peak)",
+                "fastgru peak RSS +MiB",
+                "torch peak RSS +MiB",
+            ],
+            train,
+        ),
+        (
+            "Forward + backward (no optimizer: oneDNN's training work), alone",
+            [
+                "config (B,T,I,H)",
+                "threads",
+                "fastgru ms",
+                "fastgru C++ core ms",
+                "Python layer over core",
+                "oneDNN ms",
+                "oneDNN/fastgru",
+                "oneDNN/core",
+                "fastgru GFLOP/s (% peak)",
+                "oneDNN GFLOP/s (% peak)",
+                "oneDNN peak RSS +MiB",
+                "oneDNN workspace MiB",
+            ],
+            fwdbwd,
+        ),
+        (
+            "Inference (forward only), alone",
+            [
+                "config (B,T,I,H)",
+                "threads",
+                "fastgru ms",
+                "fastgru C++ core ms",
+                "Python layer over core",
+                "torch ms",
+                "onnxrt ms",
+                "oneDNN ms",
+                "torch/fastgru",
+                "onnxrt/fastgru",
+                "oneDNN/fastgru",
+                "fastgru GFLOP/s (% peak)",
+            ],
+            infer,
+        ),
+        (
+            "Interleaved in one process (fastgru, torch"
+            + (", ONNX Runtime" if extra["onnx"] else "")
+            + " called in turn); interleaved/alone > 1 means slower beside the others",
+            [
+                "config (B,T,I,H)",
+                "threads",
+                "fastgru train ms",
+                "torch train ms",
+                "torch/fastgru",
+                "fastgru train interleaved/alone",
+                "of fastgru train: waiting for a CPU ms",
+                "fastgru infer ms",
+                "torch infer ms",
+                "onnxrt infer ms",
+                "fastgru infer interleaved/alone",
+                "of fastgru infer: waiting for a CPU ms",
+                "onnxrt infer interleaved/alone",
+            ],
+            inter,
+        ),
     ]
     if extra["bf16"]:
         tables.append(
-            ("bfloat16 products: fastgru compute_dtype='bfloat16' against its float32 and torch.nn.GRU under "
-             "torch.autocast('cpu', torch.bfloat16); alone, and the ratios interleaved",
-             ["config (B,T,I,H)", "threads", "fastgru f32 train ms", "fastgru bf16 train ms", "f32/bf16",
-              "torch autocast train ms", "torch autocast/fastgru bf16", "fastgru f32 infer ms",
-              "fastgru bf16 infer ms", "f32/bf16", "torch autocast infer ms", "torch autocast/fastgru bf16",
-              "interleaved: torch autocast/fastgru bf16 train", "interleaved: ... infer"], bf16))
+            (
+                "bfloat16 products: fastgru compute_dtype='bfloat16' against its float32 and torch.nn.GRU under "
+                "torch.autocast('cpu', torch.bfloat16); alone, and the ratios interleaved",
+                [
+                    "config (B,T,I,H)",
+                    "threads",
+                    "fastgru f32 train ms",
+                    "fastgru bf16 train ms",
+                    "f32/bf16",
+                    "torch autocast train ms",
+                    "torch autocast/fastgru bf16",
+                    "fastgru f32 infer ms",
+                    "fastgru bf16 infer ms",
+                    "f32/bf16",
+                    "torch autocast infer ms",
+                    "torch autocast/fastgru bf16",
+                    "interleaved: torch autocast/fastgru bf16 train",
+                    "interleaved: ... infer",
+                ],
+                bf16,
+            )
+        )
     return tables
 
 
@@ -541,15 +695,30 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--iters", type=int, help="timed iterations per measurement (default: per config, "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + f"), after {WARMUP} warm-up")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of every measurement, the order of the "
-                        "systems reversed every other run (default 3)")
+    parser.add_argument(
+        "--iters",
+        type=int,
+        help="timed iterations per measurement (default: per config, "
+        + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items())
+        + f"), after {WARMUP} warm-up",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of every measurement, the order of the systems reversed every other run (default 3)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print README-ready markdown tables")
-    parser.add_argument("--bench-gru", default=os.environ.get("FASTGRU_BENCH_GRU"),
-                        help="the bench_gru program: FMA peak and the C++ core's times (default: $FASTGRU_BENCH_GRU)")
-    parser.add_argument("--onednn", default=os.environ.get("FASTGRU_ONEDNN_GRU"),
-                        help="the onednn_gru program (default: $FASTGRU_ONEDNN_GRU, else beside bench_gru if built)")
+    parser.add_argument(
+        "--bench-gru",
+        default=os.environ.get("FASTGRU_BENCH_GRU"),
+        help="the bench_gru program: FMA peak and the C++ core's times (default: $FASTGRU_BENCH_GRU)",
+    )
+    parser.add_argument(
+        "--onednn",
+        default=os.environ.get("FASTGRU_ONEDNN_GRU"),
+        help="the onednn_gru program (default: $FASTGRU_ONEDNN_GRU, else beside bench_gru if built)",
+    )
     parser.add_argument("--peak", type=float, help="one core's fp32 FMA peak in GFLOP/s, instead of measuring")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--no-alone", action="store_true", help="skip the fresh-process runs")
@@ -575,8 +744,13 @@ def main():
     use_onnx = not args.no_onnx and onnx_available()
     peak_core, peak_source = measured_peak(args)
     load_before = os.getloadavg()[0]
-    systems = ["fastgru", "torch"] + (["onnxrt"] if use_onnx else []) + (["core"] if args.bench_gru else []) \
-        + (["onednn"] if args.onednn else []) + (list(BF16_SYSTEMS) if args.bf16 else [])
+    systems = (
+        ["fastgru", "torch"]
+        + (["onnxrt"] if use_onnx else [])
+        + (["core"] if args.bench_gru else [])
+        + (["onednn"] if args.onednn else [])
+        + (list(BF16_SYSTEMS) if args.bf16 else [])
+    )
     runs, rows, versions, round_trips = Runs(), [], {}, []
     with tempfile.TemporaryDirectory() as tmpdir:
         paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}
@@ -596,14 +770,15 @@ def main():
                 round_trips.append((f"{name}/{n}", core_round_trip(args.bench_gru)))
                 for rep in range(args.repeats):
                     if not args.no_alone:
-                        for system in (systems if rep % 2 == 0 else systems[::-1]):
+                        for system in systems if rep % 2 == 0 else systems[::-1]:
                             result = run_alone(system, name, n, iters, paths)
                             versions.setdefault(system, result.pop("version", None))
                             for op, value in result.items():
                                 runs.add(("alone", system, name, n, op), value)
                     if not args.no_interleaved:
-                        result = run_interleaved(name, n, iters, paths.get(f"onnx:{name}"), reverse=rep % 2 == 1,
-                                                 bf16=args.bf16)
+                        result = run_interleaved(
+                            name, n, iters, paths.get(f"onnx:{name}"), reverse=rep % 2 == 1, bf16=args.bf16
+                        )
                         for system, ops in result.items():
                             for op, value in ops.items():
                                 runs.add(("inter", system, name, n, op), value)
@@ -616,28 +791,39 @@ def main():
     ort_version = "not used"
     if use_onnx:
         import onnxruntime
+
         ort_version = onnxruntime.__version__
     iters_text = f"{args.iters}" if args.iters else ", ".join(f"{DEFAULT_ITERS[c]} ({c})" for c in args.configs)
-    info = [f"command: `{command}`",
-            f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
-            f"{fastgru.active_isa()}, torch {torch.__version__}, onnxruntime {ort_version}, oneDNN "
-            f"{versions.get('onednn') or 'not used'}, Python {platform.python_version()}",
-            f"1-minute load average: {load_before:.1f} at the start, {load_after:.1f} at the end"
-            + (" (above the thread count: other processes competed for the cores)"
-               if max(load_before, load_after) > max(args.threads) else ""),
-            f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
-            f"% peak = GFLOP/s / (per-core peak x threads)",
-            f"each time: the median over {args.repeats} runs (order of systems reversed every other run) of the "
-            f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
-            "of those runs; ratio > 1 means fastgru is faster",
-            "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step and forward + backward = 3x forward",
-            *(["core-to-core round trip (`bench_gru --pingpong`: a cache line between two threads and back, "
-               "ns) before each config/threads and at the end: "
-               + ", ".join(f"{where} {ns:.0f}" for where, ns in round_trips if ns is not None)
-               + "; 2-thread times follow it where a virtual machine moves its CPUs apart"]
-              if any(ns is not None for _, ns in round_trips) else []),
-            f"peak RSS +MiB: growth of the peak resident set over the first {MEMORY_STEPS} training steps "
-            "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)"]
+    info = [
+        f"command: `{command}`",
+        f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
+        f"{fastgru.active_isa()}, torch {torch.__version__}, onnxruntime {ort_version}, oneDNN "
+        f"{versions.get('onednn') or 'not used'}, Python {platform.python_version()}",
+        f"1-minute load average: {load_before:.1f} at the start, {load_after:.1f} at the end"
+        + (
+            " (above the thread count: other processes competed for the cores)"
+            if max(load_before, load_after) > max(args.threads)
+            else ""
+        ),
+        f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
+        f"% peak = GFLOP/s / (per-core peak x threads)",
+        f"each time: the median over {args.repeats} runs (order of systems reversed every other run) of the "
+        f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
+        "of those runs; ratio > 1 means fastgru is faster",
+        "GFLOP/s counts forward = 2*T*B*3H*(I+H), training step and forward + backward = 3x forward",
+        *(
+            [
+                "core-to-core round trip (`bench_gru --pingpong`: a cache line between two threads and back, "
+                "ns) before each config/threads and at the end: "
+                + ", ".join(f"{where} {ns:.0f}" for where, ns in round_trips if ns is not None)
+                + "; 2-thread times follow it where a virtual machine moves its CPUs apart"
+            ]
+            if any(ns is not None for _, ns in round_trips)
+            else []
+        ),
+        f"peak RSS +MiB: growth of the peak resident set over the first {MEMORY_STEPS} training steps "
+        "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)",
+    ]
     print("\n".join(("- " if args.markdown else "") + line for line in info))
     for title, head, body in format_tables(runs, rows, peak_core, {"onnx": use_onnx, "bf16": args.bf16}):
         print("\n" + render(title, head, body, args.markdown))

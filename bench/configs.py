@@ -42,8 +42,9 @@ def load(path=CSV_PATH):
             name, B, T, I, H, represents = fields
             sizes = tuple(int(v) for v in (B, T, I, H))
         except ValueError:
-            raise ValueError(f"{path}:{number}: expected name,B,T,I,H,represents with positive "
-                             f"integer sizes, got {','.join(fields)}") from None
+            raise ValueError(
+                f"{path}:{number}: expected name,B,T,I,H,represents with positive integer sizes, got {','.join(fields)}"
+            ) from None
         if min(sizes) < 1 or name in configs:
             raise ValueError(f"{path}:{number}: sizes must be >= 1 and names unique, got {','.join(fields)}")
         configs[name] = Config(*sizes, represents)

@@ -50,16 +50,20 @@ def child(args):
     """In a process whose KERAS_BACKEND is set: times every config, prints one JSON line per config."""
     threads = args.threads
     import keras
+
     backend = keras.backend.backend()
     if backend == "torch":
         import torch
+
         torch.set_num_threads(threads)
     elif backend == "tensorflow":
         import tensorflow as tf
+
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     import fastgru
     import fastgru.keras
+
     fastgru.set_num_threads(threads)
 
     for name in args.configs:
@@ -74,6 +78,7 @@ def child(args):
             model = keras.Sequential([keras.Input((T, I)), cls(H, return_sequences=True), keras.layers.Dense(1)])
             model.compile(optimizer=keras.optimizers.Adam(LR), loss="mse")
             return model
+
         reference, ours = build(keras.layers.GRU), build(fastgru.keras.GRU)
         ours.set_weights(reference.get_weights())
         err = float(np.max(np.abs(ours.predict(x[:B], verbose=0) - reference.predict(x[:B], verbose=0))))
@@ -88,7 +93,8 @@ def child(args):
 
         def fastgru_model():
             for k in range(batches):
-                model.train_step(x[k * B:(k + 1) * B], y[k * B:(k + 1) * B], adam)
+                model.train_step(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B], adam)
+
         fns = [fit(reference), fit(ours), fastgru_model]
         for fn in fns:  # the warm-up epoch: compilation, first-touch memory
             fn()
@@ -99,8 +105,20 @@ def child(args):
                 fn()
                 times[k].append((time.perf_counter() - start) / batches)
         medians = [statistics.median(t) * 1e3 for t in times]
-        print("ROW " + json.dumps({"backend": backend, "config": name, "shape": [B, T, I, H], "keras": medians[0],
-                                   "fastgru.keras": medians[1], "fastgru model": medians[2]}), flush=True)
+        print(
+            "ROW "
+            + json.dumps(
+                {
+                    "backend": backend,
+                    "config": name,
+                    "shape": [B, T, I, H],
+                    "keras": medians[0],
+                    "fastgru.keras": medians[1],
+                    "fastgru model": medians[2],
+                }
+            ),
+            flush=True,
+        )
 
 
 def main():
@@ -116,27 +134,55 @@ def main():
     if args.child:
         return child(args)
 
-    print(f"# {cpu_name()}, {args.threads} threads, median ms per batch of model.fit over {args.repeats} "
-          f"interleaved runs")
+    print(
+        f"# {cpu_name()}, {args.threads} threads, median ms per batch of model.fit over {args.repeats} interleaved runs"
+    )
     rows = []
     for backend in args.backends:
         env = dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="3")
-        command = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(args.threads),
-                   "--repeats", str(args.repeats), "--batches", str(args.batches), "--configs", *args.configs]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env,
-                              cwd=os.path.dirname(os.path.abspath(__file__)))
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            "--threads",
+            str(args.threads),
+            "--repeats",
+            str(args.repeats),
+            "--batches",
+            str(args.batches),
+            "--configs",
+            *args.configs,
+        ]
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.abspath(__file__))
+        )
         if proc.returncode != 0:
             print(proc.stdout[-2000:] + proc.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"the {backend} run failed")
         rows += [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ROW ")]
 
-    header = ["backend", "config (B,T,I,H)", "keras.layers.GRU", "fastgru.keras.GRU", "speed-up",
-              "fastgru model", "glue"]
+    header = [
+        "backend",
+        "config (B,T,I,H)",
+        "keras.layers.GRU",
+        "fastgru.keras.GRU",
+        "speed-up",
+        "fastgru model",
+        "glue",
+    ]
     lines = []
     for r in rows:
-        lines.append([r["backend"], f"{r['config']} ({','.join(map(str, r['shape']))})", f"{r['keras']:.2f}",
-                      f"{r['fastgru.keras']:.2f}", f"{r['keras'] / r['fastgru.keras']:.2f}x",
-                      f"{r['fastgru model']:.2f}", f"{r['fastgru.keras'] / r['fastgru model']:.2f}"])
+        lines.append(
+            [
+                r["backend"],
+                f"{r['config']} ({','.join(map(str, r['shape']))})",
+                f"{r['keras']:.2f}",
+                f"{r['fastgru.keras']:.2f}",
+                f"{r['keras'] / r['fastgru.keras']:.2f}x",
+                f"{r['fastgru model']:.2f}",
+                f"{r['fastgru.keras'] / r['fastgru model']:.2f}",
+            ]
+        )
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

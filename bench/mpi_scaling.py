@@ -39,14 +39,17 @@ def worker(config, batches, epochs, out):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((B * batches, T, I)).astype(np.float32)
     y = X[:, -10:, 0].sum(1) + X[:, :, 1].mean(1)
+
     def make(n_epochs):
-        return fastgru.GRURegressor(hidden_size=H, epochs=n_epochs, batch_size=B, lr=1e-3, random_state=0,
-                                    distributed=distributed)
+        return fastgru.GRURegressor(
+            hidden_size=H, epochs=n_epochs, batch_size=B, lr=1e-3, random_state=0, distributed=distributed
+        )
 
     make(1).fit(X[:B], y[:B])
     comm = None
     if distributed:
         from fastgru.distributed import Communicator
+
         comm = Communicator()
         comm.comm.Barrier()
     start = time.perf_counter()
@@ -65,9 +68,18 @@ def worker(config, batches, epochs, out):
         if comm.rank != 0:
             return
     with open(out, "w") as f:
-        json.dump({"seconds": seconds, "steps": epochs * batches, "loss": estimator.history_["loss"],
-                   "message_bytes": message.nbytes, "params": int(estimator.model_.params.size),
-                   "allreduce_seconds": allreduce, "threads": fastgru.get_num_threads()}, f)
+        json.dump(
+            {
+                "seconds": seconds,
+                "steps": epochs * batches,
+                "loss": estimator.history_["loss"],
+                "message_bytes": message.nbytes,
+                "params": int(estimator.model_.params.size),
+                "allreduce_seconds": allreduce,
+                "threads": fastgru.get_num_threads(),
+            },
+            f,
+        )
 
 
 def find_mpiexec():
@@ -76,8 +88,15 @@ def find_mpiexec():
 
 
 def measure(processes, threads, args, out):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", args.config, str(args.batches),
-               str(args.epochs), out]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        args.config,
+        str(args.batches),
+        str(args.epochs),
+        out,
+    ]
     if processes > 1:
         command = [find_mpiexec(), "-n", str(processes)] + command
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -102,8 +121,13 @@ def main():
     parser.add_argument("--batches", type=int, default=8, help="batches per epoch (N = batches x B sequences)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bandwidth-gbit", type=float, nargs="+", default=[10.0, 100.0],
-                        help="network bandwidths for the cost model, Gbit/s")
+    parser.add_argument(
+        "--bandwidth-gbit",
+        type=float,
+        nargs="+",
+        default=[10.0, 100.0],
+        help="network bandwidths for the cost model, Gbit/s",
+    )
     parser.add_argument("--latency-us", type=float, default=5.0, help="per-message latency for the cost model")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--worker", nargs=4, metavar=("CONFIG", "BATCHES", "EPOCHS", "OUT"), help=argparse.SUPPRESS)
@@ -127,16 +151,21 @@ def main():
                 sys.exit(f"{name} trained another model: losses {run['loss']} vs {reference}")
 
     import fastgru
+
     B, T, I, H = CONFIGS[args.config].shape
     first = results[SETUPS[0][0]][0]
     steps, message_bytes = first["steps"], first["message_bytes"]
     base = statistics.median(r["seconds"] for r in results[SETUPS[0][0]])
     print(f"command: python bench/{os.path.basename(__file__)} {' '.join(sys.argv[1:])}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; fastgru "
-          f"{fastgru.__version__} isa {fastgru.active_isa()}; Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; fastgru "
+        f"{fastgru.__version__} isa {fastgru.active_isa()}; Python {platform.python_version()}"
+    )
     print(f"1-minute load average: {load_start:.1f} at the start, {load_end:.1f} at the end")
-    print(f"config {args.config} (B={B}, T={T}, I={I}, H={H}), float32, {args.batches} batches x {args.epochs} "
-          f"epoch(s) = {steps} steps per fit; median of {args.repeats} interleaved fits, each in a fresh process\n")
+    print(
+        f"config {args.config} (B={B}, T={T}, I={I}, H={H}), float32, {args.batches} batches x {args.epochs} "
+        f"epoch(s) = {steps} steps per fit; median of {args.repeats} interleaved fits, each in a fresh process\n"
+    )
     rows = []
     for name, _, _ in SETUPS:
         seconds = statistics.median(r["seconds"] for r in results[name])
@@ -144,9 +173,11 @@ def main():
     print(table(["setup", "fit s", "ms per step", "speed-up vs 1x1"], rows, args.markdown))
 
     allreduce = statistics.median(r["allreduce_seconds"] for r in results[SETUPS[2][0]])
-    print(f"\nall-reduced per step: {first['params']} parameters + the loss sum = {message_bytes} bytes "
-          f"({message_bytes / 2**20:.2f} MiB), one MPI_Allreduce; on this machine (2 ranks, shared memory) "
-          f"it takes {1000 * allreduce:.2f} ms (median of {ALLREDUCE_REPEATS})\n")
+    print(
+        f"\nall-reduced per step: {first['params']} parameters + the loss sum = {message_bytes} bytes "
+        f"({message_bytes / 2**20:.2f} MiB), one MPI_Allreduce; on this machine (2 ranks, shared memory) "
+        f"it takes {1000 * allreduce:.2f} ms (median of {ALLREDUCE_REPEATS})\n"
+    )
 
     # Ring all-reduce: each rank sends and receives 2 (N - 1) / N of the message, in 2 (N - 1)
     # messages. Compute: one step on B / N sequences, measured here on 2 threads (small batches
@@ -161,13 +192,20 @@ def main():
             continue
         compute = step_seconds(args.config, B // n, max(args.repeats, 5))
         single = single or compute
-        comm = [0.0 if n == 1 else 2 * (n - 1) / n * message_bytes / (g * 1e9 / 8) + 2 * (n - 1) * args.latency_us * 1e-6
-                for g in args.bandwidth_gbit]
-        rows.append([n, B // n, f"{1000 * compute:.1f}"] + [f"{1000 * c:.2f}" for c in comm]
-                    + [f"{single / (compute + c):.1f}x" for c in comm])
-    print(f"ring all-reduce model, time per step of a global batch of {B} on N machines of 2 cores "
-          f"(compute: median time per fit step at the per-machine batch, 1 process x 2 threads, measured here; "
-          f"latency {args.latency_us:g} us per message):")
+        comm = [
+            0.0 if n == 1 else 2 * (n - 1) / n * message_bytes / (g * 1e9 / 8) + 2 * (n - 1) * args.latency_us * 1e-6
+            for g in args.bandwidth_gbit
+        ]
+        rows.append(
+            [n, B // n, f"{1000 * compute:.1f}"]
+            + [f"{1000 * c:.2f}" for c in comm]
+            + [f"{single / (compute + c):.1f}x" for c in comm]
+        )
+    print(
+        f"ring all-reduce model, time per step of a global batch of {B} on N machines of 2 cores "
+        f"(compute: median time per fit step at the per-machine batch, 1 process x 2 threads, measured here; "
+        f"latency {args.latency_us:g} us per message):"
+    )
     print(table(head, rows, args.markdown))
 
 
@@ -188,6 +226,7 @@ def step_seconds(config, batch, repeats, steps=8):
         make(len(X))
         times.append((time.perf_counter() - start) / steps)
     return statistics.median(times)
+
 
 if __name__ == "__main__":
     main()

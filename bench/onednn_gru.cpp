@@ -140,10 +140,10 @@ struct Gru {
   memory::dims bias_dims() const { return {1, 1, 4, H}; }
 
   lbr_gru_forward::primitive_desc forward_pd(prop_kind kind) const {
-    return lbr_gru_forward::primitive_desc(
-        eng, kind, rnn_direction::unidirectional_left2right, md(layer_dims(I), tag::tnc), md(iter_dims(), tag::ldnc),
-        md(wl_dims()), md(wi_dims()), md(bias_dims(), tag::ldgo), md(layer_dims(H), tag::tnc),
-        md(iter_dims(), tag::ldnc));
+    return lbr_gru_forward::primitive_desc(eng, kind, rnn_direction::unidirectional_left2right,
+                                           md(layer_dims(I), tag::tnc), md(iter_dims(), tag::ldnc), md(wl_dims()),
+                                           md(wi_dims()), md(bias_dims(), tag::ldgo), md(layer_dims(H), tag::tnc),
+                                           md(iter_dims(), tag::ldnc));
   }
 };
 
@@ -173,10 +173,15 @@ int main(int argc, char** argv) {
     std::vector<float> h0_data(N * H, 0.f);
     memory h0 = user_memory(g.eng, g.iter_dims(), tag::ldnc, h0_data);
     std::vector<float> y_data(g.T * N * H), hn_data(N * H);
-    memory y = user_memory(g.eng, g.layer_dims(H), tag::tnc, y_data), h_n = user_memory(g.eng, g.iter_dims(), tag::ldnc, hn_data);
-    lbr_gru_forward(pd).execute(g.s, {{DNNL_ARG_SRC_LAYER, x}, {DNNL_ARG_SRC_ITER, h0}, {DNNL_ARG_WEIGHTS_LAYER, w_l},
-                                      {DNNL_ARG_WEIGHTS_ITER, w_i}, {DNNL_ARG_BIAS, bias},
-                                      {DNNL_ARG_DST_LAYER, y}, {DNNL_ARG_DST_ITER, h_n}});
+    memory y = user_memory(g.eng, g.layer_dims(H), tag::tnc, y_data),
+           h_n = user_memory(g.eng, g.iter_dims(), tag::ldnc, hn_data);
+    lbr_gru_forward(pd).execute(g.s, {{DNNL_ARG_SRC_LAYER, x},
+                                      {DNNL_ARG_SRC_ITER, h0},
+                                      {DNNL_ARG_WEIGHTS_LAYER, w_l},
+                                      {DNNL_ARG_WEIGHTS_ITER, w_i},
+                                      {DNNL_ARG_BIAS, bias},
+                                      {DNNL_ARG_DST_LAYER, y},
+                                      {DNNL_ARG_DST_ITER, h_n}});
     g.s.wait();
     const std::vector<double> want = naive_lbr_gru(g.T, N, I, H, g.x, g.w_l, g.w_i, g.bias);
     for (size_t k = 0; k < want.size(); ++k) check_error = std::max(check_error, std::fabs(y_data[k] - want[k]));
@@ -221,22 +226,38 @@ int main(int argc, char** argv) {
   lbr_gru_backward bwd(bwd_pd);
 
   auto infer = [&] {
-    fwd_infer.execute(g.s, {{DNNL_ARG_SRC_LAYER, x}, {DNNL_ARG_SRC_ITER, h0}, {DNNL_ARG_WEIGHTS_LAYER, inf_wl},
-                            {DNNL_ARG_WEIGHTS_ITER, inf_wi}, {DNNL_ARG_BIAS, bias},
-                            {DNNL_ARG_DST_LAYER, y}, {DNNL_ARG_DST_ITER, h_n}});
+    fwd_infer.execute(g.s, {{DNNL_ARG_SRC_LAYER, x},
+                            {DNNL_ARG_SRC_ITER, h0},
+                            {DNNL_ARG_WEIGHTS_LAYER, inf_wl},
+                            {DNNL_ARG_WEIGHTS_ITER, inf_wi},
+                            {DNNL_ARG_BIAS, bias},
+                            {DNNL_ARG_DST_LAYER, y},
+                            {DNNL_ARG_DST_ITER, h_n}});
     g.s.wait();
   };
   auto train = [&] {
-    fwd_train.execute(g.s, {{DNNL_ARG_SRC_LAYER, x}, {DNNL_ARG_SRC_ITER, h0}, {DNNL_ARG_WEIGHTS_LAYER, fwd_wl},
-                            {DNNL_ARG_WEIGHTS_ITER, fwd_wi}, {DNNL_ARG_BIAS, bias},
-                            {DNNL_ARG_DST_LAYER, y}, {DNNL_ARG_DST_ITER, h_n},
+    fwd_train.execute(g.s, {{DNNL_ARG_SRC_LAYER, x},
+                            {DNNL_ARG_SRC_ITER, h0},
+                            {DNNL_ARG_WEIGHTS_LAYER, fwd_wl},
+                            {DNNL_ARG_WEIGHTS_ITER, fwd_wi},
+                            {DNNL_ARG_BIAS, bias},
+                            {DNNL_ARG_DST_LAYER, y},
+                            {DNNL_ARG_DST_ITER, h_n},
                             {DNNL_ARG_WORKSPACE, workspace}});
-    bwd.execute(g.s, {{DNNL_ARG_SRC_LAYER, x}, {DNNL_ARG_SRC_ITER, h0}, {DNNL_ARG_WEIGHTS_LAYER, bwd_wl},
-                      {DNNL_ARG_WEIGHTS_ITER, bwd_wi}, {DNNL_ARG_BIAS, bias},
-                      {DNNL_ARG_DST_LAYER, y}, {DNNL_ARG_DST_ITER, h_n}, {DNNL_ARG_WORKSPACE, workspace},
-                      {DNNL_ARG_DIFF_DST_LAYER, dy}, {DNNL_ARG_DIFF_DST_ITER, dh_n},
-                      {DNNL_ARG_DIFF_SRC_LAYER, dx}, {DNNL_ARG_DIFF_SRC_ITER, dh0},
-                      {DNNL_ARG_DIFF_WEIGHTS_LAYER, dwl}, {DNNL_ARG_DIFF_WEIGHTS_ITER, dwi},
+    bwd.execute(g.s, {{DNNL_ARG_SRC_LAYER, x},
+                      {DNNL_ARG_SRC_ITER, h0},
+                      {DNNL_ARG_WEIGHTS_LAYER, bwd_wl},
+                      {DNNL_ARG_WEIGHTS_ITER, bwd_wi},
+                      {DNNL_ARG_BIAS, bias},
+                      {DNNL_ARG_DST_LAYER, y},
+                      {DNNL_ARG_DST_ITER, h_n},
+                      {DNNL_ARG_WORKSPACE, workspace},
+                      {DNNL_ARG_DIFF_DST_LAYER, dy},
+                      {DNNL_ARG_DIFF_DST_ITER, dh_n},
+                      {DNNL_ARG_DIFF_SRC_LAYER, dx},
+                      {DNNL_ARG_DIFF_SRC_ITER, dh0},
+                      {DNNL_ARG_DIFF_WEIGHTS_LAYER, dwl},
+                      {DNNL_ARG_DIFF_WEIGHTS_ITER, dwi},
                       {DNNL_ARG_DIFF_BIAS, dbias}});
     g.s.wait();
   };
@@ -250,9 +271,10 @@ int main(int argc, char** argv) {
   }
   const double train_s = median_seconds(train, iters);
   const double infer_s = median_seconds(infer, iters);
-  std::printf("{\"train\": %.9g, \"infer\": %.9g, \"iters\": %d, \"workspace_mib\": %.3f, "
-              "\"peak_rss_mib\": %.3f, \"check_error\": %.3g, \"version\": \"%d.%d.%d\"}\n",
-              train_s, infer_s, iters, fwd_train_pd.workspace_desc().get_size() / 1048576.0, rss_mib,
-              check_error, dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch);
+  std::printf(
+      "{\"train\": %.9g, \"infer\": %.9g, \"iters\": %d, \"workspace_mib\": %.3f, "
+      "\"peak_rss_mib\": %.3f, \"check_error\": %.3g, \"version\": \"%d.%d.%d\"}\n",
+      train_s, infer_s, iters, fwd_train_pd.workspace_desc().get_size() / 1048576.0, rss_mib, check_error,
+      dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch);
   return 0;
 }

@@ -23,7 +23,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -59,46 +59,119 @@ def by_threads(source: str, table: str, columns: list[tuple[str, str]]) -> list[
 
 RELATIVE = "time relative to {} (higher = slower)"
 FIGURE_LIST = [
-    Figure("speed_training", "Training step (forward + backward + Adam), each system alone",
-           by_threads("compare_zen4", "training_alone", [("fastgru", "fastgru"), ("torch", "torch.nn.GRU + Adam")]),
-           True, RELATIVE.format("fastgru")),
-    Figure("speed_forward_backward", "Forward + backward (no optimizer), each system alone",
-           by_threads("compare_zen4", "forward_backward_alone",
-                      [("fastgru", "fastgru"), ("fastgru_core", "fastgru C++ core"), ("onednn", "oneDNN")]),
-           True, RELATIVE.format("fastgru")),
-    Figure("speed_inference", "Inference (forward only), each system alone",
-           by_threads("compare_zen4", "inference_alone",
-                      [("fastgru", "fastgru"), ("torch", "torch.nn.GRU"), ("onnxruntime", "ONNX Runtime"),
-                       ("onednn", "oneDNN")]),
-           True, RELATIVE.format("fastgru")),
-    Figure("speed_memory", "Peak memory of a training step",
-           by_threads("compare_zen4", "training_memory", [("fastgru", "fastgru"), ("torch", "torch.nn.GRU + Adam")]),
-           False, "growth of the peak resident set, MiB"),
-    Figure("speed_torch_step", "A PyTorch training step: nn.GRU swapped for fastgru.torch.GRU",
-           by_threads("torch_step_zen4", "torch_step",
-                      [("fastgru_torch", "fastgru.torch.GRU"), ("nn_gru", "torch.nn.GRU"),
-                       ("fastgru_layer", "fastgru layer"), ("fastgru_model", "fastgru model")]),
-           True, RELATIVE.format("fastgru.torch"), one_column=True),
-    Figure("speed_avx2", "C++ cores restricted to AVX2: fastgru against oneDNN",
-           [Panel("avx2_restricted_zen4", "avx2_restricted",
-                  [(f"fastgru_{kind}", "fastgru"), (f"onednn_{kind}", "oneDNN")],
-                  f"{kind.replace('_', ' + ').replace('forward + backward', 'forward + backward')}, {n} thread{'s' if n > 1 else ''}",
-                  {"threads": n})
-            for kind in ("forward_backward", "inference") for n in (1, 2)],
-           True, RELATIVE.format("fastgru")),
-    Figure("speed_bfloat16", "bfloat16 products against float32 (C++ core; no bfloat16 units on this CPU)",
-           [Panel("reduced_precision_avx2", "bfloat16",
-                  [(f"{kind}_float32", "float32"), (f"{kind}_bfloat16", "bfloat16 products")],
-                  f"{kind.replace('_', ' + ')}, {n} thread{'s' if n > 1 else ''}", {"threads": n})
-            for kind in ("forward", "forward_backward") for n in (1, 2)],
-           True, RELATIVE.format("float32")),
-    Figure("speed_streaming", "One time step at a time (B=1, I=128, H=256, 1 thread, Python call included)",
-           [Panel("stream_latency_zen4", "stream_latency", [("fastgru", "fastgru float32"), ("onnxruntime", "ONNX Runtime")],
-                  "AVX-512 CPU (Zen 4)", group="variant"),
-            Panel("reduced_precision_avx2", "int8_stream",
-                  [("fastgru_float32", "fastgru float32"), ("onnxruntime", "ONNX Runtime"), ("fastgru_int8", "fastgru int8")],
-                  "AVX2-only CPU", group="variant")],
-           False, "µs per step"),
+    Figure(
+        "speed_training",
+        "Training step (forward + backward + Adam), each system alone",
+        by_threads("compare_zen4", "training_alone", [("fastgru", "fastgru"), ("torch", "torch.nn.GRU + Adam")]),
+        True,
+        RELATIVE.format("fastgru"),
+    ),
+    Figure(
+        "speed_forward_backward",
+        "Forward + backward (no optimizer), each system alone",
+        by_threads(
+            "compare_zen4",
+            "forward_backward_alone",
+            [("fastgru", "fastgru"), ("fastgru_core", "fastgru C++ core"), ("onednn", "oneDNN")],
+        ),
+        True,
+        RELATIVE.format("fastgru"),
+    ),
+    Figure(
+        "speed_inference",
+        "Inference (forward only), each system alone",
+        by_threads(
+            "compare_zen4",
+            "inference_alone",
+            [("fastgru", "fastgru"), ("torch", "torch.nn.GRU"), ("onnxruntime", "ONNX Runtime"), ("onednn", "oneDNN")],
+        ),
+        True,
+        RELATIVE.format("fastgru"),
+    ),
+    Figure(
+        "speed_memory",
+        "Peak memory of a training step",
+        by_threads("compare_zen4", "training_memory", [("fastgru", "fastgru"), ("torch", "torch.nn.GRU + Adam")]),
+        False,
+        "growth of the peak resident set, MiB",
+    ),
+    Figure(
+        "speed_torch_step",
+        "A PyTorch training step: nn.GRU swapped for fastgru.torch.GRU",
+        by_threads(
+            "torch_step_zen4",
+            "torch_step",
+            [
+                ("fastgru_torch", "fastgru.torch.GRU"),
+                ("nn_gru", "torch.nn.GRU"),
+                ("fastgru_layer", "fastgru layer"),
+                ("fastgru_model", "fastgru model"),
+            ],
+        ),
+        True,
+        RELATIVE.format("fastgru.torch"),
+        one_column=True,
+    ),
+    Figure(
+        "speed_avx2",
+        "C++ cores restricted to AVX2: fastgru against oneDNN",
+        [
+            Panel(
+                "avx2_restricted_zen4",
+                "avx2_restricted",
+                [(f"fastgru_{kind}", "fastgru"), (f"onednn_{kind}", "oneDNN")],
+                f"{kind.replace('_', ' + ').replace('forward + backward', 'forward + backward')}, {n} thread{'s' if n > 1 else ''}",
+                {"threads": n},
+            )
+            for kind in ("forward_backward", "inference")
+            for n in (1, 2)
+        ],
+        True,
+        RELATIVE.format("fastgru"),
+    ),
+    Figure(
+        "speed_bfloat16",
+        "bfloat16 products against float32 (C++ core; no bfloat16 units on this CPU)",
+        [
+            Panel(
+                "reduced_precision_avx2",
+                "bfloat16",
+                [(f"{kind}_float32", "float32"), (f"{kind}_bfloat16", "bfloat16 products")],
+                f"{kind.replace('_', ' + ')}, {n} thread{'s' if n > 1 else ''}",
+                {"threads": n},
+            )
+            for kind in ("forward", "forward_backward")
+            for n in (1, 2)
+        ],
+        True,
+        RELATIVE.format("float32"),
+    ),
+    Figure(
+        "speed_streaming",
+        "One time step at a time (B=1, I=128, H=256, 1 thread, Python call included)",
+        [
+            Panel(
+                "stream_latency_zen4",
+                "stream_latency",
+                [("fastgru", "fastgru float32"), ("onnxruntime", "ONNX Runtime")],
+                "AVX-512 CPU (Zen 4)",
+                group="variant",
+            ),
+            Panel(
+                "reduced_precision_avx2",
+                "int8_stream",
+                [
+                    ("fastgru_float32", "fastgru float32"),
+                    ("onnxruntime", "ONNX Runtime"),
+                    ("fastgru_int8", "fastgru int8"),
+                ],
+                "AVX2-only CPU",
+                group="variant",
+            ),
+        ],
+        False,
+        "µs per step",
+    ),
 ]
 
 
@@ -136,8 +209,9 @@ def draw(figure: Figure, results: Path, out: Path) -> Path:
         bar_width = 0.8 / len(panel.columns)
         top = 0.0
         for k, (column, label) in enumerate(panel.columns):
-            values = [float(row[column]) / (float(row[panel.columns[0][0]]) if figure.relative else 1.0)
-                      for row in selected]
+            values = [
+                float(row[column]) / (float(row[panel.columns[0][0]]) if figure.relative else 1.0) for row in selected
+            ]
             positions = [i + (k - (len(panel.columns) - 1) / 2) * bar_width for i in range(len(groups))]
             bars = ax.bar(positions, values, bar_width, label=label, color=COLORS[k % len(COLORS)])
             text = [f"{v:.2f}x" if figure.relative else f"{v:.3g}" for v in values]
@@ -152,7 +226,7 @@ def draw(figure: Figure, results: Path, out: Path) -> Path:
             ax.axhline(1.0, color="black", linewidth=0.6)
         ax.legend(fontsize=7, loc="upper center", ncol=len(panel.columns), frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
-    for ax in list(axes.flat)[len(figure.panels):]:
+    for ax in list(axes.flat)[len(figure.panels) :]:
         ax.set_visible(False)
     fig.suptitle(figure.title, fontsize=11)
     fig.text(0.5, 0.01, "Measured on: " + " | ".join(cpus), ha="center", fontsize=7.5, color="#444444")
@@ -177,8 +251,9 @@ def draw_mpi_cost_model(results: Path, out: Path) -> Path:
     for k, (column, label) in enumerate(bandwidths):
         base = rows[0]["compute_ms"] + rows[0][column]
         speedups = [base / (row["compute_ms"] + row[column]) for row in rows]
-        bars = ax.bar([p + (k - 0.5) * 0.38 for p in positions], speedups, 0.38, label=f"model, {label}",
-                      color=COLORS[k])
+        bars = ax.bar(
+            [p + (k - 0.5) * 0.38 for p in positions], speedups, 0.38, label=f"model, {label}", color=COLORS[k]
+        )
         ax.bar_label(bars, labels=[f"{v:.1f}x" for v in speedups], fontsize=7, padding=1)
     ax.plot(list(positions), machines, color="black", linewidth=0.8, marker=".", label="N (perfect scaling)")
     ax.set_xticks(list(positions), [f"{n}\n({row['batch_per_machine']}/machine)" for n, row in zip(machines, rows)])
@@ -190,8 +265,14 @@ def draw_mpi_cost_model(results: Path, out: Path) -> Path:
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title("Data-parallel training over MPI: cost model at medium, ring all-reduce", fontsize=10)
-    fig.text(0.5, 0.01, "Compute measured on: " + short_cpu(data["cpu"]) + " (loaded machine)", ha="center",
-             fontsize=7.5, color="#444444")
+    fig.text(
+        0.5,
+        0.01,
+        "Compute measured on: " + short_cpu(data["cpu"]) + " (loaded machine)",
+        ha="center",
+        fontsize=7.5,
+        color="#444444",
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "speed_mpi.png"

@@ -102,15 +102,17 @@ def main():
     check_int8(layer, int8, rng.uniform(-1, 1, (50, B, I)).astype(np.float32))
 
     xs = rng.uniform(-1, 1, (args.steps, B, I)).astype(np.float32)
-    xs_onnx = xs[:, None]                                      # (steps, 1, B, I): T = 1 per call
+    xs_onnx = xs[:, None]  # (steps, 1, B, I): T = 1 per call
     h_fastgru = np.zeros((1, B, H), np.float32)
     h_onnx = np.zeros((1, B, H), np.float32)
     load_before = os.getloadavg()[0]
     times = {"fastgru": [], "onnxruntime": [], "fastgru int8": []}
-    for r in range(args.rounds + 2):                           # two warm-up rounds
-        order = [("fastgru", lambda: round_fastgru(layer, xs, h_fastgru)),
-                 ("onnxruntime", lambda: round_onnx(session, xs_onnx, h_onnx)),
-                 ("fastgru int8", lambda: round_fastgru(int8, xs, h_fastgru))]
+    for r in range(args.rounds + 2):  # two warm-up rounds
+        order = [
+            ("fastgru", lambda: round_fastgru(layer, xs, h_fastgru)),
+            ("onnxruntime", lambda: round_onnx(session, xs_onnx, h_onnx)),
+            ("fastgru int8", lambda: round_fastgru(int8, xs, h_fastgru)),
+        ]
         for name, run in order if r % 2 == 0 else order[::-1]:
             wall, cpu = run()
             if r >= 2:
@@ -120,24 +122,36 @@ def main():
     def median(name, i):
         return statistics.median(t[i] for t in times[name])
 
-    print(f"fastgru {fastgru.__version__} (isa {fastgru.active_isa()}), onnxruntime {ort.__version__}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs")
-    print(f"B={B} I={I} H={H} reset_after={not args.reset_before} threads={args.threads}; median of "
-          f"{args.rounds} interleaved rounds of {args.steps} steps; 1-minute load average {load_before:.1f} "
-          f"before, {load_after:.1f} after")
+    print(
+        f"fastgru {fastgru.__version__} (isa {fastgru.active_isa()}), onnxruntime {ort.__version__}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs"
+    )
+    print(
+        f"B={B} I={I} H={H} reset_after={not args.reset_before} threads={args.threads}; median of "
+        f"{args.rounds} interleaved rounds of {args.steps} steps; 1-minute load average {load_before:.1f} "
+        f"before, {load_after:.1f} after"
+    )
     weight_bytes = {"float32": 4 * 3 * H * (I + H), "int8": 3 * H * (I + H) + 4 * 6 * H}
-    print(f"weights read per step: float32 {weight_bytes['float32'] / 1e6:.2f} MB, int8 "
-          f"{weight_bytes['int8'] / 1e6:.2f} MB (with the row scales)")
+    print(
+        f"weights read per step: float32 {weight_bytes['float32'] / 1e6:.2f} MB, int8 "
+        f"{weight_bytes['int8'] / 1e6:.2f} MB (with the row scales)"
+    )
     for i, what in enumerate(["wall-clock", "thread CPU time"]):
         f, o, q = median("fastgru", i), median("onnxruntime", i), median("fastgru int8", i)
-        print(f"{what:16s} us/step: fastgru {f:8.2f}   onnxruntime {o:8.2f}   fastgru int8 {q:8.2f}   "
-              f"fastgru/onnxruntime {f / o:.2f}   int8/onnxruntime {q / o:.2f}   int8/fastgru {q / f:.2f}")
-        print(f"{'':16s} weight bytes per second: float32 {weight_bytes['float32'] / f * 1e-3:.1f} GB/s, int8 "
-              f"{weight_bytes['int8'] / q * 1e-3:.1f} GB/s")
+        print(
+            f"{what:16s} us/step: fastgru {f:8.2f}   onnxruntime {o:8.2f}   fastgru int8 {q:8.2f}   "
+            f"fastgru/onnxruntime {f / o:.2f}   int8/onnxruntime {q / o:.2f}   int8/fastgru {q / f:.2f}"
+        )
+        print(
+            f"{'':16s} weight bytes per second: float32 {weight_bytes['float32'] / f * 1e-3:.1f} GB/s, int8 "
+            f"{weight_bytes['int8'] / q * 1e-3:.1f} GB/s"
+        )
     if args.markdown:
         f, o, q, fc, oc, qc = (median(n, i) for i in (0, 1) for n in ("fastgru", "onnxruntime", "fastgru int8"))
-        print(f"| B={B}, I={I}, H={H}, {args.threads} thread | {f:.1f} | {o:.1f} | {f / o:.2f} | {q:.1f} | "
-              f"{q / o:.2f} | {fc:.1f} | {oc:.1f} | {qc:.1f} |")
+        print(
+            f"| B={B}, I={I}, H={H}, {args.threads} thread | {f:.1f} | {o:.1f} | {f / o:.2f} | {q:.1f} | "
+            f"{q / o:.2f} | {fc:.1f} | {oc:.1f} | {qc:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -138,10 +138,12 @@ def make_steps(B, T, I, H, packed):
 
     state = {f"gru.{k}": v for k, v in reference.state_dict().items()}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
-    return (TorchStep(reference, head, x, target, lengths, packed),
-            TorchStep(fastgru.torch.GRU.from_torch(reference), head_copy(), x, target, lengths, packed),
-            LayerStep(I, H, reference.state_dict(), head_copy(), x, target, lengths, packed),
-            ModelStep(I, H, state, x, target, lengths, packed))
+    return (
+        TorchStep(reference, head, x, target, lengths, packed),
+        TorchStep(fastgru.torch.GRU.from_torch(reference), head_copy(), x, target, lengths, packed),
+        LayerStep(I, H, reference.state_dict(), head_copy(), x, target, lengths, packed),
+        ModelStep(I, H, state, x, target, lengths, packed),
+    )
 
 
 def check_agreement(name, torch_step, ours_step):
@@ -165,7 +167,7 @@ def run(name, threads, iters, packed):
     fastgru.set_num_threads(threads)
     steps = make_steps(B, T, I, H, packed)
     check_agreement(name, steps[0], steps[1])
-    medians = interleaved_medians(steps, iters)          # (median seconds, median CPU wait) each
+    medians = interleaved_medians(steps, iters)  # (median seconds, median CPU wait) each
     return {system: seconds for system, (seconds, _) in zip(SYSTEMS, medians)}
 
 
@@ -188,20 +190,30 @@ def main():
                 iters = args.iters or DEFAULT_ITERS[name]
                 t = run(name, threads, iters, packed)
                 ratio = {system: t["nn.GRU"] / t[system] for system in SYSTEMS}
-                rows.append([f"{name}{' packed' if packed else ''} {CONFIGS[name].shape}", str(threads)]
-                            + [f"{t[system] * 1e3:.2f}" for system in SYSTEMS]
-                            + [f"{ratio[system]:.2f}x" for system in SYSTEMS[1:]]
-                            + [f"{100 * ratio['fastgru.torch'] / ratio['fastgru layer']:.0f}%"])
+                rows.append(
+                    [f"{name}{' packed' if packed else ''} {CONFIGS[name].shape}", str(threads)]
+                    + [f"{t[system] * 1e3:.2f}" for system in SYSTEMS]
+                    + [f"{ratio[system]:.2f}x" for system in SYSTEMS[1:]]
+                    + [f"{100 * ratio['fastgru.torch'] / ratio['fastgru layer']:.0f}%"]
+                )
                 print("  ".join(rows[-1]), file=sys.stderr, flush=True)
 
-    head = (["config (B,T,I,H)", "threads"] + [f"{system} ms" for system in SYSTEMS]
-            + [f"nn.GRU / {system}" for system in SYSTEMS[1:]] + ["glue"])
+    head = (
+        ["config (B,T,I,H)", "threads"]
+        + [f"{system} ms" for system in SYSTEMS]
+        + [f"nn.GRU / {system}" for system in SYSTEMS[1:]]
+        + ["glue"]
+    )
     print(f"command: python bench/{os.path.basename(__file__)} {' '.join(sys.argv[1:])}".rstrip())
-    print(f"fastgru {fastgru.__version__} isa {fastgru.active_isa()}, torch {torch.__version__}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs; 1-minute load average "
-          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    print(f"median of interleaved iterations ({', '.join(f'{k} {v}' for k, v in DEFAULT_ITERS.items())} unless "
-          f"--iters) after warm-up")
+    print(
+        f"fastgru {fastgru.__version__} isa {fastgru.active_isa()}, torch {torch.__version__}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs; 1-minute load average "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"median of interleaved iterations ({', '.join(f'{k} {v}' for k, v in DEFAULT_ITERS.items())} unless "
+        f"--iters) after warm-up"
+    )
     if args.markdown:
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
         for row in rows:
@@ -210,8 +222,10 @@ def main():
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
         for row in [head] + rows:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    print(f"glue (ratio of fastgru.torch / ratio of fastgru layer): median over rows "
-          f"{statistics.median(float(r[-1][:-1]) for r in rows):.0f}%")
+    print(
+        f"glue (ratio of fastgru.torch / ratio of fastgru layer): median over rows "
+        f"{statistics.median(float(r[-1][:-1]) for r in rows):.0f}%"
+    )
 
 
 if __name__ == "__main__":

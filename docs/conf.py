@@ -19,7 +19,7 @@ import fastgru
 
 project = "fastgru"
 author = "fastgru developers"
-copyright = "fastgru developers"  # noqa: A001  (the name Sphinx reads)
+copyright = "fastgru developers"
 release = fastgru.__version__
 version = release
 

@@ -16,8 +16,9 @@ try:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 except ModuleNotFoundError:
-    sys.exit("classify_digits.py needs scikit-learn (its digits data set and train/test split): "
-             "pip install scikit-learn")
+    sys.exit(
+        "classify_digits.py needs scikit-learn (its digits data set and train/test split): pip install scikit-learn"
+    )
 
 from torch_baseline import parse_example_args, torch_skip_reason, train_and_predict
 
@@ -28,11 +29,14 @@ def main():
     args, opts = parse_example_args(__doc__, epochs=30, hidden=64)
 
     digits = load_digits()
-    X = (digits.images / 16.0).astype(np.float32)            # (1797, 8 steps, 8 features) in [0, 1]
-    X_train, X_test, y_train, y_test = train_test_split(X, digits.target, test_size=0.25, random_state=0,
-                                                        stratify=digits.target)
-    print(f"digits: {len(X_train)} training and {len(X_test)} test sequences of 8 steps x 8 features, "
-          f"10 classes; {args.epochs} epochs, hidden size {args.hidden}, {fastgru.get_num_threads()} threads")
+    X = (digits.images / 16.0).astype(np.float32)  # (1797, 8 steps, 8 features) in [0, 1]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
+    print(
+        f"digits: {len(X_train)} training and {len(X_test)} test sequences of 8 steps x 8 features, "
+        f"10 classes; {args.epochs} epochs, hidden size {args.hidden}, {fastgru.get_num_threads()} threads"
+    )
 
     clf = fastgru.GRUClassifier(random_state=0, **opts)
     start = time.perf_counter()
@@ -46,8 +50,10 @@ def main():
         return
     logits, theirs = train_and_predict(X_train, y_train, X_test, outputs=10, loss="cross_entropy", **opts)
     accuracy = float((logits.argmax(1) == y_test).mean())
-    print(f"PyTorch  test accuracy {accuracy:.4f}, training {theirs:.2f} s "
-          f"(PyTorch time / fastgru time = {theirs / ours:.2f})")
+    print(
+        f"PyTorch  test accuracy {accuracy:.4f}, training {theirs:.2f} s "
+        f"(PyTorch time / fastgru time = {theirs / ours:.2f})"
+    )
 
 
 if __name__ == "__main__":

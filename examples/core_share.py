@@ -68,8 +68,8 @@ def core_alone(X, y, batch_size, hidden_size, n_batches, clock):
     model = fastgru.GRUModel(X.shape[2], hidden_size, 1, return_sequences=False, seed=0)
     opt = fastgru.Adam(model)
     core = model._core_model("mse")
-    xs = [np.ascontiguousarray(X[i * B:(i + 1) * B].transpose(1, 0, 2)) for i in range(n_batches)]
-    ts = [np.ascontiguousarray(y[i * B:(i + 1) * B, None]) for i in range(n_batches)]
+    xs = [np.ascontiguousarray(X[i * B : (i + 1) * B].transpose(1, 0, 2)) for i in range(n_batches)]
+    ts = [np.ascontiguousarray(y[i * B : (i + 1) * B, None]) for i in range(n_batches)]
     start = clock()
     for x, t in zip(xs, ts):
         core.train_step(model.params, model.grad, x, None, t, None, None, None, opt.config, opt.state, 0.0)
@@ -87,9 +87,11 @@ def main():
     args = parser.parse_args()
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     fastgru.set_num_threads(args.threads)
-    print(f"fastgru {fastgru.__version__}, isa {fastgru.active_isa()}, {args.threads} thread(s), "
-          f"{args.epochs} epochs of {args.batches} batches a fit, median of {args.repeats} interleaved repeats, "
-          f"{args.clock} clock")
+    print(
+        f"fastgru {fastgru.__version__}, isa {fastgru.active_isa()}, {args.threads} thread(s), "
+        f"{args.epochs} epochs of {args.batches} batches a fit, median of {args.repeats} interleaved repeats, "
+        f"{args.clock} clock"
+    )
     print("| config (B,T,F,H) | fit ms/batch | core ms/batch | fit / core | in core |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
@@ -98,7 +100,7 @@ def main():
         X = rng.standard_normal((B * args.batches, T, F)).astype(np.float32)
         y = X[:, -5:, 0].sum(axis=1)
         seconds = [0.0]
-        fit_once(X, y, B, H, args.epochs, seconds, clock)                                  # warm-up
+        fit_once(X, y, B, H, args.epochs, seconds, clock)  # warm-up
         core_alone(X, y, B, H, args.batches, clock)
         fits, cores, shares = [], [], []
         for _ in range(args.repeats):
@@ -107,8 +109,11 @@ def main():
             shares.append(inside / total)
             cores.append(core_alone(X, y, B, H, args.batches, clock) / args.batches)
         fit_ms, core_ms = 1e3 * statistics.median(fits), 1e3 * statistics.median(cores)
-        print(f"| {name} ({B},{T},{F},{H}) | {fit_ms:.3f} | {core_ms:.3f} | {fit_ms / core_ms:.3f} | "
-              f"{100 * statistics.median(shares):.1f}% |", flush=True)
+        print(
+            f"| {name} ({B},{T},{F},{H}) | {fit_ms:.3f} | {core_ms:.3f} | {fit_ms / core_ms:.3f} | "
+            f"{100 * statistics.median(shares):.1f}% |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -17,15 +17,20 @@ import fastgru
 
 def main():
     X_train, y_train, X_test, y_test = train_test_split(*make_windows(load_series()))
-    print(f"forecasting weekly CO2 at Mauna Loa 4 weeks ahead from the past 52 weeks: "
-          f"{len(X_train)} training windows, {len(X_test)} test windows")
-    model = fastgru.GRURegressor(hidden_size=32, epochs=10, batch_size=32, lr=3e-3, validation_split=0.1,
-                                 random_state=0, verbose=1)
+    print(
+        f"forecasting weekly CO2 at Mauna Loa 4 weeks ahead from the past 52 weeks: "
+        f"{len(X_train)} training windows, {len(X_test)} test windows"
+    )
+    model = fastgru.GRURegressor(
+        hidden_size=32, epochs=10, batch_size=32, lr=3e-3, validation_split=0.1, random_state=0, verbose=1
+    )
     start = time.perf_counter()
     model.fit(X_train, y_train)
     print(f"trained in {time.perf_counter() - start:.1f} s on {fastgru.get_num_threads()} threads")
-    print(f"test RMSE {rmse_ppm(model.predict(X_test), y_test):.3f} ppm "
-          f"(persistence forecast: {rmse_ppm(0 * y_test, y_test):.3f} ppm)")
+    print(
+        f"test RMSE {rmse_ppm(model.predict(X_test), y_test):.3f} ppm "
+        f"(persistence forecast: {rmse_ppm(0 * y_test, y_test):.3f} ppm)"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "co2.safetensors"

@@ -34,8 +34,8 @@ def make_windows(series):
     """X (N, WINDOW, 1) and y (N, HORIZON) as float32, both relative to each window's last week
     and divided by SCALE, so the trend does not push test inputs outside the training range."""
     starts = np.arange(len(series) - WINDOW - HORIZON + 1)
-    past = np.stack([series[s:s + WINDOW] for s in starts])
-    future = np.stack([series[s + WINDOW:s + WINDOW + HORIZON] for s in starts])
+    past = np.stack([series[s : s + WINDOW] for s in starts])
+    future = np.stack([series[s + WINDOW : s + WINDOW + HORIZON] for s in starts])
     last = past[:, -1:]
     return ((past - last) / SCALE)[..., None].astype(np.float32), ((future - last) / SCALE).astype(np.float32)
 
@@ -43,7 +43,7 @@ def make_windows(series):
 def train_test_split(X, y, test_fraction=0.2):
     """Chronological: test windows come after every training target."""
     cut = int(len(X) * (1 - test_fraction))
-    return X[:cut], y[:cut], X[cut + WINDOW + HORIZON:], y[cut + WINDOW + HORIZON:]
+    return X[:cut], y[:cut], X[cut + WINDOW + HORIZON :], y[cut + WINDOW + HORIZON :]
 
 
 def rmse_ppm(pred, y):
@@ -54,25 +54,28 @@ def main():
     args, opts = parse_example_args(__doc__, epochs=20, hidden=32)
 
     X_train, y_train, X_test, y_test = train_test_split(*make_windows(load_series()))
-    print(f"CO2 at Mauna Loa: {len(X_train)} training and {len(X_test)} test windows of {WINDOW} weeks, "
-          f"forecasting {HORIZON} weeks ahead; {args.epochs} epochs, hidden size {args.hidden}, "
-          f"{fastgru.get_num_threads()} threads")
+    print(
+        f"CO2 at Mauna Loa: {len(X_train)} training and {len(X_test)} test windows of {WINDOW} weeks, "
+        f"forecasting {HORIZON} weeks ahead; {args.epochs} epochs, hidden size {args.hidden}, "
+        f"{fastgru.get_num_threads()} threads"
+    )
     print(f"persistence (no change)  test RMSE {rmse_ppm(0 * y_test, y_test):.3f} ppm")
 
     est = fastgru.GRURegressor(random_state=0, **opts)
     start = time.perf_counter()
     est.fit(X_train, y_train)
     ours = time.perf_counter() - start
-    print(f"fastgru                  test RMSE {rmse_ppm(est.predict(X_test), y_test):.3f} ppm, "
-          f"training {ours:.2f} s")
+    print(f"fastgru                  test RMSE {rmse_ppm(est.predict(X_test), y_test):.3f} ppm, training {ours:.2f} s")
 
     skip_reason = torch_skip_reason(args)
     if skip_reason:
         print(f"PyTorch comparison skipped: {skip_reason}")
         return
     pred, theirs = train_and_predict(X_train, y_train, X_test, outputs=HORIZON, loss="mse", **opts)
-    print(f"PyTorch                  test RMSE {rmse_ppm(pred, y_test):.3f} ppm, training {theirs:.2f} s "
-          f"(PyTorch time / fastgru time = {theirs / ours:.2f})")
+    print(
+        f"PyTorch                  test RMSE {rmse_ppm(pred, y_test):.3f} ppm, training {theirs:.2f} s "
+        f"(PyTorch time / fastgru time = {theirs / ours:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from forecast_co2 import HORIZON, WINDOW, load_series, make_windows, rmse_ppm, t
 try:
     import keras
 except ImportError:
-    sys.exit("this example needs Keras 3 and a backend: pip install \".[keras]\" torch (or jax, or tensorflow-cpu)")
+    sys.exit('this example needs Keras 3 and a backend: pip install ".[keras]" torch (or jax, or tensorflow-cpu)')
 
 import fastgru
 import fastgru.keras
@@ -41,10 +41,12 @@ def main():
 
     X_train, y_train, X_test, y_test = train_test_split(*make_windows(load_series()))
     if args.train_windows:
-        X_train, y_train = X_train[-args.train_windows:], y_train[-args.train_windows:]
-    print(f"CO2 at Mauna Loa on Keras {keras.__version__} ({keras.backend.backend()} backend): {len(X_train)} "
-          f"training and {len(X_test)} test windows; {args.epochs} epochs, hidden size {args.hidden}, "
-          f"{fastgru.get_num_threads()} threads for fastgru")
+        X_train, y_train = X_train[-args.train_windows :], y_train[-args.train_windows :]
+    print(
+        f"CO2 at Mauna Loa on Keras {keras.__version__} ({keras.backend.backend()} backend): {len(X_train)} "
+        f"training and {len(X_test)} test windows; {args.epochs} epochs, hidden size {args.hidden}, "
+        f"{fastgru.get_num_threads()} threads for fastgru"
+    )
     print(f"persistence (no change)  test RMSE {rmse_ppm(0 * y_test, y_test):.3f} ppm")
     keras.utils.set_random_seed(0)
     reference = grunet(keras.layers.GRU, args.hidden)

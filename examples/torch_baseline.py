@@ -29,8 +29,9 @@ def torch_skip_reason(args):
     return None
 
 
-def train_and_predict(X_train, y_train, X_test, *, hidden_size, outputs, loss, epochs, batch_size, lr, seed=0,
-                      num_layers=1):
+def train_and_predict(
+    X_train, y_train, X_test, *, hidden_size, outputs, loss, epochs, batch_size, lr, seed=0, num_layers=1
+):
     """Trains on X_train (N, T, F), y_train ((N, O) floats, or (N,) class indices for
     loss="cross_entropy"); returns (outputs on X_test (logits for cross_entropy), seconds of
     training)."""
@@ -57,7 +58,7 @@ def train_and_predict(X_train, y_train, X_test, *, hidden_size, outputs, loss, e
     for _ in range(epochs):
         order = torch.randperm(len(X))
         for s in range(0, len(X), batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             optimizer.zero_grad()
             criterion(net(X[idx]), y[idx]).backward()
             optimizer.step()
@@ -68,5 +69,7 @@ def train_and_predict(X_train, y_train, X_test, *, hidden_size, outputs, loss, e
 
 
 if __name__ == "__main__":
-    print("torch_baseline.py is a helper module: forecast_co2.py and classify_digits.py import it to "
-          "train the same model in PyTorch. Run one of those, e.g. python examples/forecast_co2.py")
+    print(
+        "torch_baseline.py is a helper module: forecast_co2.py and classify_digits.py import it to "
+        "train the same model in PyTorch. Run one of those, e.g. python examples/forecast_co2.py"
+    )

@@ -29,32 +29,68 @@ def regressor_per_step_ragged():
     rng = np.random.default_rng(2)
     X = ragged(rng, 29, 2, 3, 9)
     y = [np.stack([x[:, 0].cumsum(), x[:, 1]], 1) for x in X]
-    return fastgru.GRURegressor(hidden_size=5, return_sequences=True, epochs=3, batch_size=8, lr=0.02,
-                                clip_grad_norm=0.5, random_state=4), X, y
+    return (
+        fastgru.GRURegressor(
+            hidden_size=5, return_sequences=True, epochs=3, batch_size=8, lr=0.02, clip_grad_norm=0.5, random_state=4
+        ),
+        X,
+        y,
+    )
 
 
 def classifier_validation_split():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((41, 6, 2))
     y = np.array(["a", "b", "c"])[(X[:, :, 0].sum(1) > 0).astype(int) + (X[:, :, 1].sum(1) > 1)]
-    return fastgru.GRUClassifier(hidden_size=6, epochs=4, batch_size=7, lr=0.02, validation_split=0.25,
-                                 patience=2, random_state=5), X, y
+    return (
+        fastgru.GRUClassifier(
+            hidden_size=6, epochs=4, batch_size=7, lr=0.02, validation_split=0.25, patience=2, random_state=5
+        ),
+        X,
+        y,
+    )
 
 
 def bidirectional_multilayer_ragged():
     rng = np.random.default_rng(4)
     X = ragged(rng, 23, 3, 2, 8)
     y = np.array([x[:, 0].sum() for x in X])
-    return fastgru.GRURegressor(hidden_size=4, num_layers=2, bidirectional=True, reset_after=False, epochs=2,
-                                batch_size=6, lr=0.01, weight_decay=0.1, loss="mae", random_state=6), X, y
+    return (
+        fastgru.GRURegressor(
+            hidden_size=4,
+            num_layers=2,
+            bidirectional=True,
+            reset_after=False,
+            epochs=2,
+            batch_size=6,
+            lr=0.01,
+            weight_decay=0.1,
+            loss="mae",
+            random_state=6,
+        ),
+        X,
+        y,
+    )
 
 
 def per_step_classifier_validation_data():
     rng = np.random.default_rng(5)
     X = ragged(rng, 30, 2, 2, 6)
     y = [x[:, 0] > 0 for x in X]
-    return fastgru.GRUClassifier(hidden_size=5, return_sequences=True, loss="binary_crossentropy", epochs=3,
-                                 batch_size=9, lr=0.03, validation_data=(X[:8], y[:8]), random_state=7), X[8:], y[8:]
+    return (
+        fastgru.GRUClassifier(
+            hidden_size=5,
+            return_sequences=True,
+            loss="binary_crossentropy",
+            epochs=3,
+            batch_size=9,
+            lr=0.03,
+            validation_data=(X[:8], y[:8]),
+            random_state=7,
+        ),
+        X[8:],
+        y[8:],
+    )
 
 
 def dropout_multilayer_per_step():
@@ -62,8 +98,20 @@ def dropout_multilayer_per_step():
     masks one process draws for the whole batch."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((26, 6, 3))
-    return fastgru.GRURegressor(hidden_size=5, num_layers=2, dropout=0.3, return_sequences=True, epochs=2,
-                                batch_size=8, lr=0.02, random_state=9), X, X[:, :, :2].cumsum(1)
+    return (
+        fastgru.GRURegressor(
+            hidden_size=5,
+            num_layers=2,
+            dropout=0.3,
+            return_sequences=True,
+            epochs=2,
+            batch_size=8,
+            lr=0.02,
+            random_state=9,
+        ),
+        X,
+        X[:, :, :2].cumsum(1),
+    )
 
 
 def batches_smaller_than_ranks():
@@ -73,10 +121,18 @@ def batches_smaller_than_ranks():
     return fastgru.GRURegressor(hidden_size=3, epochs=2, batch_size=2, lr=0.01, random_state=8), X, X[:, :, 1].sum(1)
 
 
-CASES = {case.__name__: case for case in (
-    regressor_per_sequence, regressor_per_step_ragged, classifier_validation_split,
-    bidirectional_multilayer_ragged, per_step_classifier_validation_data, dropout_multilayer_per_step,
-    batches_smaller_than_ranks)}
+CASES = {
+    case.__name__: case
+    for case in (
+        regressor_per_sequence,
+        regressor_per_step_ragged,
+        classifier_validation_split,
+        bidirectional_multilayer_ragged,
+        per_step_classifier_validation_data,
+        dropout_multilayer_per_step,
+        batches_smaller_than_ranks,
+    )
+}
 
 
 def make(name, distributed):
@@ -91,9 +147,12 @@ def outcome(estimator, X):
     predictions = getattr(estimator, "predict_proba", estimator.predict)(X)
     if isinstance(predictions, list):
         predictions = np.concatenate([np.ravel(p) for p in predictions])
-    return {"params": estimator.model_.params, "loss": np.array(estimator.history_["loss"]),
-            "val_loss": np.array(estimator.history_["val_loss"], np.float64),
-            "predictions": np.asarray(predictions, np.float64)}
+    return {
+        "params": estimator.model_.params,
+        "loss": np.array(estimator.history_["loss"]),
+        "val_loss": np.array(estimator.history_["val_loss"], np.float64),
+        "predictions": np.asarray(predictions, np.float64),
+    }
 
 
 def main(out_dir, names):

@@ -31,8 +31,12 @@ def gru_param_shapes(input_size, hidden_size, num_layers, bidirectional, bias):
     shapes = {}
     for k, d in itertools.product(range(num_layers), range(D)):
         in_k = input_size if k == 0 else D * hidden_size
-        kind_shapes = {"weight_ih": (3 * hidden_size, in_k), "weight_hh": (3 * hidden_size, hidden_size),
-                       "bias_ih": (3 * hidden_size,), "bias_hh": (3 * hidden_size,)}
+        kind_shapes = {
+            "weight_ih": (3 * hidden_size, in_k),
+            "weight_hh": (3 * hidden_size, hidden_size),
+            "bias_ih": (3 * hidden_size,),
+            "bias_hh": (3 * hidden_size,),
+        }
         for kind in kinds:
             shapes[f"{kind}_l{k}" + ("_reverse" if d else "")] = kind_shapes[kind]
     return shapes

@@ -16,10 +16,11 @@ import sys
 import tempfile
 import traceback
 
-import fastgru.keras
 import keras
 import numpy as np
 from keras import layers
+
+import fastgru.keras
 
 B, T, I, H = 4, 6, 3, 5
 ATOL = 2e-5
@@ -101,7 +102,7 @@ def case_parity_last_output_no_bias():
 
 def case_weights_both_ways():
     x, _ = data()
-    reference, model = pair()
+    _, model = pair()
     assert [w.shape for w in model.layers[-2].get_weights()] == [(I, 3 * H), (H, 3 * H), (2, 3 * H)]
     names = [v.path.split("/")[-1] for v in model.get_layer("gru").weights]
     assert names == ["kernel", "recurrent_kernel", "bias"], names
@@ -143,6 +144,7 @@ def case_embedding_mask_zero():
         x = layers.Embedding(10, I, mask_zero=True)(inputs)
         x = gru_cls(H, return_sequences=True, name="gru")(x)
         return keras.Model(inputs, layers.Dense(1)(x))
+
     reference, model = build_embedded(layers.GRU, 1), build_embedded(fastgru.keras.GRU, 2)
     model.set_weights(reference.get_weights())
     close(model.predict(tokens, verbose=0), reference.predict(tokens, verbose=0), "outputs")
@@ -256,9 +258,11 @@ def case_dropout():
 
 
 def case_unsupported_arguments():
-    for kwargs, name in (({"activation": "relu"}, "activation"), ({"recurrent_activation": "tanh"},
-                                                                  "recurrent_activation"),
-                         ({"recurrent_dropout": 0.1}, "recurrent_dropout")):
+    for kwargs, name in (
+        ({"activation": "relu"}, "activation"),
+        ({"recurrent_activation": "tanh"}, "recurrent_activation"),
+        ({"recurrent_dropout": 0.1}, "recurrent_dropout"),
+    ):
         try:
             fastgru.keras.GRU(H, **kwargs)
         except ValueError as exc:
@@ -276,6 +280,7 @@ def case_tensorflow_xla_refused():
     import warnings
 
     import tensorflow as tf
+
     x, y = data()
     model = build(fastgru.keras.GRU)
     model.compile(optimizer="sgd", loss="mse")
@@ -293,7 +298,7 @@ def case_tensorflow_xla_refused():
         raise AssertionError("XLA compilation was accepted")
 
 
-CASES = {name[len("case_"):]: f for name, f in sorted(globals().items()) if name.startswith("case_")}
+CASES = {name[len("case_") :]: f for name, f in sorted(globals().items()) if name.startswith("case_")}
 
 
 def main(names):

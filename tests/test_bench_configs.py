@@ -30,18 +30,30 @@ CONFIGS = load_configs_module().CONFIGS
 
 def test_the_list_holds_the_standard_configurations():
     assert {name: c.shape for name, c in CONFIGS.items()} == {
-        "small": (32, 50, 32, 64), "medium": (64, 100, 128, 256), "large": (64, 100, 256, 512),
-        "b1": (1, 100, 128, 256), "long": (16, 1000, 64, 128)}
+        "small": (32, 50, 32, 64),
+        "medium": (64, 100, 128, 256),
+        "large": (64, 100, 256, 512),
+        "b1": (1, 100, 128, 256),
+        "long": (16, 1000, 64, 128),
+    }
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not on PATH")
 def test_cpp_header_lists_the_same_configurations(tmp_path):
     header = tmp_path / "bench_configs.h"
-    subprocess.run(["cmake", f"-DCONFIGS_CSV={BENCH / 'configs.csv'}", f"-DCONFIGS_HEADER={header}",
-                    "-P", str(BENCH / "configs.cmake")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "cmake",
+            f"-DCONFIGS_CSV={BENCH / 'configs.csv'}",
+            f"-DCONFIGS_HEADER={header}",
+            "-P",
+            str(BENCH / "configs.cmake"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     entries = re.findall(r'\{"(\w+)", (\d+), (\d+), (\d+), (\d+)\}', header.read_text())
-    assert [(name, *map(int, sizes)) for name, *sizes in entries] == [
-        (name, *c.shape) for name, c in CONFIGS.items()]
+    assert [(name, *map(int, sizes)) for name, *sizes in entries] == [(name, *c.shape) for name, c in CONFIGS.items()]
 
 
 def test_bad_lines_are_named(tmp_path):

@@ -12,8 +12,9 @@ BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
 
 
 def run(script, *args, timeout=300):
-    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
-                            timeout=timeout, cwd=BENCH)
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=timeout, cwd=BENCH
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result.stdout
 
@@ -32,14 +33,27 @@ def test_torch_step():
 
 def test_compare_with_bfloat16():
     pytest.importorskip("torch")
-    out = run("compare.py", "--configs", "small", "--threads", "1", "--iters", "1", "--repeats", "1", "--no-alone",
-              "--no-onnx", "--bf16")
+    out = run(
+        "compare.py",
+        "--configs",
+        "small",
+        "--threads",
+        "1",
+        "--iters",
+        "1",
+        "--repeats",
+        "1",
+        "--no-alone",
+        "--no-onnx",
+        "--bf16",
+    )
     assert "bfloat16 products" in out and "small (32,50,32,64)" in out
 
 
 def test_mpi_scaling():
     pytest.importorskip("mpi4py")
     from test_distributed import find_mpiexec
+
     if find_mpiexec() is None:
         pytest.skip("no mpiexec (pip install mpich)")
     out = run("mpi_scaling.py", "--config", "small", "--batches", "1", "--repeats", "1")
@@ -49,6 +63,7 @@ def test_mpi_scaling():
 def test_keras_step():
     pytest.importorskip("keras")
     pytest.importorskip("jax")
-    out = run("keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1",
-              "--batches", "1")
+    out = run(
+        "keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1", "--batches", "1"
+    )
     assert "fastgru.keras.GRU" in out and "small (32,50,32,64)" in out

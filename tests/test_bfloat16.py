@@ -18,9 +18,30 @@ def rel(a, b):
 # -- the rounding ---------------------------------------------------------------------------------
 def special_values():
     """Ties, values just off ties, the largest finite floats, subnormals, zeros, infinities, NaNs."""
-    bits = np.array([0x3F808000, 0x3F818000, 0x3F808001, 0x3F807FFF, 0x7F7FFFFF, 0x7F7F7FFF, 0x7F7F8000,
-                     0x00000001, 0x00008000, 0x00018000, 0x807FFFFF, 0x00000000, 0x80000000, 0x7F800000,
-                     0xFF800000, 0x7FC00000, 0x7F800001, 0xFFFFFFFF, 0x7F80FFFF], np.uint32)
+    bits = np.array(
+        [
+            0x3F808000,
+            0x3F818000,
+            0x3F808001,
+            0x3F807FFF,
+            0x7F7FFFFF,
+            0x7F7F7FFF,
+            0x7F7F8000,
+            0x00000001,
+            0x00008000,
+            0x00018000,
+            0x807FFFFF,
+            0x00000000,
+            0x80000000,
+            0x7F800000,
+            0xFF800000,
+            0x7FC00000,
+            0x7F800001,
+            0xFFFFFFFF,
+            0x7F80FFFF,
+        ],
+        np.uint32,
+    )
     return bits.view(np.float32)
 
 
@@ -28,8 +49,8 @@ def test_rounding_is_round_to_nearest_even(isa):
     x = special_values()
     got = _core._round_to_bfloat16(x)
     # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: to the even one (1); 1 + 3 * 2^-8 to 1 + 2^-6.
-    assert got[0] == 1.0 and got[1] == np.float32(1 + 2 ** -6)
-    assert got[2] == np.float32(1 + 2 ** -7) and got[3] == 1.0
+    assert got[0] == 1.0 and got[1] == np.float32(1 + 2**-6)
+    assert got[2] == np.float32(1 + 2**-7) and got[3] == 1.0
     assert np.isinf(got[4]) and got[5] == np.float32(3.3895314e38)  # past bfloat16's largest: infinity
     assert np.isnan(got[15:]).all(), "a NaN must stay a NaN, whatever its payload"
     assert (got.view(np.uint32)[:15] & 0xFFFF == 0).all()
@@ -70,9 +91,12 @@ def test_float64_products_refuse_bfloat16(rng):
 
 
 # -- the GRU -------------------------------------------------------------------------------------
-VARIANTS = [dict(reset_after=True), dict(reset_after=False),
-            dict(reset_after=True, num_layers=2, bidirectional=True),
-            dict(reset_after=False, num_layers=2, bidirectional=True, bias=False)]
+VARIANTS = [
+    dict(reset_after=True),
+    dict(reset_after=False),
+    dict(reset_after=True, num_layers=2, bidirectional=True),
+    dict(reset_after=False, num_layers=2, bidirectional=True, bias=False),
+]
 
 
 def run(layer, x, lengths, dy, dh_n):
@@ -85,8 +109,9 @@ def run(layer, x, lengths, dy, dh_n):
 def twin_runs(options, seed, compute_dtypes=("bfloat16", "bfloat16"), backends=("cpp", "numpy")):
     rng = np.random.default_rng(seed)
     T, B, I, H = 9, 5, 6, 37
-    layers = [fastgru.GRU(I, H, seed=seed, compute_dtype=c, backend=b, **options)
-              for c, b in zip(compute_dtypes, backends)]
+    layers = [
+        fastgru.GRU(I, H, seed=seed, compute_dtype=c, backend=b, **options) for c, b in zip(compute_dtypes, backends)
+    ]
     LD, DH = layers[0].num_layers * layers[0].num_directions, layers[0].num_directions * H
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     lengths = np.array([9, 2, 7, 9, 4])
@@ -100,6 +125,7 @@ def float64_sums(monkeypatch):
     """The reference with its products summed in float64: the rounded operands (exact in
     float64, as their products are) are handed on as float64."""
     import fastgru.reference.gru as reference_gru
+
     monkeypatch.setattr(reference_gru, "round_bf16", lambda a: round_bf16(a).astype(np.float64))
 
 
@@ -183,8 +209,9 @@ def test_bad_compute_dtypes_are_value_errors():
 
 # -- models, estimators, files -------------------------------------------------------------------
 def test_model_train_step_matches_the_reference(rng):
-    models = [fastgru.GRUModel(3, 24, 2, num_layers=2, compute_dtype="bfloat16", backend=b, seed=4)
-              for b in ("cpp", "numpy")]
+    models = [
+        fastgru.GRUModel(3, 24, 2, num_layers=2, compute_dtype="bfloat16", backend=b, seed=4) for b in ("cpp", "numpy")
+    ]
     x = rng.standard_normal((8, 10, 3)).astype(np.float32)
     target = rng.standard_normal((8, 10, 2)).astype(np.float32)
     losses = []
@@ -233,6 +260,7 @@ def test_onnx_export_of_a_bfloat16_model_holds_its_float32_weights(tmp_path, rng
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     import fastgru.onnx
+
     model = fastgru.GRUModel(3, 16, 2, compute_dtype="bfloat16", seed=7).eval()
     float32 = fastgru.GRUModel(**dict(model.config, compute_dtype="float32")).eval()
     float32.load_state_dict(model.state_dict())

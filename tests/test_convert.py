@@ -24,12 +24,12 @@ def keras_gru(x, kernel, recurrent_kernel, bias, reset_after):
         if reset_after:
             mh = h @ recurrent_kernel + b_rec
             z = sigmoid(mx[:, :H] + mh[:, :H])
-            r = sigmoid(mx[:, H:2 * H] + mh[:, H:2 * H])
-            hh = np.tanh(mx[:, 2 * H:] + r * mh[:, 2 * H:])
+            r = sigmoid(mx[:, H : 2 * H] + mh[:, H : 2 * H])
+            hh = np.tanh(mx[:, 2 * H :] + r * mh[:, 2 * H :])
         else:
             z = sigmoid(mx[:, :H] + h @ recurrent_kernel[:, :H])
-            r = sigmoid(mx[:, H:2 * H] + h @ recurrent_kernel[:, H:2 * H])
-            hh = np.tanh(mx[:, 2 * H:] + (r * h) @ recurrent_kernel[:, 2 * H:])
+            r = sigmoid(mx[:, H : 2 * H] + h @ recurrent_kernel[:, H : 2 * H])
+            hh = np.tanh(mx[:, 2 * H :] + (r * h) @ recurrent_kernel[:, 2 * H :])
         h = z * h + (1 - z) * hh
         ys.append(h)
     return np.stack(ys)
@@ -44,7 +44,7 @@ def onnx_gru(x, W, R, B, linear_before_reset):
         Rz, Rr, Rh = np.split(R[d], 3)
         Wbz, Wbr, Wbh, Rbz, Rbr, Rbh = np.split(B[d], 6)
         h = np.zeros((x.shape[1], H))
-        for t in (range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))):
+        for t in range(x.shape[0]) if d == 0 else reversed(range(x.shape[0])):
             z = sigmoid(x[t] @ Wz.T + h @ Rz.T + Wbz + Rbz)
             r = sigmoid(x[t] @ Wr.T + h @ Rr.T + Wbr + Rbr)
             if linear_before_reset:
@@ -75,8 +75,7 @@ def test_onnx_weights(linear_before_reset, directions, rng):
     W, R = rng.standard_normal((directions, 3 * H, I)), rng.standard_normal((directions, 3 * H, H))
     B = rng.standard_normal((directions, 6 * H))
     x = rng.standard_normal((4, 2, I))
-    layer = fastgru.GRU(I, H, bidirectional=directions == 2, reset_after=bool(linear_before_reset),
-                        dtype="float64")
+    layer = fastgru.GRU(I, H, bidirectional=directions == 2, reset_after=bool(linear_before_reset), dtype="float64")
     layer.load_state_dict(from_onnx(W, R, B))
     y, _ = layer(x)
     want = onnx_gru(x, W, R, B, linear_before_reset)
@@ -129,7 +128,10 @@ def test_reset_before_biases_act_as_one(rng, backend):
     state = layer.state_dict()
     moved = {name: value.copy() for name, value in state.items()}
     for k in range(2):
-        moved[f"bias_ih_l{k}"], moved[f"bias_hh_l{k}"] = state[f"bias_ih_l{k}"] + state[f"bias_hh_l{k}"], 0 * state[f"bias_hh_l{k}"]
+        moved[f"bias_ih_l{k}"], moved[f"bias_hh_l{k}"] = (
+            state[f"bias_ih_l{k}"] + state[f"bias_hh_l{k}"],
+            0 * state[f"bias_hh_l{k}"],
+        )
     other = fastgru.GRU(3, 4, num_layers=2, reset_after=False, backend=backend)
     other.load_state_dict(moved)
     np.testing.assert_allclose(other(x)[0], y, rtol=1e-5, atol=1e-6)  # float32: the sum rounds

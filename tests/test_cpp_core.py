@@ -29,10 +29,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # Python test files run against the sanitized extension: every entry point of the bindings, without
 # torch (not built for a sanitized process) and without the tests that time or fork.
-ASAN_PYTHON_SUBSET = ["tests/test_gru.py", "tests/test_dense.py", "tests/test_model.py", "tests/test_optim.py",
-                      "tests/test_losses.py", "tests/test_persistence.py", "tests/test_training.py", "tests/test_gemm.py", "tests/test_sizes.py",
-                      "tests/test_fuzz.py"]
-BUILD_TIMEOUT = 3600   # a guard against a hung compiler, not a measurement: builds on a busy machine are slow
+ASAN_PYTHON_SUBSET = [
+    "tests/test_gru.py",
+    "tests/test_dense.py",
+    "tests/test_model.py",
+    "tests/test_optim.py",
+    "tests/test_losses.py",
+    "tests/test_persistence.py",
+    "tests/test_training.py",
+    "tests/test_gemm.py",
+    "tests/test_sizes.py",
+    "tests/test_fuzz.py",
+]
+BUILD_TIMEOUT = 3600  # a guard against a hung compiler, not a measurement: builds on a busy machine are slow
 
 
 def require(tool, why):
@@ -50,8 +59,10 @@ def run(command, **kwargs):
     """Runs command; fails the test with its output when it exits nonzero."""
     result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, **kwargs)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, command))} exited with {result.returncode}\n"
-                    f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-20000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, command))} exited with {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-20000:]}"
+        )
     return result
 
 
@@ -76,9 +87,15 @@ def sanitized_build():
     require("g++", "build with sanitizers")
     import pybind11
 
-    return cmake_build("asan", "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_COMPILER=g++", f"-DCMAKE_CXX_FLAGS={SANITIZE}",
-                       "-DFASTGRU_BUILD_PYTHON=ON", f"-DPython_EXECUTABLE={sys.executable}",
-                       f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+    return cmake_build(
+        "asan",
+        "-DCMAKE_BUILD_TYPE=Debug",
+        "-DCMAKE_CXX_COMPILER=g++",
+        f"-DCMAKE_CXX_FLAGS={SANITIZE}",
+        "-DFASTGRU_BUILD_PYTHON=ON",
+        f"-DPython_EXECUTABLE={sys.executable}",
+        f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+    )
 
 
 def test_cpp_tests_under_address_and_undefined_behavior_sanitizers(sanitized_build):
@@ -94,17 +111,30 @@ def test_python_suite_subset_against_the_sanitized_extension(sanitized_build, tm
     shutil.copy(extension, package)
     # ASan must be loaded first, and libstdc++ with it (python itself does not link it) so that
     # ASan's C++ exception interceptor finds the real __cxa_throw.
-    preload = " ".join(run(["g++", f"-print-file-name={lib}"]).stdout.strip() for lib in ("libasan.so", "libstdc++.so.6"))
+    preload = " ".join(
+        run(["g++", f"-print-file-name={lib}"]).stdout.strip() for lib in ("libasan.so", "libstdc++.so.6")
+    )
     # Reports go to files: pytest captures the tests' stderr, and a sanitizer ends the process.
     # Impossible allocations return null (MemoryError), as without ASan; they leave a WARNING line.
     reports = tmp_path / "sanitizer"
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), LD_PRELOAD=preload, FASTGRU_SANITIZED="1",
-               ASAN_OPTIONS=f"detect_leaks=0:allocator_may_return_null=1:log_path={reports}",
-               UBSAN_OPTIONS=f"halt_on_error=1:print_stacktrace=1:log_path={reports}")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(tmp_path),
+        LD_PRELOAD=preload,
+        FASTGRU_SANITIZED="1",
+        ASAN_OPTIONS=f"detect_leaks=0:allocator_may_return_null=1:log_path={reports}",
+        UBSAN_OPTIONS=f"halt_on_error=1:print_stacktrace=1:log_path={reports}",
+    )
     probe = run([sys.executable, "-c", "import fastgru; print(fastgru.__file__)"], env=env)
     assert probe.stdout.strip().startswith(str(tmp_path)), probe.stdout
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ASAN_PYTHON_SUBSET],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ASAN_PYTHON_SUBSET],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+    )
     found = "\n".join(p.read_text() for p in sorted(tmp_path.glob("sanitizer*")))
     assert "ERROR" not in found and "runtime error" not in found, found[:20000]
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-20000:]
@@ -116,10 +146,15 @@ def aarch64_build():
     (every optional extension qemu emulates, so every variant the CPU check allows runs)."""
     compiler = require("aarch64-linux-gnu-g++", "cross-compile for aarch64 (package g++-aarch64-linux-gnu)")
     qemu = require("qemu-aarch64", "run aarch64 programs (package qemu-user)")
-    build = cmake_build("aarch64", "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
-                        f"-DCMAKE_CXX_COMPILER={compiler}", "-DCMAKE_BUILD_TYPE=Release",
-                        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
-                        f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-cpu;max;-L;/usr/aarch64-linux-gnu")
+    build = cmake_build(
+        "aarch64",
+        "-DCMAKE_SYSTEM_NAME=Linux",
+        "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+        f"-DCMAKE_CXX_COMPILER={compiler}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+        f"-DCMAKE_CROSSCOMPILING_EMULATOR={qemu};-cpu;max;-L;/usr/aarch64-linux-gnu",
+    )
     return build, qemu
 
 
@@ -129,13 +164,16 @@ def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
     ctest(build)
 
 
-@pytest.mark.parametrize(("cpu", "forced", "available", "active"), [
-    ("max", None, "generic neon neon_bf16", "neon_bf16"),
-    ("max", "generic", "generic neon neon_bf16", "generic"),
-    ("max", "NEON", "generic neon neon_bf16", "neon"),
-    ("cortex-a76", None, "generic neon", "neon"),  # Armv8.2-A with the dot product, no BF16
-    ("cortex-a53", "neon_bf16", None, None),
-])
+@pytest.mark.parametrize(
+    ("cpu", "forced", "available", "active"),
+    [
+        ("max", None, "generic neon neon_bf16", "neon_bf16"),
+        ("max", "generic", "generic neon neon_bf16", "generic"),
+        ("max", "NEON", "generic neon neon_bf16", "neon"),
+        ("cortex-a76", None, "generic neon", "neon"),  # Armv8.2-A with the dot product, no BF16
+        ("cortex-a53", "neon_bf16", None, None),
+    ],
+)
 def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, available, active):
     """neon on any AArch64 CPU, neon_bf16 where the system reports BF16 (the widest is the default), and
     FASTGRU_ISA forces any of them the CPU supports; one it lacks is an error."""
@@ -159,9 +197,13 @@ def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, a
 def test_aarch64_compile_flags(aarch64_build):
     """No -march=native anywhere; -march only in the ARM variants' files: the baseline, plus BF16 for neon_bf16."""
     build, _ = aarch64_build
-    commands = {pathlib.Path(c["file"]).name: c["command"] for c in json.loads((build / "compile_commands.json").read_text())}
+    commands = {
+        pathlib.Path(c["file"]).name: c["command"] for c in json.loads((build / "compile_commands.json").read_text())
+    }
     assert not [name for name, command in commands.items() if "-march=native" in command]
-    marched = {name: command.split("-march=")[1].split()[0] for name, command in commands.items() if "-march=" in command}
+    marched = {
+        name: command.split("-march=")[1].split()[0] for name, command in commands.items() if "-march=" in command
+    }
     assert marched == {"isa_neon.cpp": "armv8-a", "isa_neon_bf16.cpp": "armv8.2-a+bf16"}, marched
 
 

@@ -14,8 +14,9 @@ import sysconfig
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # cmake and ninja come with the test extra; pip puts them beside this Python even when that
 # folder is not on PATH.
-TOOL_PATH = os.pathsep.join([sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user"),
-                             os.environ.get("PATH", "")])
+TOOL_PATH = os.pathsep.join(
+    [sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user"), os.environ.get("PATH", "")]
+)
 
 
 def run(*command):

@@ -73,21 +73,29 @@ def cpu_flags():
 
 
 # Each instruction set with special instructions, by the /proc/cpuinfo flags it needs.
-NEEDS_FLAGS = {"avx2": ["avx2", "fma"], "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
-               "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"],
-               "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "amx_tile", "amx_bf16"],
-               "neon": ["asimd"], "neon_bf16": ["asimd", "bf16"]}
+NEEDS_FLAGS = {
+    "avx2": ["avx2", "fma"],
+    "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
+    "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"],
+    "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "amx_tile", "amx_bf16"],
+    "neon": ["asimd"],
+    "neon_bf16": ["asimd", "bf16"],
+}
 
 
 @pytest.mark.parametrize("isa", sorted(NEEDS_FLAGS))
 def test_every_instruction_set_the_cpu_has_is_available(isa):
     flags = cpu_flags()
-    if not flags or "avx2" not in flags and isa.startswith("avx"):
+    if not flags or ("avx2" not in flags and isa.startswith("avx")):
         pytest.skip("not an x86 CPU with AVX2 (or no /proc/cpuinfo)")
     if "asimd" not in flags and isa.startswith("neon"):
         pytest.skip("not a 64-bit ARM CPU")
     missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
     if missing:
-        emulated = " (the C++ tests run its bfloat16 kernels' layouts and loops in emulation)" if isa in ("avx512bf16", "amx") else ""
+        emulated = (
+            " (the C++ tests run its bfloat16 kernels' layouts and loops in emulation)"
+            if isa in ("avx512bf16", "amx")
+            else ""
+        )
         pytest.skip(f"this CPU lacks {', '.join(missing)}: the {isa} kernels cannot run here{emulated}")
     assert isa in fastgru.available_isas()

@@ -13,7 +13,7 @@ TOL = {"float64": 1e-12, "float32": 1e-5}
 
 def test_reference_dense_gradients_match_finite_differences(rng):
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
-    c = rng.standard_normal((2, 3, 5))                       # loss = sum(c * y), so dy = c
+    c = rng.standard_normal((2, 3, 5))  # loss = sum(c * y), so dy = c
 
     def loss():
         return float((c * heads.dense_forward(x, w, b)).sum())
@@ -51,7 +51,7 @@ def test_cpp_dense_matches_reference(rng, dtype, bias, shape):
     y_cpp, y_ref = cpp(x), ref(x)
     assert y_cpp.dtype == np.dtype(dtype) and y_cpp.shape == shape[:-1] + (3,)
     np.testing.assert_allclose(y_cpp, y_ref, rtol=TOL[dtype], atol=TOL[dtype])
-    for _ in range(2):                                       # gradients accumulate (+=)
+    for _ in range(2):  # gradients accumulate (+=)
         dx_cpp, dx_ref = cpp.backward(dy), ref.backward(dy)
     np.testing.assert_allclose(dx_cpp, dx_ref, rtol=TOL[dtype], atol=TOL[dtype])
     for key, g in ref.grads().items():
@@ -76,7 +76,7 @@ def test_dense_layout_init_and_buffers():
     sd = layer.state_dict()
     assert list(sd) == ["weight", "bias"] and sd["weight"].shape == (3, 16) and sd["bias"].shape == (3,)
     assert np.shares_memory(sd["weight"], layer.params) and np.shares_memory(layer.grads()["bias"], layer.grad)
-    assert np.abs(layer.params).max() <= 0.25                # torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in))
+    assert np.abs(layer.params).max() <= 0.25  # torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in))
     assert np.array_equal(layer.params, fastgru.Dense(16, 3, seed=0).params)
     params, grad = np.zeros(60, np.float32), np.ones(60, np.float32)
     inside = fastgru.Dense(16, 3, buffers=(params[9:], grad[9:]), seed=0)
@@ -106,6 +106,7 @@ def test_dense_bad_inputs():
 
 def test_core_dense_kernels_check_their_buffers():
     from fastgru import _core
+
     w = np.zeros((2, 4), np.float32)
     x, dy = np.zeros((3, 4), np.float32), np.zeros((3, 2), np.float32)
     with pytest.raises(ValueError, match="grad_weight"):

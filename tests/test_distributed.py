@@ -34,8 +34,9 @@ def mpi_available():
 
 
 # CI installs the mpi extra, so there a missing MPI is a failure, not a reason to skip.
-needs_mpi = pytest.mark.skipif(not mpi_available() and not os.environ.get("CI"),
-                               reason='needs mpi4py and mpiexec: pip install "fastgru[mpi]"')
+needs_mpi = pytest.mark.skipif(
+    not mpi_available() and not os.environ.get("CI"), reason='needs mpi4py and mpiexec: pip install "fastgru[mpi]"'
+)
 
 
 def mpiexec(ranks, *args, timeout=120, launcher=("-m", "mpi4py")):
@@ -45,8 +46,9 @@ def mpiexec(ranks, *args, timeout=120, launcher=("-m", "mpi4py")):
     if "Open MPI" in subprocess.run([command[0], "--version"], capture_output=True, text=True).stdout:
         command += ["--oversubscribe"]
     env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    return subprocess.run(command + [sys.executable, *launcher, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=HERE)
+    return subprocess.run(
+        command + [sys.executable, *launcher, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=HERE
+    )
 
 
 def run_script(tmp_path, ranks, source, **kwargs):
@@ -67,6 +69,7 @@ def distributed_runs(tmp_path_factory):
             assert done.returncode == 0, done.stderr
             folders[ranks] = folder
         return folders[ranks]
+
     return run
 
 
@@ -82,15 +85,21 @@ def test_equals_one_process(distributed_runs, ranks, case):
         for key in want:
             assert np.array_equal(got[rank][key], got[0][key]), (key, rank)
     for key, value in want.items():
-        np.testing.assert_allclose(got[0][key], value, rtol=1e-9, atol=1e-12 * np.abs(value).max(initial=0),
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            got[0][key], value, rtol=1e-9, atol=1e-12 * np.abs(value).max(initial=0), err_msg=key
+        )
 
 
 @needs_mpi
 def test_one_rank_trains_exactly_as_not_distributed(tmp_path):
     """distributed=True outside mpiexec: an MPI world of one process, bit-identical results."""
-    done = subprocess.run([sys.executable, CASES_SCRIPT, str(tmp_path), "classifier_validation_split"],
-                          capture_output=True, text=True, timeout=120, cwd=HERE)
+    done = subprocess.run(
+        [sys.executable, CASES_SCRIPT, str(tmp_path), "classifier_validation_split"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=HERE,
+    )
     assert done.returncode == 0, done.stderr
     estimator, X, y = make("classifier_validation_split", distributed=False)
     want = outcome(estimator.fit(X, y), X)
@@ -100,12 +109,16 @@ def test_one_rank_trains_exactly_as_not_distributed(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("failure", ["raise MemoryError('simulated failure on rank 1')",
-                                     "os.kill(os.getpid(), signal.SIGKILL)"])
+@pytest.mark.parametrize(
+    "failure", ["raise MemoryError('simulated failure on rank 1')", "os.kill(os.getpid(), signal.SIGKILL)"]
+)
 def test_failing_rank_ends_the_job(tmp_path, failure):
     """Rank 1 fails at its third all-reduce, started without `-m mpi4py`: fit itself must end the job
     when the rank raises, mpiexec when the rank is killed."""
-    done = run_script(tmp_path, 2, f"""
+    done = run_script(
+        tmp_path,
+        2,
+        f"""
         import os
         import signal
         import sys
@@ -128,7 +141,10 @@ def test_failing_rank_ends_the_job(tmp_path, failure):
             Communicator.sum_in_place = failing_sum_in_place
         X = np.random.default_rng(0).standard_normal((40, 5, 2))
         fastgru.GRURegressor(hidden_size=4, epochs=50, batch_size=4, random_state=0, distributed=True).fit(X, X[:, 0, 0])
-        """, timeout=60, launcher=())
+        """,
+        timeout=60,
+        launcher=(),
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     if "MemoryError" in failure:
         assert "rank 1 of 2 failed" in done.stderr and "simulated failure on rank 1" in done.stderr, done.stderr
@@ -138,7 +154,10 @@ def test_failing_rank_ends_the_job(tmp_path, failure):
 def test_a_rank_failing_before_training_ends_the_job(tmp_path):
     """Out of memory building the model on rank 1 only (after the data checks, which every rank
     passes): the job ends instead of rank 0 waiting for rank 1 forever."""
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import numpy as np
         from mpi4py import MPI
         import fastgru
@@ -149,7 +168,10 @@ def test_a_rank_failing_before_training_ends_the_job(tmp_path):
             fastgru.estimators.GRUModel = no_memory
         X = np.random.default_rng(0).standard_normal((20, 5, 2))
         fastgru.GRURegressor(hidden_size=4, epochs=2, random_state=0, distributed=True).fit(X, X[:, 0, 0])
-        """, timeout=60, launcher=())
+        """,
+        timeout=60,
+        launcher=(),
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     assert "rank 1 of 2 failed" in done.stderr and "no memory for the model" in done.stderr, done.stderr
 
@@ -161,7 +183,10 @@ def rank_lines(folder, ranks):
 
 @needs_mpi
 def test_every_rank_raises_for_bad_or_different_data(tmp_path):
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import sys
         import numpy as np
         from mpi4py import MPI
@@ -175,7 +200,9 @@ def test_every_rank_raises_for_bad_or_different_data(tmp_path):
                     fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0, distributed=True).fit(X, y)
                 except (ValueError, RuntimeError) as exc:
                     print(f"{type(exc).__name__}: {exc}", file=out)
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rank0, rank1 = rank_lines(tmp_path, 2)
     assert rank0[0] == rank1[0] and rank0[0].startswith("ValueError: ranks [1] of 2 got other data")
@@ -187,7 +214,10 @@ def test_every_rank_raises_for_bad_or_different_data(tmp_path):
 def test_every_rank_raises_when_ranks_differ_in_what_the_targets_mean(tmp_path):
     """Labels with other names in the same pattern, y (N,) against (N, 1), a Ctrl-C while one rank
     prepares its data: every rank raises, none waits; equal hyper-parameters of other types agree."""
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import sys
         import numpy as np
         from mpi4py import MPI
@@ -225,7 +255,9 @@ def test_every_rank_raises_when_ranks_differ_in_what_the_targets_mean(tmp_path):
             size = np.int64(4) if rank else 4
             fastgru.GRURegressor(hidden_size=size, epochs=1, random_state=0, distributed=True).fit(X, X[:, 0, 0])
             print("fitted", file=out)
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rank0, rank1 = rank_lines(tmp_path, 2)
     for lines in (rank0, rank1):
@@ -238,7 +270,10 @@ def test_every_rank_raises_when_ranks_differ_in_what_the_targets_mean(tmp_path):
 
 @needs_mpi
 def test_allreduce_gradients_checks_every_weight_before_touching_the_gradient(tmp_path):
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import sys
         import numpy as np
         from mpi4py import MPI
@@ -255,7 +290,9 @@ def test_allreduce_gradients_checks_every_weight_before_touching_the_gradient(tm
                 except ValueError as exc:
                     print(f"ValueError: {exc}", file=out)
                 print("unchanged" if (model.grad == rank + 1).all() else "changed", file=out)
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     for lines in rank_lines(tmp_path, 2):
         assert lines[0].startswith("ValueError: weight: the ranks' weights sum to 0.0") and lines[1] == "unchanged"
@@ -266,7 +303,10 @@ def test_allreduce_gradients_checks_every_weight_before_touching_the_gradient(tm
 @needs_mpi
 def test_non_finite_loss_is_raised_on_every_rank_at_the_same_batch(tmp_path):
     """The diverging sequence sits in rank 1's part of the batch; rank 0 must stop there too."""
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import numpy as np
         from mpi4py import MPI
         import fastgru
@@ -282,21 +322,27 @@ def test_non_finite_loss_is_raised_on_every_rank_at_the_same_batch(tmp_path):
         except fastgru.NonFiniteLossError as exc:
             with open(f"{sys.argv[1]}/rank{MPI.COMM_WORLD.Get_rank()}.txt", "w") as out:
                 print(f"epoch {exc.epoch} batch {exc.batch}", file=out)
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert rank_lines(tmp_path, 2) == [["epoch 1 batch 2"]] * 2
     X = np.random.default_rng(0).standard_normal((16, 5, 2))
     y = X[:, 0, 0].copy()
     y[7] = 1e200
     with pytest.raises(fastgru.NonFiniteLossError) as one_process:
-        fastgru.GRURegressor(hidden_size=4, epochs=2, batch_size=4, shuffle=False, dtype="float64",
-                             random_state=0).fit(X, y)
+        fastgru.GRURegressor(hidden_size=4, epochs=2, batch_size=4, shuffle=False, dtype="float64", random_state=0).fit(
+            X, y
+        )
     assert (one_process.value.epoch, one_process.value.batch) == (1, 2)
 
 
 @needs_mpi
 def test_only_rank_0_prints_and_saves(tmp_path):
-    done = run_script(tmp_path, 2, """
+    done = run_script(
+        tmp_path,
+        2,
+        """
         import sys
         import numpy as np
         from mpi4py import MPI
@@ -307,10 +353,12 @@ def test_only_rank_0_prints_and_saves(tmp_path):
         estimator = fastgru.GRURegressor(hidden_size=4, epochs=2, random_state=0, verbose=1, distributed=True)
         estimator.fit(X, X[:, 0, 0]).save(f"{sys.argv[1]}/model.rank{rank}.safetensors")
         np.save(f"{sys.argv[1]}/predictions.rank{rank}.npy", estimator.predict(X))
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
-    assert output.count("epoch 1/2") == 1 and output.count("epoch 2/2") == 1, output   # one line per epoch
+    assert output.count("epoch 1/2") == 1 and output.count("epoch 2/2") == 1, output  # one line per epoch
     assert not (tmp_path / "model.rank1.safetensors").exists()
     loaded = fastgru.load(tmp_path / "model.rank0.safetensors")
     X = np.random.default_rng(0).standard_normal((20, 5, 2))
@@ -321,7 +369,10 @@ def test_only_rank_0_prints_and_saves(tmp_path):
 def test_allreduce_gradients_gives_the_whole_batch_gradient(tmp_path):
     """A custom GRUModel loop: each rank's gradient of its own mean loss, weighted by its number
     (or share) of the rows, averages to the gradient one process computes over the whole batch."""
-    done = run_script(tmp_path, 3, """
+    done = run_script(
+        tmp_path,
+        3,
+        """
         import sys
         import numpy as np
         from mpi4py import MPI
@@ -341,7 +392,9 @@ def test_allreduce_gradients_gives_the_whole_batch_gradient(tmp_path):
             model.backward(dout)
             allreduce_gradients(model, comm, weight)
             np.save(f"{sys.argv[1]}/{name}.rank{comm.Get_rank()}.npy", model.grad)
-        """, timeout=60)
+        """,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rng = np.random.default_rng(0)
     x, target = rng.standard_normal((10, 4, 3)), rng.standard_normal((10, 4, 2))
@@ -376,6 +429,10 @@ def test_saving_without_mpi4py_writes_the_file(monkeypatch, rng, tmp_path):
 
 
 def test_import_fastgru_does_not_import_mpi4py():
-    done = subprocess.run([sys.executable, "-c", "import sys, fastgru; print('mpi4py' in sys.modules)"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, fastgru; print('mpi4py' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.strip() == "False", done.stderr

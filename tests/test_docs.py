@@ -36,8 +36,19 @@ def test_class_docstring_names_every_constructor_argument(cls):
 
 def test_gru_docstring_has_shapes_and_equations():
     doc = fastgru.GRU.__doc__
-    for fragment in ("(T, B, I)", "(B, T, I)", "(L*D, B, H)", "(T, B, D*H)", "lengths", "float32",
-                     "float64", "h' = (1 - z) * n + z * h", "reset_after=False", "ValueError", "TypeError"):
+    for fragment in (
+        "(T, B, I)",
+        "(B, T, I)",
+        "(L*D, B, H)",
+        "(T, B, D*H)",
+        "lengths",
+        "float32",
+        "float64",
+        "h' = (1 - z) * n + z * h",
+        "reset_after=False",
+        "ValueError",
+        "TypeError",
+    ):
         assert fragment in doc, fragment
 
 
@@ -54,11 +65,27 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     or a docstring autodoc cannot import fails the build."""
     missing = [name for name in ("sphinx", "myst_parser") if importlib.util.find_spec(name) is None]
     if missing and not os.environ.get("CI"):
-        pytest.skip(f"needs {', '.join(missing)} (pip install \".[docs]\")")
+        pytest.skip(f'needs {", ".join(missing)} (pip install ".[docs]")')
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-E", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(tmp_path / "html")],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-E",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
     for name in fastgru.__all__:

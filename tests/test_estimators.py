@@ -30,7 +30,7 @@ def test_regressor_learns(rng):
     assert est.score(X, y) > 0.8
     assert est.predict(X).shape == (256,) and est.predict(X).dtype == np.float32
     assert len(est.history_["loss"]) == 25 and est.history_["loss"][-1] < est.history_["loss"][0]
-    assert est.history_["val_loss"] == [] and all(t > 0 for t in est.history_["time"])   # no validation data
+    assert est.history_["val_loss"] == [] and all(t > 0 for t in est.history_["time"])  # no validation data
 
 
 def test_classifier_learns_with_string_labels(rng):
@@ -106,7 +106,7 @@ def test_early_stopping_and_best_weights(rng):
     X, y = regression_data(rng, N=64)
     Xv, yv = regression_data(rng, N=32)
     frozen = fastgru.GRURegressor(lr=0.0, patience=2, validation_data=(Xv, yv), **dict(SMALL, epochs=10)).fit(X, y)
-    assert len(frozen.history_["loss"]) == 3 and frozen.best_epoch_ == 1     # no improvement after epoch 1
+    assert len(frozen.history_["loss"]) == 3 and frozen.best_epoch_ == 1  # no improvement after epoch 1
     wild = fastgru.GRURegressor(lr=0.3, patience=20, validation_data=(Xv, yv), **dict(SMALL, epochs=8)).fit(X, y)
     val = wild.history_["val_loss"]
     assert wild.best_epoch_ == int(np.argmin(val)) + 1
@@ -132,7 +132,7 @@ def test_clip_grad_norm_is_applied(rng):
         norms.append(model.clip_grad_norm(1e-3))
         opt.step()
         model.zero_grad()
-    assert all(norm > 1e-3 for norm in norms)                    # clipping did act on every step
+    assert all(norm > 1e-3 for norm in norms)  # clipping did act on every step
     np.testing.assert_allclose(est.model_.params, model.params, rtol=1e-10, atol=1e-12)
     unclipped = fastgru.GRURegressor(**options).fit(X, y)
     assert not np.allclose(unclipped.model_.params, model.params, rtol=1e-6)
@@ -141,7 +141,7 @@ def test_clip_grad_norm_is_applied(rng):
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_good_weights(rng):
     X, y = regression_data(rng, N=48)
     y_bad = y.copy()
-    y_bad[20] = 1e30                                         # in the second batch; its square overflows float32
+    y_bad[20] = 1e30  # in the second batch; its square overflows float32
     est = fastgru.GRURegressor(**dict(SMALL, shuffle=False))
     with pytest.raises(fastgru.NonFiniteLossError, match="epoch 1, batch 2") as info:
         est.fit(X, y_bad)
@@ -159,6 +159,7 @@ def interrupting(function, call):
         if len(calls) == call:
             raise KeyboardInterrupt
         return function(*args, **kwargs)
+
     return wrapped
 
 
@@ -199,7 +200,7 @@ def test_progress_output(rng, capsys, monkeypatch):
     fastgru.GRURegressor(verbose=True, validation_split=0.25, **SMALL).fit(X, y)
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "val_loss=" in err
-    monkeypatch.setitem(sys.modules, "tqdm", None)           # as if tqdm were not installed
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     fastgru.GRURegressor(verbose=1, **SMALL).fit(X, y)
     out = capsys.readouterr().out
@@ -209,8 +210,11 @@ def test_progress_output(rng, capsys, monkeypatch):
 
 
 def test_constructor_and_verbose_errors_name_the_estimator():
-    with pytest.raises(TypeError, match=r"GRURegressor\(\) got an unexpected keyword argument 'hiden_size'; "
-                                        r"did you mean 'hidden_size'\?"):
+    with pytest.raises(
+        TypeError,
+        match=r"GRURegressor\(\) got an unexpected keyword argument 'hiden_size'; "
+        r"did you mean 'hidden_size'\?",
+    ):
         fastgru.GRURegressor(hiden_size=8)
     with pytest.raises(TypeError, match=r"GRUClassifier\(\).*'colour'; valid parameters"):
         fastgru.GRUClassifier(colour=1)
@@ -248,7 +252,7 @@ def test_bad_inputs_raise_clear_errors(rng):
     with pytest.raises(ValueError, match="NaN"):
         reg.fit(np.full_like(X, np.nan), y)
     with pytest.raises(ValueError, match=r"contains NaN or infinity .or values beyond float32's range"):
-        reg.fit(np.full(X.shape, 1e39), y)                      # finite in float64, infinite in float32
+        reg.fit(np.full(X.shape, 1e39), y)  # finite in float64, infinite in float32
     with pytest.raises(ValueError, match="y: contains NaN, which is no class label"):
         fastgru.GRUClassifier().fit(X, np.where(np.arange(len(X)) == 3, np.nan, np.arange(len(X)) % 2))
     with pytest.raises(ValueError, match="hidden_size"):
@@ -276,6 +280,7 @@ def test_bad_inputs_raise_clear_errors(rng):
 
 # ---- scikit-learn interoperability --------------------------------------------------------------
 
+
 def test_sklearn_clone_and_tags():
     base = pytest.importorskip("sklearn.base")
     est = fastgru.GRUClassifier(hidden_size=5, patience=3)
@@ -286,15 +291,17 @@ def test_sklearn_clone_and_tags():
 
 def test_sklearn_sees_the_constructor_tags_and_unfitted_errors(rng):
     import inspect
+
     pytest.importorskip("sklearn")
     from sklearn.exceptions import NotFittedError
     from sklearn.utils import get_tags
     from sklearn.utils.validation import check_is_fitted
+
     for cls in (fastgru.GRURegressor, fastgru.GRUClassifier):
         parameters = inspect.signature(cls).parameters
         assert list(parameters)[:2] == ["hidden_size", "num_layers"] and "random_state" in parameters
         assert sorted(parameters) == sorted(cls().get_params())
-        with pytest.raises(NotFittedError):                # scikit-learn's class catches ours
+        with pytest.raises(NotFittedError):  # scikit-learn's class catches ours
             cls().predict(np.zeros((2, 3, 1)))
         with pytest.raises(fastgru.estimators.NotFittedError):
             cls().predict(np.zeros((2, 3, 1)))
@@ -306,13 +313,15 @@ def test_sklearn_sees_the_constructor_tags_and_unfitted_errors(rng):
 
 def test_random_state_takes_numpy_generators_as_scikit_learn_does(rng):
     X, y = regression_data(rng, N=32)
-    seeded = [fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
-              for state in (np.random.RandomState(7), np.random.RandomState(7), np.random.default_rng(7))]
-    assert np.array_equal(seeded[0], seeded[1])          # the same generator state, the same model
+    seeded = [
+        fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
+        for state in (np.random.RandomState(7), np.random.RandomState(7), np.random.default_rng(7))
+    ]
+    assert np.array_equal(seeded[0], seeded[1])  # the same generator state, the same model
     state = np.random.RandomState(7)
     first = fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
     second = fastgru.GRURegressor(**dict(SMALL, random_state=state)).fit(X, y).model_.params
-    assert not np.array_equal(first, second)             # drawn from, so the second fit differs
+    assert not np.array_equal(first, second)  # drawn from, so the second fit differs
     for bad in (-1, 1.5, "0", True):
         with pytest.raises(ValueError, match="random_state"):
             fastgru.GRURegressor(**dict(SMALL, random_state=bad)).fit(X, y)
@@ -322,7 +331,7 @@ def test_classifier_refuses_continuous_targets(rng):
     X, y = regression_data(rng, N=32)
     with pytest.raises(ValueError, match=r"continuous values .* GRURegressor"):
         fastgru.GRUClassifier(**SMALL).fit(X, y)
-    clf = fastgru.GRUClassifier(**SMALL).fit(X, (y > 0).astype(float))   # 0.0 / 1.0 are labels
+    clf = fastgru.GRUClassifier(**SMALL).fit(X, (y > 0).astype(float))  # 0.0 / 1.0 are labels
     assert clf.classes_.tolist() == [0.0, 1.0]
 
 
@@ -333,9 +342,10 @@ def test_sklearn_pipeline_and_grid_search(rng):
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     X, y = classification_data(rng, N=64)
-    flat = X.reshape(64, -1)                                 # e.g. a feature table with T*F columns
-    pipe = make_pipeline(StandardScaler(), FunctionTransformer(lambda a: a.reshape(len(a), 8, 2)),
-                         fastgru.GRUClassifier(**SMALL))
+    flat = X.reshape(64, -1)  # e.g. a feature table with T*F columns
+    pipe = make_pipeline(
+        StandardScaler(), FunctionTransformer(lambda a: a.reshape(len(a), 8, 2)), fastgru.GRUClassifier(**SMALL)
+    )
     assert pipe.fit(flat, y).score(flat, y) >= 0.5
     search = GridSearchCV(fastgru.GRURegressor(**SMALL), {"hidden_size": [4, 8], "lr": [1e-3, 1e-2]}, cv=2)
     search.fit(*regression_data(rng, N=32))
@@ -361,19 +371,24 @@ def assert_same_state(before, after):
             assert after[key] == value, key
 
 
-@pytest.mark.parametrize("change, exception", [
-    (dict(loss="binary_crossentropy", X="nan"), ValueError),                   # bad X after the loss is known
-    (dict(y="four classes", validation_data="bad labels"), ValueError),       # new classes, bad validation
-    (dict(lr=-1.0), ValueError),                                               # the optimizer refuses
-    (dict(weight_decay="a"), TypeError),
-    (dict(X="five features", hidden_size=10 ** 5), MemoryError),               # a model that cannot be built
-])
+@pytest.mark.parametrize(
+    "change, exception",
+    [
+        (dict(loss="binary_crossentropy", X="nan"), ValueError),  # bad X after the loss is known
+        (dict(y="four classes", validation_data="bad labels"), ValueError),  # new classes, bad validation
+        (dict(lr=-1.0), ValueError),  # the optimizer refuses
+        (dict(weight_decay="a"), TypeError),
+        (dict(X="five features", hidden_size=10**5), MemoryError),  # a model that cannot be built
+    ],
+)
 def test_a_failed_refit_leaves_a_fitted_classifier_as_it_was(rng, change, exception):
     X, y = classification_data(rng, N=32)
     clf = fastgru.GRUClassifier(**SMALL).fit(X, y)
     before, proba = fitted_state(clf), clf.predict_proba(X)
     change = dict(change)
-    X2 = {"nan": np.full_like(X, np.nan), "five features": np.ones((32, 8, 5), np.float32)}.get(change.pop("X", None), X)
+    X2 = {"nan": np.full_like(X, np.nan), "five features": np.ones((32, 8, 5), np.float32)}.get(
+        change.pop("X", None), X
+    )
     y2 = np.array(list("abcd") * 8) if change.pop("y", None) else y
     if change.pop("validation_data", None):
         change["validation_data"] = (X[:4], np.array(list("wxyz")))
@@ -389,7 +404,7 @@ def test_a_failed_refit_leaves_a_fitted_regressor_as_it_was(rng):
     reg = fastgru.GRURegressor(**SMALL).fit(X, y)
     before, pred = fitted_state(reg), reg.predict(X)
     with pytest.raises(ValueError, match="validation_split"):
-        reg.set_params(validation_split=0.01).fit(X, np.stack([y, y, y], axis=1))   # (N, 3) y, no rows to validate
+        reg.set_params(validation_split=0.01).fit(X, np.stack([y, y, y], axis=1))  # (N, 3) y, no rows to validate
     assert_same_state(before, fitted_state(reg))
     assert reg.predict(X).shape == (32,) and np.array_equal(reg.predict(X), pred)
 

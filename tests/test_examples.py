@@ -27,8 +27,14 @@ def run_example(name, *args, hide=(), env=None):
     # One thread: torch's OpenMP team, spinning on a busy two-core machine, turns a one-second
     # run into a minute.
     env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-c", RUN_HIDING, ",".join(hide), str(EXAMPLES / name), *args],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_HIDING, ",".join(hide), str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def test_forecast_without_torch_says_the_comparison_was_skipped():
@@ -47,8 +53,9 @@ def test_forecast_with_torch_compares(torch):
 def test_forecast_keras_trains_both_layers():
     pytest.importorskip("keras")
     pytest.importorskip("jax")
-    result = run_example("forecast_co2_keras.py", "--epochs", "1", "--hidden", "4", "--train-windows", "64",
-                         env={"KERAS_BACKEND": "jax"})
+    result = run_example(
+        "forecast_co2_keras.py", "--epochs", "1", "--hidden", "4", "--train-windows", "64", env={"KERAS_BACKEND": "jax"}
+    )
     assert result.returncode == 0, result.stderr
     assert "keras.layers.GRU   test RMSE" in result.stdout and "fastgru.keras.GRU  test RMSE" in result.stdout
 
@@ -78,4 +85,3 @@ def test_readme_lists_every_example():
     assert scripts
     missing = [name for name in scripts if f"`{name}`" not in readme]
     assert not missing, f"README.md does not list {missing}"
-

@@ -12,12 +12,16 @@ import time
 import pytest
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and resource limits")
-RUN_TIMEOUT = 300   # guards against a hung child only; nothing here measures speed
+RUN_TIMEOUT = 300  # guards against a hung child only; nothing here measures speed
 
 
 def python(script, *args):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # A forward over 1024 layers x 50,000 steps: minutes of work in one C++ call, in little memory.
@@ -50,7 +54,7 @@ def test_ctrl_c_interrupts_a_long_forward_between_steps():
     child = python(LONG_FORWARD)
     try:
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(2)   # the child is now deep inside the C++ call, which lasts minutes
+        time.sleep(2)  # the child is now deep inside the C++ call, which lasts minutes
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=RUN_TIMEOUT)
     finally:
@@ -219,6 +223,6 @@ def test_save_under_a_fault_raises_oserror_and_keeps_the_old_file(fault, tmp_pat
         folder.chmod(0o755)
     assert out.startswith("OSError"), out + err
     assert path.read_bytes() == before
-    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors"]   # no temporary file left
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors"]  # no temporary file left
     x = np.ones((1, 5, 3), np.float32)
     np.testing.assert_array_equal(fastgru.load(path)(x), old.eval()(x))

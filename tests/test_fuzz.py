@@ -28,8 +28,13 @@ SIZE_ERRORS = INPUT_ERRORS + (MemoryError, OverflowError)
 
 
 def fuzz_settings(examples):
-    return settings(max_examples=max(examples // SCALE, 10), derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=max(examples // SCALE, 10),
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 CALLS = {"count": 0}
@@ -55,8 +60,9 @@ LAYOUTS = ["c", "fortran", "reversed", "strided", "broadcast", "list", "tuple", 
 def arrays(draw, shape, dtypes=DTYPES, specials=True):
     """An array-like holding the values of a float64 array of `shape` (returned too, as the truth)
     in a random dtype, byte order, memory layout or Python container."""
-    values = np.asarray(draw(st.lists(st.floats(-3, 3), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
-                        np.float64).reshape(shape)
+    values = np.asarray(
+        draw(st.lists(st.floats(-3, 3), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))), np.float64
+    ).reshape(shape)
     if specials and values.size and draw(st.booleans()) and draw(st.booleans()):
         values.flat[draw(st.integers(0, values.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
@@ -88,9 +94,21 @@ def arrays(draw, shape, dtypes=DTYPES, specials=True):
     return arr, truth
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                 st.text(max_size=3), st.binary(max_size=3), st.just(object()), st.just([]), st.just(()),
-                 st.just({}), st.just([[1, 2], [3]]), st.just(np.zeros((0,), np.float32)), st.just(slice(1)))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    st.just(object()),
+    st.just([]),
+    st.just(()),
+    st.just({}),
+    st.just([[1, 2], [3]]),
+    st.just(np.zeros((0,), np.float32)),
+    st.just(slice(1)),
+)
 SIZES = st.one_of(st.integers(1, 6), st.sampled_from([0, -1, 2**31, 2**62, 2**64, 10**9]), JUNK)
 
 
@@ -103,14 +121,33 @@ def shape_of(value):
 
 # ---- layers -----------------------------------------------------------------------------------
 
+
 @fuzz_settings(1500)
-@given(data=st.data(), I=SIZES, H=SIZES, L=st.one_of(st.integers(1, 3), SIZES), bidirectional=st.booleans(),
-       reset_after=st.booleans(), batch_first=st.booleans(), dtype=st.sampled_from(["float32", "float64", "f2", 3]))
+@given(
+    data=st.data(),
+    I=SIZES,
+    H=SIZES,
+    L=st.one_of(st.integers(1, 3), SIZES),
+    bidirectional=st.booleans(),
+    reset_after=st.booleans(),
+    batch_first=st.booleans(),
+    dtype=st.sampled_from(["float32", "float64", "f2", 3]),
+)
 def test_gru_construction_forward_backward(data, I, H, L, bidirectional, reset_after, batch_first, dtype):
     """3 calls an example: construct, forward (checked against the NumPy backend when valid), backward
     (RuntimeError when there was no forward)."""
-    layer = attempt(fastgru.GRU, I, H, L, bidirectional=bidirectional, reset_after=reset_after,
-                    batch_first=batch_first, dtype=dtype, seed=0, allowed=SIZE_ERRORS)
+    layer = attempt(
+        fastgru.GRU,
+        I,
+        H,
+        L,
+        bidirectional=bidirectional,
+        reset_after=reset_after,
+        batch_first=batch_first,
+        dtype=dtype,
+        seed=0,
+        allowed=SIZE_ERRORS,
+    )
     if layer is None:
         return
     T, B = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
@@ -133,13 +170,20 @@ def test_gru_construction_forward_backward(data, I, H, L, bidirectional, reset_a
     assert y.shape == ((batch, steps) if batch_first else (steps, batch)) + (D * layer.hidden_size,)
     assert h_n.shape == (LD, batch, layer.hidden_size)
     if truth is not None and np.isfinite(truth).all():
-        reference = fastgru.GRU(layer.input_size, layer.hidden_size, layer.num_layers, bidirectional=bidirectional,
-                                reset_after=reset_after, batch_first=batch_first, dtype="float64", backend="numpy")
+        reference = fastgru.GRU(
+            layer.input_size,
+            layer.hidden_size,
+            layer.num_layers,
+            bidirectional=bidirectional,
+            reset_after=reset_after,
+            batch_first=batch_first,
+            dtype="float64",
+            backend="numpy",
+        )
         reference.load_state_dict(layer.state_dict())
         y_ref, _ = reference.forward(truth, None if h0 is None else np.asarray(h0, np.float64))
         np.testing.assert_allclose(y, y_ref, rtol=1e-4 if layer.dtype == "float32" else 1e-9, atol=1e-5)
-    dy, _ = data.draw(arrays(data.draw(st.sampled_from([y.shape, y.shape[:-1] + (y.shape[-1] + 1,)])),
-                             specials=False))
+    dy, _ = data.draw(arrays(data.draw(st.sampled_from([y.shape, y.shape[:-1] + (y.shape[-1] + 1,)])), specials=False))
     grads = attempt(layer.backward, dy, data.draw(st.one_of(st.none(), JUNK)))
     if grads is not None:
         assert grads[0].shape == ((batch, steps) if batch_first else (steps, batch)) + (layer.input_size,)
@@ -152,8 +196,18 @@ def test_dense(data, fin, fout, bias, dtype):
     layer = attempt(fastgru.Dense, fin, fout, bias=bias, dtype=dtype, seed=0, allowed=SIZE_ERRORS)
     if layer is None:
         return
-    shape = data.draw(st.sampled_from([(layer.in_features,), (2, layer.in_features), (0, layer.in_features),
-                                       (2, 3, layer.in_features), (2, layer.in_features + 1), ()]))
+    shape = data.draw(
+        st.sampled_from(
+            [
+                (layer.in_features,),
+                (2, layer.in_features),
+                (0, layer.in_features),
+                (2, 3, layer.in_features),
+                (2, layer.in_features + 1),
+                (),
+            ]
+        )
+    )
     x, truth = data.draw(arrays(shape))
     y = attempt(layer.forward, x)
     if y is None:
@@ -174,13 +228,24 @@ def test_adam(data):
     if kind == "layer":
         target = fastgru.Dense(2, 3, dtype=data.draw(st.sampled_from(["float32", "float64"])))
     elif kind == "pair":
-        target = (data.draw(arrays((data.draw(st.integers(0, 4)),)))[0],
-                  data.draw(arrays((data.draw(st.integers(0, 4)),)))[0])
+        target = (
+            data.draw(arrays((data.draw(st.integers(0, 4)),)))[0],
+            data.draw(arrays((data.draw(st.integers(0, 4)),)))[0],
+        )
     else:
         target = data.draw(JUNK)
-    options = data.draw(st.fixed_dictionaries({}, optional={
-        "lr": st.one_of(st.floats(allow_nan=True), JUNK), "betas": st.one_of(st.tuples(st.floats(), st.floats()), JUNK),
-        "eps": st.floats(allow_nan=True), "weight_decay": st.floats(-1, 1), "amsgrad": st.booleans()}))
+    options = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "lr": st.one_of(st.floats(allow_nan=True), JUNK),
+                "betas": st.one_of(st.tuples(st.floats(), st.floats()), JUNK),
+                "eps": st.floats(allow_nan=True),
+                "weight_decay": st.floats(-1, 1),
+                "amsgrad": st.booleans(),
+            },
+        )
+    )
     opt = attempt(fastgru.Adam, target, **options)
     if opt is None:
         return
@@ -195,8 +260,14 @@ def test_adam(data):
 def test_model_forward_backward_save_load(data, return_sequences, bidirectional, tmp_path_factory):
     """4 calls an example: construct, forward, backward, and save + load (checked to predict the same)."""
     sizes = [data.draw(st.one_of(st.integers(1, 3), SIZES)) for _ in range(3)]
-    model = attempt(fastgru.GRUModel, *sizes, return_sequences=return_sequences, bidirectional=bidirectional,
-                    seed=0, allowed=SIZE_ERRORS)
+    model = attempt(
+        fastgru.GRUModel,
+        *sizes,
+        return_sequences=return_sequences,
+        bidirectional=bidirectional,
+        seed=0,
+        allowed=SIZE_ERRORS,
+    )
     if model is None:
         return
     x, truth = data.draw(arrays((data.draw(st.integers(0, 2)), data.draw(st.integers(0, 3)), model.gru.input_size)))
@@ -216,16 +287,32 @@ def test_model_forward_backward_save_load(data, return_sequences, bidirectional,
 def test_estimators_fit_predict(data, classifier):
     """3 calls an example: construct + fit (one epoch, random hyper-parameters and data), predict, score."""
     cls = fastgru.GRUClassifier if classifier else fastgru.GRURegressor
-    params = data.draw(st.fixed_dictionaries({}, optional={
-        "hidden_size": SIZES, "num_layers": st.one_of(st.integers(1, 2), SIZES), "batch_size": SIZES,
-        "validation_split": st.one_of(st.floats(-1, 2), JUNK), "dropout": st.floats(-1, 1),
-        "return_sequences": st.booleans(), "clip_grad_norm": st.one_of(st.none(), st.floats(-1, 5)),
-        "dtype": st.sampled_from(["float32", "float64", "int8"]), "patience": st.one_of(st.none(), SIZES)}))
+    params = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "hidden_size": SIZES,
+                "num_layers": st.one_of(st.integers(1, 2), SIZES),
+                "batch_size": SIZES,
+                "validation_split": st.one_of(st.floats(-1, 2), JUNK),
+                "dropout": st.floats(-1, 1),
+                "return_sequences": st.booleans(),
+                "clip_grad_norm": st.one_of(st.none(), st.floats(-1, 5)),
+                "dtype": st.sampled_from(["float32", "float64", "int8"]),
+                "patience": st.one_of(st.none(), SIZES),
+            },
+        )
+    )
     N, T, F = (data.draw(st.integers(0, 4)) for _ in range(3))
     X = data.draw(st.one_of(arrays((N, T, F))).map(lambda a: a[0]) | JUNK)
     if classifier:
-        y = data.draw(st.one_of(st.lists(st.sampled_from(["a", "b", 1]), min_size=N, max_size=N), JUNK,
-                                st.just(np.arange(N * T).reshape(N, T) % 2)))
+        y = data.draw(
+            st.one_of(
+                st.lists(st.sampled_from(["a", "b", 1]), min_size=N, max_size=N),
+                JUNK,
+                st.just(np.arange(N * T).reshape(N, T) % 2),
+            )
+        )
     else:
         y = data.draw(st.one_of(arrays((N,)), arrays((N, T)), arrays((N, 2))).map(lambda a: a[0]) | JUNK)
     est = attempt(cls(epochs=1, random_state=0, **params).fit, X, y, allowed=SIZE_ERRORS)
@@ -243,8 +330,9 @@ def test_convert(data):
     H = data.draw(st.integers(0, 3))
     kernel = data.draw(arrays((data.draw(st.integers(0, 3)), data.draw(st.sampled_from([3 * H, 3 * H + 1])))))[0]
     recurrent = data.draw(arrays((H, data.draw(st.sampled_from([3 * H, 2])))))[0]
-    bias = data.draw(st.one_of(st.none(), arrays((3 * H,)).map(lambda a: a[0]), arrays((2, 3 * H)).map(lambda a: a[0]),
-                               JUNK))
+    bias = data.draw(
+        st.one_of(st.none(), arrays((3 * H,)).map(lambda a: a[0]), arrays((2, 3 * H)).map(lambda a: a[0]), JUNK)
+    )
     out = attempt(convert.from_keras, kernel, recurrent, bias)
     if out is not None:
         assert out["weight_hh_l0"].shape == (3 * H, H)
@@ -261,9 +349,18 @@ def test_convert(data):
 @given(args=st.lists(JUNK, max_size=4))
 def test_wrong_types_everywhere(args):
     """11 calls an example: every public entry with the same junk positional arguments."""
-    entries = [fastgru.set_num_threads, fastgru.set_isa, fastgru.GRU, fastgru.Dense, fastgru.GRUModel, fastgru.Adam,
-               fastgru.GRURegressor(epochs=1).fit, fastgru.GRUClassifier().predict, convert.from_keras,
-               convert.from_onnx]
+    entries = [
+        fastgru.set_num_threads,
+        fastgru.set_isa,
+        fastgru.GRU,
+        fastgru.Dense,
+        fastgru.GRUModel,
+        fastgru.Adam,
+        fastgru.GRURegressor(epochs=1).fit,
+        fastgru.GRUClassifier().predict,
+        convert.from_keras,
+        convert.from_onnx,
+    ]
     before = (fastgru.get_num_threads(), fastgru.active_isa())
     try:
         for entry in entries:
@@ -276,16 +373,32 @@ def test_wrong_types_everywhere(args):
 
 # ---- the model-file reader --------------------------------------------------------------------
 
+
 def valid_files(folder):
     """Real files to mutate: a model, a bidirectional reset-before model, a fitted estimator."""
     rng = np.random.default_rng(0)
     paths = []
-    for i, model in enumerate([fastgru.GRUModel(3, 4, 2, seed=0),
-                               fastgru.GRUModel(2, 3, 1, num_layers=2, bidirectional=True, reset_after=False,
-                                                return_sequences=False, dtype="float64", seed=0)]):
+    for i, model in enumerate(
+        [
+            fastgru.GRUModel(3, 4, 2, seed=0),
+            fastgru.GRUModel(
+                2,
+                3,
+                1,
+                num_layers=2,
+                bidirectional=True,
+                reset_after=False,
+                return_sequences=False,
+                dtype="float64",
+                seed=0,
+            ),
+        ]
+    ):
         paths.append(folder / f"model{i}.safetensors")
         model.save(paths[-1])
-    est = fastgru.GRUClassifier(hidden_size=3, epochs=1, random_state=0).fit(rng.normal(size=(6, 4, 2)), np.arange(6) % 2)
+    est = fastgru.GRUClassifier(hidden_size=3, epochs=1, random_state=0).fit(
+        rng.normal(size=(6, 4, 2)), np.arange(6) % 2
+    )
     paths.append(folder / "estimator.safetensors")
     est.save(paths[-1])
     return [p.read_bytes() for p in paths]
@@ -296,27 +409,46 @@ def mutate(blob, rnd):
     kind = rnd.randrange(6)
     data = bytearray(blob)
     n = struct.unpack("<Q", blob[:8])[0]
-    if kind == 0:                                     # flip a few bytes anywhere
+    if kind == 0:  # flip a few bytes anywhere
         for _ in range(rnd.randint(1, 8)):
             data[rnd.randrange(len(data))] = rnd.randrange(256)
-    elif kind == 1:                                   # truncate or extend
-        data = data[:rnd.randrange(len(data))] if rnd.random() < 0.8 else data + bytes(rnd.randrange(1, 64))
-    elif kind == 2:                                   # a wrong header length
-        data[:8] = struct.pack("<Q", rnd.choice([0, 1, n - 1, n + 1, n + 8, len(data), 2**63, 2**64 - 1,
-                                                 rnd.randrange(2**64)]))
-    elif kind == 3:                                   # bytes inside the JSON header
+    elif kind == 1:  # truncate or extend
+        data = data[: rnd.randrange(len(data))] if rnd.random() < 0.8 else data + bytes(rnd.randrange(1, 64))
+    elif kind == 2:  # a wrong header length
+        data[:8] = struct.pack(
+            "<Q", rnd.choice([0, 1, n - 1, n + 1, n + 8, len(data), 2**63, 2**64 - 1, rnd.randrange(2**64)])
+        )
+    elif kind == 3:  # bytes inside the JSON header
         for _ in range(rnd.randint(1, 4)):
             data[8 + rnd.randrange(n)] = rnd.choice(b'{}[]",:0123456789-eE.nulltruefalse \\\x00\xff')
-    else:                                             # a well-formed header with one field changed
-        header = json.loads(blob[8:8 + n])
-        data_part = blob[8 + n:]
+    else:  # a well-formed header with one field changed
+        header = json.loads(blob[8 : 8 + n])
+        data_part = blob[8 + n :]
         names = [k for k in header if k != "__metadata__"]
         if kind == 4:
             entry = header[rnd.choice(names)]
             field = rnd.choice(["dtype", "shape", "data_offsets"])
-            entry[field] = rnd.choice([None, "F16", "I64", "F64", "BOOL", [], [-1], [2**62, 2**62], [0, 2**64],
-                                       [1.5], ["3"], [0, -8], [3, 1], {}, "x", 7, entry[field][::-1]
-                                       if isinstance(entry[field], list) else entry[field]])
+            entry[field] = rnd.choice(
+                [
+                    None,
+                    "F16",
+                    "I64",
+                    "F64",
+                    "BOOL",
+                    [],
+                    [-1],
+                    [2**62, 2**62],
+                    [0, 2**64],
+                    [1.5],
+                    ["3"],
+                    [0, -8],
+                    [3, 1],
+                    {},
+                    "x",
+                    7,
+                    entry[field][::-1] if isinstance(entry[field], list) else entry[field],
+                ]
+            )
             if rnd.random() < 0.3:
                 header[rnd.choice(names)] = rnd.choice([None, 1, "x", [], {"dtype": "F32"}])
         else:
@@ -326,9 +458,15 @@ def mutate(blob, rnd):
             config[key] = rnd.choice([None, -1, 0, 2**62, 10**9, 1.5, "float16", "x", [], {}, True, 2**70, 40000])
             meta["config"] = json.dumps(config) if rnd.random() < 0.9 else "[1, 2"
             if "estimator" in meta and rnd.random() < 0.5:
-                meta["estimator"] = rnd.choice(["null", "[]", '{"class": "GRURegressor"}',
-                                                '{"class": "GRUClassifier", "params": [], "fitted": {}}',
-                                                '{"class": "GRUClassifier", "params": {"hidden_size": -1}, "fitted": {}}'])
+                meta["estimator"] = rnd.choice(
+                    [
+                        "null",
+                        "[]",
+                        '{"class": "GRURegressor"}',
+                        '{"class": "GRUClassifier", "params": [], "fitted": {}}',
+                        '{"class": "GRUClassifier", "params": {"hidden_size": -1}, "fitted": {}}',
+                    ]
+                )
         text = json.dumps(header).encode()
         text += b" " * (-len(text) % 8)
         data = bytearray(struct.pack("<Q", len(text)) + text + data_part)

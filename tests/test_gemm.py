@@ -79,8 +79,7 @@ def test_empty_dimensions(isa, rng, dtype):
     C = rng.standard_normal((4, 5)).astype(dtype)
     out = gemm(np.ones((4, 0), dtype), np.ones((0, 5), dtype), beta=0.5, C=C.copy())
     np.testing.assert_array_equal(out, (dtype(0.5) * C).astype(dtype))
-    out = gemm(np.ones((4, 0), dtype), np.ones((0, 5), dtype), beta=0.0,
-               C=np.full((4, 5), np.nan, dtype))
+    out = gemm(np.ones((4, 0), dtype), np.ones((0, 5), dtype), beta=0.0, C=np.full((4, 5), np.nan, dtype))
     np.testing.assert_array_equal(out, np.zeros((4, 5), dtype))
     assert gemm(np.ones((0, 3), dtype), np.ones((3, 5), dtype)).shape == (0, 5)
     assert gemm(np.ones((4, 3), dtype), np.ones((3, 0), dtype)).shape == (4, 0)
@@ -107,8 +106,13 @@ def test_packed_column_ranges(isa, rng, dtype):
     same bits as gemm() (same kernel, same K-blocks) and as computing all columns at once."""
     width = _core._packed_panel_width()
     assert 32 % width == 0
-    for M, N, K, tb in [(1, 96, 64, False), (7, 257, 300, True), (64, 320, 256, True),
-                        (65, 33, 5, False), (3, 17, 1, True)]:
+    for M, N, K, tb in [
+        (1, 96, 64, False),
+        (7, 257, 300, True),
+        (64, 320, 256, True),
+        (65, 33, 5, False),
+        (3, 17, 1, True),
+    ]:
         A = rng.standard_normal((M, K)).astype(dtype)
         B = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
         whole = gemm(A, B, tb=tb)
@@ -131,8 +135,9 @@ def test_packed_column_ranges(isa, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_same_bits_for_any_thread_count(isa, rng, dtype, restore_threads):
-    for (M, N, K), (ta, tb) in zip([(640, 384, 128), (512, 96, 700), (96, 640, 256), (333, 257, 65)],
-                                   itertools.product([False, True], repeat=2)):
+    for (M, N, K), (ta, tb) in zip(
+        [(640, 384, 128), (512, 96, 700), (96, 640, 256), (333, 257, 65)], itertools.product([False, True], repeat=2)
+    ):
         A, B = operands(rng, M, N, K, ta, tb, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)
         results = []
@@ -158,7 +163,8 @@ def test_batch_invariance(isa, rng, dtype, restore_threads):
             sub = np.ascontiguousarray(batch[rows])
             np.testing.assert_array_equal(gemm(sub, W, tb=True), full[rows])
             np.testing.assert_array_equal(
-                _core._gemm_packed(sub, W, 0, N, 0.0, np.empty((len(rows), N), dtype), True), full[rows])
+                _core._gemm_packed(sub, W, 0, N, 0.0, np.empty((len(rows), N), dtype), True), full[rows]
+            )
 
 
 def test_bad_arguments():

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 import fastgru
 
-RTOL = {"float64": 1e-10, "float32": 1e-5}          # cpp vs numpy backend (contract)
-TORCH_RTOL = {"float64": 1e-9, "float32": 2e-4}     # vs torch.nn.GRU (contract)
+RTOL = {"float64": 1e-10, "float32": 1e-5}  # cpp vs numpy backend (contract)
+TORCH_RTOL = {"float64": 1e-9, "float32": 2e-4}  # vs torch.nn.GRU (contract)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
 
 def assert_close(actual, expected, rtol, what):
     """max |actual - expected| <= rtol * the larger max magnitude of the two. In float32 that
@@ -40,7 +41,8 @@ def assert_all_equal(actual, expected, what):
     for key in expected:
         assert actual[key].dtype == expected[key].dtype, f"{what}: {key} dtype"
         assert np.array_equal(actual[key], expected[key]), (
-            f"{what}: {key} differs, max abs diff {np.abs(actual[key] - expected[key]).max():.3g}")
+            f"{what}: {key} differs, max abs diff {np.abs(actual[key] - expected[key]).max():.3g}"
+        )
 
 
 def make_layers(I, H, num_layers=1, *, seed=0, **opts):
@@ -76,6 +78,7 @@ def run(layer, case):
 
 # ---- C++ backend vs NumPy reference over the full option grid ----------------------------------
 
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
@@ -98,8 +101,9 @@ def test_scratch_memory_reused_across_shapes(rng, dtype):
     between, each match the reference, so nothing of an earlier call leaks into a later one."""
     shapes = [(3, 9, 2, 4, 6), (1, 3, 4, 3, 20), (3, 2, 1, 2, 3), (2, 7, 5, 4, 9), (3, 9, 2, 4, 6)]
     for i, (num_layers, T, B, I, H) in enumerate(shapes):
-        cpp, ref = make_layers(I, H, num_layers, seed=i, bidirectional=i % 2 == 0, dropout=0.25,
-                               reset_after=i % 3 != 1, dtype=dtype)
+        cpp, ref = make_layers(
+            I, H, num_layers, seed=i, bidirectional=i % 2 == 0, dropout=0.25, reset_after=i % 3 != 1, dtype=dtype
+        )
         case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
         assert_all_close(run(cpp, case), run(ref, case), RTOL[dtype])
         if i == 2:
@@ -113,8 +117,7 @@ def test_batch_slices_with_memory_released_in_between(rng, restore_threads, dtyp
     frees the pool threads' arenas too) after each, match the reference."""
     fastgru.set_num_threads(2)
     for i, (T, B, I, H) in enumerate([(6, 16, 3, 40), (9, 40, 2, 33), (4, 17, 5, 8), (6, 16, 3, 40)]):
-        cpp, ref = make_layers(I, H, 2, seed=i, bidirectional=i % 2 == 0, reset_after=i % 3 != 1,
-                               dtype=dtype)
+        cpp, ref = make_layers(I, H, 2, seed=i, bidirectional=i % 2 == 0, reset_after=i % 3 != 1, dtype=dtype)
         case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
         assert_all_close(run(cpp, case), run(ref, case), RTOL[dtype])
         fastgru.release_memory()
@@ -129,12 +132,22 @@ def test_batch_slices_with_memory_released_in_between(rng, restore_threads, dtyp
 @pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
-def test_cpp_matches_numpy_option_grid(rng, reset_after, bidirectional, num_layers, bias, batch_first,
-                                       with_h0, with_lengths, dropout, dtype):
+def test_cpp_matches_numpy_option_grid(
+    rng, reset_after, bidirectional, num_layers, bias, batch_first, with_h0, with_lengths, dropout, dtype
+):
     T, B, I, H = 4, 3, 3, 5
     lengths = [2, 4, 1] if with_lengths else None
-    cpp, ref = make_layers(I, H, num_layers, reset_after=reset_after, bidirectional=bidirectional,
-                           bias=bias, batch_first=batch_first, dropout=dropout, dtype=dtype)
+    cpp, ref = make_layers(
+        I,
+        H,
+        num_layers,
+        reset_after=reset_after,
+        bidirectional=bidirectional,
+        bias=bias,
+        batch_first=batch_first,
+        dropout=dropout,
+        dtype=dtype,
+    )
     case = make_case(rng, cpp, T, B, h0=with_h0, lengths=lengths, dh_n=with_h0)
     got, want = run(cpp, case), run(ref, case)
     assert_all_close(got, want, RTOL[dtype])
@@ -155,7 +168,7 @@ def test_dropout_only_in_training_mode(rng, reset_after, dtype):
     case = make_case(rng, dropped, T, B)
     y_train, _ = dropped(case["x"], case["h0"])
     y_plain, _ = plain(case["x"], case["h0"])
-    assert np.abs(y_train - y_plain).max() > 1e-3          # masks were applied in training mode
+    assert np.abs(y_train - y_plain).max() > 1e-3  # masks were applied in training mode
     y_eval, h_eval = dropped.eval()(case["x"], case["h0"])
     y_ref, h_ref = plain.eval()(case["x"], case["h0"])
     assert_close(y_eval, y_ref, RTOL[dtype], "y")
@@ -163,6 +176,7 @@ def test_dropout_only_in_training_mode(rng, reset_after, dtype):
 
 
 # ---- odd sizes: tile edges of the GEMM and gate kernels ---------------------------------------
+
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
@@ -180,15 +194,26 @@ def test_cpp_matches_numpy_odd_sizes(rng, H, I, B, T, reset_after, dtype):
 # hypothesis' own failure report triggers this warning, which would turn a failure into an INTERNALERROR
 @pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
 @settings(max_examples=40, deadline=None, derandomize=True)  # the same examples on every run
-@given(T=st.integers(1, 6), B=st.integers(1, 6), I=st.integers(1, 40), H=st.integers(1, 70),
-       num_layers=st.integers(1, 2), bidirectional=st.booleans(), reset_after=st.booleans(),
-       bias=st.booleans(), dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 2**32 - 1))
-@example(T=1, B=1, I=38, H=1, num_layers=1, bidirectional=False, reset_after=False, bias=False,
-         dtype="float32", seed=41)  # a float32 dh0 that cancels to 7e-4 (see assert_close)
+@given(
+    T=st.integers(1, 6),
+    B=st.integers(1, 6),
+    I=st.integers(1, 40),
+    H=st.integers(1, 70),
+    num_layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    reset_after=st.booleans(),
+    bias=st.booleans(),
+    dtype=st.sampled_from(["float64", "float32"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+@example(
+    T=1, B=1, I=38, H=1, num_layers=1, bidirectional=False, reset_after=False, bias=False, dtype="float32", seed=41
+)  # a float32 dh0 that cancels to 7e-4 (see assert_close)
 def test_cpp_matches_numpy_random_shapes(T, B, I, H, num_layers, bidirectional, reset_after, bias, dtype, seed):
     rng = np.random.default_rng(seed)
-    cpp, ref = make_layers(I, H, num_layers, bidirectional=bidirectional, reset_after=reset_after,
-                           bias=bias, dtype=dtype, seed=seed)
+    cpp, ref = make_layers(
+        I, H, num_layers, bidirectional=bidirectional, reset_after=reset_after, bias=bias, dtype=dtype, seed=seed
+    )
     case = make_case(rng, cpp, T, B, lengths=rng.integers(1, T + 1, B))
     assert_all_close(run(cpp, case), run(ref, case), RTOL[dtype])
 
@@ -237,10 +262,12 @@ def test_cpp_matches_numpy_every_isa(rng, isa, config, dtype):
 
 # ---- bit-identical for any thread count --------------------------------------------------------
 
+
 # Batch 5 splits the units over threads; batches 33 and 40 give each thread a slice of the
 # batch (up to 4 and 2 threads: slices of at least 8 rows, 16 when W_hh outgrows 1 MiB).
-@pytest.mark.parametrize("size", [(6, 5, 7, 100), (9, 33, 50, 70), (4, 40, 6, 300)],
-                         ids=["T6B5H100", "T9B33H70", "T4B40H300"])
+@pytest.mark.parametrize(
+    "size", [(6, 5, 7, 100), (9, 33, 50, 70), (4, 40, 6, 300)], ids=["T6B5H100", "T9B33H70", "T4B40H300"]
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -259,6 +286,7 @@ def test_bit_identical_for_any_thread_count(rng, isa, restore_threads, bidirecti
 
 # ---- a sequence's result does not depend on the rest of its batch ------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -269,17 +297,27 @@ def test_batch_invariance(rng, isa, bidirectional, reset_after, dtype):
     case = make_case(rng, layer, T, B, lengths=lengths)
     full = run(layer, case)
     for b in (0, 2, 3, 5):
-        sub = {"x": case["x"][:, b:b + 1], "h0": case["h0"][:, b:b + 1], "lengths": lengths[b:b + 1],
-               "dy": case["dy"][:, b:b + 1], "dh_n": case["dh_n"][:, b:b + 1]}
+        sub = {
+            "x": case["x"][:, b : b + 1],
+            "h0": case["h0"][:, b : b + 1],
+            "lengths": lengths[b : b + 1],
+            "dy": case["dy"][:, b : b + 1],
+            "dh_n": case["dh_n"][:, b : b + 1],
+        }
         alone = run(layer, sub)
         for key in ("y", "dx"):
-            assert np.array_equal(alone[key], full[key][:, b:b + 1]), f"{key} of sequence {b}"
+            assert np.array_equal(alone[key], full[key][:, b : b + 1]), f"{key} of sequence {b}"
         for key in ("h_n", "dh0"):
-            assert np.array_equal(alone[key], full[key][:, b:b + 1]), f"{key} of sequence {b}"
+            assert np.array_equal(alone[key], full[key][:, b : b + 1]), f"{key} of sequence {b}"
     # and inside a different batch: sequences 1 and 4 together, in swapped order
     idx = [4, 1]
-    sub = {"x": case["x"][:, idx], "h0": case["h0"][:, idx], "lengths": lengths[idx],
-           "dy": case["dy"][:, idx], "dh_n": case["dh_n"][:, idx]}
+    sub = {
+        "x": case["x"][:, idx],
+        "h0": case["h0"][:, idx],
+        "lengths": lengths[idx],
+        "dy": case["dy"][:, idx],
+        "dh_n": case["dh_n"][:, idx],
+    }
     pair = run(layer, sub)
     for key in ("y", "dx", "h_n", "dh0"):
         assert np.array_equal(pair[key], full[key][:, idx]), key
@@ -287,14 +325,24 @@ def test_batch_invariance(rng, isa, bidirectional, reset_after, dtype):
 
 # ---- central finite differences (float64, cpp backend) -----------------------------------------
 
+
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 def test_finite_differences(rng, restore_threads, reset_after, bias):
     T, B, I, H, L = 3, 2, 2, 3, 2
     fastgru.set_num_threads(1)  # ~700 tiny forwards: thread hand-offs would dominate on a busy machine
     batch_first = not bias
-    layer = fastgru.GRU(I, H, L, bidirectional=True, bias=bias, reset_after=reset_after,
-                        batch_first=batch_first, dtype="float64", seed=3)
+    layer = fastgru.GRU(
+        I,
+        H,
+        L,
+        bidirectional=True,
+        bias=bias,
+        reset_after=reset_after,
+        batch_first=batch_first,
+        dtype="float64",
+        seed=3,
+    )
     case = make_case(rng, layer, T, B, lengths=[3, 2])
     x, h0, lengths, dy, dh_n = (case[k] for k in ("x", "h0", "lengths", "dy", "dh_n"))
 
@@ -312,11 +360,19 @@ def test_finite_differences(rng, restore_threads, reset_after, bias):
 
 # ---- parity with torch.nn.GRU -------------------------------------------------------------------
 
+
 def torch_run(torch, layer, case, dtype):
     """The same forward/backward in torch.nn.GRU with our weights loaded; outputs as float64 arrays."""
     tdtype = getattr(torch, dtype)
-    gru = torch.nn.GRU(layer.input_size, layer.hidden_size, layer.num_layers, bias=layer.bias,
-                       batch_first=layer.batch_first, bidirectional=layer.bidirectional, dtype=tdtype)
+    gru = torch.nn.GRU(
+        layer.input_size,
+        layer.hidden_size,
+        layer.num_layers,
+        bias=layer.bias,
+        batch_first=layer.batch_first,
+        bidirectional=layer.bidirectional,
+        dtype=tdtype,
+    )
     assert set(dict(gru.named_parameters())) == set(layer.state_dict())
     gru.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
     x = torch.tensor(case["x"], dtype=tdtype, requires_grad=True)
@@ -326,7 +382,8 @@ def torch_run(torch, layer, case, dtype):
         y, h_n = gru(x, h0)
     else:
         packed = torch.nn.utils.rnn.pack_padded_sequence(
-            x, torch.tensor(case["lengths"]), batch_first=layer.batch_first, enforce_sorted=False)
+            x, torch.tensor(case["lengths"]), batch_first=layer.batch_first, enforce_sorted=False
+        )
         out, h_n = gru(packed, h0)
         y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=layer.batch_first, total_length=T)
     loss = (y * torch.tensor(case["dy"], dtype=tdtype)).sum() + (h_n * torch.tensor(case["dh_n"], dtype=tdtype)).sum()
@@ -344,8 +401,9 @@ def torch_run(torch, layer, case, dtype):
 @pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
 def test_matches_torch(rng, torch, num_layers, bidirectional, bias, batch_first, with_lengths, dtype):
     T, B, I, H = 5, 4, 3, 6
-    layer = fastgru.GRU(I, H, num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional,
-                        dtype=dtype, seed=4)
+    layer = fastgru.GRU(
+        I, H, num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, dtype=dtype, seed=4
+    )
     case = make_case(rng, layer, T, B, lengths=[3, 5, 1, 4] if with_lengths else None)
     assert_all_close(run(layer, case), torch_run(torch, layer, case, dtype), TORCH_RTOL[dtype])
 
@@ -370,16 +428,27 @@ def test_weights_from_torch(rng, torch, dtype):
 
 # ---- contract details ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])
-@pytest.mark.parametrize("layer_dtype,input_dtype", [
-    ("float32", np.int32), ("float32", np.float16), ("float32", np.float64), ("float32", np.uint8),
-    ("float64", np.float32), ("float64", np.int64)])
+@pytest.mark.parametrize(
+    "layer_dtype,input_dtype",
+    [
+        ("float32", np.int32),
+        ("float32", np.float16),
+        ("float32", np.float64),
+        ("float32", np.uint8),
+        ("float64", np.float32),
+        ("float64", np.int64),
+    ],
+)
 def test_outputs_have_the_layer_dtype(rng, backend, layer_dtype, input_dtype):
     T, B, I, H = 4, 2, 3, 5
     layer = fastgru.GRU(I, H, bidirectional=True, dtype=layer_dtype, backend=backend, seed=0)
     ref = fastgru.GRU(I, H, bidirectional=True, dtype=layer_dtype, backend="numpy", seed=0)
-    case = {k: (rng.integers(0, 3, v.shape).astype(input_dtype) if isinstance(v, np.ndarray) else v)
-            for k, v in make_case(rng, layer, T, B).items()}
+    case = {
+        k: (rng.integers(0, 3, v.shape).astype(input_dtype) if isinstance(v, np.ndarray) else v)
+        for k, v in make_case(rng, layer, T, B).items()
+    }
     got = run(layer, case)
     for key, value in got.items():
         assert value.dtype == np.dtype(layer_dtype), key
@@ -470,8 +539,12 @@ def test_state_dict_and_grads_are_views(rng, dtype):
         counts = np.unique(flat, return_counts=True)
         sizes = {i + 1.0: v.size for i, v in enumerate(views.values())}
         assert dict(zip(counts[0].tolist(), counts[1].tolist())) == sizes
-    for name, shape in {"weight_ih_l0": (3 * H, I), "weight_ih_l1_reverse": (3 * H, 2 * H),
-                        "weight_hh_l1": (3 * H, H), "bias_hh_l0_reverse": (3 * H,)}.items():
+    for name, shape in {
+        "weight_ih_l0": (3 * H, I),
+        "weight_ih_l1_reverse": (3 * H, 2 * H),
+        "weight_hh_l1": (3 * H, H),
+        "bias_hh_l0_reverse": (3 * H,),
+    }.items():
         assert layer.state_dict()[name].shape == layer.grads()[name].shape == shape
     # writing through a view changes what forward computes
     layer.load_state_dict({k: rng.uniform(-0.5, 0.5, v.shape) for k, v in layer.state_dict().items()})
@@ -487,10 +560,8 @@ def test_state_dict_and_grads_are_views(rng, dtype):
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_grads_accumulate(rng, backend, reset_after):
     T, B, I, H = 4, 3, 2, 5
-    layer = fastgru.GRU(I, H, 2, bidirectional=True, reset_after=reset_after, dtype="float64",
-                        backend=backend, seed=0)
-    ref = fastgru.GRU(I, H, 2, bidirectional=True, reset_after=reset_after, dtype="float64",
-                      backend="numpy", seed=0)
+    layer = fastgru.GRU(I, H, 2, bidirectional=True, reset_after=reset_after, dtype="float64", backend=backend, seed=0)
+    ref = fastgru.GRU(I, H, 2, bidirectional=True, reset_after=reset_after, dtype="float64", backend="numpy", seed=0)
     first, second = make_case(rng, layer, T, B, lengths=[4, 1, 3]), make_case(rng, layer, T, B)
     g1, g2 = run(ref, first), run(ref, second)
     # two forward/backward pairs
@@ -534,12 +605,12 @@ def test_backward_needs_a_training_forward(rng, backend):
     layer.backward(dy)
     layer(x)
     layer.eval()
-    with pytest.raises(RuntimeError):             # switching to eval drops the cache
+    with pytest.raises(RuntimeError):  # switching to eval drops the cache
         layer.backward(dy)
     layer.train()
     layer(x)
     layer.eval()(x)
-    with pytest.raises(RuntimeError):             # the last forward was an eval forward
+    with pytest.raises(RuntimeError):  # the last forward was an eval forward
         layer.backward(dy)
     assert not np.isnan(layer.grad).any()
 
@@ -656,8 +727,8 @@ def test_bad_backward_input(backend, batch_first):
             layer.backward(**kwargs)
         if error is ValueError and name == "dh_n":
             assert SHAPE_LD in str(info.value)
-    assert not layer.grad.any()            # nothing was accumulated by the failed calls
-    dx, dh0 = layer.backward(y, h_n)       # and the cache survived them
+    assert not layer.grad.any()  # nothing was accumulated by the failed calls
+    dx, dh0 = layer.backward(y, h_n)  # and the cache survived them
     assert dx.shape == x.shape and dh0.shape == h_n.shape
 
 
@@ -672,9 +743,13 @@ def test_bad_load_state_dict_leaves_weights_unchanged(rng, backend):
     wrong_shape = dict(good, weight_hh_l1=np.zeros((3 * H0, H0 + 1)))
     transposed = dict(good, weight_ih_l0=good["weight_ih_l0"].T)
     wrong_type = dict(good, bias_ih_l0=np.full(3 * H0, "a"))
-    cases = [(missing, ValueError, "bias_hh_l1_reverse"), (extra, ValueError, "weight_ih_l2"),
-             (wrong_shape, ValueError, "weight_hh_l1"), (transposed, ValueError, "weight_ih_l0"),
-             (wrong_type, TypeError, "bias_ih_l0")]
+    cases = [
+        (missing, ValueError, "bias_hh_l1_reverse"),
+        (extra, ValueError, "weight_ih_l2"),
+        (wrong_shape, ValueError, "weight_hh_l1"),
+        (transposed, ValueError, "weight_ih_l0"),
+        (wrong_type, TypeError, "bias_ih_l0"),
+    ]
     for mapping, error, name in cases:
         with pytest.raises(error, match=name) as info:
             layer.load_state_dict(mapping)
@@ -685,23 +760,27 @@ def test_bad_load_state_dict_leaves_weights_unchanged(rng, backend):
     assert not np.array_equal(layer.params, before)
 
 
-@pytest.mark.parametrize("kwargs,error,name", [
-    (dict(hidden_size=0), ValueError, "hidden_size"),
-    (dict(hidden_size=-3), ValueError, "hidden_size"),
-    (dict(hidden_size=2.5), TypeError, "hidden_size"),
-    (dict(input_size=0), ValueError, "input_size"),
-    (dict(input_size="3"), TypeError, "input_size"),
-    (dict(num_layers=0), ValueError, "num_layers"),
-    (dict(dropout=1.5), ValueError, "dropout"),
-    (dict(dropout=1.0), ValueError, "dropout"),
-    (dict(dropout=-0.1), ValueError, "dropout"),
-    (dict(dropout=float("nan")), ValueError, "dropout"),
-    (dict(dropout="0.1"), ValueError, "dropout"),
-    (dict(dtype="int8"), ValueError, "dtype"),
-    (dict(dtype="float16"), ValueError, "dtype"),
-    (dict(dtype="bogus"), ValueError, "dtype"),
-    (dict(backend="cuda"), ValueError, "backend"),
-], ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={v[k]}" for k in v))
+@pytest.mark.parametrize(
+    "kwargs,error,name",
+    [
+        (dict(hidden_size=0), ValueError, "hidden_size"),
+        (dict(hidden_size=-3), ValueError, "hidden_size"),
+        (dict(hidden_size=2.5), TypeError, "hidden_size"),
+        (dict(input_size=0), ValueError, "input_size"),
+        (dict(input_size="3"), TypeError, "input_size"),
+        (dict(num_layers=0), ValueError, "num_layers"),
+        (dict(dropout=1.5), ValueError, "dropout"),
+        (dict(dropout=1.0), ValueError, "dropout"),
+        (dict(dropout=-0.1), ValueError, "dropout"),
+        (dict(dropout=float("nan")), ValueError, "dropout"),
+        (dict(dropout="0.1"), ValueError, "dropout"),
+        (dict(dtype="int8"), ValueError, "dtype"),
+        (dict(dtype="float16"), ValueError, "dtype"),
+        (dict(dtype="bogus"), ValueError, "dtype"),
+        (dict(backend="cuda"), ValueError, "backend"),
+    ],
+    ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={v[k]}" for k in v),
+)
 def test_bad_constructor_arguments(kwargs, error, name):
     args = dict(input_size=3, hidden_size=4) | kwargs
     with pytest.raises(error, match=rf"\b{name}\b"):
@@ -729,7 +808,9 @@ def test_workspace_size_is_steps_times_batch_times_one_row():
     for options in [(3, 5, 1, False, True, True), (4, 33, 2, True, False, False), (1, 64, 3, True, True, True)]:
         config = _core.GruConfig(*options)
         for steps, batch in [(1, 1), (7, 3), (50, 32)]:
-            assert _core.gru_workspace_size(config, steps, batch) == steps * batch * _core.gru_workspace_size(config, 1, 1)
+            assert _core.gru_workspace_size(config, steps, batch) == steps * batch * _core.gru_workspace_size(
+                config, 1, 1
+            )
 
 
 def test_training_forward_reuses_the_previous_workspace():
@@ -750,15 +831,21 @@ def test_training_forward_reuses_the_previous_workspace():
     np.testing.assert_allclose(dx, want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda: fastgru.GRU(3, 5, 2, bidirectional=True, reset_after=False, seed=1),
-                                  lambda: fastgru.GRU(3, 5, compute_dtype="bfloat16", seed=1),
-                                  lambda: fastgru.quantize(fastgru.GRU(3, 5, seed=1)),
-                                  lambda: fastgru.Dense(3, 5, seed=1)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fastgru.GRU(3, 5, 2, bidirectional=True, reset_after=False, seed=1),
+        lambda: fastgru.GRU(3, 5, compute_dtype="bfloat16", seed=1),
+        lambda: fastgru.quantize(fastgru.GRU(3, 5, seed=1)),
+        lambda: fastgru.Dense(3, 5, seed=1),
+    ],
+)
 def test_layers_pickle_and_deep_copy(make, rng):
     """A best-weights snapshot in a custom loop, or a layer sent to a multiprocessing worker:
     the copy computes the same, owns its buffers, and keeps what it was (int8, read-only)."""
     import copy
     import pickle
+
     layer = make().eval()
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)
     want = layer(x)
@@ -772,5 +859,8 @@ def test_layers_pickle_and_deep_copy(make, rng):
     config = layer.config if isinstance(layer, fastgru.GRU) else None
     if config is not None:
         again = pickle.loads(pickle.dumps(config))
-        assert (again.hidden_size, again.reset_after, again.compute_dtype) == \
-            (config.hidden_size, config.reset_after, config.compute_dtype)
+        assert (again.hidden_size, again.reset_after, again.compute_dtype) == (
+            config.hidden_size,
+            config.reset_after,
+            config.compute_dtype,
+        )

@@ -16,8 +16,8 @@ def plain_gru(params, x, h0, lengths, reset_after):
     layers = sum(1 for name in params if name.startswith("weight_hh_l") and not name.endswith("_reverse"))
     D = 2 if "weight_hh_l0_reverse" in params else 1
     T = x.shape[1]
-    inputs, h_n = jnp.swapaxes(x, 0, 1), []                                      # (T, B, I)
-    valid = (jnp.arange(T)[:, None] < lengths[None, :])[:, :, None]               # (T, B, 1)
+    inputs, h_n = jnp.swapaxes(x, 0, 1), []  # (T, B, I)
+    valid = (jnp.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
     for layer in range(layers):
         outputs = []
         for d in range(D):
@@ -34,7 +34,7 @@ def plain_gru(params, x, h0, lengths, reset_after):
                 if reset_after:
                     n = jnp.tanh(i_n + r * h_n_gate)
                 else:
-                    n = jnp.tanh(i_n + (r * h) @ w_hh[2 * h.shape[1]:].T + b_hh[2 * h.shape[1]:])
+                    n = jnp.tanh(i_n + (r * h) @ w_hh[2 * h.shape[1] :].T + b_hh[2 * h.shape[1] :])
                 new = (1 - z) * n + z * h
                 return jnp.where(ok, new, h), jnp.where(ok, new, 0.0)
 
@@ -46,8 +46,9 @@ def plain_gru(params, x, h0, lengths, reset_after):
 
 
 def setup(rng, B=3, T=5, I=4, H=6, num_layers=1, bidirectional=False, bias=True):
-    params = fastgru_jax.init_params(jax.random.key(int(rng.integers(1 << 30))), I, H, num_layers,
-                                     bidirectional=bidirectional, bias=bias)
+    params = fastgru_jax.init_params(
+        jax.random.key(int(rng.integers(1 << 30))), I, H, num_layers, bidirectional=bidirectional, bias=bias
+    )
     LD = num_layers * (2 if bidirectional else 1)
     x = jnp.asarray(rng.standard_normal((B, T, I)), jnp.float32)
     h0 = jnp.asarray(rng.standard_normal((LD, B, H)), jnp.float32)
@@ -63,11 +64,14 @@ def loss_of(gru, weights_y, weights_h):
     def loss(params, x, h0, lengths):
         y, h_n = gru(params, x, h0, lengths)
         return jnp.sum(y * weights_y) + jnp.sum(h_n * weights_h)
+
     return loss
 
 
-@pytest.mark.parametrize("reset_after,num_layers,bidirectional,bias",
-                         [(True, 1, False, True), (False, 2, True, True), (False, 1, False, False)])
+@pytest.mark.parametrize(
+    "reset_after,num_layers,bidirectional,bias",
+    [(True, 1, False, True), (False, 2, True, True), (False, 1, False, False)],
+)
 def test_outputs_and_gradients_match_plain_jax(rng, reset_after, num_layers, bidirectional, bias):
     params, x, h0 = setup(rng, num_layers=num_layers, bidirectional=bidirectional, bias=bias)
     lengths = jnp.asarray([5, 2, 4])
@@ -95,14 +99,18 @@ def test_jit_and_value_and_grad(rng):
     def loss(params, x):
         y, _ = fastgru_jax.gru(params, x, lengths=lengths)
         return jnp.sum(y * wy)
+
     value, grads = jax.jit(jax.value_and_grad(loss))(params, x)
     value_ref, grads_ref = jax.value_and_grad(
-        lambda p, x: jnp.sum(plain_gru(p, x, jnp.zeros_like(h0), lengths, True)[0] * wy))(params, x)
+        lambda p, x: jnp.sum(plain_gru(p, x, jnp.zeros_like(h0), lengths, True)[0] * wy)
+    )(params, x)
     close(value, value_ref, "loss")
     for name in params:
         close(grads[name], grads_ref[name], f"d{name}")
     y, h_n = jax.jit(fastgru_jax.gru)(params, x, h0)
-    close(y, plain_gru(params, x, h0, jnp.full(3, 5), True)[0], "jitted y")
+    y_ref, h_ref = plain_gru(params, x, h0, jnp.full(3, 5), True)
+    close(y, y_ref, "jitted y")
+    close(h_n, h_ref, "jitted h_n")
 
 
 def test_vmap_over_the_batch(rng):
@@ -116,6 +124,7 @@ def test_vmap_over_the_batch(rng):
 
     def loss(params, x, h):
         return jnp.sum(fastgru_jax.gru(params, x, h)[0] ** 2)
+
     per_sequence = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 1)))(params, x, h0)
     total = jax.grad(lambda p: jnp.sum(fastgru_jax.gru(p, x, h0)[0] ** 2))(params)
     for name in params:
@@ -128,6 +137,7 @@ def test_time_major_and_unbatched(rng):
     y, h_n = fastgru_jax.gru(params, x, h0)
     y_t, h_t = fastgru_jax.gru(params, jnp.swapaxes(x, 0, 1), h0, time_major=True)
     close(jnp.swapaxes(y_t, 0, 1), y, "time-major y")
+    close(h_t, h_n, "time-major h_n")
     y_1, h_1 = fastgru_jax.gru(params, x[1], h0[:, 1])
     close(y_1, y[1], "unbatched y")
     close(h_1, h_n[:, 1], "unbatched h_n")
@@ -135,6 +145,7 @@ def test_time_major_and_unbatched(rng):
 
 def test_state_dict_of_fastgru_gru_is_params(rng):
     import fastgru
+
     layer = fastgru.GRU(4, 6, 2, bidirectional=True, seed=3)
     x = rng.standard_normal((5, 3, 4)).astype(np.float32)  # (T, B, I)
     y, h_n = layer.eval()(x)
@@ -164,6 +175,7 @@ def test_flax_module(rng):
     y, h_n = module(x)
     y_ref, h_ref = plain_gru(params, x, jnp.zeros((1, 3, 6)), jnp.full(3, 5), True)
     close(y, y_ref, "y")
+    close(h_n, h_ref, "h_n")
     grads = nnx.grad(lambda m: jnp.sum(m(x)[0] ** 2))(module)
     grads_ref = jax.grad(lambda p: jnp.sum(plain_gru(p, x, jnp.zeros((1, 3, 6)), jnp.full(3, 5), True)[0] ** 2))(params)
     for name in module.names:

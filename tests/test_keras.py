@@ -24,22 +24,30 @@ def run_backend(backend):
     if backend not in _results:
         if importlib.util.find_spec("keras") is None or importlib.util.find_spec(BACKEND_PACKAGES[backend]) is None:
             pytest.skip(f"keras or {backend} is not installed")
-        env = dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3",
-                   PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-        proc = subprocess.run([sys.executable, str(HERE / "keras_cases.py")], capture_output=True, text=True,
-                              env=env, timeout=900)
+        env = dict(
+            os.environ,
+            KERAS_BACKEND=backend,
+            OMP_NUM_THREADS="1",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        )
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "keras_cases.py")], capture_output=True, text=True, env=env, timeout=900
+        )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
         if proc.returncode != 0 or not lines:
             failure = f"exit code {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
             _results[backend] = {"process": failure}
         else:
-            _results[backend] = json.loads(lines[-1][len("RESULTS "):])
+            _results[backend] = json.loads(lines[-1][len("RESULTS ") :])
     return _results[backend]
 
 
 def test_import_fastgru_imports_no_framework():
-    code = ("import sys, fastgru; bad = [m for m in ('keras', 'jax', 'tensorflow') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, fastgru; bad = [m for m in ('keras', 'jax', 'tensorflow') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -50,4 +58,3 @@ def test_case(backend, case):
     results = run_backend(backend)
     assert "process" not in results, results.get("process")
     assert results.get(case) == "ok", results.get(case)
-

@@ -33,7 +33,7 @@ def test_a_users_script_type_checks_strictly_and_predict_is_an_ndarray():
     revealed = re.findall(r'Revealed type is "(.*)"', result.stdout)
     arrays, scalars = revealed[:5], revealed[5:]
     assert len(arrays) == 5 and all(t.startswith("numpy.ndarray[") for t in arrays), revealed
-    assert "floating" in arrays[0] and "floating" in arrays[2], revealed   # predict, predict_proba
+    assert "floating" in arrays[0] and "floating" in arrays[2], revealed  # predict, predict_proba
     assert all(t in ("float", "builtins.float") for t in scalars) and len(scalars) == 2, revealed
     ran = run(sys.executable, str(script), cwd=script.parent)
     assert ran.returncode == 0, ran.stderr
@@ -50,12 +50,16 @@ def test_ruff_format():
 
 
 def test_clang_format():
-    files = sorted(str(p.relative_to(ROOT)) for folder in CPP_FOLDERS for p in (ROOT / folder).rglob("*")
-                   if p.suffix in CPP_SUFFIXES)
+    files = sorted(
+        str(p.relative_to(ROOT))
+        for folder in CPP_FOLDERS
+        for p in (ROOT / folder).rglob("*")
+        if p.suffix in CPP_SUFFIXES
+    )
     assert len(files) > 50, files
     # The PyPI package's (the version the extras pin), before any other on PATH.
     beside_python = pathlib.Path(sysconfig.get_path("scripts")) / "clang-format"
     clang_format = str(beside_python) if beside_python.exists() else shutil.which("clang-format")
-    assert clang_format, "clang-format: not installed (pip install \".[lint]\")"
+    assert clang_format, 'clang-format: not installed (pip install ".[lint]")'
     result = run(clang_format, "--dry-run", "-Werror", *files)
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]

@@ -17,7 +17,7 @@ def make_case(rng, name, rows_shape, O, dtype=np.float64, masked=True):
     if name == "cross_entropy":
         target = rng.integers(0, O, rows_shape)
     elif name == "binary_crossentropy":
-        target = rng.uniform(0, 1, rows_shape + (O,)).astype(dtype)   # soft labels work too
+        target = rng.uniform(0, 1, rows_shape + (O,)).astype(dtype)  # soft labels work too
     else:
         target = rng.standard_normal(rows_shape + (O,)).astype(dtype)
     mask = rng.uniform(size=rows_shape) < 0.7 if masked else None
@@ -32,9 +32,12 @@ def torch_loss(torch, name, logits, target, mask):
     rows = x if mask is None else x[torch.from_numpy(mask)]
     t = torch.from_numpy(np.asarray(target))
     t = t if mask is None else t[torch.from_numpy(mask)]
-    fn = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
-          "binary_crossentropy": torch.nn.functional.binary_cross_entropy_with_logits,
-          "cross_entropy": lambda a, b: torch.nn.functional.cross_entropy(a.reshape(-1, a.shape[-1]), b.reshape(-1))}
+    fn = {
+        "mse": torch.nn.functional.mse_loss,
+        "mae": torch.nn.functional.l1_loss,
+        "binary_crossentropy": torch.nn.functional.binary_cross_entropy_with_logits,
+        "cross_entropy": lambda a, b: torch.nn.functional.cross_entropy(a.reshape(-1, a.shape[-1]), b.reshape(-1)),
+    }
     value = fn[name](rows, t)
     value.backward()
     return value.item(), x.grad.numpy()
@@ -91,8 +94,9 @@ def test_cpp_loss_is_identical_across_thread_counts(rng, restore_threads, name):
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])
 def test_logit_losses_are_stable_for_extreme_logits(backend):
     logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 50.0]])
-    value, grad = losses.compute("binary_crossentropy", logits, np.array([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
-                                 backend=backend)
+    value, grad = losses.compute(
+        "binary_crossentropy", logits, np.array([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), backend=backend
+    )
     assert np.isfinite(value) and np.isfinite(grad).all()
     assert value == pytest.approx((np.log(2) + 2000 + 50) / 6)
     value, grad = losses.compute("cross_entropy", logits, np.array([1, 0]), backend=backend)
@@ -143,13 +147,14 @@ def test_logits_of_any_real_array_like(backend):
         value, grad = losses.compute("mse", same, np.zeros((2, 2)), backend=backend)
         assert value == expected[0] and np.array_equal(grad, expected[1]) and grad.dtype == np.float64
     value, grad = losses.compute("mse", logits.astype(">f4"), np.zeros((2, 2)), backend=backend)
-    assert grad.dtype == (np.float32 if backend == "cpp" else np.float64)   # the reference works in float64
+    assert grad.dtype == (np.float32 if backend == "cpp" else np.float64)  # the reference works in float64
     value, grad = losses.compute("mse", np.array([[1, 2]]), np.zeros((1, 2)), backend=backend)
     assert value == 2.5 and grad.dtype == np.float64
 
 
 def test_core_loss_checks_labels_itself():
     from fastgru import _core
+
     with pytest.raises(ValueError, match="labels"):
         _core.loss_float64("cross_entropy", np.zeros((2, 3)), np.array([0, 7]), None)
     with pytest.raises(ValueError, match="loss"):

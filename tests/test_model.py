@@ -30,8 +30,9 @@ def step_mask(return_sequences):
 def torch_model(torch, model):
     """The same network in torch (float64, batch_first), with model's weights."""
     g = model.gru
-    gru = torch.nn.GRU(g.input_size, g.hidden_size, g.num_layers, bidirectional=g.bidirectional,
-                       batch_first=True, dtype=torch.float64)
+    gru = torch.nn.GRU(
+        g.input_size, g.hidden_size, g.num_layers, bidirectional=g.bidirectional, batch_first=True, dtype=torch.float64
+    )
     head = torch.nn.Linear(g.num_directions * g.hidden_size, model.head.out_features, dtype=torch.float64)
     modules = {"gru": gru, "head": head}
     with torch.no_grad():
@@ -42,8 +43,9 @@ def torch_model(torch, model):
 
 
 def torch_forward(torch, gru, head, x, return_sequences):
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(LENGTHS),
-                                                     batch_first=True, enforce_sorted=False)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        torch.from_numpy(x), torch.from_numpy(LENGTHS), batch_first=True, enforce_sorted=False
+    )
     out, h_n = gru(packed)
     if return_sequences:
         y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
@@ -57,22 +59,36 @@ def torch_loss(torch, name, logits, target, mask):
     if mask is not None:
         m = torch.from_numpy(mask)
         logits, t = logits[m], t[m]
-    fn = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
-          "binary_crossentropy": torch.nn.functional.binary_cross_entropy_with_logits,
-          "cross_entropy": lambda a, b: torch.nn.functional.cross_entropy(a.reshape(-1, a.shape[-1]), b.reshape(-1))}
+    fn = {
+        "mse": torch.nn.functional.mse_loss,
+        "mae": torch.nn.functional.l1_loss,
+        "binary_crossentropy": torch.nn.functional.binary_cross_entropy_with_logits,
+        "cross_entropy": lambda a, b: torch.nn.functional.cross_entropy(a.reshape(-1, a.shape[-1]), b.reshape(-1)),
+    }
     return fn[name](logits, t)
 
 
 CASES = [(name, rs, False, 1, None) for name in losses.LOSSES for rs in (True, False)] + [
-    ("cross_entropy", True, True, 2, None), ("mse", False, True, 2, None), ("mse", True, False, 1, 0.05)]
+    ("cross_entropy", True, True, 2, None),
+    ("mse", False, True, 2, None),
+    ("mse", True, False, 1, 0.05),
+]
 
 
 @pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip", CASES)
 def test_training_steps_match_torch(rng, torch, name, return_sequences, bidirectional, num_layers, clip):
     """Three steps of GRU + Linear + loss (+ clipping) + Adam from the same weights: same losses,
     gradients and parameters as torch to float64 precision, with unequal lengths."""
-    model = fastgru.GRUModel(F, H, O, num_layers=num_layers, bidirectional=bidirectional,
-                             return_sequences=return_sequences, dtype="float64", seed=3)
+    model = fastgru.GRUModel(
+        F,
+        H,
+        O,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        return_sequences=return_sequences,
+        dtype="float64",
+        seed=3,
+    )
     gru, head = torch_model(torch, model)
     torch_params = list(gru.parameters()) + list(head.parameters())
     opt = fastgru.Adam(model, lr=0.01)
@@ -101,8 +117,17 @@ def test_training_steps_match_torch(rng, torch, name, return_sequences, bidirect
 
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_gradients_match_finite_differences(rng, return_sequences):
-    model = fastgru.GRUModel(F, H, O, num_layers=2, bidirectional=True, return_sequences=return_sequences,
-                             dtype="float64", backend="numpy", seed=0)
+    model = fastgru.GRUModel(
+        F,
+        H,
+        O,
+        num_layers=2,
+        bidirectional=True,
+        return_sequences=return_sequences,
+        dtype="float64",
+        backend="numpy",
+        seed=0,
+    )
     x, target = rng.standard_normal((B, T, F)), make_target(rng, "mse", return_sequences)
     mask = step_mask(return_sequences)
 
@@ -146,7 +171,7 @@ def test_one_flat_buffer_and_names():
     assert all(np.shares_memory(v, model.grad) for v in grads.values())
     before = model.params.copy()
     model.grad[:] = 1.0
-    fastgru.Adam(model, lr=0.1).step()                        # one fused step moves every parameter
+    fastgru.Adam(model, lr=0.1).step()  # one fused step moves every parameter
     assert np.all(model.params < before)
 
 
@@ -159,7 +184,7 @@ def test_last_state_is_the_last_valid_state(rng):
     np.testing.assert_allclose(out, np.concatenate([h_n[0], h_n[1]], 1) @ w.T + b, rtol=1e-5, atol=1e-6)
     # Padding after a sequence's end changes nothing.
     x2 = x.copy()
-    x2[1, LENGTHS[1]:] = 100.0
+    x2[1, LENGTHS[1] :] = 100.0
     assert np.array_equal(model(x2, LENGTHS), out)
     assert np.array_equal(model(x.transpose(1, 0, 2), LENGTHS, time_major=True), out)
 
@@ -234,16 +259,28 @@ def test_numpy_backend_differentiates_the_forward_it_saw(rng):
 # ---- GRUModel.train_step: the whole step in one compiled call -------------------------------------
 
 STEP_CASES = [(name, rs, False, 1, None, 0.0) for name in losses.LOSSES for rs in (True, False)] + [
-    ("cross_entropy", True, True, 2, None, 0.0), ("mse", False, True, 2, 0.05, 0.0), ("mae", True, True, 2, 0.01, 0.0),
-    ("mse", True, False, 1, 0.05, 0.0), ("binary_crossentropy", False, True, 2, None, 0.0)]
+    ("cross_entropy", True, True, 2, None, 0.0),
+    ("mse", False, True, 2, 0.05, 0.0),
+    ("mae", True, True, 2, 0.01, 0.0),
+    ("mse", True, False, 1, 0.05, 0.0),
+    ("binary_crossentropy", False, True, 2, None, 0.0),
+]
 
 
 @pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip, _", STEP_CASES)
 def test_train_step_matches_torch(rng, torch, name, return_sequences, bidirectional, num_layers, clip, _):
     """Three train_step calls (forward, loss, backward, clipping, Adam in one compiled call) from
     the same weights: the same losses and parameters as torch in float64, with unequal lengths."""
-    model = fastgru.GRUModel(F, H, O, num_layers=num_layers, bidirectional=bidirectional,
-                             return_sequences=return_sequences, dtype="float64", seed=3)
+    model = fastgru.GRUModel(
+        F,
+        H,
+        O,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        return_sequences=return_sequences,
+        dtype="float64",
+        seed=3,
+    )
     gru, head = torch_model(torch, model)
     torch_params = list(gru.parameters()) + list(head.parameters())
     opt = fastgru.Adam(model, lr=0.01)
@@ -264,15 +301,24 @@ def test_train_step_matches_torch(rng, torch, name, return_sequences, bidirectio
     assert not model.grad.any() and opt.step_count == 3
 
 
-@pytest.mark.parametrize("name, return_sequences, bidirectional, num_layers, clip, dropout", STEP_CASES + [
-    ("mse", True, True, 2, 0.05, 0.3), ("cross_entropy", False, False, 3, None, 0.5)])
+@pytest.mark.parametrize(
+    "name, return_sequences, bidirectional, num_layers, clip, dropout",
+    STEP_CASES + [("mse", True, True, 2, 0.05, 0.3), ("cross_entropy", False, False, 3, None, 0.5)],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_train_step_matches_the_reference_composition(rng, name, return_sequences, bidirectional, num_layers,
-                                                      clip, dropout, dtype):
+def test_train_step_matches_the_reference_composition(
+    rng, name, return_sequences, bidirectional, num_layers, clip, dropout, dtype
+):
     """backend="cpp" train_step against the same steps composed from the NumPy reference layers
     (backend="numpy": forward, loss, backward, norm, clipping, Adam), dropout included."""
-    opts = dict(num_layers=num_layers, bidirectional=bidirectional, return_sequences=return_sequences,
-                dropout=dropout, dtype=dtype, seed=11)
+    opts = dict(
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        return_sequences=return_sequences,
+        dropout=dropout,
+        dtype=dtype,
+        seed=11,
+    )
     cpp, ref = fastgru.GRUModel(F, H, O, **opts), fastgru.GRUModel(F, H, O, backend="numpy", **opts)
     cpp_opt, ref_opt = fastgru.Adam(cpp, lr=0.02, weight_decay=0.01), fastgru.Adam(ref, lr=0.02, weight_decay=0.01)
     x, target = rng.standard_normal((B, T, F)), make_target(rng, name, return_sequences)
@@ -283,8 +329,9 @@ def test_train_step_matches_the_reference_composition(rng, name, return_sequence
         assert a.applied and b.applied
         assert a.loss == pytest.approx(b.loss, rel=tol) and a.grad_norm == pytest.approx(b.grad_norm, rel=tol)
     np.testing.assert_allclose(cpp.params, ref.params, rtol=tol, atol=tol)
-    np.testing.assert_allclose(cpp_opt.exp_avg_sq, ref_opt.exp_avg_sq, rtol=1e-6 if dtype == "float32" else 1e-9,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        cpp_opt.exp_avg_sq, ref_opt.exp_avg_sq, rtol=1e-6 if dtype == "float32" else 1e-9, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])
@@ -293,16 +340,18 @@ def test_gradients_of_parts_sum_to_the_whole_batch(rng, backend, name, return_se
     """compute_gradients on two parts of a batch, each normalized by the whole batch's count, adds up
     to the whole batch's gradient, and the loss sums to its mean times the count (what a
     data-parallel loop relies on); apply_gradients then takes the same step as train_step."""
-    opts = dict(num_layers=2, bidirectional=True, return_sequences=return_sequences, dtype="float64", seed=2,
-                backend=backend)
+    opts = dict(
+        num_layers=2, bidirectional=True, return_sequences=return_sequences, dtype="float64", seed=2, backend=backend
+    )
     whole, split = fastgru.GRUModel(F, H, O, **opts), fastgru.GRUModel(F, H, O, **opts)
     x, target = rng.standard_normal((B, T, F)), make_target(rng, name, return_sequences)
     loss_sum, count = whole.compute_gradients(x, target, loss=name, lengths=LENGTHS)
     mean = losses.compute(name, whole.eval()(x, LENGTHS), target, step_mask(return_sequences))[0]
     assert loss_sum == pytest.approx(mean * count, rel=1e-12)
     parts = [np.arange(0, 1), np.arange(1, B)]
-    sums = [split.compute_gradients(x[p], target[p], loss=name, lengths=LENGTHS[p], loss_normalizer=count)
-            for p in parts]
+    sums = [
+        split.compute_gradients(x[p], target[p], loss=name, lengths=LENGTHS[p], loss_normalizer=count) for p in parts
+    ]
     assert sum(c for _, c in sums) == count and sum(s for s, _ in sums) == pytest.approx(loss_sum, rel=1e-12)
     np.testing.assert_allclose(split.grad, whole.grad, rtol=1e-10, atol=1e-14)
     a, b = fastgru.Adam(whole), fastgru.Adam(split)
@@ -321,7 +370,7 @@ def test_train_step_with_a_non_finite_loss_changes_nothing(rng, backend):
     report = model.train_step(x, target, opt, loss="mse")
     assert not report.applied and not np.isfinite(report.loss)
     assert np.array_equal(model.params, before) and opt.step_count == 0 and not opt.exp_avg.any()
-    target[1, 0] = 1e30                                        # finite, but its square overflows float32
+    target[1, 0] = 1e30  # finite, but its square overflows float32
     report = model.train_step(x, target, opt, loss="mse")
     assert not report.applied and np.array_equal(model.params, before)
 
@@ -348,6 +397,7 @@ def test_train_step_checks_its_arguments(rng):
 
 def test_core_model_checks_its_buffers():
     from fastgru import _core
+
     core = _core.Model_float32(_core.GruConfig(F, H), O, True, "mse")
     params, grad = np.zeros(core.param_count, np.float32), np.zeros(core.param_count, np.float32)
     x, target = np.zeros((T, B, F), np.float32), np.zeros((T, B, O), np.float32)
@@ -386,8 +436,9 @@ def test_train_step_is_bit_identical_for_any_thread_count(rng, restore_threads, 
     results = []
     for threads in (1, 2, 3):
         fastgru.set_num_threads(threads)
-        model = fastgru.GRUModel(40, 96, 2, num_layers=2, bidirectional=True, return_sequences=return_sequences,
-                                 dropout=0.1, seed=1)
+        model = fastgru.GRUModel(
+            40, 96, 2, num_layers=2, bidirectional=True, return_sequences=return_sequences, dropout=0.1, seed=1
+        )
         opt = fastgru.Adam(model)
         reports = [model.train_step(x, target, opt, clip_grad_norm=0.5) for _ in range(2)]
         results.append((reports, model.params.copy()))

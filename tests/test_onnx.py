@@ -41,8 +41,9 @@ def attribute(node, name):
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("lengths", [False, True])
 def test_layer(tmp_path, rng, reset_after, num_layers, bidirectional, batch_first, lengths):
-    layer = fastgru.GRU(3, 5, num_layers, bidirectional=bidirectional, reset_after=reset_after,
-                        batch_first=batch_first, seed=1).eval()
+    layer = fastgru.GRU(
+        3, 5, num_layers, bidirectional=bidirectional, reset_after=reset_after, batch_first=batch_first, seed=1
+    ).eval()
     path = tmp_path / "layer.onnx"
     fastgru.onnx.export(layer, path, lengths=lengths)
     nodes = gru_nodes(path)
@@ -51,7 +52,7 @@ def test_layer(tmp_path, rng, reset_after, num_layers, bidirectional, batch_firs
         assert attribute(node, "linear_before_reset") == int(reset_after)
         assert attribute(node, "direction") == (b"bidirectional" if bidirectional else b"forward")
         assert attribute(node, "hidden_size") == 5
-    for T, B in [(7, 4), (2, 4), (11, 1)]:          # one file, other batch sizes and lengths
+    for T, B in [(7, 4), (2, 4), (11, 1)]:  # one file, other batch sizes and lengths
         shape = (B, T, 3) if batch_first else (T, B, 3)
         x = rng.standard_normal(shape).astype(np.float32)
         h0 = rng.standard_normal((num_layers * layer.num_directions, B, 5)).astype(np.float32)
@@ -80,8 +81,16 @@ def test_layer_without_bias(tmp_path, rng):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("lengths", [False, True])
 def test_model(tmp_path, rng, return_sequences, bidirectional, reset_after, lengths):
-    model = fastgru.GRUModel(3, 6, 2, num_layers=2, bidirectional=bidirectional, reset_after=reset_after,
-                             return_sequences=return_sequences, seed=3).eval()
+    model = fastgru.GRUModel(
+        3,
+        6,
+        2,
+        num_layers=2,
+        bidirectional=bidirectional,
+        reset_after=reset_after,
+        return_sequences=return_sequences,
+        seed=3,
+    ).eval()
     path = tmp_path / "model.onnx"
     fastgru.onnx.export(model, path, lengths=lengths)
     for B, T in [(4, 7), (1, 3)]:
@@ -120,8 +129,15 @@ def test_regressor(tmp_path, rng, return_sequences, outputs, bidirectional):
     y = steps if return_sequences else steps[:, -1]
     if outputs == 2:
         y = np.stack([y, -y], axis=-1)
-    reg = fastgru.GRURegressor(hidden_size=8, num_layers=2, bidirectional=bidirectional, reset_after=False,
-                               return_sequences=return_sequences, epochs=2, random_state=0).fit(X, y)
+    reg = fastgru.GRURegressor(
+        hidden_size=8,
+        num_layers=2,
+        bidirectional=bidirectional,
+        reset_after=False,
+        return_sequences=return_sequences,
+        epochs=2,
+        random_state=0,
+    ).fit(X, y)
     path = tmp_path / "reg.onnx"
     fastgru.onnx.export(reg, path)
     X_new = rng.standard_normal((5, 9, 3)).astype(np.float32)
@@ -146,8 +162,9 @@ def test_classifier(tmp_path, rng, loss, n_classes, return_sequences):
     labels = np.array(["a", "b", "c"])[:n_classes]
     codes = (steps > 0).astype(int) + (steps > 1) * (n_classes - 2)
     y = labels[codes if return_sequences else codes[:, -1]]
-    clf = fastgru.GRUClassifier(hidden_size=8, loss=loss, return_sequences=return_sequences, epochs=2,
-                                random_state=0).fit(X, y)
+    clf = fastgru.GRUClassifier(
+        hidden_size=8, loss=loss, return_sequences=return_sequences, epochs=2, random_state=0
+    ).fit(X, y)
     path = tmp_path / "clf.onnx"
     fastgru.onnx.export(clf, path, lengths=True)
     X_new = rng.standard_normal((5, 6, 3)).astype(np.float32)
@@ -158,7 +175,7 @@ def test_classifier(tmp_path, rng, loss, n_classes, return_sequences):
     if return_sequences:
         np.testing.assert_allclose(valid_steps(probabilities, lens), np.concatenate(expected), rtol=0, atol=TOL)
         top2 = np.sort(np.concatenate(expected), axis=-1)[:, -2:]
-        clear = top2[:, 1] - top2[:, 0] > 1e-5                 # not tied within float32 rounding
+        clear = top2[:, 1] - top2[:, 0] > 1e-5  # not tied within float32 rounding
         labels = np.concatenate(clf.predict(ragged(X_new, lens)))
         assert (valid_steps(labels_from_file, lens)[clear] == labels[clear]).all()
     else:
@@ -203,13 +220,15 @@ def test_errors_leave_no_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         fastgru.onnx.export(fastgru.GRU(2, 3), "")
     assert os.listdir(tmp_path) == []
-    path.write_bytes(b"keep me")                       # an existing file survives a failed export
+    path.write_bytes(b"keep me")  # an existing file survives a failed export
     with pytest.raises(TypeError):
         fastgru.onnx.export("not a model", path)
     assert path.read_bytes() == b"keep me" and os.listdir(tmp_path) == ["m.onnx"]
 
 
 def test_import_fastgru_does_not_import_onnx():
-    code = ("import sys, fastgru; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules; "
-            "assert callable(fastgru.onnx.export) and 'onnx' in sys.modules")   # loaded on first use
+    code = (
+        "import sys, fastgru; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules; "
+        "assert callable(fastgru.onnx.export) and 'onnx' in sys.modules"
+    )  # loaded on first use
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -36,8 +36,15 @@ class ReferenceAdam:
         self.m, self.v = np.zeros_like(params), np.zeros_like(params)
         self.vmax = np.zeros_like(params) if amsgrad else None
         self.step_count = 0
-        self.options = dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
-                            decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad)
+        self.options = dict(
+            lr=lr,
+            beta1=betas[0],
+            beta2=betas[1],
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            amsgrad=amsgrad,
+        )
 
     def step(self, grad):
         self.step_count += 1
@@ -50,6 +57,7 @@ def torch_optimizer(torch, tensor, *, lr, betas, eps, weight_decay, decoupled_we
 
 
 # ---- against the reference and torch ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
@@ -69,7 +77,7 @@ def test_adam_matches_reference_and_torch(rng, torch, weight_decay, amsgrad, dec
         ref.step(grad.copy())
         tensor.grad = torch.tensor(grad)
         topt.step()
-        assert np.array_equal(layer.grad, grad)                      # step leaves grad alone
+        assert np.array_equal(layer.grad, grad)  # step leaves grad alone
     state = topt.state[tensor]
     assert_close(layer.params, ref.params, RTOL[dtype], "params vs reference")
     assert_close(layer.params, tensor.detach().numpy(), RTOL[dtype], "params vs torch")
@@ -94,7 +102,7 @@ def test_adam_on_a_params_grad_pair(rng, dtype, container):
         grad[...] = random_grad(rng, params.size, dtype)
         opt.step()
         ref.step(grad.copy())
-    assert opt.params is params                                       # updated in place
+    assert opt.params is params  # updated in place
     assert_close(params, ref.params, RTOL[dtype], "params")
     opt.zero_grad()
     assert not grad.any()
@@ -129,6 +137,7 @@ def test_adam_follows_a_numpy_backend_layer(rng):
 
 # ---- bit-identical for any thread count ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_adam_bit_identical_for_any_thread_count(rng, isa, restore_threads, dtype):
     size = 1_000_003
@@ -150,12 +159,13 @@ def test_adam_bit_identical_for_any_thread_count(rng, isa, restore_threads, dtyp
 
 # ---- bad input ----------------------------------------------------------------------------------
 
+
 def test_adam_bad_buffers():
     p64, p32 = np.zeros(10), np.zeros(10, np.float32)
     cases = [
-        ((p32, np.zeros(10)), ValueError, "grad"),                     # dtype mismatch
-        ((p64, np.zeros(11)), ValueError, "grad"),                     # size mismatch
-        ((np.zeros(20)[::2], np.zeros(10)), ValueError, "params"),     # non-contiguous
+        ((p32, np.zeros(10)), ValueError, "grad"),  # dtype mismatch
+        ((p64, np.zeros(11)), ValueError, "grad"),  # size mismatch
+        ((np.zeros(20)[::2], np.zeros(10)), ValueError, "params"),  # non-contiguous
         ((p64, np.zeros(20)[::2]), ValueError, "grad"),
         ((np.zeros((2, 5)), np.zeros((2, 5))), ValueError, "params"),  # not 1-D
         ((np.zeros(10, np.int64), np.zeros(10, np.int64)), TypeError, "params"),
@@ -173,20 +183,24 @@ def test_adam_bad_buffers():
             fastgru.Adam(buffers)
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(lr=-1e-3), "lr"),
-    (dict(lr=float("nan")), "lr"),
-    (dict(lr=float("inf")), "lr"),
-    (dict(betas=(1.0, 0.999)), "betas"),
-    (dict(betas=(0.9, 1.0)), "betas"),
-    (dict(betas=(-0.1, 0.999)), "betas"),
-    (dict(betas=(0.9, 1.5)), "betas"),
-    (dict(betas=(0.9,)), "betas"),
-    (dict(betas=0.9), "betas"),
-    (dict(betas=("a", 0.9)), "betas"),
-    (dict(eps=-1e-8), "eps"),
-    (dict(weight_decay=-0.1), "weight_decay"),
-], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else v)
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(lr=-1e-3), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(lr=float("inf")), "lr"),
+        (dict(betas=(1.0, 0.999)), "betas"),
+        (dict(betas=(0.9, 1.0)), "betas"),
+        (dict(betas=(-0.1, 0.999)), "betas"),
+        (dict(betas=(0.9, 1.5)), "betas"),
+        (dict(betas=(0.9,)), "betas"),
+        (dict(betas=0.9), "betas"),
+        (dict(betas=("a", 0.9)), "betas"),
+        (dict(eps=-1e-8), "eps"),
+        (dict(weight_decay=-0.1), "weight_decay"),
+    ],
+    ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else v,
+)
 def test_adam_bad_hyperparameters(kwargs, name):
     layer = fastgru.GRU(2, 3, seed=0)
     with pytest.raises((ValueError, TypeError), match=rf"\b{name}\b"):
@@ -194,6 +208,7 @@ def test_adam_bad_hyperparameters(kwargs, name):
 
 
 # ---- a training run against torch ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
 def test_training_loop_matches_torch(rng, torch, decoupled):
@@ -218,15 +233,16 @@ def test_training_loop_matches_torch(rng, torch, decoupled):
         opt.step()
 
         topt.zero_grad()
-        packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths),
-                                                         batch_first=True, enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            torch.tensor(x), torch.tensor(lengths), batch_first=True, enforce_sorted=False
+        )
         out, _ = gru(packed)
         yt, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
         loss = ((yt - torch.tensor(target)) ** 2).mean()
         theirs.append(loss.item())
         loss.backward()
         topt.step()
-    assert ours[-1] < 0.9 * ours[0]                                   # it is learning
+    assert ours[-1] < 0.9 * ours[0]  # it is learning
     assert_close(ours, theirs, 1e-10, "losses")
     for name, p in gru.named_parameters():
         assert_close(layer.state_dict()[name], p.detach().numpy(), 1e-9, name)
@@ -246,7 +262,7 @@ def test_grad_scale_is_clipping_folded_into_the_step(rng, torch, dtype, decouple
         grad = random_grad(rng, layer.params.size, dtype)
         layer.grad[:] = grad
         norm = float(np.linalg.norm(grad.astype(np.float64)))
-        opt.step(grad_scale=min(1.0, 0.5 / (norm + 1e-6)))            # torch's clipping factor
+        opt.step(grad_scale=min(1.0, 0.5 / (norm + 1e-6)))  # torch's clipping factor
         assert np.array_equal(layer.grad, grad)
         tensor.grad = torch.tensor(grad.astype(np.float64))
         torch.nn.utils.clip_grad_norm_([tensor], 0.5)
@@ -266,12 +282,20 @@ def test_a_step_that_raises_is_not_counted_and_errors_match_across_backends(back
     assert opt.step_count == 1
 
 
-@pytest.mark.parametrize("edit, error", [
-    (dict(step=-1), ValueError), (dict(step=2.7), TypeError), (dict(step=True), TypeError),
-    (dict(exp_avg=np.ones(5, bool)), TypeError), (dict(exp_avg=np.ones(5, complex)), TypeError),
-    (dict(exp_avg=np.array(["a"] * 5)), TypeError), (dict(exp_avg_sq=-np.ones(5)), ValueError),
-    (dict(exp_avg=np.full(5, np.nan)), ValueError), (dict(exp_avg=np.ones(4)), ValueError),
-])
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (dict(step=-1), ValueError),
+        (dict(step=2.7), TypeError),
+        (dict(step=True), TypeError),
+        (dict(exp_avg=np.ones(5, bool)), TypeError),
+        (dict(exp_avg=np.ones(5, complex)), TypeError),
+        (dict(exp_avg=np.array(["a"] * 5)), TypeError),
+        (dict(exp_avg_sq=-np.ones(5)), ValueError),
+        (dict(exp_avg=np.full(5, np.nan)), ValueError),
+        (dict(exp_avg=np.ones(4)), ValueError),
+    ],
+)
 def test_load_state_dict_checks_everything_before_changing_anything(edit, error):
     params, grad = np.ones(5, np.float32), np.ones(5, np.float32)
     opt = fastgru.Adam((params, grad))
@@ -287,24 +311,24 @@ def test_load_state_dict_checks_everything_before_changing_anything(edit, error)
 def test_buffers_that_share_memory_are_refused():
     b = np.zeros(fastgru.GRU.param_count(3, 4), np.float32)
     wide = np.zeros(2 * b.size, np.float32)
-    for buffers in ((b, b), (wide[:b.size], wide[1:b.size + 1])):
+    for buffers in ((b, b), (wide[: b.size], wide[1 : b.size + 1])):
         with pytest.raises(ValueError, match="shares memory"):
             fastgru.GRU(3, 4, buffers=buffers)
         with pytest.raises(ValueError, match="shares memory"):
             fastgru.Adam(buffers)
     with pytest.raises(ValueError, match="pair"):
         fastgru.GRU(3, 4, buffers=(b, np.zeros_like(b), np.zeros_like(b)))
-    fastgru.GRU(3, 4, buffers=(wide[:b.size], wide[b.size:]))     # side by side in one array: fine
+    fastgru.GRU(3, 4, buffers=(wide[: b.size], wide[b.size :]))  # side by side in one array: fine
 
 
 # ---- the configuration and state objects the compiled steps take --------------------------------
+
 
 def test_config_and_state_are_the_objects_every_step_takes(rng):
     """fastgru.Adam holds an AdamConfig and an AdamState; the layer-level step and the compiled
     training step read and count the same ones, and a changed lr applies from the next step on."""
     model = fastgru.GRUModel(3, 4, 2, seed=0)
-    opt = fastgru.Adam(model, lr=1e-2, betas=(0.8, 0.95), weight_decay=0.1, decoupled_weight_decay=True,
-                       amsgrad=True)
+    opt = fastgru.Adam(model, lr=1e-2, betas=(0.8, 0.95), weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True)
     config, state = opt.config, opt.state
     assert (config.lr, config.beta1, config.beta2, config.eps, config.weight_decay) == (1e-2, 0.8, 0.95, 1e-8, 0.1)
     assert config.decoupled_weight_decay and config.amsgrad
@@ -312,8 +336,15 @@ def test_config_and_state_are_the_objects_every_step_takes(rng):
     x, y = rng.standard_normal((2, 5, 3)).astype(np.float32), rng.standard_normal((2, 5, 2)).astype(np.float32)
     assert model.train_step(x, y, opt).applied
     assert state.step == opt.step_count == 1 and state.exp_avg.any()
-    ref = ReferenceAdam(model.params.copy(), lr=0.5, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.1,
-                        decoupled_weight_decay=True, amsgrad=True)
+    ref = ReferenceAdam(
+        model.params.copy(),
+        lr=0.5,
+        betas=(0.8, 0.95),
+        eps=1e-8,
+        weight_decay=0.1,
+        decoupled_weight_decay=True,
+        amsgrad=True,
+    )
     ref.m[...], ref.v[...], ref.vmax[...], ref.step_count = state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, 1
     opt.lr = 0.5
     assert opt.config.lr == 0.5 and opt.config.amsgrad and opt.state is state
@@ -332,8 +363,9 @@ def test_config_and_state_pickle_and_deep_copy():
     import copy
     import pickle
 
-    config = fastgru._core.AdamConfig(lr=0.1, beta1=0.5, beta2=0.75, eps=1e-6, weight_decay=0.25,
-                                      decoupled_weight_decay=True, amsgrad=True)
+    config = fastgru._core.AdamConfig(
+        lr=0.1, beta1=0.5, beta2=0.75, eps=1e-6, weight_decay=0.25, decoupled_weight_decay=True, amsgrad=True
+    )
     moments = [np.arange(4, dtype=np.float64) * k for k in (1, 2, 3)]
     state = fastgru._core.AdamState(*moments, step=7)
     fields = ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "amsgrad")
@@ -348,25 +380,35 @@ def test_config_and_state_pickle_and_deep_copy():
     assert plain.max_exp_avg_sq is None and plain.step == 0 and plain.exp_avg.dtype == np.float32
 
 
-@pytest.mark.parametrize("options, error, match", [
-    (dict(lr=-1.0), ValueError, "lr"), (dict(lr=float("inf")), ValueError, "lr"),
-    (dict(eps=float("nan")), ValueError, "eps"), (dict(weight_decay=-0.5), ValueError, "weight_decay"),
-    (dict(beta1=1.0), ValueError, "beta1"), (dict(beta2=-0.1), ValueError, "beta2"), (dict(lr="x"), TypeError, "incompatible"),
-])
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        (dict(lr=-1.0), ValueError, "lr"),
+        (dict(lr=float("inf")), ValueError, "lr"),
+        (dict(eps=float("nan")), ValueError, "eps"),
+        (dict(weight_decay=-0.5), ValueError, "weight_decay"),
+        (dict(beta1=1.0), ValueError, "beta1"),
+        (dict(beta2=-0.1), ValueError, "beta2"),
+        (dict(lr="x"), TypeError, "incompatible"),
+    ],
+)
 def test_config_refuses_bad_values(options, error, match):
     with pytest.raises(error, match=match):
         fastgru._core.AdamConfig(**options)
 
 
-@pytest.mark.parametrize("moments, step, error, match", [
-    ((np.zeros(3), np.zeros(4)), 0, ValueError, "exp_avg_sq"),
-    ((np.zeros(3), np.zeros(3, np.float32)), 0, ValueError, "exp_avg_sq"),
-    ((np.zeros(3), np.zeros(3), np.zeros(2)), 0, ValueError, "max_exp_avg_sq"),
-    ((np.zeros(3, np.int64), np.zeros(3)), 0, TypeError, "exp_avg"),
-    ((np.zeros((3, 1)), np.zeros((3, 1))), 0, ValueError, "1-D"),
-    ((np.zeros(6)[::2], np.zeros(3)), 0, ValueError, "contiguous"),
-    ((np.zeros(3), np.zeros(3)), -1, ValueError, "step"),
-])
+@pytest.mark.parametrize(
+    "moments, step, error, match",
+    [
+        ((np.zeros(3), np.zeros(4)), 0, ValueError, "exp_avg_sq"),
+        ((np.zeros(3), np.zeros(3, np.float32)), 0, ValueError, "exp_avg_sq"),
+        ((np.zeros(3), np.zeros(3), np.zeros(2)), 0, ValueError, "max_exp_avg_sq"),
+        ((np.zeros(3, np.int64), np.zeros(3)), 0, TypeError, "exp_avg"),
+        ((np.zeros((3, 1)), np.zeros((3, 1))), 0, ValueError, "1-D"),
+        ((np.zeros(6)[::2], np.zeros(3)), 0, ValueError, "contiguous"),
+        ((np.zeros(3), np.zeros(3)), -1, ValueError, "step"),
+    ],
+)
 def test_state_refuses_bad_moments(moments, step, error, match):
     with pytest.raises(error, match=match):
         fastgru._core.AdamState(*moments, step=step)

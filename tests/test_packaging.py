@@ -48,8 +48,9 @@ def test_build_wheel_script_builds_a_portable_wheel_with_only_system_tools_on_pa
         pytest.skip("tools/build_wheel.sh builds manylinux wheels")
     script = Path(__file__).resolve().parents[1] / "tools" / "build_wheel.sh"
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)), "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(script), str(tmp_path / "wheelhouse")], capture_output=True, text=True,
-                            timeout=1200, env=env)
+    result = subprocess.run(
+        ["bash", str(script), str(tmp_path / "wheelhouse")], capture_output=True, text=True, timeout=1200, env=env
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     wheels = list((tmp_path / "wheelhouse").glob("fastgru-*manylinux*.whl"))
     assert len(wheels) == 1 and "smoke test passed" in result.stdout
@@ -67,17 +68,26 @@ def test_aarch64_wheel_is_built_here_and_passes_the_smoke_test_under_qemu(tmp_pa
     dpkg = require_tool("dpkg", "unpack Debian's arm64 Python and numpy")
     foreign = subprocess.run([dpkg, "--print-foreign-architectures"], capture_output=True, text=True).stdout.split()
     if "arm64" not in foreign:
-        skip_or_fail_in_ci("apt has no arm64 package lists: dpkg --add-architecture arm64 && apt-get update (see .ci/run)")
+        skip_or_fail_in_ci(
+            "apt has no arm64 package lists: dpkg --add-architecture arm64 && apt-get update (see .ci/run)"
+        )
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)), "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(ROOT / "tools" / "build_wheel_aarch64.sh"), str(tmp_path / "wheelhouse")],
-                            capture_output=True, text=True, timeout=3600, env=env)
+    result = subprocess.run(
+        ["bash", str(ROOT / "tools" / "build_wheel_aarch64.sh"), str(tmp_path / "wheelhouse")],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     assert "smoke test passed" in result.stdout, result.stdout[-5000:]
     (wheel,) = (tmp_path / "wheelhouse").glob("fastgru-*.whl")
     tag = re.fullmatch(r"fastgru-[^-]+-cp3\d+-cp3\d+-manylinux_2_(\d+)_aarch64\.whl", wheel.name)
     assert tag, wheel.name
     with zipfile.ZipFile(wheel) as archive:
-        (name,) = [n for n in archive.namelist() if re.fullmatch(r"fastgru/_core\.cpython-3\d+-aarch64-linux-gnu\.so", n)]
+        (name,) = [
+            n for n in archive.namelist() if re.fullmatch(r"fastgru/_core\.cpython-3\d+-aarch64-linux-gnu\.so", n)
+        ]
         extension = Path(archive.extract(name, tmp_path / "unpacked"))
     header = subprocess.run([readelf, "--file-header", extension], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Machine:\s+AArch64", header), header
@@ -90,8 +100,23 @@ def configure(build, *options):
     """Configures the core alone (no Python module) into the folder build; returns it."""
     cmake = require_tool("cmake", "configure the C++ core")
     require_tool("ninja", "configure the C++ core")
-    result = subprocess.run([cmake, "-S", ROOT, "-B", build, "-G", "Ninja", "-DFASTGRU_INSTALL=OFF",
-                             "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", *options], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            cmake,
+            "-S",
+            ROOT,
+            "-B",
+            build,
+            "-G",
+            "Ninja",
+            "-DFASTGRU_INSTALL=OFF",
+            "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return build
 
@@ -110,13 +135,24 @@ def variants_of_each_architecture(tmp_path_factory):
     what the compiler knows can differ between compilers; those only one architecture has cannot."""
     cross = require_tool("aarch64-linux-gnu-g++", "configure an aarch64 build (package g++-aarch64-linux-gnu)")
     folder = tmp_path_factory.mktemp("linux")
-    linux = {"x86_64": set(isa_variant_sources(configure(folder / "x86_64"))),
-             "aarch64": set(isa_variant_sources(configure(folder / "aarch64", "-DCMAKE_SYSTEM_NAME=Linux",
-                                                          "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
-                                                          f"-DCMAKE_CXX_COMPILER={cross}")))}
+    linux = {
+        "x86_64": set(isa_variant_sources(configure(folder / "x86_64"))),
+        "aarch64": set(
+            isa_variant_sources(
+                configure(
+                    folder / "aarch64",
+                    "-DCMAKE_SYSTEM_NAME=Linux",
+                    "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+                    f"-DCMAKE_CXX_COMPILER={cross}",
+                )
+            )
+        ),
+    }
     assert "isa_avx2.cpp" in linux["x86_64"] - linux["aarch64"], linux
-    return {arch: (variants, variants - linux[other])
-            for (arch, variants), other in zip(linux.items(), ("aarch64", "x86_64"))}
+    return {
+        arch: (variants, variants - linux[other])
+        for (arch, variants), other in zip(linux.items(), ("aarch64", "x86_64"))
+    }
 
 
 def assert_variants_of(arch, variants, variants_of_each_architecture):
@@ -134,9 +170,14 @@ def test_macos_builds_choose_the_instruction_sets_of_their_target_architecture(v
     for Darwin with clang (the compiler checks cannot link here: none is run)."""
     clang = require_tool("clang++", "configure a macOS build (package clang)")
     for osx_arch, arch in (("x86_64", "x86_64"), ("arm64", "aarch64")):
-        darwin = configure(tmp_path / osx_arch, "-DCMAKE_SYSTEM_NAME=Darwin", f"-DCMAKE_OSX_ARCHITECTURES={osx_arch}",
-                           f"-DCMAKE_CXX_COMPILER={clang}", f"-DCMAKE_CXX_COMPILER_TARGET={osx_arch}-apple-macos11",
-                           "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY")
+        darwin = configure(
+            tmp_path / osx_arch,
+            "-DCMAKE_SYSTEM_NAME=Darwin",
+            f"-DCMAKE_OSX_ARCHITECTURES={osx_arch}",
+            f"-DCMAKE_CXX_COMPILER={clang}",
+            f"-DCMAKE_CXX_COMPILER_TARGET={osx_arch}-apple-macos11",
+            "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY",
+        )
         assert_variants_of(arch, set(isa_variant_sources(darwin)), variants_of_each_architecture)
 
 
@@ -147,11 +188,20 @@ def clang_arm64_build():
     as in Apple's arm64 ABI."""
     clang = require_tool("clang++", "compile the core for arm64 with clang (package clang)")
     require_tool("aarch64-linux-gnu-g++", "provide the aarch64 C++ headers and linker (package g++-aarch64-linux-gnu)")
-    build = configure(ROOT / "build" / "tests-clang-arm64", "-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=arm64",
-                      f"-DCMAKE_CXX_COMPILER={clang}", "-DCMAKE_CXX_COMPILER_TARGET=aarch64-linux-gnu",
-                      "-DCMAKE_CXX_FLAGS=-fsigned-char")
-    result = subprocess.run([require_tool("cmake", "build the C++ core"), "--build", build, "--target", "fastgru_core"],
-                            capture_output=True, text=True, timeout=3600)
+    build = configure(
+        ROOT / "build" / "tests-clang-arm64",
+        "-DCMAKE_SYSTEM_NAME=Linux",
+        "-DCMAKE_SYSTEM_PROCESSOR=arm64",
+        f"-DCMAKE_CXX_COMPILER={clang}",
+        "-DCMAKE_CXX_COMPILER_TARGET=aarch64-linux-gnu",
+        "-DCMAKE_CXX_FLAGS=-fsigned-char",
+    )
+    result = subprocess.run(
+        [require_tool("cmake", "build the C++ core"), "--build", build, "--target", "fastgru_core"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert result.returncode == 0, result.stdout[-10000:] + result.stderr[-5000:]
     return build
 
@@ -167,21 +217,27 @@ def test_clang_for_macos_arm64_takes_the_arm_variant_flags_and_neon_code(clang_a
     header, gives an arm64 Mach-O object; the macros the sources branch on are those of AArch64 Apple."""
     clang = require_tool("clang++", "compile for macOS arm64 (package clang)")
     target = ["--target=arm64-apple-macos11", "-nostdinc++", "-ffreestanding"]
-    macros = subprocess.run([clang, *target, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True, text=True,
-                            check=True).stdout
+    macros = subprocess.run(
+        [clang, *target, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True, text=True, check=True
+    ).stdout
     defined = set(re.findall(r"^#define (\w+)", macros, flags=re.MULTILINE))
     assert {"__APPLE__", "__aarch64__", "__ARM_NEON", "__ARM_FEATURE_FMA"} <= defined
     assert not {"__linux__", "__x86_64__", "__CHAR_UNSIGNED__"} & defined
     commands = json.loads((clang_arm64_build / "compile_commands.json").read_text())
     marches = {""} | {flag for c in commands for flag in c["command"].split() if flag.startswith("-march=")}
     source = tmp_path / "fma_by_element.cpp"
-    source.write_text("#include <arm_neon.h>\n"
-                      "float32x4_t fma_lane(float32x4_t acc, float32x4_t a, float32x4_t b) {\n"
-                      "  return vfmaq_laneq_f32(acc, a, b, 3);\n}\n")
+    source.write_text(
+        "#include <arm_neon.h>\n"
+        "float32x4_t fma_lane(float32x4_t acc, float32x4_t a, float32x4_t b) {\n"
+        "  return vfmaq_laneq_f32(acc, a, b, 3);\n}\n"
+    )
     for march in sorted(marches):
         obj = tmp_path / "fma_by_element.o"
-        result = subprocess.run([clang, *target, *([march] if march else []), "-O2", "-c", source, "-o", obj],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [clang, *target, *([march] if march else []), "-O2", "-c", source, "-o", obj],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, (march, result.stderr)
         # The Mach-O header: MH_MAGIC_64, then cputype CPU_TYPE_ARM64 (0x0100000c), little-endian.
         assert obj.read_bytes()[:8] == bytes.fromhex("cffaedfe0c000001"), march

@@ -29,7 +29,7 @@ def test_model_round_trip_predicts_bit_identically(tmp_path, rng, model):
     assert isinstance(loaded, fastgru.GRUModel) and loaded.config == model.config
     x, lengths = rng.standard_normal((4, 7, 3)), np.array([7, 3, 1, 5])
     assert np.array_equal(loaded(x, lengths), model(x, lengths))
-    assert os.listdir(tmp_path) == ["model.safetensors"]      # no temporary file left behind
+    assert os.listdir(tmp_path) == ["model.safetensors"]  # no temporary file left behind
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -43,6 +43,7 @@ def test_safetensors_package_reads_our_files(tmp_path, model, dtype):
     for name, value in m.state_dict().items():
         assert tensors[name].dtype == np.dtype(dtype) and np.array_equal(tensors[name], value)
     from safetensors import safe_open
+
     with safe_open(path, "np") as f:
         assert json.loads(f.metadata()["config"]) == m.config
 
@@ -50,8 +51,11 @@ def test_safetensors_package_reads_our_files(tmp_path, model, dtype):
 def test_we_read_files_the_safetensors_package_writes(tmp_path, model):
     st = pytest.importorskip("safetensors.numpy")
     path = str(tmp_path / "m.safetensors")
-    st.save_file({k: v.copy() for k, v in model.state_dict().items()}, path,
-                 metadata={"format": "fastgru", "config": json.dumps(model.config)})
+    st.save_file(
+        {k: v.copy() for k, v in model.state_dict().items()},
+        path,
+        metadata={"format": "fastgru", "config": json.dumps(model.config)},
+    )
     loaded = fastgru.load(path)
     assert np.array_equal(loaded.params, model.params)
 
@@ -95,9 +99,14 @@ def test_truncated_and_foreign_files_raise_value_error(tmp_path, model):
     model.save(path)
     blob = path.read_bytes()
     bad = tmp_path / "bad"
-    for data, why in [(blob[:-10], "truncated"), (blob[:5], "too short"), (blob[:20], "header length"),
-                      (b"PK\x03\x04" + b"\0" * 100, "header length"), (b"\x10" + b"\0" * 7 + b"not json!" * 2, "JSON"),
-                      (struct.pack("<Q", 2) + b"[]", "object")]:
+    for data, why in [
+        (blob[:-10], "truncated"),
+        (blob[:5], "too short"),
+        (blob[:20], "header length"),
+        (b"PK\x03\x04" + b"\0" * 100, "header length"),
+        (b"\x10" + b"\0" * 7 + b"not json!" * 2, "JSON"),
+        (struct.pack("<Q", 2) + b"[]", "object"),
+    ]:
         bad.write_bytes(data)
         with pytest.raises(ValueError, match=why):
             fastgru.load(bad)
@@ -142,8 +151,13 @@ def test_fitted_estimator_pickles(rng):
 
 def test_hyper_parameters_given_as_numpy_scalars_save_and_load(tmp_path, rng):
     X, y = rng.standard_normal((12, 4, 2)), rng.standard_normal(12)
-    reg = fastgru.GRURegressor(hidden_size=np.int64(4), epochs=np.int32(1), lr=np.float32(0.01), shuffle=np.bool_(True),
-                               random_state=np.int64(0)).fit(X, y)
+    reg = fastgru.GRURegressor(
+        hidden_size=np.int64(4),
+        epochs=np.int32(1),
+        lr=np.float32(0.01),
+        shuffle=np.bool_(True),
+        random_state=np.int64(0),
+    ).fit(X, y)
     reg.save(tmp_path / "reg.safetensors")
     loaded = fastgru.load(tmp_path / "reg.safetensors")
     assert loaded.get_params() == reg.get_params()
@@ -159,17 +173,20 @@ def rewrite_estimator(path, edit):
     write_safetensors(path, tensors, metadata)
 
 
-@pytest.mark.parametrize("edit, why", [
-    (lambda s: s["fitted"].update(n_features_in_=7), "n_features_in_"),
-    (lambda s: s["fitted"].update(classes_=[0, 1]), "_n_logits"),
-    (lambda s: s["fitted"].update(classes_=["b", "a", "c"]), "classes_"),
-    (lambda s: s["fitted"].update(classes_=[["a"], ["b"], ["c"]]), "classes_"),
-    (lambda s: s["fitted"].update(loss_="hinge"), "loss_"),
-    (lambda s: s["params"].update(batch_size=0), "batch_size"),
-    (lambda s: s["params"].update(hidden_size=5), "hidden_size"),
-    (lambda s: s["params"].update(return_sequences=True), "return_sequences"),
-    (lambda s: s["fitted"].update(interrupted_="no"), "interrupted_"),
-])
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (lambda s: s["fitted"].update(n_features_in_=7), "n_features_in_"),
+        (lambda s: s["fitted"].update(classes_=[0, 1]), "_n_logits"),
+        (lambda s: s["fitted"].update(classes_=["b", "a", "c"]), "classes_"),
+        (lambda s: s["fitted"].update(classes_=[["a"], ["b"], ["c"]]), "classes_"),
+        (lambda s: s["fitted"].update(loss_="hinge"), "loss_"),
+        (lambda s: s["params"].update(batch_size=0), "batch_size"),
+        (lambda s: s["params"].update(hidden_size=5), "hidden_size"),
+        (lambda s: s["params"].update(return_sequences=True), "return_sequences"),
+        (lambda s: s["fitted"].update(interrupted_="no"), "interrupted_"),
+    ],
+)
 def test_estimator_files_whose_attributes_disagree_with_their_model_raise_value_error(tmp_path, rng, edit, why):
     X = rng.standard_normal((12, 4, 2))
     clf = fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0).fit(X, np.array(list("abc") * 4))
@@ -223,14 +240,14 @@ def test_huge_foreign_files_and_devices_are_refused_without_reading_them(tmp_pat
     path = tmp_path / "huge"
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header)) + header)
-        f.truncate(2 ** 40)                           # a sparse terabyte: reading it whole would never end
+        f.truncate(2**40)  # a sparse terabyte: reading it whole would never end
     with pytest.raises(ValueError, match="truncated"):
         fastgru.load(path)
     if os.path.exists("/dev/zero"):
         with pytest.raises(ValueError, match="not a regular file"):
             fastgru.load("/dev/zero")
     if hasattr(os, "mkfifo"):
-        os.mkfifo(tmp_path / "pipe")                      # opening it would wait for a writer forever
+        os.mkfifo(tmp_path / "pipe")  # opening it would wait for a writer forever
         with pytest.raises(ValueError, match="not a regular file"):
             fastgru.load(tmp_path / "pipe")
 
@@ -287,7 +304,7 @@ def check_read_only_file(folder, model):
 
 
 def test_long_names_bytes_paths_and_empty_paths(tmp_path, model):
-    long = tmp_path / ("m" * 240 + ".safetensors")      # 252 characters: a valid name, at most 255
+    long = tmp_path / ("m" * 240 + ".safetensors")  # 252 characters: a valid name, at most 255
     model.save(long)
     assert np.array_equal(fastgru.load(long).params, model.params)
     model.save(os.fsencode(tmp_path / "bytes.safetensors"))

@@ -22,8 +22,12 @@ FIGURE_LINK = re.compile(r"\]\(figures/([\w.-]+\.png)\)")
 def test_script_draws_every_figure_of_the_pages(tmp_path):
     if importlib.util.find_spec("matplotlib") is None and not os.environ.get("CI"):
         pytest.skip('needs matplotlib (pip install ".[docs]")')
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "plot_results.py"), "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "plot_results.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     drawn = {path.name for path in tmp_path.glob("*.png")}
     for name in drawn:
@@ -57,7 +61,7 @@ def printed_rows(path, header):
     lines = path.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = {}
-    for line in lines[start + 2:]:  # past the header and the separator
+    for line in lines[start + 2 :]:  # past the header and the separator
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -65,12 +69,16 @@ def printed_rows(path, header):
     return rows
 
 
-@pytest.mark.parametrize("page, header, table, columns", [
-    ("docs/speed.md", TRAINING, "training_alone", ["fastgru", "torch"]),
-    ("docs/speed.md", INFERENCE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
-    ("README.md", HEADLINE, "training_alone", ["fastgru", "torch"]),
-    ("README.md", HEADLINE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
-], ids=["speed-training", "speed-inference", "readme-training", "readme-inference"])
+@pytest.mark.parametrize(
+    "page, header, table, columns",
+    [
+        ("docs/speed.md", TRAINING, "training_alone", ["fastgru", "torch"]),
+        ("docs/speed.md", INFERENCE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
+        ("README.md", HEADLINE, "training_alone", ["fastgru", "torch"]),
+        ("README.md", HEADLINE, "inference_alone", ["fastgru", "torch", "onnxruntime", "onednn"]),
+    ],
+    ids=["speed-training", "speed-inference", "readme-training", "readme-inference"],
+)
 def test_stored_results_are_the_printed_tables(page, header, table, columns):
     """The figures and the printed tables are one measurement: each stored row's times appear in the
     printed row of the same configuration and thread count."""
@@ -82,4 +90,9 @@ def test_stored_results_are_the_printed_tables(page, header, table, columns):
         cells = printed[(values["config"], values["threads"])]
         for column in columns:
             assert any(float(cell) == values[column] for cell in cells if re.fullmatch(r"-?[\d.]+", cell)), (
-                page, table, values["config"], values["threads"], column)
+                page,
+                table,
+                values["config"],
+                values["threads"],
+                column,
+            )

@@ -22,7 +22,7 @@ def test_rows_are_symmetric_int8_with_one_scale_each(rng):
     q, scale = quantize_rows(w)
     assert q.dtype == np.int8 and scale.dtype == np.float32 and scale.shape == (7,)
     assert np.abs(q).max() == 127 and q.min() >= -127
-    assert (np.abs(q).max(axis=1)[scale > 0] == 127).all()          # each row's largest |w| -> 127
+    assert (np.abs(q).max(axis=1)[scale > 0] == 127).all()  # each row's largest |w| -> 127
     assert scale[3] == 0 and (q[3] == 0).all() and (dequantize_rows(q, scale)[3] == 0).all()
     err = np.abs(dequantize_rows(q, scale) - w)
     assert (err <= scale[:, None] / 2 * (1 + 1e-6) + 1e-12).all()  # round to nearest
@@ -32,8 +32,11 @@ def test_rows_are_symmetric_int8_with_one_scale_each(rng):
 
 
 # -- the layer -------------------------------------------------------------------------------------
-OPTIONS = [dict(reset_after=True), dict(reset_after=False, num_layers=2),
-           dict(reset_after=True, num_layers=2, bidirectional=True, bias=False)]
+OPTIONS = [
+    dict(reset_after=True),
+    dict(reset_after=False, num_layers=2),
+    dict(reset_after=True, num_layers=2, bidirectional=True, bias=False),
+]
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -42,9 +45,9 @@ def test_gru_copy_is_the_reference_on_int8_weights(rng, options):
     before = layer.params.copy()
     int8 = fastgru.quantize(layer)
     assert type(int8) is fastgru.GRU and int8 is not layer and int8.quantization == "int8"
-    np.testing.assert_array_equal(layer.params, before)             # the original is untouched
+    np.testing.assert_array_equal(layer.params, before)  # the original is untouched
     spec = fastgru.GRU(6, 48, backend="numpy", **options).eval()
-    for name, value in layer.state_dict().items():                  # the specification's weights
+    for name, value in layer.state_dict().items():  # the specification's weights
         spec.state_dict()[name][...] = dequantize_rows(*quantize_rows(value)) if value.ndim == 2 else value
     x = rng.standard_normal((11, 4, 6)).astype(np.float32)
     lengths = np.array([11, 3, 8, 1])
@@ -91,17 +94,22 @@ def test_training_an_int8_copy_is_refused(rng):
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)
     layer.train()
     y, _ = layer(x)
-    for call in (lambda: layer.backward(np.ones_like(y)), lambda: fastgru.Adam(layer),
-                 lambda: layer.load_state_dict(layer.state_dict())):
+    for call in (
+        lambda: layer.backward(np.ones_like(y)),
+        lambda: fastgru.Adam(layer),
+        lambda: layer.load_state_dict(layer.state_dict()),
+    ):
         with pytest.raises(RuntimeError, match="quantized"):
             call()
     with pytest.raises(ValueError, match="read-only"):
-        layer.params[0] = 1.0                                        # would leave the int8 rows behind
+        layer.params[0] = 1.0  # would leave the int8 rows behind
     model = fastgru.quantize(fastgru.GRUModel(3, 8, 2, seed=0))
     target = np.zeros((2, 4, 2), np.float32)
-    for call in (lambda: model.train_step(x.transpose(1, 0, 2), target, None),
-                 lambda: model.compute_gradients(x.transpose(1, 0, 2), target),
-                 lambda: model.apply_gradients(None, 0.0)):
+    for call in (
+        lambda: model.train_step(x.transpose(1, 0, 2), target, None),
+        lambda: model.compute_gradients(x.transpose(1, 0, 2), target),
+        lambda: model.apply_gradients(None, 0.0),
+    ):
         with pytest.raises(RuntimeError, match="quantized"):
             call()
 
@@ -149,11 +157,15 @@ def test_model_files_hold_int8_weights(tmp_path, rng):
 
 def test_damaged_int8_files_are_refused(tmp_path):
     from fastgru.safetensors_format import read_safetensors, write_safetensors
+
     int8 = fastgru.quantize(fastgru.GRUModel(3, 8, 2, seed=0))
     int8.save(tmp_path / "m.safetensors")
     tensors, metadata = read_safetensors(tmp_path / "m.safetensors")
-    for name, damage in (("gru.weight_ih_l0.scale", lambda t: -t), ("gru.weight_hh_l0", lambda t: t.astype(np.float32)),
-                         ("head.weight.scale", lambda t: t * np.nan)):
+    for name, damage in (
+        ("gru.weight_ih_l0.scale", lambda t: -t),
+        ("gru.weight_hh_l0", lambda t: t.astype(np.float32)),
+        ("head.weight.scale", lambda t: t * np.nan),
+    ):
         broken = dict(tensors, **{name: damage(tensors[name])})
         write_safetensors(tmp_path / "bad.safetensors", broken, metadata)
         with pytest.raises(ValueError, match=r"inconsistent|expected"):
@@ -163,6 +175,7 @@ def test_damaged_int8_files_are_refused(tmp_path):
 def test_onnx_export_refuses_int8_and_writes_nothing(tmp_path):
     pytest.importorskip("onnx")
     import fastgru.onnx
+
     path = tmp_path / "m.onnx"
     with pytest.raises(ValueError, match="quantized"):
         fastgru.onnx.export(fastgru.quantize(fastgru.GRUModel(3, 8, 2)), path)
@@ -188,7 +201,7 @@ def test_regressor_int8_scores_as_float32(rng, tmp_path):
 def test_classifier_int8_accuracy_on_digits():
     datasets = pytest.importorskip("sklearn.datasets")
     X, y = datasets.load_digits(return_X_y=True)
-    X = (X / 16.0).reshape(-1, 8, 8).astype(np.float32)              # each image as 8 rows of 8 pixels
+    X = (X / 16.0).reshape(-1, 8, 8).astype(np.float32)  # each image as 8 rows of 8 pixels
     est = fastgru.GRUClassifier(hidden_size=64, epochs=15, lr=5e-3, random_state=0).fit(X[:1400], y[:1400])
     int8 = fastgru.quantize(est)
     float_accuracy, int8_accuracy = est.score(X[1400:], y[1400:]), int8.score(X[1400:], y[1400:])

@@ -25,10 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README] + sorted((ROOT / "docs").glob("*.md"))
-COMMANDS = ['pip install ".[examples]" && python examples/demo.py',
-            'pip install ".[test]" && python -m pytest']
+COMMANDS = ['pip install ".[examples]" && python examples/demo.py', 'pip install ".[test]" && python -m pytest']
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-FENCE = re.compile(r"^(\s*)```(\S*).*$")     # indented too: a block inside a list item; MyST: ```{include} path
+FENCE = re.compile(r"^(\s*)```(\S*).*$")  # indented too: a block inside a list item; MyST: ```{include} path
 SKIP_MARKER = re.compile(r"^<!--\s*skip-test:\s*(.*?)\s*-->\s*$")
 
 
@@ -46,7 +45,7 @@ def python_blocks(text, name="README.md"):
             raise ValueError(f"{name}:{i + 1}: code fence is never closed")
         if language == "python":
             marker = SKIP_MARKER.match(lines[i - 1].strip()) if i > 0 else None
-            code = "\n".join(line[len(indent):] for line in lines[i + 1:end]) + "\n"
+            code = "\n".join(line[len(indent) :] for line in lines[i + 1 : end]) + "\n"
             blocks.append((i + 2, code, marker.group(1) if marker else None))
         i = end + 1
     return blocks
@@ -61,8 +60,9 @@ def test_readme_and_pages_have_python_blocks():
     assert len(BLOCKS) >= 12
 
 
-@pytest.mark.parametrize("page, line, code, skip_reason", BLOCKS,
-                         ids=[f"{b[0].relative_to(ROOT)}:{b[1]}" for b in BLOCKS])
+@pytest.mark.parametrize(
+    "page, line, code, skip_reason", BLOCKS, ids=[f"{b[0].relative_to(ROOT)}:{b[1]}" for b in BLOCKS]
+)
 def test_readme_block_runs(page, line, code, skip_reason, tmp_path, monkeypatch):
     if skip_reason is not None:
         pytest.skip(skip_reason)
@@ -79,14 +79,31 @@ def test_readme_block_runs(page, line, code, skip_reason, tmp_path, monkeypatch)
 
 
 def test_blocks_are_found_and_markers_honoured():
-    text = "\n".join([
-        "```python", "a = 1", "```",
-        "```text", "not python", "```",
-        "<!-- skip-test: needs mpiexec -->", "```python", "b = 2", "```",
-        "- a list item:", "", "  ```python", "  if True:", "      c = 3", "  ```",
-    ])
-    assert python_blocks(text) == [(2, "a = 1\n", None), (9, "b = 2\n", "needs mpiexec"),
-                                   (14, "if True:\n    c = 3\n", None)]
+    text = "\n".join(
+        [
+            "```python",
+            "a = 1",
+            "```",
+            "```text",
+            "not python",
+            "```",
+            "<!-- skip-test: needs mpiexec -->",
+            "```python",
+            "b = 2",
+            "```",
+            "- a list item:",
+            "",
+            "  ```python",
+            "  if True:",
+            "      c = 3",
+            "  ```",
+        ]
+    )
+    assert python_blocks(text) == [
+        (2, "a = 1\n", None),
+        (9, "b = 2\n", "needs mpiexec"),
+        (14, "if True:\n    c = 3\n", None),
+    ]
 
 
 def test_readme_is_the_front_door():
@@ -95,8 +112,21 @@ def test_readme_is_the_front_door():
     for command in COMMANDS:
         assert command in text, command
     linked = {target.split("#")[0] for target in LINK.findall(text)}
-    guide = {f"docs/{page}.md" for page in ("getting-started", "training", "layer-and-model", "torch", "keras",
-                                            "deployment", "distributed", "cpp", "speed", "api")}
+    guide = {
+        f"docs/{page}.md"
+        for page in (
+            "getting-started",
+            "training",
+            "layer-and-model",
+            "torch",
+            "keras",
+            "deployment",
+            "distributed",
+            "cpp",
+            "speed",
+            "api",
+        )
+    }
     assert guide <= linked, f"README.md does not link to {sorted(guide - linked)}"
 
 

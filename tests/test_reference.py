@@ -33,6 +33,7 @@ def make_case(seed, T, B, I, H, num_layers, bidirectional, bias, unequal):
 
 # ---- parity with torch.nn.GRU (reset_after=True) ----
 
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
@@ -70,6 +71,7 @@ def test_matches_torch(num_layers, bidirectional, bias, unequal):
 
 
 # ---- central finite differences (both variants, with dropout masks) ----
+
 
 def check_finite_differences(params, x, h0, lengths, dy, dh_n, opts, masks=None, eps=1e-6):
     def loss():
@@ -119,12 +121,14 @@ def test_dropout_masks_finite_differences(reset_after):
 
 # ---- reset_after=False against an independent per-element loop ----
 
+
 def test_reset_before_matches_elementwise_loop():
     T, B, I, H = 3, 2, 2, 3
     params, x, h0, _, _, _ = make_case(4, T, B, I, H, 1, False, True, False)
     lengths = np.array([3, 2])
     W, U = params["weight_ih_l0"], params["weight_hh_l0"]
     bw, bu = params["bias_ih_l0"], params["bias_hh_l0"]
+
     def sig(a):
         return 1 / (1 + np.exp(-a))
 
@@ -133,19 +137,35 @@ def test_reset_before_matches_elementwise_loop():
     for b in range(B):
         h = list(h0[0, b])
         for t in range(lengths[b]):
-            r = [sig(sum(W[j, i] * x[t, b, i] for i in range(I)) + bw[j]
-                     + sum(U[j, i] * h[i] for i in range(H)) + bu[j]) for j in range(H)]
-            z = [sig(sum(W[H + j, i] * x[t, b, i] for i in range(I)) + bw[H + j]
-                     + sum(U[H + j, i] * h[i] for i in range(H)) + bu[H + j]) for j in range(H)]
-            n = [np.tanh(sum(W[2 * H + j, i] * x[t, b, i] for i in range(I)) + bw[2 * H + j]
-                         + sum(U[2 * H + j, i] * r[i] * h[i] for i in range(H)) + bu[2 * H + j])
-                 for j in range(H)]
+            r = [
+                sig(sum(W[j, i] * x[t, b, i] for i in range(I)) + bw[j] + sum(U[j, i] * h[i] for i in range(H)) + bu[j])
+                for j in range(H)
+            ]
+            z = [
+                sig(
+                    sum(W[H + j, i] * x[t, b, i] for i in range(I))
+                    + bw[H + j]
+                    + sum(U[H + j, i] * h[i] for i in range(H))
+                    + bu[H + j]
+                )
+                for j in range(H)
+            ]
+            n = [
+                np.tanh(
+                    sum(W[2 * H + j, i] * x[t, b, i] for i in range(I))
+                    + bw[2 * H + j]
+                    + sum(U[2 * H + j, i] * r[i] * h[i] for i in range(H))
+                    + bu[2 * H + j]
+                )
+                for j in range(H)
+            ]
             h = [(1 - z[j]) * n[j] + z[j] * h[j] for j in range(H)]
             expected[t, b] = h
         expected_h_n[0, b] = h
 
-    y, h_n, cache = gru_forward(params, x, h0, lengths, num_layers=1, bidirectional=False,
-                                reset_after=False, keep_cache=False)
+    y, h_n, cache = gru_forward(
+        params, x, h0, lengths, num_layers=1, bidirectional=False, reset_after=False, keep_cache=False
+    )
     assert cache is None
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-14)
     np.testing.assert_allclose(h_n, expected_h_n, rtol=0, atol=1e-14)
@@ -153,9 +173,11 @@ def test_reset_before_matches_elementwise_loop():
 
 # ---- dtype: float32 in, float32 computed and returned ----
 
+
 def test_float32_stays_float32():
     params, x, h0, lengths, dy, dh_n = make_case(5, 4, 3, 2, 3, 2, True, True, True)
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
+
     def f32(a):
         return a.astype(np.float32)
 
@@ -170,6 +192,7 @@ def test_float32_stays_float32():
 
 # ---- Adam / AdamW against torch.optim ----
 
+
 @pytest.mark.parametrize("decoupled", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("amsgrad", [False, True])
@@ -183,12 +206,24 @@ def test_adam_matches_torch(decoupled, weight_decay, amsgrad):
     opt = opt_cls([param_t], foreach=False, **hyper)
     exp_avg, exp_avg_sq, max_exp_avg_sq = np.zeros(50), np.zeros(50), np.zeros(50)
     for step in range(1, 11):
-        grad = rng.standard_normal(50) * (0.1 if step % 3 else 2.0)   # uneven scales exercise amsgrad's max
+        grad = rng.standard_normal(50) * (0.1 if step % 3 else 2.0)  # uneven scales exercise amsgrad's max
         param_t.grad = torch.tensor(grad)
         opt.step()
-        adam_step(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None, step,
-                  lr=hyper["lr"], beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=weight_decay,
-                  decoupled_weight_decay=decoupled, amsgrad=amsgrad)
+        adam_step(
+            params,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq if amsgrad else None,
+            step,
+            lr=hyper["lr"],
+            beta1=0.9,
+            beta2=0.99,
+            eps=1e-8,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled,
+            amsgrad=amsgrad,
+        )
         np.testing.assert_allclose(params, param_t.detach().numpy(), rtol=0, atol=1e-12)
     state = opt.state[param_t]
     np.testing.assert_allclose(exp_avg, state["exp_avg"].numpy(), rtol=0, atol=1e-12)

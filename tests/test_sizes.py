@@ -11,8 +11,9 @@ from fastgru import _core
 HUGE = 2**62
 
 
-@pytest.mark.parametrize("args, name", [((HUGE, 4), "input_size"), ((4, HUGE), "hidden_size"),
-                                        ((2**70, 4), "input_size")])
+@pytest.mark.parametrize(
+    "args, name", [((HUGE, 4), "input_size"), ((4, HUGE), "hidden_size"), ((2**70, 4), "input_size")]
+)
 def test_gru_refuses_sizes_no_buffer_can_hold(args, name):
     with pytest.raises(OverflowError, match=name):
         fastgru.GRU(*args)
@@ -29,9 +30,14 @@ def test_core_config_refuses_overflowing_products():
         _core.GruConfig(1, 2**29, 2, True)
 
 
-@pytest.mark.parametrize("make", [lambda L: fastgru.GRU(4, 8, num_layers=L),
-                                  lambda L: _core.GruConfig(4, 8, L),
-                                  lambda L: fastgru.GRUModel(4, 8, 2, num_layers=L)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda L: fastgru.GRU(4, 8, num_layers=L),
+        lambda L: _core.GruConfig(4, 8, L),
+        lambda L: fastgru.GRUModel(4, 8, 2, num_layers=L),
+    ],
+)
 def test_layer_count_beyond_the_limit_is_refused_at_once(make):
     for layers in (_core.MAX_LAYERS + 1, 10**9):
         with pytest.raises(ValueError, match="num_layers"):
@@ -51,8 +57,10 @@ def test_parameters_that_could_exist_but_not_here_raise_memory_error():
         fastgru.Dense(2**40, 2**10)
 
 
-@pytest.mark.parametrize("args, match", [((HUGE, 4), "in_features"), ((4, HUGE), "out_features"),
-                                         ((2**40, 2**21), "out_features \\* in_features")])
+@pytest.mark.parametrize(
+    "args, match",
+    [((HUGE, 4), "in_features"), ((4, HUGE), "out_features"), ((2**40, 2**21), "out_features \\* in_features")],
+)
 def test_dense_refuses_sizes_no_buffer_can_hold(args, match):
     with pytest.raises(OverflowError, match=match):
         fastgru.Dense(*args)
@@ -68,4 +76,3 @@ def test_model_and_estimators_refuse_absurd_sizes():
         fastgru.GRURegressor(hidden_size=HUGE, epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="num_layers"):
         fastgru.GRURegressor(num_layers=10**9, epochs=1).fit(X, y)
-

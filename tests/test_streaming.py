@@ -36,13 +36,13 @@ def test_step_equals_forward(rng, isa, dtype, reset_after, num_layers, sizes):
     np.testing.assert_allclose(h_steps, h_n, rtol=0, atol=TOL[dtype])
     reference = fastgru.GRU(I, H, num_layers, reset_after=reset_after, dtype=dtype, backend="numpy")
     reference.load_state_dict(layer.state_dict())
-    y_ref, _ = step_through(reference, x, h0)          # the NumPy specification, one step at a time
+    y_ref, _ = step_through(reference, x, h0)  # the NumPy specification, one step at a time
     np.testing.assert_allclose(y_steps, y_ref, rtol=0, atol=TOL[dtype])
     np.testing.assert_allclose(y_ref, reference.eval()(x, h0)[0], rtol=0, atol=TOL[dtype])
 
 
 def test_step_is_the_same_on_any_number_of_threads(rng, restore_threads):
-    layer = fastgru.GRU(64, 128, 2, reset_after=False, seed=4).eval()     # big enough to split the rows
+    layer = fastgru.GRU(64, 128, 2, reset_after=False, seed=4).eval()  # big enough to split the rows
     x = rng.standard_normal((3, 16, 64)).astype(np.float32)
     results = []
     for threads in (1, 2):
@@ -56,7 +56,7 @@ def test_step_starts_from_zeros_and_reads_the_current_weights(rng):
     layer = fastgru.GRU(4, 6, 2, seed=1).eval()
     x = rng.standard_normal((5, 3, 4)).astype(np.float32)
     np.testing.assert_allclose(step_through(layer, x)[0], layer(x)[0], rtol=0, atol=1e-6)
-    layer.params[:] *= 0.5                              # weights changed in place: the next step sees them
+    layer.params[:] *= 0.5  # weights changed in place: the next step sees them
     np.testing.assert_allclose(step_through(layer, x)[0], layer(x)[0], rtol=0, atol=1e-6)
 
 
@@ -77,13 +77,14 @@ def test_step_errors():
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_model_stream_equals_the_model_on_each_prefix(rng, return_sequences, reset_after):
-    model = fastgru.GRUModel(3, 7, 2, num_layers=2, reset_after=reset_after, return_sequences=return_sequences,
-                             seed=2).eval()
-    x = rng.standard_normal((4, 6, 3)).astype(np.float32)        # (B, T, F)
+    model = fastgru.GRUModel(
+        3, 7, 2, num_layers=2, reset_after=reset_after, return_sequences=return_sequences, seed=2
+    ).eval()
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)  # (B, T, F)
     stream = model.stream(n_streams=4)
     for t in range(x.shape[1]):
         out = stream.step(x[:, t])
-        expected = model(x)[:, t] if return_sequences else model(x[:, :t + 1])
+        expected = model(x)[:, t] if return_sequences else model(x[:, : t + 1])
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
 
 
@@ -97,7 +98,7 @@ def test_model_stream_one_stream_and_reset(rng):
     np.testing.assert_array_equal(stream.step(x[0]), first[0])
     pair = model.stream(n_streams=2)
     pair.step(np.stack([x[0], x[1]]))
-    pair.reset(1)                                         # stream 1 starts over, stream 0 goes on
+    pair.reset(1)  # stream 1 starts over, stream 0 goes on
     out = pair.step(np.stack([x[1], x[0]]))
     np.testing.assert_array_equal(out[0], first[1])
     np.testing.assert_array_equal(out[1], first[0])
@@ -131,12 +132,13 @@ def test_regressor_stream_equals_predict(rng, return_sequences, outputs):
     y = steps if return_sequences else steps[:, -1]
     if outputs == 2:
         y = np.stack([y, 2 * y], axis=-1)
-    reg = fastgru.GRURegressor(hidden_size=8, num_layers=2, return_sequences=return_sequences, epochs=1,
-                               random_state=0).fit(X, y)
+    reg = fastgru.GRURegressor(
+        hidden_size=8, num_layers=2, return_sequences=return_sequences, epochs=1, random_state=0
+    ).fit(X, y)
     stream = reg.stream(n_streams=len(X))
     for t in range(X.shape[1]):
         got = stream.step(X[:, t])
-        expected = reg.predict(X)[:, t] if return_sequences else reg.predict(X[:, :t + 1])
+        expected = reg.predict(X)[:, t] if return_sequences else reg.predict(X[:, : t + 1])
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     one = reg.stream()
@@ -149,11 +151,12 @@ def test_regressor_stream_equals_predict(rng, return_sequences, outputs):
 def test_classifier_stream_equals_predict(rng, loss, return_sequences):
     X, steps = training_data(rng)
     labels = np.where(steps > 0, "up", "down")
-    clf = fastgru.GRUClassifier(hidden_size=8, loss=loss, return_sequences=return_sequences, epochs=1,
-                                random_state=0).fit(X, labels if return_sequences else labels[:, -1])
+    clf = fastgru.GRUClassifier(
+        hidden_size=8, loss=loss, return_sequences=return_sequences, epochs=1, random_state=0
+    ).fit(X, labels if return_sequences else labels[:, -1])
     labels_stream, proba_stream = clf.stream(n_streams=len(X)), clf.stream(n_streams=len(X))
     for t in range(X.shape[1]):
-        prefix = X[:, :t + 1]
+        prefix = X[:, : t + 1]
         expected = clf.predict(X)[:, t] if return_sequences else clf.predict(prefix)
         expected_proba = clf.predict_proba(X)[:, t] if return_sequences else clf.predict_proba(prefix)
         got_proba = proba_stream.step_proba(X[:, t])
@@ -168,7 +171,9 @@ def test_classifier_stream_equals_predict(rng, loss, return_sequences):
 
 def test_estimator_stream_refuses_nan_and_infinity_as_predict_does(rng):
     X, steps = training_data(rng)
-    clf = fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0).fit(X, np.where(steps[:, -1] > 0, "up", "down"))
+    clf = fastgru.GRUClassifier(hidden_size=4, epochs=1, random_state=0).fit(
+        X, np.where(steps[:, -1] > 0, "up", "down")
+    )
     reg = fastgru.GRURegressor(hidden_size=4, epochs=1, random_state=0).fit(X, steps[:, -1])
     for est, steppers in ((clf, ("step", "step_proba")), (reg, ("step",))):
         with pytest.raises(ValueError, match="contains NaN or infinity"):

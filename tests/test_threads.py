@@ -40,8 +40,9 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
 def test_forked_children_compute_and_exit():
-    result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", SCRIPT],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["computing child 0", "idle child 0"], result.stdout + result.stderr
 
@@ -57,7 +58,9 @@ def test_core_stub_lists_every_binding():
     stub = pathlib.Path(_core.__file__).with_name("_core.pyi")
     body = ast.parse(stub.read_text()).body
     names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-    names |= {node.target.id for node in body if isinstance(node, ast.AnnAssign) and not node.target.id.startswith("__")}
+    names |= {
+        node.target.id for node in body if isinstance(node, ast.AnnAssign) and not node.target.id.startswith("__")
+    }
     public = {name for name in dir(_core) if not name.startswith("__")}
     assert public == names
 
@@ -137,7 +140,7 @@ def test_set_num_threads_takes_ints_in_range_only(restore_threads):
     for bad in (True, 1.5, "2", None):
         with pytest.raises(TypeError, match="n must be an int"):
             fastgru.set_num_threads(bad)
-    for bad in (0, -1, 65537, 2 ** 31, 2 ** 70):
+    for bad in (0, -1, 65537, 2**31, 2**70):
         with pytest.raises(ValueError, match=r"n must be an int in 1\.\.65536"):
             fastgru.set_num_threads(bad)
     fastgru.set_num_threads(np.int64(3))

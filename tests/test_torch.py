@@ -54,8 +54,11 @@ def run_and_differentiate(gru, input, hx, weights):
     loss.backward()
     outputs = {"output": y, "h_n": h_n}
     if isinstance(output, PackedSequence):
-        outputs.update(batch_sizes=output.batch_sizes, sorted_indices=output.sorted_indices,
-                       unsorted_indices=output.unsorted_indices)
+        outputs.update(
+            batch_sizes=output.batch_sizes,
+            sorted_indices=output.sorted_indices,
+            unsorted_indices=output.unsorted_indices,
+        )
     grads = {name: p.grad for name, p in gru.named_parameters()}
     grads["input"] = (input.data if isinstance(input, PackedSequence) else input).grad
     if hx is not None:
@@ -80,6 +83,7 @@ def make_input(kind, T, B, I, batch_first, dtype, gen):
 
 # ---- parity with torch.nn.GRU ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("kind", ["padded", "unbatched", "packed_sorted", "packed_unsorted"])
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (1, True), (2, False), (2, True)])
@@ -87,20 +91,29 @@ def test_forward_and_gradients_match_nn_gru(dtype, kind, num_layers, bidirection
     T, B, I, H = 6, 4, 3, 5
     for batch_first, bias, with_hx in itertools.product([False, True], repeat=3):
         what = f"batch_first={batch_first} bias={bias} hx={with_hx}"
-        ref, ours = twin_grus(input_size=I, hidden_size=H, num_layers=num_layers, bias=bias,
-                              batch_first=batch_first, bidirectional=bidirectional, dtype=dtype)
+        ref, ours = twin_grus(
+            input_size=I,
+            hidden_size=H,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            dtype=dtype,
+        )
         gen = torch.Generator().manual_seed(1)
         input, batch = make_input(kind, T, B, I, batch_first, dtype, gen)
         LD = num_layers * (2 if bidirectional else 1)
         hx = None
         if with_hx:
-            hx = torch.randn((LD, H) if batch is None else (LD, batch, H), dtype=dtype, generator=gen,
-                             requires_grad=True)
+            hx = torch.randn(
+                (LD, H) if batch is None else (LD, batch, H), dtype=dtype, generator=gen, requires_grad=True
+            )
         with torch.no_grad():
             output, h_n = ref(input, hx)
-        weights = {"y": torch.randn((output.data if kind.startswith("packed") else output).shape, dtype=dtype,
-                                    generator=gen),
-                   "h_n": torch.randn(h_n.shape, dtype=dtype, generator=gen)}
+        weights = {
+            "y": torch.randn((output.data if kind.startswith("packed") else output).shape, dtype=dtype, generator=gen),
+            "h_n": torch.randn(h_n.shape, dtype=dtype, generator=gen),
+        }
         ref_out, ref_grads = run_and_differentiate(ref, input, hx, weights)
         ref_grads = {name: g.clone() for name, g in ref_grads.items()}
         our_out, our_grads = run_and_differentiate(ours, input, hx, weights)
@@ -118,8 +131,7 @@ def test_forward_and_gradients_match_nn_gru(dtype, kind, num_layers, bidirection
 
 def test_adam_training_matches_nn_gru():
     """30 steps of torch.optim.Adam on the same data give the same parameters (float64)."""
-    options = dict(input_size=3, hidden_size=6, num_layers=2, bidirectional=True, batch_first=True,
-                   dtype=torch.float64)
+    options = dict(input_size=3, hidden_size=6, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
     models = []
     for gru in twin_grus(**options):
         torch.manual_seed(2)
@@ -141,6 +153,7 @@ def test_adam_training_matches_nn_gru():
 
 # ---- finite differences, PyTorch's operator checks ------------------------------------------
 
+
 def test_gradcheck_float64():
     torch.manual_seed(4)
     gru = ft.GRU(2, 3, num_layers=2, bidirectional=True, dtype=torch.float64)
@@ -153,8 +166,7 @@ def test_gradcheck_float64():
         return torch.func.functional_call(gru, dict(zip(names, weights)), (x, hx))
 
     def packed(x, hx, *weights):
-        out, h_n = torch.func.functional_call(gru, dict(zip(names, weights)),
-                                              (pack_padded_sequence(x, lengths), hx))
+        out, h_n = torch.func.functional_call(gru, dict(zip(names, weights)), (pack_padded_sequence(x, lengths), hx))
         return out.data, h_n
 
     inputs = (x, hx, *(p.detach().clone().requires_grad_() for p in gru.parameters()))
@@ -179,12 +191,20 @@ def forward_args(keep_workspace, *, lengths=True, dropout=True):
     torch.manual_seed(7)
     T, B, I, H, L = 4, 3, 2, 3, 2
     params = torch.cat([p.reshape(-1) for p in ft.GRU(I, H, L, bidirectional=True, dtype=torch.float64).parameters()])
-    return (torch.randn(T, B, I, dtype=torch.float64, requires_grad=True),
-            torch.randn(2 * L, B, H, dtype=torch.float64, requires_grad=True),
-            params.detach().requires_grad_(),
-            torch.tensor([4, 1, 3]) if lengths else None,
-            (torch.rand(L - 1, T, B, 2 * H, dtype=torch.float64) < 0.5) * 2.0 if dropout else None,
-            H, L, True, True, True, "float32", keep_workspace)
+    return (
+        torch.randn(T, B, I, dtype=torch.float64, requires_grad=True),
+        torch.randn(2 * L, B, H, dtype=torch.float64, requires_grad=True),
+        params.detach().requires_grad_(),
+        torch.tensor([4, 1, 3]) if lengths else None,
+        (torch.rand(L - 1, T, B, 2 * H, dtype=torch.float64) < 0.5) * 2.0 if dropout else None,
+        H,
+        L,
+        True,
+        True,
+        True,
+        "float32",
+        keep_workspace,
+    )
 
 
 # From torch 2.14 opcheck's test_aot_dispatch_dynamic runs on clones of the inputs: those of the
@@ -193,7 +213,8 @@ def forward_args(keep_workspace, *, lengths=True, dropout=True):
 # warnings.showwarning, which an "error" filter raises before reaching. Torch's access, not fastgru's.
 NON_LEAF_GRAD_IN_OPCHECK = pytest.mark.filterwarnings(
     "ignore:The .grad attribute of a Tensor that is not a leaf Tensor is being accessed"
-    ":UserWarning:torch._subclasses.meta_utils")
+    ":UserWarning:torch._subclasses.meta_utils"
+)
 
 
 @pytest.mark.parametrize("keep_workspace", [pytest.param(True, marks=NON_LEAF_GRAD_IN_OPCHECK), False])
@@ -211,9 +232,24 @@ def test_opcheck_backward():
     gen = torch.Generator().manual_seed(8)
     dy = torch.randn(y.shape, dtype=y.dtype, generator=gen)
     dh_n = torch.randn(h_n.shape, dtype=y.dtype, generator=gen)
-    torch.library.opcheck(torch.ops.fastgru.gru_backward.default,
-                          (dy, dh_n, params.detach(), workspace, lengths, dropout, x.shape[2], H, L,
-                           bidirectional, bias, reset_after, compute_dtype))
+    torch.library.opcheck(
+        torch.ops.fastgru.gru_backward.default,
+        (
+            dy,
+            dh_n,
+            params.detach(),
+            workspace,
+            lengths,
+            dropout,
+            x.shape[2],
+            H,
+            L,
+            bidirectional,
+            bias,
+            reset_after,
+            compute_dtype,
+        ),
+    )
 
 
 class Tagger(nn.Module):
@@ -303,6 +339,7 @@ def test_fake_and_meta_tensors_give_the_right_shapes():
 
 # ---- behaviour --------------------------------------------------------------------------------
 
+
 def raised(call):
     try:
         call()
@@ -311,10 +348,25 @@ def raised(call):
     return None
 
 
-@pytest.mark.parametrize("case", [
-    "feature_size", "hx_shape", "hx_batch", "int_input", "int_hx", "float64_input", "4d_input", "1d_input",
-    "2d_hx_batched", "3d_hx_unbatched", "unbatched_hx_shape", "packed_feature_size", "packed_hx_shape", "empty_steps",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "feature_size",
+        "hx_shape",
+        "hx_batch",
+        "int_input",
+        "int_hx",
+        "float64_input",
+        "4d_input",
+        "1d_input",
+        "2d_hx_batched",
+        "3d_hx_unbatched",
+        "unbatched_hx_shape",
+        "packed_feature_size",
+        "packed_hx_shape",
+        "empty_steps",
+    ],
+)
 def test_bad_input_raises_what_nn_gru_raises(case):
     ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
     x = torch.randn(5, 2, 3)
@@ -367,7 +419,7 @@ def test_torch_jit_trace_runs_and_trains():
     made under no_grad still trains, with nn.GRU's gradients."""
     ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
     x = torch.randn(5, 2, 3)
-    traced = torch.jit.trace(ours, (x,))                 # checks the trace by running it again
+    traced = torch.jit.trace(ours, (x,))  # checks the trace by running it again
     assert_close(traced(x)[0], ref(x)[0], "traced y", RTOL[torch.float32])
     with torch.no_grad():
         traced = torch.jit.trace(ours, (x,), check_trace=False)
@@ -392,8 +444,9 @@ def test_cpu_autocast_bfloat16_runs_the_bfloat16_path(input_dtype):
     spec.load_state_dict(ours.state_dict())
     spec_y, _ = spec(x.float().numpy())
     # bfloat16 outputs are the float32 results rounded: within one bfloat16 step of |y| < 1.
-    np.testing.assert_allclose(y.float().detach().numpy(), spec_y, rtol=0,
-                               atol=1e-5 if input_dtype == torch.float32 else 2 ** -8)
+    np.testing.assert_allclose(
+        y.float().detach().numpy(), spec_y, rtol=0, atol=1e-5 if input_dtype == torch.float32 else 2**-8
+    )
     y.float().sum().backward()
     assert ours.weight_hh_l0.grad.dtype == torch.float32 and torch.isfinite(ours.weight_hh_l0.grad).all()
 
@@ -426,13 +479,34 @@ def test_unsupported_device_and_dtype_are_clear_errors():
 
 
 def test_constructor_and_attributes_are_nn_grus():
-    for options in [dict(input_size=3, hidden_size=4),
-                    dict(input_size=3, hidden_size=4, num_layers=3, bias=False, batch_first=True, dropout=0.25,
-                         bidirectional=True, dtype=torch.float64)]:
+    for options in [
+        dict(input_size=3, hidden_size=4),
+        dict(
+            input_size=3,
+            hidden_size=4,
+            num_layers=3,
+            bias=False,
+            batch_first=True,
+            dropout=0.25,
+            bidirectional=True,
+            dtype=torch.float64,
+        ),
+    ]:
         ref, ours = twin_grus(**options)
         assert not isinstance(ours, nn.RNNBase)
-        for attr in ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-                     "bidirectional", "proj_size", "_flat_weights_names", "_all_weights"):
+        for attr in (
+            "mode",
+            "input_size",
+            "hidden_size",
+            "num_layers",
+            "bias",
+            "batch_first",
+            "dropout",
+            "bidirectional",
+            "proj_size",
+            "_flat_weights_names",
+            "_all_weights",
+        ):
             assert getattr(ours, attr) == getattr(ref, attr), attr
         assert repr(ours) == repr(ref)[:-1] + ", backend=fastgru)"
         assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
@@ -441,9 +515,16 @@ def test_constructor_and_attributes_are_nn_grus():
         assert [[w.shape for w in ws] for ws in ours.all_weights] == [[w.shape for w in ws] for ws in ref.all_weights]
     with pytest.warns(UserWarning, match="dropout"):
         ft.GRU(3, 4, dropout=0.5)
-    for bad, error in [(dict(dropout=1.5), ValueError), (dict(bias=1), TypeError), (dict(hidden_size=0), ValueError),
-                       (dict(input_size=2.0), TypeError), (dict(num_layers=0), ValueError),
-                       (dict(proj_size=0), ValueError), (dict(proj_size=2), ValueError), (dict(nonsense=1), TypeError)]:
+    for bad, error in [
+        (dict(dropout=1.5), ValueError),
+        (dict(bias=1), TypeError),
+        (dict(hidden_size=0), ValueError),
+        (dict(input_size=2.0), TypeError),
+        (dict(num_layers=0), ValueError),
+        (dict(proj_size=0), ValueError),
+        (dict(proj_size=2), ValueError),
+        (dict(nonsense=1), TypeError),
+    ]:
         options = {"input_size": 3, "hidden_size": 4, **bad}
         assert raised(lambda: nn.GRU(**options)) is error
         assert raised(lambda: ft.GRU(**options)) is error
@@ -467,11 +548,16 @@ def test_from_torch_to_torch_and_replace_gru():
     shared = nn.GRU(3, 4, dtype=torch.float64).eval()
     frozen = nn.GRU(4, 2, num_layers=2, dropout=0.3, batch_first=True, dtype=torch.float64)
     frozen.weight_hh_l1.requires_grad_(False)
-    model = nn.ModuleDict({"encoder": nn.Sequential(nn.Identity(), nn.ModuleList([shared])),
-                           "again": shared, "inner": nn.ModuleDict({"deep": nn.Sequential(frozen)})})
+    model = nn.ModuleDict(
+        {
+            "encoder": nn.Sequential(nn.Identity(), nn.ModuleList([shared])),
+            "again": shared,
+            "inner": nn.ModuleDict({"deep": nn.Sequential(frozen)}),
+        }
+    )
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     assert fastgru.torch.replace_gru(model) is model
-    assert "GRU(3, 4, backend=fastgru)" in str(model)   # print(model) shows the swap
+    assert "GRU(3, 4, backend=fastgru)" in str(model)  # print(model) shows the swap
     assert not any(isinstance(m, nn.GRU) for m in model.modules())
     new_shared, new_frozen = model["encoder"][1][0], model["inner"]["deep"][0]
     assert isinstance(new_shared, ft.GRU) and model["again"] is new_shared
@@ -511,10 +597,20 @@ def test_reset_before_variant_matches_the_numpy_reference():
     ((y * dy).sum() + (h_n * dh_n).sum()).backward()
     y_ref, h_n_ref = ref(x.detach().numpy(), hx.detach().numpy())
     dx_ref, dh0_ref = ref.backward(dy.numpy(), dh_n.numpy())
-    expected = {"y": y_ref, "h_n": h_n_ref, "dx": dx_ref, "dh0": dh0_ref,
-                **{f"grad {name}": g for name, g in ref.grads().items()}}
-    actual = {"y": y, "h_n": h_n, "dx": x.grad, "dh0": hx.grad,
-              **{f"grad {name}": p.grad for name, p in ours.named_parameters()}}
+    expected = {
+        "y": y_ref,
+        "h_n": h_n_ref,
+        "dx": dx_ref,
+        "dh0": dh0_ref,
+        **{f"grad {name}": g for name, g in ref.grads().items()},
+    }
+    actual = {
+        "y": y,
+        "h_n": h_n,
+        "dx": x.grad,
+        "dh0": hx.grad,
+        **{f"grad {name}": p.grad for name, p in ours.named_parameters()},
+    }
     for name, value in expected.items():
         assert_close(actual[name], torch.from_numpy(np.asarray(value)), name, 1e-10)
 
@@ -529,8 +625,8 @@ def test_dropout_between_layers_in_training_only():
     torch.manual_seed(15)
     first = ours(x)[0]
     torch.manual_seed(15)
-    assert torch.equal(ours(x)[0], first)           # torch.manual_seed governs the masks
-    assert not torch.equal(ours(x)[0], first)       # and they change from call to call
+    assert torch.equal(ours(x)[0], first)  # torch.manual_seed governs the masks
+    assert not torch.equal(ours(x)[0], first)  # and they change from call to call
     ref.eval(), ours.eval()
     for a, b in zip(ref(x), ours(x)):
         assert_close(b, a, "eval", 1e-10)
@@ -557,7 +653,7 @@ def test_inference_keeps_no_workspace_and_eval_mode_still_differentiates():
         assert_close(ours(x)[0], ref(x)[0], "inference_mode", RTOL[torch.float32])
     xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
     ref(xr)[1].sum().backward()
-    ours(xo)[1].sum().backward()                    # only h_n used: output's gradient is None
+    ours(xo)[1].sum().backward()  # only h_n used: output's gradient is None
     assert_close(xo.grad, xr.grad, "dx in eval mode", RTOL[torch.float32])
 
 
@@ -589,8 +685,10 @@ def test_workspace_memory_is_reused_only_once_no_tensor_holds_it():
 # operator without a batching rule, as fastgru::gru_forward is (torch 2.13 loops silently). The loop
 # is correct, a call of the operator per item; a batching rule folding the vmapped dimension into
 # the batch is possible (sequences are independent) but is a change of the operator, not of a test.
-@pytest.mark.filterwarnings("ignore:There is a performance drop because we have not yet implemented the batching "
-                            "rule for fastgru:UserWarning:torch._ops")
+@pytest.mark.filterwarnings(
+    "ignore:There is a performance drop because we have not yet implemented the batching "
+    "rule for fastgru:UserWarning:torch._ops"
+)
 def test_vmap_over_independent_inputs_equals_a_loop():
     torch.manual_seed(0)
     gru = ft.GRU(3, 4)
@@ -605,6 +703,7 @@ def test_regions_run_on_torchs_openmp_threads_with_the_same_results(rng, restore
     threads on the cores, not two); results equal fastgru's own pool's bit for bit, in every
     kind of region (batch slices, units split into parts, the GEMMs)."""
     from fastgru import _core
+
     torch.set_num_threads(2)
     gru = ft.GRU(3, 8)
     gru(torch.randn(4, 2, 3))
@@ -634,13 +733,15 @@ def test_regions_run_on_torchs_openmp_threads_with_the_same_results(rng, restore
 def test_a_smaller_openmp_team_falls_back_to_the_own_pool():
     """OMP_THREAD_LIMIT=1 gives a team of one where two were asked: the region must run on
     fastgru's own pool (a team of one would wait forever at a barrier of two)."""
-    code = ("import numpy as np, torch, fastgru, fastgru.torch as ft\n"
-            "from fastgru import _core\n"
-            "torch.set_num_threads(2); ft.GRU(3, 4)(torch.randn(2, 1, 3))\n"
-            "layer = fastgru.GRU(8, 64, seed=0); fastgru.set_num_threads(2)\n"
-            "x = np.random.default_rng(0).standard_normal((20, 3, 8)).astype(np.float32)\n"
-            "a = layer(x)[0]; _core.use_openmp_threads(False); b = layer(x)[0]\n"
-            "print(_core.get_num_threads(), np.array_equal(a, b))\n")
+    code = (
+        "import numpy as np, torch, fastgru, fastgru.torch as ft\n"
+        "from fastgru import _core\n"
+        "torch.set_num_threads(2); ft.GRU(3, 4)(torch.randn(2, 1, 3))\n"
+        "layer = fastgru.GRU(8, 64, seed=0); fastgru.set_num_threads(2)\n"
+        "x = np.random.default_rng(0).standard_normal((20, 3, 8)).astype(np.float32)\n"
+        "a = layer(x)[0]; _core.use_openmp_threads(False); b = layer(x)[0]\n"
+        "print(_core.get_num_threads(), np.array_equal(a, b))\n"
+    )
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
@@ -648,8 +749,10 @@ def test_a_smaller_openmp_team_falls_back_to_the_own_pool():
 
 
 def test_import_without_torch_says_what_to_install():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "try:\n    import fastgru.torch\nexcept ImportError as e:\n    print(e)\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n    import fastgru.torch\nexcept ImportError as e:\n    print(e)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert 'pip install ".[torch]"' in result.stdout and "CPU" in result.stdout
@@ -671,8 +774,10 @@ def test_torch_dynamic_quantization_warns_that_it_leaves_the_gru_in_float():
 def test_torch_threads_are_shared_unless_their_workers_sleep_at_once(policy, shared):
     """OMP_WAIT_POLICY=passive: torch's workers sleep right after each region and fastgru keeps
     its own pool (it was faster there); otherwise fastgru's regions run on torch's threads."""
-    code = ("import torch, fastgru.torch as ft\nfrom fastgru import _core\n"
-            "ft.GRU(3, 4)(torch.randn(2, 1, 3)); print(_core.uses_openmp_threads())\n")
+    code = (
+        "import torch, fastgru.torch as ft\nfrom fastgru import _core\n"
+        "ft.GRU(3, 4)(torch.randn(2, 1, 3)); print(_core.uses_openmp_threads())\n"
+    )
     env = dict(os.environ, OMP_WAIT_POLICY=policy)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr

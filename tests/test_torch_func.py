@@ -57,8 +57,9 @@ class Case:
         """x, or x packed when the case has lengths."""
         if self.lengths is None:
             return x
-        return pack_padded_sequence(x, self.lengths, batch_first=self.batch_first,
-                                    enforce_sorted=self.kind == "packed_sorted")
+        return pack_padded_sequence(
+            x, self.lengths, batch_first=self.batch_first, enforce_sorted=self.kind == "packed_sorted"
+        )
 
     def call(self, gru, x, hx, *params):
         """(output data, h_n) of gru with params in place of its parameters."""
@@ -73,7 +74,8 @@ def first_and_second_order(case, gru, leaves, seed=1):
     gen = torch.Generator().manual_seed(seed)
     y, h_n = case.call(gru, *leaves)
     loss = (y * torch.randn(y.shape, dtype=F64, generator=gen)).sum() + (
-        h_n * torch.randn(h_n.shape, dtype=F64, generator=gen)).sum()
+        h_n * torch.randn(h_n.shape, dtype=F64, generator=gen)
+    ).sum()
     used = [t for t in leaves if t is not None]
     first = torch.autograd.grad(loss, used, create_graph=True)
     second = torch.autograd.grad(sum((g * torch.randn(g.shape, dtype=F64, generator=gen)).sum() for g in first), used)
@@ -82,13 +84,20 @@ def first_and_second_order(case, gru, leaves, seed=1):
 
 # ---- double backward ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["padded", "unbatched", "packed_sorted", "packed_unsorted"])
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (1, True), (2, False), (2, True)])
 def test_double_backward_matches_nn_gru(kind, num_layers, bidirectional):
     for batch_first, bias, with_hx in itertools.product([False, True], repeat=3):
         what = f"batch_first={batch_first} bias={bias} hx={with_hx}"
-        case = Case(kind=kind, with_hx=with_hx, num_layers=num_layers, bidirectional=bidirectional,
-                    batch_first=batch_first, bias=bias)
+        case = Case(
+            kind=kind,
+            with_hx=with_hx,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            bias=bias,
+        )
         ref, ours = twin_grus(**case.options)
         expected = first_and_second_order(case, ref, case.leaves(ref))
         actual = first_and_second_order(case, ours, case.leaves(ours))
@@ -107,11 +116,15 @@ def nn_gru_layers_with_masks(gru, masks, x, hx, *params):
     for k in range(gru.num_layers):
         if k > 0:
             layer_input = layer_input * masks[k - 1]
-        layer = nn.GRU(layer_input.shape[-1], gru.hidden_size, bias=gru.bias, bidirectional=gru.bidirectional,
-                       dtype=F64)
+        layer = nn.GRU(
+            layer_input.shape[-1], gru.hidden_size, bias=gru.bias, bidirectional=gru.bidirectional, dtype=F64
+        )
         names = [name.replace(f"_l{k}", "_l0") for name, _ in gru.named_parameters() if f"_l{k}" in name]
-        layer_input, h = functional_call(layer, dict(zip(names, params[k * per_layer:(k + 1) * per_layer])),
-                                         (layer_input, None if hx is None else hx[k * D:(k + 1) * D]))
+        layer_input, h = functional_call(
+            layer,
+            dict(zip(names, params[k * per_layer : (k + 1) * per_layer])),
+            (layer_input, None if hx is None else hx[k * D : (k + 1) * D]),
+        )
         h_n.append(h)
     return layer_input, torch.cat(h_n)
 
@@ -137,16 +150,20 @@ def test_double_backward_with_dropout_matches_nn_gru_layers_with_the_same_masks(
             assert_close(a, b, f"{order}-order gradient of leaf {i}", tol)
 
 
-@pytest.mark.parametrize("options", [
-    dict(num_layers=2, bidirectional=True),
-    dict(num_layers=2, bidirectional=True, kind="packed_unsorted"),
-    dict(batch_first=True, kind="packed_sorted", with_hx=False),
-    dict(kind="unbatched", bias=False),
-    dict(num_layers=2, bidirectional=True, reset_after=False),
-    dict(reset_after=False, kind="packed_unsorted", batch_first=True, bias=False),
-    dict(num_layers=2, dropout=0.5, bidirectional=True),
-    dict(num_layers=3, dropout=0.5, reset_after=False),
-], ids=lambda options: ",".join(f"{k}={v}" for k, v in options.items()))
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(num_layers=2, bidirectional=True),
+        dict(num_layers=2, bidirectional=True, kind="packed_unsorted"),
+        dict(batch_first=True, kind="packed_sorted", with_hx=False),
+        dict(kind="unbatched", bias=False),
+        dict(num_layers=2, bidirectional=True, reset_after=False),
+        dict(reset_after=False, kind="packed_unsorted", batch_first=True, bias=False),
+        dict(num_layers=2, dropout=0.5, bidirectional=True),
+        dict(num_layers=3, dropout=0.5, reset_after=False),
+    ],
+    ids=lambda options: ",".join(f"{k}={v}" for k, v in options.items()),
+)
 def test_gradgradcheck(options):
     """Finite differences of the (differentiable) gradients, for both variants; dropout: the same
     masks at every evaluation (torch.manual_seed before each)."""
@@ -169,8 +186,16 @@ def test_gradgradcheck(options):
 def reference_gradients(gru, x, hx, dy, dh_n):
     """(y, h_n, dx, dhx, {name: gradient}) of fastgru's NumPy reference with gru's weights:
     x (T, B, I) time-major, hx (L*D, B, H)."""
-    ref = fastgru.GRU(gru.input_size, gru.hidden_size, num_layers=gru.num_layers, bidirectional=gru.bidirectional,
-                      bias=gru.bias, dtype="float64", reset_after=gru.reset_after, backend="numpy")
+    ref = fastgru.GRU(
+        gru.input_size,
+        gru.hidden_size,
+        num_layers=gru.num_layers,
+        bidirectional=gru.bidirectional,
+        bias=gru.bias,
+        dtype="float64",
+        reset_after=gru.reset_after,
+        backend="numpy",
+    )
     ref.load_state_dict({name: p.detach().numpy() for name, p in gru.named_parameters()})
     y, h_n = ref(x.detach().numpy(), hx.detach().numpy())
     dx, dhx = ref.backward(dy.numpy(), dh_n.numpy())
@@ -200,7 +225,7 @@ def test_double_backward_under_bfloat16_autocast_is_a_clear_error():
     x = torch.randn(5, 2, 3, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, _ = gru(x)
-    (dx,) = torch.autograd.grad(y.sum(), x)             # first order: the bfloat16 products
+    (dx,) = torch.autograd.grad(y.sum(), x)  # first order: the bfloat16 products
     assert torch.isfinite(dx).all()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, _ = gru(x)
@@ -212,8 +237,12 @@ def test_double_backward_under_bfloat16_autocast_is_a_clear_error():
 
 # ---- torch.func, forward-mode AD ------------------------------------------------------------
 
-FUNC_OPTIONS = [dict(), dict(num_layers=2, bidirectional=True, batch_first=True), dict(kind="unbatched", bias=False),
-                dict(num_layers=2, with_hx=False)]
+FUNC_OPTIONS = [
+    dict(),
+    dict(num_layers=2, bidirectional=True, batch_first=True),
+    dict(kind="unbatched", bias=False),
+    dict(num_layers=2, with_hx=False),
+]
 FUNC_IDS = ["plain", "layers_bidirectional_batch_first", "unbatched_no_bias", "no_hx"]
 
 
@@ -223,8 +252,11 @@ def func_pair(options):
     return case, ref, ours
 
 
-@pytest.mark.parametrize("options", FUNC_OPTIONS + [dict(num_layers=2, bidirectional=True, kind="packed_unsorted")],
-                         ids=FUNC_IDS + ["packed"])
+@pytest.mark.parametrize(
+    "options",
+    FUNC_OPTIONS + [dict(num_layers=2, bidirectional=True, kind="packed_unsorted")],
+    ids=FUNC_IDS + ["packed"],
+)
 def test_func_grad_matches_nn_gru(options):
     """torch.func.grad of a functional_call w.r.t. parameters, hx and input (not packed input:
     pack_padded_sequence's own backward has no functorch support). The truth is nn.GRU's ordinary
@@ -236,7 +268,7 @@ def test_func_grad_matches_nn_gru(options):
         return y.sin().sum() + h_n.square().sum()
 
     x, hx, *params = case.leaves(ours)
-    wrt = [params, hx, x][:2 if case.lengths is not None else 3]
+    wrt = [params, hx, x][: 2 if case.lengths is not None else 3]
     argnums = tuple(i for i, t in enumerate(wrt) if t is not None)
     actual = grad(loss, argnums=argnums)(params, hx, x, ours)
     expected = torch.autograd.grad(loss(params, hx, x, ref), [*params] + [wrt[i] for i in argnums[1:]])
@@ -325,8 +357,9 @@ def test_vmap_of_grad_gives_per_sample_gradients():
 
     per_sample = vmap(grad(linear), in_dims=(None, 1))(params, xs.transpose(0, 1))
     for b in range(5):
-        *_, expected = reference_gradients(before, xs[b].unsqueeze(1), torch.zeros(1, 1, 3, dtype=F64), dy,
-                                           torch.zeros(1, 1, 3, dtype=F64))
+        *_, expected = reference_gradients(
+            before, xs[b].unsqueeze(1), torch.zeros(1, 1, 3, dtype=F64), dy, torch.zeros(1, 1, 3, dtype=F64)
+        )
         for name, value in expected.items():
             assert_close(per_sample[name][b], torch.from_numpy(np.asarray(value)), f"sample {b}: {name}", FIRST)
 
@@ -348,6 +381,7 @@ def test_vmap_over_stacked_parameters_is_an_ensemble():
 def test_ordinary_training_and_inference_never_leave_the_compiled_operators(monkeypatch):
     """The torch-ops implementation only serves what the operators cannot: first-order training
     (dropout, packed input, hx) and inference keep their speed."""
+
     def refuse(*args):
         raise AssertionError("the torch-ops GRU ran")
 
@@ -365,10 +399,18 @@ def test_ordinary_training_and_inference_never_leave_the_compiled_operators(monk
 
 # ---- per-sample gradients with expanded weights --------------------------------------------
 
-@pytest.mark.parametrize("options", [
-    dict(), dict(num_layers=2, bidirectional=True), dict(batch_first=True, num_layers=2),
-    dict(kind="packed_unsorted", bidirectional=True), dict(bias=False, with_hx=False),
-], ids=["plain", "layers_bidirectional", "batch_first", "packed", "no_bias_no_hx"])
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(num_layers=2, bidirectional=True),
+        dict(batch_first=True, num_layers=2),
+        dict(kind="packed_unsorted", bidirectional=True),
+        dict(bias=False, with_hx=False),
+    ],
+    ids=["plain", "layers_bidirectional", "batch_first", "packed", "no_bias_no_hx"],
+)
 @pytest.mark.parametrize("loss_reduction", ["sum", "mean"])
 def test_expanded_weights_give_per_sample_gradients(options, loss_reduction):
     """call_for_per_sample_grads: grad_sample equals nn.GRU's gradient of each sample alone (and
@@ -380,7 +422,9 @@ def test_expanded_weights_give_per_sample_gradients(options, loss_reduction):
         return y.sin().sum() + h_n.square().sum()
 
     def grad_samples(gru):
-        y, h_n = call_for_per_sample_grads(gru, batch_size=B, loss_reduction=loss_reduction)(case.input(case.x), case.hx)
+        y, h_n = call_for_per_sample_grads(gru, batch_size=B, loss_reduction=loss_reduction)(
+            case.input(case.x), case.hx
+        )
         (loss(y.data if case.lengths is not None else y, h_n) / (B if loss_reduction == "mean" else 1)).backward()
         grads = {name: p.grad_sample for name, p in gru.named_parameters()}
         for p in gru.parameters():
@@ -392,12 +436,13 @@ def test_expanded_weights_give_per_sample_gradients(options, loss_reduction):
     order = range(B) if case.lengths is None else case.input(case.x).sorted_indices.tolist()
     for row, b in enumerate(order):
         sample = Case(**options)
-        sample.x = case.x[b:b + 1] if case.batch_first else case.x[:, b:b + 1]
-        sample.hx = None if case.hx is None else case.hx[:, b:b + 1]
+        sample.x = case.x[b : b + 1] if case.batch_first else case.x[:, b : b + 1]
+        sample.hx = None if case.hx is None else case.hx[:, b : b + 1]
         if case.lengths is not None:
-            sample.lengths = case.lengths[b:b + 1]
-        expected = torch.autograd.grad(loss(*sample.call(ref, sample.x, sample.hx, *ref.parameters())),
-                                       list(ref.parameters()))
+            sample.lengths = case.lengths[b : b + 1]
+        expected = torch.autograd.grad(
+            loss(*sample.call(ref, sample.x, sample.hx, *ref.parameters())), list(ref.parameters())
+        )
         for (name, _), want in zip(ref.named_parameters(), expected):
             assert_close(actual[name][row], want, f"sample {b}: {name}", FIRST)
     if not case.batch_first:  # nn.GRU's expanded weights fail on batch-first input

@@ -29,7 +29,7 @@ class ThreadRanks(training.SingleProcess):
         shared["grads"][self.rank], shared["sums"][self.rank] = grad.copy(), loss_sum
         shared["barrier"].wait()
         total, total_sum = sum(shared["grads"]), sum(shared["sums"])
-        shared["barrier"].wait()                                  # every rank has read before the next step writes
+        shared["barrier"].wait()  # every rank has read before the next step writes
         grad[:] = total
         return total_sum
 
@@ -47,7 +47,7 @@ def fit_on_ranks(make_estimator, X, y, size):
         est._reducer = lambda: ThreadRanks(rank, size, shared)
         try:
             est.fit(X, y)
-        except BaseException as exc:                               # surfaced in the main thread
+        except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
             shared["barrier"].abort()
 
@@ -65,7 +65,7 @@ def fit_on_ranks(make_estimator, X, y, size):
 @pytest.mark.parametrize("kind", ["regressor_per_step", "classifier_per_sequence"])
 def test_data_parallel_seam_trains_the_one_process_model(rng, size, kind):
     lengths = rng.integers(2, 9, 21)
-    X = [rng.standard_normal((n, 3)) for n in lengths]                 # ragged; batches of 8 leave one of 5
+    X = [rng.standard_normal((n, 3)) for n in lengths]  # ragged; batches of 8 leave one of 5
     if kind == "regressor_per_step":
         y = [x[:, 0].cumsum() for x in X]
         options = dict(return_sequences=True, bidirectional=True, num_layers=2, dropout=0.2, clip_grad_norm=0.5)

@@ -1,5 +1,6 @@
 """The version is written once (pyproject.toml); the build carries it into the compiled core, from
 which the package reads it."""
+
 import importlib.metadata
 
 import fastgru
@@ -13,6 +14,7 @@ def test_version_is_the_installed_distribution_version():
 def test_python_m_fastgru_prints_what_a_bug_report_needs():
     import subprocess
     import sys
+
     out = subprocess.run([sys.executable, "-m", "fastgru"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout

@@ -80,26 +80,30 @@ def differentiable_function(module, args):
     names = [name for name, _ in module.named_parameters()]
 
     def f(*flat):
-        call_args = replace_tensors(args, flat[:len(inputs)])
-        return tuple(outputs_of(functional_call(module, dict(zip(names, flat[len(inputs):])), call_args)))
+        call_args = replace_tensors(args, flat[: len(inputs)])
+        return tuple(outputs_of(functional_call(module, dict(zip(names, flat[len(inputs) :])), call_args)))
 
     return f, (*inputs, *params)
 
 
 def run_sample_checks(info, sample, training, results, nn_parity):
     """The per-sample checks; results[check] counts (passed, failed) and records failures."""
+
     def check(name, fn):
         try:
             fn()
             results[name][0] += 1
         except Exception as exc:  # a failing check is counted, not fatal
             results[name][1] += 1
-            results[name][2].append(f"{sample.constructor_input.kwargs} training={training}: "
-                                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            results[name][2].append(
+                f"{sample.constructor_input.kwargs} training={training}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            )
 
     for dtype in (torch.float32, torch.float64):
-        args = replace_tensors(sample.forward_input.args, [t.detach().to(dtype) for t in tensors_of(
-            sample.forward_input.args)])
+        args = replace_tensors(
+            sample.forward_input.args, [t.detach().to(dtype) for t in tensors_of(sample.forward_input.args)]
+        )
         torch.manual_seed(0)
         module = construct(info, sample, dtype).train(training)
 
@@ -112,6 +116,7 @@ def run_sample_checks(info, sample, training, results, nn_parity):
 
         check("forward", forward)
         if nn_parity:
+
             def parity():
                 ref = NN_GRU(*sample.constructor_input.args, **sample.constructor_input.kwargs).to(dtype)
                 ref.load_state_dict(module.state_dict())
@@ -121,8 +126,10 @@ def run_sample_checks(info, sample, training, results, nn_parity):
                 ours, expected = f_ours(*inputs), f_ref(*inputs)
                 assert_all_close(ours, expected, "outputs vs torch.nn.GRU", dtype)
                 weights = [torch.randn_like(t) for t in expected]
-                grads = [torch.autograd.grad(sum((o * w).sum() for o, w in zip(out, weights)), inputs)
-                         for out in (ours, expected)]
+                grads = [
+                    torch.autograd.grad(sum((o * w).sum() for o, w in zip(out, weights)), inputs)
+                    for out in (ours, expected)
+                ]
                 assert_all_close(*grads, "gradients vs torch.nn.GRU", dtype)
 
             check("parity with torch.nn.GRU", parity)
@@ -139,8 +146,10 @@ def run_sample_checks(info, sample, training, results, nn_parity):
                 assert all(not t.is_contiguous() for t in strided if t.numel() > 1)
                 actual = f(*strided)
                 assert_all_close(actual, expected, "non-contiguous outputs", dtype)
-                grads = [torch.autograd.grad(sum(o.sum() for o in out), ins) for out, ins in
-                         ((actual, strided), (f(*inputs), inputs))]
+                grads = [
+                    torch.autograd.grad(sum(o.sum() for o in out), ins)
+                    for out, ins in ((actual, strided), (f(*inputs), inputs))
+                ]
                 assert_all_close(*grads, "non-contiguous gradients", dtype)
 
             check("non-contiguous inputs", non_contiguous)
@@ -151,8 +160,7 @@ def run_sample_checks(info, sample, training, results, nn_parity):
                 assert all(p.device.type == "meta" and p.dtype == dtype for p in meta.parameters())
                 real = meta.to_empty(device="cpu")
                 real.load_state_dict(module.state_dict())
-                assert_all_close(outputs_of(real.train(training)(*args)), outputs_of(module(*args)), "to_empty",
-                                 dtype)
+                assert_all_close(outputs_of(real.train(training)(*args)), outputs_of(module(*args)), "to_empty", dtype)
 
             check("meta device, to_empty", meta_and_to_empty)
 
@@ -171,12 +179,14 @@ def run_sample_checks(info, sample, training, results, nn_parity):
 
 def run_error_checks(info, results):
     for training in (True, False):
-        for error in info.module_error_inputs_func(info, device="cpu", dtype=torch.float32, requires_grad=False,
-                                                   training=training):
+        for error in info.module_error_inputs_func(
+            info, device="cpu", dtype=torch.float32, requires_grad=False, training=training
+        ):
             name = "errors"
             sample = error.module_error_input
             try:
                 if error.error_on == ModuleErrorEnum.CONSTRUCTION_ERROR:
+
                     def action():
                         return info.module_cls(*sample.constructor_input.args, **sample.constructor_input.kwargs)
                 else:
@@ -184,6 +194,7 @@ def run_error_checks(info, results):
 
                     def action():
                         return module.train(training)(*sample.forward_input.args, **sample.forward_input.kwargs)
+
                 try:
                     action()
                 except error.error_type as exc:
@@ -200,8 +211,9 @@ def run_error_checks(info, results):
 def run(info, nn_parity):
     results = collections.defaultdict(lambda: [0, 0, []])
     for training in (True, False):
-        for sample in info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=True,
-                                              training=training, with_packed_sequence=True):
+        for sample in info.module_inputs_func(
+            info, device="cpu", dtype=torch.float64, requires_grad=True, training=training, with_packed_sequence=True
+        ):
             run_sample_checks(info, sample, training, results, nn_parity)
     run_error_checks(info, results)
     return results
@@ -212,7 +224,7 @@ def report(label, results, verbose):
     print(f"{label}: {passed} passed, {failed} failed")
     for name, (ok, bad, failures) in results.items():
         print(f"  {name:28s} {ok:4d} passed {bad:4d} failed")
-        for failure in failures[:None if verbose else 3]:
+        for failure in failures[: None if verbose else 3]:
             print(f"      {failure}")
     return failed
 
@@ -225,8 +237,9 @@ def main():
     ours = gru_module_info()
     plain = copy.copy(ours)
     plain.module_cls = NN_GRU
-    samples = ours.module_inputs_func(ours, device="cpu", dtype=torch.float64, requires_grad=True, training=True,
-                                      with_packed_sequence=True)
+    samples = ours.module_inputs_func(
+        ours, device="cpu", dtype=torch.float64, requires_grad=True, training=True, with_packed_sequence=True
+    )
     print(f"torch {torch.__version__}: module_db's GRU entry, {len(samples)} samples, each in training and eval mode")
     plain_results = run(plain, nn_parity=False)
     fastgru_results = run(ours, nn_parity=True)

@@ -19,10 +19,12 @@ import tempfile
 STUB = pathlib.Path(__file__).resolve().parent.parent / "python" / "fastgru" / "_core.pyi"
 BUILD_VALUES = ("__version__", "BUILD_TYPE", "COMPILER")
 # A bare name (not already followed by "[") of a generic type, and what it becomes.
-GENERICS = {r"\bnumpy\.ndarray\b(?!\[)": "numpy.typing.NDArray[typing.Any]",
-            r"(?<![\w.])tuple\b(?!\[)": "tuple[typing.Any, ...]",
-            r"(?<![\w.])list\b(?!\[)": "list[typing.Any]",
-            r"(?<![\w.])dict\b(?!\[)": "dict[typing.Any, typing.Any]"}
+GENERICS = {
+    r"\bnumpy\.ndarray\b(?!\[)": "numpy.typing.NDArray[typing.Any]",
+    r"(?<![\w.])tuple\b(?!\[)": "tuple[typing.Any, ...]",
+    r"(?<![\w.])list\b(?!\[)": "list[typing.Any]",
+    r"(?<![\w.])dict\b(?!\[)": "dict[typing.Any, typing.Any]",
+}
 
 
 def clean(stub: str) -> str:

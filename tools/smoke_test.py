@@ -42,7 +42,9 @@ def check_training_and_saving():
         sys.exit(f"smoke test failed: training did not lower the loss: {losses}")
     predictions = model.predict(X)
     if predictions.shape != (128,) or not np.isfinite(predictions).all():
-        sys.exit(f"smoke test failed: predictions of shape {predictions.shape}, finite: {np.isfinite(predictions).all()}")
+        sys.exit(
+            f"smoke test failed: predictions of shape {predictions.shape}, finite: {np.isfinite(predictions).all()}"
+        )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.safetensors"
         model.save(path)
@@ -54,9 +56,11 @@ def check_training_and_saving():
 def main():
     check_core_matches_reference()
     losses = check_training_and_saving()
-    print(f"fastgru {fastgru.__version__} from {Path(fastgru.__file__).parent}: instruction sets "
-          f"{fastgru.available_isas()} match the reference; training loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
-          f"save/load predicts identically: smoke test passed")
+    print(
+        f"fastgru {fastgru.__version__} from {Path(fastgru.__file__).parent}: instruction sets "
+        f"{fastgru.available_isas()} match the reference; training loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
+        f"save/load predicts identically: smoke test passed"
+    )
 
 
 if __name__ == "__main__":

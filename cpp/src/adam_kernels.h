@@ -16,8 +16,8 @@ struct AdamScalars {
 template <class T>
 struct AdamKernels {
   // Updates elements [0, n) of the buffers in place; max_exp_avg_sq is null without amsgrad.
-  void (*update)(size_t n, const AdamScalars<T>& s, T* params, const T* grad, T* exp_avg,
-                 T* exp_avg_sq, T* max_exp_avg_sq);
+  void (*update)(size_t n, const AdamScalars<T>& s, T* params, const T* grad, T* exp_avg, T* exp_avg_sq,
+                 T* max_exp_avg_sq);
 };
 
 }  // namespace detail

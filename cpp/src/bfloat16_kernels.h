@@ -32,8 +32,8 @@ struct Bfloat16Kernels {
   // operands then run the float kernels on rounded floats. Panels are the float kernels' nr
   // columns wide.
   struct PairGemm {
-    void (*block)(size_t m, size_t n, size_t j0, size_t kc, const uint16_t* a, size_t lda, const uint16_t* b,
-                  size_t ps, float beta, float* c, size_t ldc);
+    void (*block)(size_t m, size_t n, size_t j0, size_t kc, const uint16_t* a, size_t lda, const uint16_t* b, size_t ps,
+                  float beta, float* c, size_t ldc);
     size_t k_granule;    // K is zero-padded to a multiple of it (A's rows, B's panels); kc too
     size_t row_granule;  // A's rows are zero-padded to a multiple of it (block reads them)
   } pairs;

@@ -34,8 +34,7 @@ bool arm_cpu_supports(const std::string& feature) {
 #elif defined(__APPLE__)
   int value = 0;
   size_t size = sizeof value;
-  if (feature == "bf16" && sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0)
-    return value != 0;
+  if (feature == "bf16" && sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0) return value != 0;
 #endif
   return false;  // a feature no variant uses yet, or a system we cannot ask: the variant is not used
 }
@@ -65,8 +64,8 @@ bool amx_tile_state_granted() {
 #if defined(__aarch64__)
 #define FASTGRU_CPU_SUPPORTS(feature) fastgru::detail::arm_cpu_supports(feature)
 #else
-#define FASTGRU_CPU_SUPPORTS(feature)                                 \
-  (__builtin_cpu_init(), __builtin_cpu_supports(feature) &&           \
+#define FASTGRU_CPU_SUPPORTS(feature)                       \
+  (__builtin_cpu_init(), __builtin_cpu_supports(feature) && \
                              (std::string_view(feature) != "amx-tile" || fastgru::detail::amx_tile_state_granted()))
 #endif
 #include "isa_variants.h"
@@ -97,8 +96,8 @@ const IsaKernels* choose_initial() {
       } catch (const std::invalid_argument& e) {
         std::string available;
         for (const auto& name : available_isas()) available += (available.empty() ? "" : ", ") + name;
-        throw std::invalid_argument(std::string("FASTGRU_ISA: ") + e.what() + " (available here: " +
-                                    available + "; set_isa() chooses another)");
+        throw std::invalid_argument(std::string("FASTGRU_ISA: ") + e.what() + " (available here: " + available +
+                                    "; set_isa() chooses another)");
       }
     }
   }
@@ -134,8 +133,6 @@ std::vector<std::string> available_isas() {
 
 std::string active_isa() { return detail::active_kernels().name; }
 
-void set_isa(const std::string& name) {
-  detail::g_active.store(detail::find(name), std::memory_order_release);
-}
+void set_isa(const std::string& name) { detail::g_active.store(detail::find(name), std::memory_order_release); }
 
 }  // namespace fastgru

@@ -167,8 +167,8 @@ void scale(size_t M, size_t N, T beta, T* C, size_t ldc) {
 // kernel runs over the K-blocks in order, looping over panels (L1) and slivers inside.
 // bf16: both operands rounded to bfloat16 as they are packed (A copied when read in place).
 template <class T>
-void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_t N, size_t K,
-                 const T* A, size_t lda, const T* B, size_t ldb, T beta, T* C, size_t ldc, bool bf16) {
+void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda,
+                 const T* B, size_t ldb, T beta, T* C, size_t ldc, bool bf16) {
   size_t nr = kern.nr;
   size_t kc_size = detail::gemm_kc(K, kern.kc_max);
   size_t nc_fit = std::max(nr, kern.b_budget / K / nr * nr);
@@ -202,8 +202,7 @@ void gemm_serial(const GemmKernels<T>& kern, Trans ta, Trans tb, size_t M, size_
           copy_rounded(mc, kc, A + ic * lda + pc, lda, ap);
           kern.block(mc, nc, 0, kc, ap, kc, bk, kc * nr, b, C + ic * ldc + jc, ldc);
         } else {
-          kern.block(mc, nc, 0, kc, A + ic * lda + pc, lda, bk, kc * nr, b, C + ic * ldc + jc,
-                     ldc);
+          kern.block(mc, nc, 0, kc, A + ic * lda + pc, lda, bk, kc * nr, b, C + ic * ldc + jc, ldc);
         }
       }
     }
@@ -274,8 +273,8 @@ template <class T>
 PackedMatrix<T>& PackedMatrix<T>::operator=(PackedMatrix&&) noexcept = default;
 
 template <class T>
-void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
-                           const size_t* source_rows, ComputeDtype compute) {
+void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb, const size_t* source_rows,
+                           ComputeDtype compute) {
   const GemmKernels<T>& kern = detail::kernels<T>().gemm;
   const bool bf16 = bfloat16_operands<T>(compute);
   impl_->bf16 = bf16;
@@ -307,7 +306,10 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
         const size_t c0 = p.begin * nr, n = std::min(N, p.end * nr) - c0;
         T* o = out + p.begin * ps;
         if (tb == Trans::no) {
-          auto cols_from_c0 = [&](size_t k) { const T* r = row(k); return r ? r + c0 : r; };
+          auto cols_from_c0 = [&](size_t k) {
+            const T* r = row(k);
+            return r ? r + c0 : r;
+          };
           pack_b(tb, K, n, cols_from_c0, nr, ps, o);
         } else {
           pack_b(tb, K, n, [&](size_t j) { return row(c0 + j); }, nr, ps, o);
@@ -323,17 +325,19 @@ void PackedMatrix<T>::pack(Trans tb, size_t K, size_t N, const T* B, size_t ldb,
       threads_for(panels * ps, 1 << 16));
 }
 template <class T>
-size_t PackedMatrix<T>::rows() const { return impl_->K; }
+size_t PackedMatrix<T>::rows() const {
+  return impl_->K;
+}
 template <class T>
-size_t PackedMatrix<T>::cols() const { return impl_->N; }
-
-size_t packed_panel_width() {
-  return std::max(detail::kernels<float>().gemm.nr, detail::kernels<double>().gemm.nr);
+size_t PackedMatrix<T>::cols() const {
+  return impl_->N;
 }
 
+size_t packed_panel_width() { return std::max(detail::kernels<float>().gemm.nr, detail::kernels<double>().gemm.nr); }
+
 template <class T>
-void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
-                 T beta, T* C, size_t ldc) {
+void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C,
+                 size_t ldc) {
   const typename PackedMatrix<T>::Impl& p = B.impl();
   if (M == 0 || n1 <= n0) return;
   if (p.K == 0) return scale(M, n1 - n0, beta, C + n0, ldc);
@@ -369,14 +373,13 @@ void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const P
       la = p.K;
     }
     for (size_t pc = 0; pc < p.K; pc += kc_size)
-      kern.block(mc, n1 - first * nr, n0 - first * nr, std::min(kc_size, p.K - pc), a + pc, la,
-                 panels + pc * nr, ps, pc == 0 ? beta : T(1), C + ic * ldc + n0, ldc);
+      kern.block(mc, n1 - first * nr, n0 - first * nr, std::min(kc_size, p.K - pc), a + pc, la, panels + pc * nr, ps,
+                 pc == 0 ? beta : T(1), C + ic * ldc + n0, ldc);
   }
 }
 
 template <class T>
-void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C,
-                      size_t ldc) {
+void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C, size_t ldc) {
   const size_t N = B.cols(), mr = B.impl().kern->mr;
   const double flops = 2.0 * double(M) * double(N) * double(B.rows());
   parallel_run(
@@ -389,8 +392,8 @@ void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B
 }
 
 template <class T>
-void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
-          size_t ldb, T beta, T* C, size_t ldc, ComputeDtype compute) {
+void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B, size_t ldb, T beta,
+          T* C, size_t ldc, ComputeDtype compute) {
   const bool bf16 = bfloat16_operands<T>(compute);
   if (M == 0 || N == 0) return;
   checked_product({M, std::max(ldc, N)}, "gemm: C (M, ldc)");
@@ -430,14 +433,13 @@ void add_column_sums(size_t rows, size_t cols, const T* M, T* sums) {
       threads_for(rows * cols, 1 << 16));
 }
 
-#define FASTGRU_INSTANTIATE(T)                                                                   \
-  template void add_column_sums<T>(size_t, size_t, const T*, T*);                                \
-  template class PackedMatrix<T>;                                                                \
-  template void gemm_packed<T>(size_t, size_t, size_t, const T*, size_t, const PackedMatrix<T>&, \
-                               T, T*, size_t);                                                   \
-  template void gemm_packed_rows<T>(size_t, const T*, size_t, const PackedMatrix<T>&, T, T*, size_t); \
-  template void gemm<T>(Trans, Trans, size_t, size_t, size_t, const T*, size_t, const T*, size_t, \
-                        T, T*, size_t, ComputeDtype);
+#define FASTGRU_INSTANTIATE(T)                                                                                   \
+  template void add_column_sums<T>(size_t, size_t, const T*, T*);                                                \
+  template class PackedMatrix<T>;                                                                                \
+  template void gemm_packed<T>(size_t, size_t, size_t, const T*, size_t, const PackedMatrix<T>&, T, T*, size_t); \
+  template void gemm_packed_rows<T>(size_t, const T*, size_t, const PackedMatrix<T>&, T, T*, size_t);            \
+  template void gemm<T>(Trans, Trans, size_t, size_t, size_t, const T*, size_t, const T*, size_t, T, T*, size_t, \
+                        ComputeDtype);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

@@ -17,9 +17,9 @@ namespace detail {
 
 template <class T>
 struct GemmKernels {
-  size_t mr;      // rows of a micro-tile
-  size_t nr;      // columns of a packed panel (divides 32)
-  size_t kc_max;  // K-block size limit (an L1-sized B panel)
+  size_t mr;        // rows of a micro-tile
+  size_t nr;        // columns of a packed panel (divides 32)
+  size_t kc_max;    // K-block size limit (an L1-sized B panel)
   size_t mc;        // rows of A (and C) handled at a time (L2), a multiple of mr
   size_t b_budget;  // elements of B packed at a time: all of K for a block of columns (L3)
 
@@ -30,8 +30,8 @@ struct GemmKernels {
   // is accumulated from zero over k = 0..kc-1 in order, then added to beta C, by the same
   // instructions whatever its position in the tile: results never depend on m, n or j0.
   // beta == 0 never reads C.
-  void (*block)(size_t m, size_t n, size_t j0, size_t kc, const T* a, size_t lda, const T* b,
-                size_t panel_stride, T beta, T* c, size_t ldc);
+  void (*block)(size_t m, size_t n, size_t j0, size_t kc, const T* a, size_t lda, const T* b, size_t panel_stride,
+                T beta, T* c, size_t ldc);
 
   // Packs A(m, kc) stored transposed (A(i, k) = a[k * lda + i]) into slivers at out.
   void (*pack_a_transposed)(size_t m, size_t kc, const T* a, size_t lda, T* out);

@@ -1,10 +1,11 @@
 // Stacks directions and layers: layer k's input is layer k-1's output (forward direction
 // in columns [0, H), reverse in [H, 2H)), times the dropout multipliers in training.
+#include "fastgru/gru.h"
+
 #include <algorithm>
 #include <array>
 #include <vector>
 
-#include "fastgru/gru.h"
 #include "gru_direction.h"
 #include "scratch.h"
 
@@ -77,8 +78,8 @@ size_t gru_workspace_size(const GruConfig& cfg, size_t steps, size_t batch) {
 }
 
 template <class T>
-void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
-                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace) {
+void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x, const T* h0,
+                 const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace) {
   gru_check_sizes(cfg, steps, batch);
   gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
@@ -120,8 +121,8 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
 }
 
 template <class T>
-void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
-                  const T* dh_n, T* dx, T* dh0, T* grad) {
+void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy, const T* dh_n, T* dx,
+                  T* dh0, T* grad) {
   gru_check_sizes(cfg, cache.steps, cache.batch);
   gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
@@ -144,9 +145,8 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
       const size_t slot = layer * D + dir;
       detail::DirectionShape shape{steps, batch, in, H, dir == 1, cfg.reset_after, lens, cfg.compute_dtype};
       detail::gru_direction_backward<T>(shape, slots[slot].params, saved.inputs[layer], saved.states[slot],
-                                        saved.gates[slot], d_out + dir * H, D * H,
-                                        dh_n ? dh_n + slot * BH : nullptr, d_input, dir == 0 ? T(0) : T(1),
-                                        dh0 + slot * BH, slots[slot].grads);
+                                        saved.gates[slot], d_out + dir * H, D * H, dh_n ? dh_n + slot * BH : nullptr,
+                                        d_input, dir == 0 ? T(0) : T(1), dh0 + slot * BH, slots[slot].grads);
     }
     if (layer > 0) {
       if (cache.dropout) {
@@ -158,11 +158,10 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   }
 }
 
-#define FASTGRU_INSTANTIATE(T)                                                                    \
-  template void gru_forward<T>(const GruConfig&, const T*, size_t, size_t, const T*, const T*,    \
-                               const int64_t*, const T*, T*, T*, T*);                             \
-  template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*,         \
-                                const T*, T*, T*, T*);
+#define FASTGRU_INSTANTIATE(T)                                                                                 \
+  template void gru_forward<T>(const GruConfig&, const T*, size_t, size_t, const T*, const T*, const int64_t*, \
+                               const T*, T*, T*, T*);                                                          \
+  template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*, const T*, T*, T*, T*);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

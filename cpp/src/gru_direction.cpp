@@ -36,7 +36,7 @@ struct BlockedGates {
   size_t H, blocks;
   explicit BlockedGates(size_t hidden) : H(hidden), blocks((hidden + U - 1) / U) {}
   size_t cols() const { return 3 * U * blocks; }  // 3Hp
-  size_t padded() const { return U * blocks; }     // Hp
+  size_t padded() const { return U * blocks; }    // Hp
   size_t row(size_t gate, size_t unit) const { return (unit / U) * 3 * U + gate * U + unit % U; }
   size_t units(size_t block) const { return std::min(U, H - block * U); }
   // For each blocked row (of 3Hp), the torch row (of 3H) it holds, for gates [gate0, gate1);
@@ -60,8 +60,7 @@ void block_bias(const BlockedGates& bg, const T* src, T* dst) {
 
 // dst (3H, cols) += the rows of src (3Hp, cols) for gates [gate0, gate1).
 template <class T>
-void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0,
-                      size_t gate1 = 3) {
+void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0, size_t gate1 = 3) {
   for (size_t g = gate0; g < gate1; ++g)
     for (size_t j = 0; j < bg.H; ++j) {
       const T* s = src + bg.row(g, j) * cols;
@@ -129,9 +128,7 @@ void sweep_batch(const BlockedGates& bg, size_t batch, const Sweep& sweep) {
       static_cast<int>(slices));
 }
 
-inline bool active(const DirectionShape& s, size_t t, size_t b) {
-  return static_cast<int64_t>(t) < s.lengths[b];
-}
+inline bool active(const DirectionShape& s, size_t t, size_t b) { return static_cast<int64_t>(t) < s.lengths[b]; }
 
 // Between time steps: once a cancel request is seen, every later part returns at once, and
 // the call throws Cancelled after the phases (throwing inside a parallel region cannot).
@@ -161,9 +158,9 @@ struct ForwardPass {
   const T* h0;                    // (B, H)
   T* y;                           // rows of ldy, H columns used
   size_t ldy;
-  T* h_n;      // (B, H)
-  T* states;   // (T, B, H) or nullptr (inference)
-  T* gates;    // gate_cache_size or nullptr
+  T* h_n;     // (B, H)
+  T* states;  // (T, B, H) or nullptr (inference)
+  T* gates;   // gate_cache_size or nullptr
 };
 
 // The sweep of batch rows [b0, b0 + nb) over all steps, with the units split into parts. One
@@ -179,9 +176,17 @@ template <class T>
 class ForwardSweep {
  public:
   ForwardSweep(const ForwardPass<T>& pass, size_t b0, size_t nb)
-      : f_(pass), s_(pass.s), bg_(pass.bg), b0_(b0), nb_(nb), N_(pass.bg.cols()),
-        gx_(pass.chunk_steps * nb * N_), gh_(nb * N_), ping_(pass.states ? 0 : 2 * nb * s_.hidden),
-        rz_(s_.reset_after ? 0 : nb * bg_.blocks * 2 * U), rh_(s_.reset_after ? 0 : nb * s_.hidden) {
+      : f_(pass),
+        s_(pass.s),
+        bg_(pass.bg),
+        b0_(b0),
+        nb_(nb),
+        N_(pass.bg.cols()),
+        gx_(pass.chunk_steps * nb * N_),
+        gh_(nb * N_),
+        ping_(pass.states ? 0 : 2 * nb * s_.hidden),
+        rz_(s_.reset_after ? 0 : nb * bg_.blocks * 2 * U),
+        rh_(s_.reset_after ? 0 : nb * s_.hidden) {
     std::fill(gh_.begin(), gh_.end(), T(0));
     std::fill(rh_.begin(), rh_.end(), T(0));
   }
@@ -274,8 +279,8 @@ class ForwardSweep {
     for (size_t j = 0; j < nb_; ++j)
       for (size_t k = blocks.begin; k < blocks.end; ++k)
         if (on(st, j))
-          f_.cell.forward_after(bg_.units(k), gx_at(st, j, k), gh_at(j, k), b_ih_at(k), b_hh_at(k),
-                                st.h + unit(j, k), st.h_out + unit(j, k), y_at(st, j, k), cache_of(st, j, k));
+          f_.cell.forward_after(bg_.units(k), gx_at(st, j, k), gh_at(j, k), b_ih_at(k), b_hh_at(k), st.h + unit(j, k),
+                                st.h_out + unit(j, k), y_at(st, j, k), cache_of(st, j, k));
   }
 
   // Reset-before, first half: r and z (and r * h, the input of W_hn) of the part's units.
@@ -295,8 +300,8 @@ class ForwardSweep {
       for (size_t j = 0; j < nb_; ++j)
         if (on(st, j))
           f_.cell.forward_before_n(bg_.units(k), gx_at(st, j, k), gh_at(j, k), b_ih_at(k), b_hh_at(k), rz_at(j, k),
-                                   rh_.data() + unit(j, k), st.h + unit(j, k), st.h_out + unit(j, k),
-                                   y_at(st, j, k), cache_of(st, j, k));
+                                   rh_.data() + unit(j, k), st.h + unit(j, k), st.h_out + unit(j, k), y_at(st, j, k),
+                                   cache_of(st, j, k));
     }
   }
 
@@ -360,13 +365,22 @@ template <class T>
 class BackwardSweep {
  public:
   BackwardSweep(const BackwardPass<T>& pass, size_t b0, size_t nb)
-      : b_(pass), s_(pass.s), bg_(pass.bg), b0_(b0), nb_(nb), N_(pass.bg.cols()),
-        dgh_step_(s_.reset_after ? 2 * nb * N_ : 0), dh_(nb * s_.hidden), dn_pre_(s_.reset_after ? 0 : nb * s_.hidden),
+      : b_(pass),
+        s_(pass.s),
+        bg_(pass.bg),
+        b0_(b0),
+        nb_(nb),
+        N_(pass.bg.cols()),
+        dgh_step_(s_.reset_after ? 2 * nb * N_ : 0),
+        dh_(nb * s_.hidden),
+        dn_pre_(s_.reset_after ? 0 : nb * s_.hidden),
         drh_(s_.reset_after ? 0 : nb * s_.hidden) {
     const size_t H = s_.hidden;
     std::fill(dn_pre_.begin(), dn_pre_.end(), T(0));
-    if (b_.dh_n) std::copy(b_.dh_n + b0 * H, b_.dh_n + (b0 + nb) * H, dh_.begin());
-    else std::fill(dh_.begin(), dh_.end(), T(0));
+    if (b_.dh_n)
+      std::copy(b_.dh_n + b0 * H, b_.dh_n + (b0 + nb) * H, dh_.begin());
+    else
+      std::fill(dh_.begin(), dh_.end(), T(0));
   }
 
   void run(size_t parts, std::atomic<bool>& stopped) {
@@ -379,9 +393,12 @@ class BackwardSweep {
       if (std::min(blocks.begin * U, H) == std::min(blocks.end * U, H)) return;
       if (first_half && i > 0) add_recurrent_product(i, blocks);
       if (i == s_.steps) return;
-      if (!first_half) gates_reset_before_r(i, blocks);
-      else if (s_.reset_after) gates_reset_after(i, blocks);
-      else gates_reset_before_zn(i, blocks);
+      if (!first_half)
+        gates_reset_before_r(i, blocks);
+      else if (s_.reset_after)
+        gates_reset_after(i, blocks);
+      else
+        gates_reset_before_zn(i, blocks);
     });
     if (!stopped) std::copy(dh_.begin(), dh_.end(), b_.dh0 + b0_ * H);
   }
@@ -425,14 +442,13 @@ class BackwardSweep {
         const size_t n = bg_.units(k);
         T* dgx_bk = dgx_t + gate_cols(j, k);
         T* dgh_bk = dgh_t + gate_cols(j, k);
-        if (!on || n < U) {  // padding steps: no gate gradients (dh passes through unchanged);
+        if (!on || n < U) {                         // padding steps: no gate gradients (dh passes through unchanged);
           std::fill(dgx_bk, dgx_bk + 3 * U, T(0));  // padding units enter the later products
           std::fill(dgh_bk, dgh_bk + 3 * U, T(0));
           if (!on) continue;
         }
         output_gradient(t, j, k, n, dh_total);
-        b_.cell.backward_after(n, dh_total, cache_of(t, j, k), h + unit(j, k), dgx_bk, dgh_bk,
-                                dh_.data() + unit(j, k));
+        b_.cell.backward_after(n, dh_total, cache_of(t, j, k), h + unit(j, k), dgx_bk, dgh_bk, dh_.data() + unit(j, k));
       }
     }
   }
@@ -455,8 +471,8 @@ class BackwardSweep {
           continue;
         }
         output_gradient(t, j, k, n, dh_total);
-        b_.cell.backward_before_zn(n, dh_total, cache_of(t, j, k), h + unit(j, k), dgx_bk,
-                                    dh_.data() + unit(j, k), dn_bk);
+        b_.cell.backward_before_zn(n, dh_total, cache_of(t, j, k), h + unit(j, k), dgx_bk, dh_.data() + unit(j, k),
+                                   dn_bk);
       }
     }
   }
@@ -472,10 +488,9 @@ class BackwardSweep {
       if (!active(s_, t, b0_ + j)) continue;
       for (size_t k = blocks.begin; k < blocks.end; ++k)
         b_.cell.backward_before_r(bg_.units(k), drh_.data() + unit(j, k), cache_of(t, j, k), h + unit(j, k),
-                                   dgx_t + gate_cols(j, k), dh_.data() + unit(j, k));
+                                  dgx_t + gate_cols(j, k), dh_.data() + unit(j, k));
     }
   }
-
 
   const BackwardPass<T>& b_;
   const DirectionShape& s_;
@@ -494,8 +509,8 @@ class BackwardSweep {
 // 2^15 elements on (a medium backward's passes took 2.1 ms on 2 threads, 3.6 ms on one).
 // Padding steps have zero rows (r was never written there).
 template <class T>
-void bias_pass(const DirectionShape& s, const BlockedGates& bg, const T* gates, bool bias, size_t r0, size_t r1,
-               T* dgx, T* db, T* db_n) {
+void bias_pass(const DirectionShape& s, const BlockedGates& bg, const T* gates, bool bias, size_t r0, size_t r1, T* dgx,
+               T* db, T* db_n) {
   const size_t B = s.batch, N = bg.cols(), rows = s.steps * B;
   parallel_run(
       [&](const Team& team) {
@@ -528,8 +543,7 @@ void bias_pass(const DirectionShape& s, const BlockedGates& bg, const T* gates, 
 // rh (r1 - r0, H) = r * h of rows [r0, r1), kept in the gate cache (reset-before's W_hn input);
 // zero rows at padding steps (never computed there).
 template <class T>
-void gather_reset_states(const DirectionShape& s, const BlockedGates& bg, const T* gates, size_t r0, size_t r1,
-                         T* rh) {
+void gather_reset_states(const DirectionShape& s, const BlockedGates& bg, const T* gates, size_t r0, size_t r1, T* rh) {
   const size_t H = s.hidden;
   for (size_t r = r0; r < r1; ++r) {
     T* rh_row = rh + (r - r0) * H;
@@ -590,8 +604,8 @@ void weight_gradients(const DirectionShape& s, const BlockedGates& bg, const Dir
 }  // namespace
 
 template <class T>
-void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
-                           const T* h0, T* y, size_t ldy, T* h_n, T* states, T* gates) {
+void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p, const T* x, const T* h0, T* y,
+                           size_t ldy, T* h_n, T* states, T* gates) {
   const BlockedGates bg(s.hidden);
   const size_t N = bg.cols();
   ScratchArray<T> b_ih(N), b_hh(N);
@@ -613,20 +627,20 @@ void gru_direction_forward(const DirectionShape& s, const DirectionParams<T>& p,
   const size_t chunk_steps = std::max<size_t>(1, std::min(s.steps, kProjectionChunkBytes / step_bytes));
   if (states) std::copy(h0, h0 + s.batch * s.hidden, states + (s.reverse ? s.steps - 1 : 0) * s.batch * s.hidden);
 
-  const ForwardPass<T> pass{s, bg, kernels<T>().cell, b_ih.data(), b_hh.data(), w_ih_t, w_hh_t, chunk_steps,
-                            x, h0, y, ldy, h_n, states, gates};
+  const ForwardPass<T> pass{
+      s,      bg,   kernels<T>().cell, b_ih.data(), b_hh.data(), w_ih_t, w_hh_t, chunk_steps, x, h0, y, ldy, h_n,
+      states, gates};
   std::atomic<bool> stopped{false};
-  sweep_batch<T>(bg, s.batch, [&](size_t b0, size_t nb, size_t parts) {
-    ForwardSweep<T>(pass, b0, nb).run(parts, stopped);
-  });
+  sweep_batch<T>(bg, s.batch,
+                 [&](size_t b0, size_t nb, size_t parts) { ForwardSweep<T>(pass, b0, nb).run(parts, stopped); });
   if (stopped) throw Cancelled();
   if (s.steps == 0) std::copy(h0, h0 + s.batch * s.hidden, h_n);
 }
 
 template <class T>
-void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p, const T* x,
-                            const T* states, const T* gates, const T* dy, size_t ldy,
-                            const T* dh_n, T* dx, T dx_beta, T* dh0, const DirectionGrads<T>& g) {
+void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p, const T* x, const T* states,
+                            const T* gates, const T* dy, size_t ldy, const T* dh_n, T* dx, T dx_beta, T* dh0,
+                            const DirectionGrads<T>& g) {
   const BlockedGates bg(s.hidden);
   const size_t N = bg.cols(), H = s.hidden;
   PackedMatrix<T>& w_hh_back = kept_packed<T>(0);  // kept between calls, as in forward
@@ -638,12 +652,10 @@ void gru_direction_backward(const DirectionShape& s, const DirectionParams<T>& p
     w_hn.pack(Trans::no, H, H, p.w_hh + 2 * H * H, H, nullptr, s.compute);
   }
   ScratchArray<T> dgx(s.steps * s.batch * N);
-  const BackwardPass<T> pass{s, bg, kernels<T>().cell, w_hh_back, w_hn, states, gates, dy, ldy, dh_n, dh0,
-                             dgx.data()};
+  const BackwardPass<T> pass{s, bg, kernels<T>().cell, w_hh_back, w_hn, states, gates, dy, ldy, dh_n, dh0, dgx.data()};
   std::atomic<bool> stopped{false};
-  sweep_batch<T>(bg, s.batch, [&](size_t b0, size_t nb, size_t parts) {
-    BackwardSweep<T>(pass, b0, nb).run(parts, stopped);
-  });
+  sweep_batch<T>(bg, s.batch,
+                 [&](size_t b0, size_t nb, size_t parts) { BackwardSweep<T>(pass, b0, nb).run(parts, stopped); });
   if (stopped) throw Cancelled();
   weight_gradients(s, bg, p, x, states, gates, dgx.data(), dx, dx_beta, g);
 }
@@ -666,12 +678,11 @@ void release_memory() {
 
 namespace detail {
 
-#define FASTGRU_INSTANTIATE(T)                                                                   \
-  template void gru_direction_forward<T>(const DirectionShape&, const DirectionParams<T>&,       \
-                                         const T*, const T*, T*, size_t, T*, T*, T*);            \
-  template void gru_direction_backward<T>(const DirectionShape&, const DirectionParams<T>&,      \
-                                          const T*, const T*, const T*, const T*, size_t,        \
-                                          const T*, T*, T, T*, const DirectionGrads<T>&);
+#define FASTGRU_INSTANTIATE(T)                                                                                     \
+  template void gru_direction_forward<T>(const DirectionShape&, const DirectionParams<T>&, const T*, const T*, T*, \
+                                         size_t, T*, T*, T*);                                                      \
+  template void gru_direction_backward<T>(const DirectionShape&, const DirectionParams<T>&, const T*, const T*,    \
+                                          const T*, const T*, size_t, const T*, T*, T, T*, const DirectionGrads<T>&);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

@@ -27,7 +27,7 @@ struct DirectionGrads {  // accumulated (+=); biases nullptr when there are none
 
 struct DirectionShape {
   size_t steps, batch, input, hidden;
-  bool reverse;           // process t = T-1 .. 0
+  bool reverse;  // process t = T-1 .. 0
   bool reset_after;
   const int64_t* lengths;  // (B,), never nullptr; steps t >= lengths[b] leave the state alone
   ComputeDtype compute;    // the precision of every product's operands (gemm.h)
@@ -43,15 +43,15 @@ inline size_t gate_cache_size(size_t steps, size_t batch, size_t hidden) {
 // padding), h_n (B, H). Training mode when states (T, B, H: state before each step) and
 // gates (gate_cache_size) are given.
 template <class T>
-void gru_direction_forward(const DirectionShape& shape, const DirectionParams<T>& p, const T* x,
-                           const T* h0, T* y, size_t ldy, T* h_n, T* states, T* gates);
+void gru_direction_forward(const DirectionShape& shape, const DirectionParams<T>& p, const T* x, const T* h0, T* y,
+                           size_t ldy, T* h_n, T* states, T* gates);
 
 // dy rows with stride ldy (H columns used), dh_n (B, H). Writes dx = dx_beta * dx + (this
 // direction's input gradient), dh0 (B, H); adds the parameter gradients into g.
 template <class T>
-void gru_direction_backward(const DirectionShape& shape, const DirectionParams<T>& p, const T* x,
-                            const T* states, const T* gates, const T* dy, size_t ldy,
-                            const T* dh_n, T* dx, T dx_beta, T* dh0, const DirectionGrads<T>& g);
+void gru_direction_backward(const DirectionShape& shape, const DirectionParams<T>& p, const T* x, const T* states,
+                            const T* gates, const T* dy, size_t ldy, const T* dh_n, T* dx, T dx_beta, T* dh0,
+                            const DirectionGrads<T>& g);
 
 }  // namespace detail
 }  // namespace fastgru

@@ -36,9 +36,9 @@ size_t gru_param_count(const GruConfig& cfg) {
   check_layers(cfg);
   size_t count = 0;
   for (size_t layer = 0; layer < cfg.num_layers; ++layer)
-    count = checked_add(count, checked_mul(cfg.directions(), gru_direction_param_count(cfg, layer),
-                                           "the GRU's parameter count"),
-                        "the GRU's parameter count");
+    count = checked_add(
+        count, checked_mul(cfg.directions(), gru_direction_param_count(cfg, layer), "the GRU's parameter count"),
+        "the GRU's parameter count");
   return count;
 }
 
@@ -75,8 +75,9 @@ std::vector<ParamTensor> gru_param_layout(const GruConfig& cfg) {
       // A weight too large for any buffer is named (which argument it comes from) before the
       // offsets are formed; a sum too large is the parameter count's.
       checked_mul(gate_rows, cfg.layer_input_size(layer),
-                  ("weight_ih" + suffix + (layer ? " (3 * hidden_size, directions * hidden_size)"
-                                                 : " (3 * hidden_size, input_size)")).c_str());
+                  ("weight_ih" + suffix +
+                   (layer ? " (3 * hidden_size, directions * hidden_size)" : " (3 * hidden_size, input_size)"))
+                      .c_str());
       checked_mul(gate_rows, cfg.hidden_size, ("weight_hh" + suffix + " (3 * hidden_size, hidden_size)").c_str());
       const DirectionLayout d = gru_direction_layout(cfg, layer, dir);
       layout.push_back({"weight_ih" + suffix, d.weight_ih, gate_rows, cfg.layer_input_size(layer)});
@@ -95,16 +96,14 @@ void gru_check_sizes(const GruConfig& cfg, size_t steps, size_t batch) {
   const size_t H = cfg.hidden_size, D = cfg.directions();
   // Gate rows padded to whole blocks of units, as the recurrence lays them out.
   const size_t blocks = H / detail::kGateBlock + 1;
-  const size_t gate_cols = checked_product({blocks, detail::kGateBlock, detail::kCacheGates},
-                                           "hidden_size: padded gate columns");
+  const size_t gate_cols =
+      checked_product({blocks, detail::kGateBlock, detail::kCacheGates}, "hidden_size: padded gate columns");
   const size_t widest_input = std::max({cfg.input_size, D * H, gate_cols});
   checked_product({steps, batch, widest_input}, "steps * batch * features of x, y or the gates");
   checked_product({cfg.num_layers, steps, batch, D * H},
                   "dropout (num_layers - 1, steps, batch, directions * hidden_size)");
-  checked_product({cfg.num_layers, D, batch, H},
-                  "h0 / h_n (num_layers * directions, batch, hidden_size)");
-  checked_product({gate_cols, std::max(cfg.input_size, H)},
-                  "blocked weights (3 * hidden_size, input features)");
+  checked_product({cfg.num_layers, D, batch, H}, "h0 / h_n (num_layers * directions, batch, hidden_size)");
+  checked_product({gate_cols, std::max(cfg.input_size, H)}, "blocked weights (3 * hidden_size, input features)");
 }
 
 }  // namespace fastgru

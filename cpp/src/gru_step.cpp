@@ -20,8 +20,8 @@ constexpr size_t U = kGateBlock;
 template <class T>
 struct WeightRows {
   const T* w = nullptr;
-  const int8_t* q = nullptr;   // int8 weights instead of w
-  const T* scales = nullptr;   // (3H): q's row scales
+  const int8_t* q = nullptr;  // int8 weights instead of w
+  const T* scales = nullptr;  // (3H): q's row scales
 };
 
 template <class T>
@@ -37,7 +37,9 @@ struct LayerWeights {  // one unidirectional layer, torch layout; biases nullptr
 template <class T>
 LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t layer) {
   const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
-  LayerWeights<T> lw{{params + d.weight_ih}, {params + d.weight_hh}, cfg.bias ? params + d.bias_ih : nullptr,
+  LayerWeights<T> lw{{params + d.weight_ih},
+                     {params + d.weight_hh},
+                     cfg.bias ? params + d.bias_ih : nullptr,
                      cfg.bias ? params + d.bias_hh : nullptr};
   if (int8) {
     const T* scales = int8->scales + layer * 6 * cfg.hidden_size;
@@ -66,9 +68,8 @@ const T* operand(bool bf16, const T* src, size_t n, std::vector<T>& copy) {
 // out [3][U] = rows (g*H + unit0 .. + n) of w (3H, cols) times v, for the gates [gate0, gate1).
 // bf16: the rows are rounded on the way in (v already is): the weights stay as they are in params.
 template <class T>
-void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& rounded_rows, size_t H,
-               size_t unit0, size_t n, size_t cols, const WeightRows<T>& w, const T* v, T* out, size_t gate0 = 0,
-               size_t gate1 = 3) {
+void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& rounded_rows, size_t H, size_t unit0,
+               size_t n, size_t cols, const WeightRows<T>& w, const T* v, T* out, size_t gate0 = 0, size_t gate1 = 3) {
   for (size_t g = gate0; g < gate1; ++g) {
     const size_t row = g * H + unit0;
     if (w.q) {
@@ -95,8 +96,8 @@ void gate_bias(const T* bias, size_t H, size_t unit0, size_t n, T* out) {
 // of every unit before any W_hn (r * h): two passes, the first keeping its gates in scratch.
 // backwards: visit the (independent) unit blocks last to first.
 template <class T>
-void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const T* v, const T* h,
-                T* h_out, bool backwards, StepScratch<T>& scratch) {
+void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const T* v, const T* h, T* h_out,
+                bool backwards, StepScratch<T>& scratch) {
   const size_t H = cfg.hidden_size, blocks = (H + U - 1) / U;
   const auto& kern = detail::kernels<T>();
   const bool bf16 = cfg.compute_dtype == ComputeDtype::bfloat16;
@@ -139,15 +140,15 @@ void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const
     products(u0, n, H, p.hh, rh_op, gh, 2, 3);
     gate_bias(p.b_ih, H, u0, n, bih);
     gate_bias(p.b_hh, H, u0, n, bhh);
-    kern.cell.forward_before_n(n, gx_all + k * 3 * U, gh, bih, bhh, rz + k * 2 * U, rh + u0, h + u0,
-                               h_out + u0, nullptr, nullptr);
+    kern.cell.forward_before_n(n, gx_all + k * 3 * U, gh, bih, bhh, rz + k * 2 * U, rh + u0, h + u0, h_out + u0,
+                               nullptr, nullptr);
   }
 }
 
 // The steps of gru_step and gru_step_int8: int8 == nullptr reads T weights from params.
 template <class T>
-void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t batch, const T* x,
-               const T* h, T* h_new) {
+void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t batch, const T* x, const T* h,
+               T* h_new) {
   if (cfg.bidirectional) throw std::invalid_argument("gru_step: a bidirectional GRU needs the whole sequence");
   gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, L = cfg.num_layers, BH = batch * H;
@@ -162,8 +163,8 @@ void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8
     for (size_t b = rows.begin; b < rows.end; ++b)
       for (size_t layer = 0; layer < L; ++layer) {
         const T* v = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
-        layer_step(cfg, layer_weights(cfg, params, int8, layer), cfg.layer_input_size(layer), v,
-                   h + layer * BH + b * H, h_new + layer * BH + b * H, backwards, scratch);
+        layer_step(cfg, layer_weights(cfg, params, int8, layer), cfg.layer_input_size(layer), v, h + layer * BH + b * H,
+                   h_new + layer * BH + b * H, backwards, scratch);
       }
   };
   const int threads = std::min(threads_for(batch * work_per_row, 1 << 18), static_cast<int>(batch));
@@ -186,10 +187,9 @@ void gru_step_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* pa
   step_rows<T>(cfg, params, &int8, batch, x, h, h_new);
 }
 
-#define FASTGRU_INSTANTIATE(T)                                                                          \
-  template void gru_step<T>(const GruConfig&, const T*, size_t, const T*, const T*, T*);               \
-  template void gru_step_int8<T>(const GruConfig&, const Int8Weights<T>&, const T*, size_t, const T*, \
-                                 const T*, T*);
+#define FASTGRU_INSTANTIATE(T)                                                           \
+  template void gru_step<T>(const GruConfig&, const T*, size_t, const T*, const T*, T*); \
+  template void gru_step_int8<T>(const GruConfig&, const Int8Weights<T>&, const T*, size_t, const T*, const T*, T*);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

@@ -30,9 +30,13 @@ const IsaKernels& active_kernels();
 template <class T>
 const TypedKernels<T>& kernels();
 template <>
-inline const TypedKernels<float>& kernels<float>() { return active_kernels().f32; }
+inline const TypedKernels<float>& kernels<float>() {
+  return active_kernels().f32;
+}
 template <>
-inline const TypedKernels<double>& kernels<double>() { return active_kernels().f64; }
+inline const TypedKernels<double>& kernels<double>() {
+  return active_kernels().f64;
+}
 
 }  // namespace detail
 }  // namespace fastgru

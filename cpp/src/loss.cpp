@@ -71,53 +71,52 @@ size_t loss_count(LossKind kind, size_t rows, size_t outputs, const bool* mask) 
 }
 
 template <class T>
-double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
-                         const T* target, const int64_t* labels, const bool* mask, T grad_scale,
-                         T* dlogits) {
+double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits, const T* target,
+                         const int64_t* labels, const bool* mask, T grad_scale, T* dlogits) {
   checked_mul(rows, outputs, "loss: logits (rows, outputs)");
   const size_t O = outputs;
   const size_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> partial(blocks, 0.0);
-  parallel_run([&](const Team& team) {
-    const Range blk = static_range(blocks, team.tid, team.size);
-    for (size_t b = blk.begin; b < blk.end; ++b) {
-      const size_t r1 = std::min(rows, (b + 1) * kRowsPerBlock);
-      double sum = 0.0;
-      for (size_t r = b * kRowsPerBlock; r < r1; ++r) {
-        T* dx = dlogits + r * O;
-        if (mask && !mask[r]) {
-          std::fill(dx, dx + O, T(0));
-          continue;
+  parallel_run(
+      [&](const Team& team) {
+        const Range blk = static_range(blocks, team.tid, team.size);
+        for (size_t b = blk.begin; b < blk.end; ++b) {
+          const size_t r1 = std::min(rows, (b + 1) * kRowsPerBlock);
+          double sum = 0.0;
+          for (size_t r = b * kRowsPerBlock; r < r1; ++r) {
+            T* dx = dlogits + r * O;
+            if (mask && !mask[r]) {
+              std::fill(dx, dx + O, T(0));
+              continue;
+            }
+            sum += row_loss(kind, O, logits + r * O, target ? target + r * O : nullptr, labels ? labels[r] : 0,
+                            grad_scale, dx);
+          }
+          partial[b] = sum;
         }
-        sum += row_loss(kind, O, logits + r * O, target ? target + r * O : nullptr,
-                        labels ? labels[r] : 0, grad_scale, dx);
-      }
-      partial[b] = sum;
-    }
-  }, threads_for(rows * O, 1 << 14));
+      },
+      threads_for(rows * O, 1 << 14));
   double total = 0.0;
   for (double p : partial) total += p;
   return total;
 }
 
 template <class T>
-double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
-                             const T* target, const int64_t* labels, const bool* mask,
-                             T* dlogits) {
+double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits, const T* target,
+                             const int64_t* labels, const bool* mask, T* dlogits) {
   const size_t count = loss_count(kind, rows, outputs, mask);
   const T scale = count ? static_cast<T>(1.0 / static_cast<double>(count)) : T(0);
-  const double sum =
-      loss_sum_backward(kind, rows, outputs, logits, target, labels, mask, scale, dlogits);
+  const double sum = loss_sum_backward(kind, rows, outputs, logits, target, labels, mask, scale, dlogits);
   return count ? sum / static_cast<double>(count) : 0.0;
 }
 
-template double loss_forward_backward<float>(LossKind, size_t, size_t, const float*, const float*,
-                                             const int64_t*, const bool*, float*);
-template double loss_forward_backward<double>(LossKind, size_t, size_t, const double*,
-                                              const double*, const int64_t*, const bool*, double*);
-template double loss_sum_backward<float>(LossKind, size_t, size_t, const float*, const float*,
-                                         const int64_t*, const bool*, float, float*);
-template double loss_sum_backward<double>(LossKind, size_t, size_t, const double*, const double*,
-                                          const int64_t*, const bool*, double, double*);
+template double loss_forward_backward<float>(LossKind, size_t, size_t, const float*, const float*, const int64_t*,
+                                             const bool*, float*);
+template double loss_forward_backward<double>(LossKind, size_t, size_t, const double*, const double*, const int64_t*,
+                                              const bool*, double*);
+template double loss_sum_backward<float>(LossKind, size_t, size_t, const float*, const float*, const int64_t*,
+                                         const bool*, float, float*);
+template double loss_sum_backward<double>(LossKind, size_t, size_t, const double*, const double*, const int64_t*,
+                                          const bool*, double, double*);
 
 }  // namespace fastgru

@@ -39,9 +39,8 @@ Model<T>::Model(const ModelConfig& cfg) : cfg_(cfg) {
 }
 
 template <class T>
-void Model<T>::forward(const T* params, size_t steps, size_t batch, const T* x,
-                       const int64_t* lengths, const T* gru_dropout, const T* head_dropout,
-                       bool training, T* out) {
+void Model<T>::forward(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths,
+                       const T* gru_dropout, const T* head_dropout, bool training, T* out) {
   const GruConfig& g = cfg_.gru;
   const size_t H = g.hidden_size, D = g.directions(), L = g.num_layers, F = cfg_.features();
   const size_t BH = batch * H;
@@ -73,8 +72,7 @@ void Model<T>::forward(const T* params, size_t steps, size_t batch, const T* x,
 }
 
 template <class T>
-LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
-                                    double loss_normalizer) {
+LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b, double loss_normalizer) {
   const GruConfig& g = cfg_.gru;
   const size_t H = g.hidden_size, D = g.directions(), L = g.num_layers, F = cfg_.features();
   const size_t O = cfg_.output_size, rows = cfg_.return_sequences ? b.steps * b.batch : b.batch;
@@ -122,8 +120,8 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
 }
 
 template <class T>
-StepReport Model<T>::apply_gradients(T* params, T* grad, double loss, const AdamConfig& adam,
-                                     AdamState<T>& state, double max_norm) {
+StepReport Model<T>::apply_gradients(T* params, T* grad, double loss, const AdamConfig& adam, AdamState<T>& state,
+                                     double max_norm) {
   StepReport report;
   report.loss = loss;
   report.grad_norm = global_norm(param_count_, grad);
@@ -138,16 +136,15 @@ StepReport Model<T>::apply_gradients(T* params, T* grad, double loss, const Adam
 }
 
 template <class T>
-StepReport Model<T>::train_step(T* params, T* grad, const Batch<T>& batch, const AdamConfig& adam,
-                                AdamState<T>& state, double max_norm) {
+StepReport Model<T>::train_step(T* params, T* grad, const Batch<T>& batch, const AdamConfig& adam, AdamState<T>& state,
+                                double max_norm) {
   const LossSum loss = compute_gradients(params, grad, batch);
   const double mean = loss.count ? loss.sum / static_cast<double>(loss.count) : 0.0;
   return apply_gradients(params, grad, mean, adam, state, max_norm);
 }
 
 template <class T>
-void Model<T>::predict(const T* params, size_t steps, size_t batch, const T* x,
-                       const int64_t* lengths, T* out) {
+void Model<T>::predict(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths, T* out) {
   forward(params, steps, batch, x, lengths, nullptr, nullptr, false, out);
 }
 

@@ -16,7 +16,7 @@ struct ScratchMark {
 };
 void* scratch_push(size_t bytes, ScratchMark* mark);  // 64-byte aligned, uninitialized
 void scratch_pop(const ScratchMark& mark);
-void scratch_release();  // frees the calling thread's arena unless it is in use
+void scratch_release();     // frees the calling thread's arena unless it is in use
 size_t scratch_capacity();  // bytes the calling thread's arena holds (tests)
 
 // n uninitialized elements of the calling thread's arena, returned when it goes out of scope.

@@ -153,8 +153,7 @@ class Pool {
     barrier_ = &barrier;
     team_size_ = team_size;
     pending_.store(team_size - 1, std::memory_order_relaxed);
-    for (int t = 1; t < n_; ++t)
-      slots_[t].store(t < team_size ? kOpen : kRetracted, std::memory_order_release);
+    for (int t = 1; t < n_; ++t) slots_[t].store(t < team_size ? kOpen : kRetracted, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       generation_.fetch_add(1, std::memory_order_release);

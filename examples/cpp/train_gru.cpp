@@ -3,15 +3,15 @@
 // steps. The model (fastgru/model.h): GRU (I=2, H=16) -> Dense head on the last state (H -> 1) ->
 // mean squared error, every parameter in one flat buffer; one train_step call per batch does
 // forward, loss, backward, gradient clipping and the Adam update.
+#include <fastgru/cpu.h>
+#include <fastgru/model.h>
+#include <fastgru/version.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
 #include <vector>
-
-#include <fastgru/cpu.h>
-#include <fastgru/model.h>
-#include <fastgru/version.h>
 
 namespace {
 
@@ -61,8 +61,8 @@ int main() {
   fastgru::AdamState<float> optimizer{exp_avg.data(), exp_avg_sq.data()};
   const double max_grad_norm = 1.0;
 
-  std::printf("fastgru %s (%s kernels): GRU(%zu -> %zu) + Dense(%zu -> 1), %zu parameters\n",
-              FASTGRU_VERSION, fastgru::active_isa().c_str(), kInputs, kHidden, kHidden, size);
+  std::printf("fastgru %s (%s kernels): GRU(%zu -> %zu) + Dense(%zu -> 1), %zu parameters\n", FASTGRU_VERSION,
+              fastgru::active_isa().c_str(), kInputs, kHidden, kHidden, size);
   for (size_t epoch = 1; epoch <= kEpochs; ++epoch) {
     double loss_sum = 0.0;
     for (const Sequences& data : train) {

@@ -11,8 +11,19 @@ import numpy as np
 import fastgru
 from fastgru import _core
 
-OPTIONAL = ("torch", "onnx", "onnxruntime", "mpi4py", "scikit-learn", "safetensors", "tqdm", "keras", "jax", "flax",
-            "tensorflow-cpu")
+OPTIONAL = (
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "mpi4py",
+    "scikit-learn",
+    "safetensors",
+    "tqdm",
+    "keras",
+    "jax",
+    "flax",
+    "tensorflow-cpu",
+)
 
 
 def cpu_model() -> str:
@@ -29,14 +40,16 @@ def cpu_model() -> str:
 
 def report() -> list[str]:
     """The lines `python -m fastgru` prints."""
-    lines = [f"fastgru {fastgru.__version__} ({fastgru.__file__})",
-             f"build: {_core.COMPILER}, {_core.BUILD_TYPE}",
-             f"instruction sets: available {', '.join(fastgru.available_isas())}; in use {fastgru.active_isa()}",
-             f"threads: {fastgru.get_num_threads()} (fastgru.set_num_threads, default OMP_NUM_THREADS or the core count);"
-             f" regions on {'the OpenMP runtime' if _core.uses_openmp_threads() else 'fastgru'}'s threads",
-             f"CPU: {cpu_model()} ({platform.machine()})",
-             f"Python {sys.version.split()[0]} on {platform.platform()}",
-             f"NumPy {np.__version__}"]
+    lines = [
+        f"fastgru {fastgru.__version__} ({fastgru.__file__})",
+        f"build: {_core.COMPILER}, {_core.BUILD_TYPE}",
+        f"instruction sets: available {', '.join(fastgru.available_isas())}; in use {fastgru.active_isa()}",
+        f"threads: {fastgru.get_num_threads()} (fastgru.set_num_threads, default OMP_NUM_THREADS or the core count);"
+        f" regions on {'the OpenMP runtime' if _core.uses_openmp_threads() else 'fastgru'}'s threads",
+        f"CPU: {cpu_model()} ({platform.machine()})",
+        f"Python {sys.version.split()[0]} on {platform.platform()}",
+        f"NumPy {np.__version__}",
+    ]
     for name in OPTIONAL:
         try:
             lines.append(f"{name} {importlib.metadata.version(name)}")

@@ -63,8 +63,12 @@ def is_float_array(value: object, dtype: npt.DTypeLike, shape: tuple[int | None,
     """True when value is already a C-contiguous ndarray of dtype with exactly `shape` (None
     entries match anything), which as_float_array returns as it is. Cheap, for per-step paths
     (a stream step costs microseconds) that then skip building an error message."""
-    if type(value) is not np.ndarray or value.dtype != dtype or not value.flags.c_contiguous \
-            or value.ndim != len(shape):
+    if (
+        type(value) is not np.ndarray
+        or value.dtype != dtype
+        or not value.flags.c_contiguous
+        or value.ndim != len(shape)
+    ):
         return False
     for want, got in zip(shape, value.shape):  # noqa: SIM110  # a loop: cheaper than all() on a generator
         if want is not None and want != got:
@@ -72,8 +76,9 @@ def is_float_array(value: object, dtype: npt.DTypeLike, shape: tuple[int | None,
     return True
 
 
-def as_float_array(value: object, name: str, dtype: npt.DTypeLike, shape: tuple[int | None, ...],
-                   shape_text: str) -> FloatArray:
+def as_float_array(
+    value: object, name: str, dtype: npt.DTypeLike, shape: tuple[int | None, ...], shape_text: str
+) -> FloatArray:
     """value as a C-contiguous array of dtype with exactly `shape` (None entries match anything)."""
     if is_float_array(value, dtype, shape):
         assert isinstance(value, np.ndarray)

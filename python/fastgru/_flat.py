@@ -43,8 +43,9 @@ class FlatParameters:
     _int8: npt.NDArray[np.int8]
     _int8_scales: dict[str, npt.NDArray[np.float32]]
 
-    def __init__(self, size: int, dtype: npt.DTypeLike,
-                 buffers: tuple[FloatArray, FloatArray] | list[FloatArray] | None = None) -> None:
+    def __init__(
+        self, size: int, dtype: npt.DTypeLike, buffers: tuple[FloatArray, FloatArray] | list[FloatArray] | None = None
+    ) -> None:
         """`buffers`: None to allocate, or a (params, grad) pair of writable contiguous 1-D arrays
         of `size` elements of dtype to live in; grad is zeroed, params is left to the subclass."""
         if buffers is None:
@@ -53,13 +54,16 @@ class FlatParameters:
                 self._grad: FloatArray = np.zeros(size, dtype)
             except MemoryError:
                 gib = 2 * size * np.dtype(dtype).itemsize / 2**30
-                raise MemoryError(f"{type(self).__name__}: not enough memory for {size} parameters "
-                                  f"({gib:.1f} GiB with their gradients)") from None
+                raise MemoryError(
+                    f"{type(self).__name__}: not enough memory for {size} parameters "
+                    f"({gib:.1f} GiB with their gradients)"
+                ) from None
         else:
             if not isinstance(buffers, (tuple, list)) or len(buffers) != 2:
                 raise ValueError("buffers: expected a (params, grad) pair of arrays")
-            self._params, self._grad = (_check_buffer(b, name, size, dtype)
-                                        for b, name in zip(buffers, ("buffers[0]", "buffers[1]")))
+            self._params, self._grad = (
+                _check_buffer(b, name, size, dtype) for b, name in zip(buffers, ("buffers[0]", "buffers[1]"))
+            )
             check_separate(self._params, self._grad, "buffers[1]", "buffers[0]")
             self._grad.fill(0)
         self.training = True
@@ -76,8 +80,7 @@ class FlatParameters:
         return self._grad
 
     def _views(self, flat: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
-        return {name: flat[offset:offset + math.prod(shape)].reshape(shape)
-                for name, offset, shape in self._layout}
+        return {name: flat[offset : offset + math.prod(shape)].reshape(shape) for name, offset, shape in self._layout}
 
     def state_dict(self) -> dict[str, FloatArray]:
         """dict name -> view into params, with PyTorch's names and shapes."""
@@ -112,8 +115,10 @@ class FlatParameters:
     def _check_trainable(self, what: str) -> None:
         """RuntimeError naming `what` for an object that fastgru.quantize made (inference only)."""
         if self.quantization is not None:
-            raise RuntimeError(f"{what}: this {type(self).__name__} is quantized ({self.quantization}) for "
-                               "inference only; train the float model and quantize it again")
+            raise RuntimeError(
+                f"{what}: this {type(self).__name__} is quantized ({self.quantization}) for "
+                "inference only; train the float model and quantize it again"
+            )
 
     def quantized_state_dict(self) -> dict[str, npt.NDArray[Any]]:
         """What a file of an int8 object holds: each weight matrix as int8 under its name, its row
@@ -130,8 +135,9 @@ class FlatParameters:
                 tensors[name] = view
         return tensors
 
-    def _install_int8(self, weights: Mapping[str, npt.NDArray[np.int8]],
-                      scales: Mapping[str, npt.NDArray[np.floating[Any]]]) -> None:
+    def _install_int8(
+        self, weights: Mapping[str, npt.NDArray[np.int8]], scales: Mapping[str, npt.NDArray[np.floating[Any]]]
+    ) -> None:
         """Makes this object int8: weights {name: int8 (rows, cols)} and scales {name: float32 (rows,)}
         for every weight matrix (the biases are already in params). params takes the weights they
         stand for and becomes read-only; the object goes to eval mode."""
@@ -191,10 +197,15 @@ def clip_grad_norm(grad: FloatArray, max_norm: float) -> float:
 
 def _check_buffer(buf: object, name: str, size: int, dtype: npt.DTypeLike) -> FloatArray:
     """buf if it is a writable contiguous 1-D array of `size` elements of dtype, else ValueError."""
-    if not isinstance(buf, np.ndarray) or buf.dtype != dtype or buf.ndim != 1 or buf.size != size \
-            or not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array "
-                         f"of size {size}")
+    if (
+        not isinstance(buf, np.ndarray)
+        or buf.dtype != dtype
+        or buf.ndim != 1
+        or buf.size != size
+        or not buf.flags.c_contiguous
+        or not buf.flags.writeable
+    ):
+        raise ValueError(f"{name}: expected a writable contiguous 1-D {np.dtype(dtype).name} array of size {size}")
     return buf
 
 

@@ -34,8 +34,9 @@ Spec = tuple[int, int, int, bool, bool, bool]
 
 
 @functools.cache
-def gru_config(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
-               reset_after: bool) -> _core.GruConfig:
+def gru_config(
+    input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool, reset_after: bool
+) -> _core.GruConfig:
     """The core's GruConfig (float32 products), one per set of arguments."""
     return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, "float32")
 
@@ -55,10 +56,14 @@ def core_lengths(lengths: NDArray[np.integer], steps: int) -> NDArray[np.int64] 
     lengths = np.asarray(lengths)
     if lengths.size and lengths.min() < 1:
         if lengths.min() < 0:
-            raise ValueError("mask: fastgru computes right-padded sequences only (each row of the mask True for "
-                             "its first steps, then False); this mask has a False step before a True one")
-        raise ValueError("mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs "
-                         "at least one step per sequence")
+            raise ValueError(
+                "mask: fastgru computes right-padded sequences only (each row of the mask True for "
+                "its first steps, then False); this mask has a False step before a True one"
+            )
+        raise ValueError(
+            "mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs "
+            "at least one step per sequence"
+        )
     if lengths.size == 0 or lengths.min() == steps:
         return None
     return np.ascontiguousarray(lengths, dtype=np.int64)
@@ -92,34 +97,54 @@ class _Workspaces:
 _workspaces = _Workspaces()
 
 
-def _forward(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
-             h0: NDArray[np.floating], lengths: NDArray[np.int64] | None, workspace: NDArray[np.floating] | None
-             ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
-    y, h_n = core_entry("gru_forward", x.dtype)(config, np.ascontiguousarray(params), _time_major(x),
-                                               np.ascontiguousarray(h0), lengths, None, workspace)
+def _forward(
+    config: _core.GruConfig,
+    params: NDArray[np.floating],
+    x: NDArray[np.floating],
+    h0: NDArray[np.floating],
+    lengths: NDArray[np.int64] | None,
+    workspace: NDArray[np.floating] | None,
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    y, h_n = core_entry("gru_forward", x.dtype)(
+        config, np.ascontiguousarray(params), _time_major(x), np.ascontiguousarray(h0), lengths, None, workspace
+    )
     return _time_major(y), h_n
 
 
-def forward(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
-            h0: NDArray[np.floating], lengths: NDArray[np.integer]
-            ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+def forward(
+    config: _core.GruConfig,
+    params: NDArray[np.floating],
+    x: NDArray[np.floating],
+    h0: NDArray[np.floating],
+    lengths: NDArray[np.integer],
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Inference: x (B, T, I), h0 (L*D, B, H), lengths (B,) -> y (B, T, D*H), h_n (L*D, B, H)."""
     return _forward(config, params, x, h0, core_lengths(lengths, x.shape[1]), None)
 
 
-def forward_train(config: _core.GruConfig, params: NDArray[np.floating], x: NDArray[np.floating],
-                  h0: NDArray[np.floating], lengths: NDArray[np.integer]
-                  ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.int32]]:
+def forward_train(
+    config: _core.GruConfig,
+    params: NDArray[np.floating],
+    x: NDArray[np.floating],
+    h0: NDArray[np.floating],
+    lengths: NDArray[np.integer],
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.int32]]:
     """forward, keeping the workspace for backward: returns y, h_n and the token (an int32 scalar)."""
     workspace = np.empty(workspace_size(config, x.shape[1], x.shape[0]), x.dtype)
     y, h_n = _forward(config, params, x, h0, core_lengths(lengths, x.shape[1]), workspace)
     return y, h_n, np.array(_workspaces.keep(workspace), np.int32)
 
 
-def backward(config: _core.GruConfig, token: NDArray[np.integer], params: NDArray[np.floating],
-             x: NDArray[np.floating], h0: NDArray[np.floating], lengths: NDArray[np.integer],
-             dy: NDArray[np.floating], dh_n: NDArray[np.floating]
-             ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
+def backward(
+    config: _core.GruConfig,
+    token: NDArray[np.integer],
+    params: NDArray[np.floating],
+    x: NDArray[np.floating],
+    h0: NDArray[np.floating],
+    lengths: NDArray[np.integer],
+    dy: NDArray[np.floating],
+    dh_n: NDArray[np.floating],
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
     """Backward of the forward_train that returned token (0: a forward without workspace), given
     that forward's inputs:
     dy (B, T, D*H), dh_n (L*D, B, H) -> dx (B, T, I), dh0 (L*D, B, H), the gradient of params."""
@@ -131,6 +156,6 @@ def backward(config: _core.GruConfig, token: NDArray[np.integer], params: NDArra
         _forward(config, params, x, h0, valid, workspace)
     grad = np.zeros(params.shape[0], dtype)
     dx, dh0 = core_entry("gru_backward", dtype)(
-        config, np.ascontiguousarray(params), workspace, _time_major(dy), grad, np.ascontiguousarray(dh_n), valid,
-        None)
+        config, np.ascontiguousarray(params), workspace, _time_major(dy), grad, np.ascontiguousarray(dh_n), valid, None
+    )
     return _time_major(dx), dh0, grad

@@ -18,6 +18,7 @@ from ._checks import as_numeric
 
 Array = npt.NDArray[Any]
 
+
 def _zrh_to_rzn(rows: Any, ops: Any = np) -> Any:
     """Rows in gate order z, r, h (3H, ...) -> r, z, n; swapping the first two gates is its own
     inverse, so this also takes r, z, n to z, r, h. ops: the array namespace (NumPy, keras.ops or
@@ -42,8 +43,14 @@ def keras_to_flat(kernel: Any, recurrent_kernel: Any, bias: Any = None, ops: Any
     return ops.concatenate([ops.reshape(part, (-1,)) for part in parts], axis=0)
 
 
-def from_keras(kernel: npt.ArrayLike, recurrent_kernel: npt.ArrayLike, bias: npt.ArrayLike | None = None, *,
-               layer: int = 0, suffix: str = "") -> dict[str, Array]:
+def from_keras(
+    kernel: npt.ArrayLike,
+    recurrent_kernel: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    *,
+    layer: int = 0,
+    suffix: str = "",
+) -> dict[str, Array]:
     """state_dict entries of one direction of one layer from a keras.layers.GRU's weights
     (layer.get_weights()): kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,) with
     reset_after=False or (2, 3H) with reset_after=True, or None (use_bias=False).
@@ -72,8 +79,9 @@ def from_keras(kernel: npt.ArrayLike, recurrent_kernel: npt.ArrayLike, bias: npt
     return out
 
 
-def from_onnx(W: npt.ArrayLike, R: npt.ArrayLike, B: npt.ArrayLike | None = None, *,
-              layer: int = 0) -> dict[str, Array]:
+def from_onnx(
+    W: npt.ArrayLike, R: npt.ArrayLike, B: npt.ArrayLike | None = None, *, layer: int = 0
+) -> dict[str, Array]:
     """state_dict entries of one ONNX GRU node (one layer; forward or bidirectional):
     W (D, 3H, I), R (D, 3H, H), B (D, 6H) = [Wb | Rb] or None.
 
@@ -97,21 +105,30 @@ def from_onnx(W: npt.ArrayLike, R: npt.ArrayLike, B: npt.ArrayLike | None = None
         name = f"_l{layer}" + ("_reverse" if d == 1 else "")
         out["weight_ih" + name], out["weight_hh" + name] = _zrh_to_rzn(w[d]), _zrh_to_rzn(r[d])
         if b is not None:
-            out["bias_ih" + name], out["bias_hh" + name] = _zrh_to_rzn(b[d, :3 * H]), _zrh_to_rzn(b[d, 3 * H:])
+            out["bias_ih" + name], out["bias_hh" + name] = _zrh_to_rzn(b[d, : 3 * H]), _zrh_to_rzn(b[d, 3 * H :])
     return out
 
 
-def to_onnx(state_dict: Mapping[str, npt.ArrayLike], *, layer: int = 0,
-            bidirectional: bool = False) -> tuple[Array, Array, Array]:
+def to_onnx(
+    state_dict: Mapping[str, npt.ArrayLike], *, layer: int = 0, bidirectional: bool = False
+) -> tuple[Array, Array, Array]:
     """(W (D, 3H, I), R (D, 3H, H), B (D, 6H)) of the ONNX GRU node for one layer of a fastgru (or
     torch.nn.GRU) state_dict: the inverse of from_onnx. B is zeros when the layer has no biases."""
-    suffixes = [f"_l{layer}", f"_l{layer}_reverse"][:2 if bidirectional else 1]
+    suffixes = [f"_l{layer}", f"_l{layer}_reverse"][: 2 if bidirectional else 1]
     W = np.stack([_zrh_to_rzn(as_numeric(state_dict[f"weight_ih{s}"], f"weight_ih{s}")) for s in suffixes])
     R = np.stack([_zrh_to_rzn(as_numeric(state_dict[f"weight_hh{s}"], f"weight_hh{s}")) for s in suffixes])
     if f"bias_ih{suffixes[0]}" in state_dict:
-        B = np.stack([np.concatenate([_zrh_to_rzn(as_numeric(state_dict[f"bias_ih{s}"], f"bias_ih{s}")),
-                                      _zrh_to_rzn(as_numeric(state_dict[f"bias_hh{s}"], f"bias_hh{s}"))])
-                      for s in suffixes])
+        B = np.stack(
+            [
+                np.concatenate(
+                    [
+                        _zrh_to_rzn(as_numeric(state_dict[f"bias_ih{s}"], f"bias_ih{s}")),
+                        _zrh_to_rzn(as_numeric(state_dict[f"bias_hh{s}"], f"bias_hh{s}")),
+                    ]
+                )
+                for s in suffixes
+            ]
+        )
     else:
         B = np.zeros((len(suffixes), 2 * R.shape[1]), R.dtype)
     return W, R, B

@@ -24,8 +24,9 @@ def valid_mask(lengths: npt.ArrayLike, steps: int) -> npt.NDArray[np.bool_]:
     return np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
 
 
-def as_sequences(X: npt.ArrayLike | Sequence[npt.ArrayLike], dtype: npt.DTypeLike,
-                 name: str = "X") -> tuple[FloatArray, IntArray | None, bool]:
+def as_sequences(
+    X: npt.ArrayLike | Sequence[npt.ArrayLike], dtype: npt.DTypeLike, name: str = "X"
+) -> tuple[FloatArray, IntArray | None, bool]:
     """X as (padded (N, T, F) array of dtype, lengths (N,) int64 or None when all are full, ragged).
     ragged: X was a list/tuple of (T_i, F) arrays (predictions are then returned as lists)."""
     if isinstance(X, (list, tuple)):
@@ -43,13 +44,15 @@ def as_sequences(X: npt.ArrayLike | Sequence[npt.ArrayLike], dtype: npt.DTypeLik
         out = np.zeros((len(seqs), lengths.max(), F), dtype)
         with np.errstate(over="ignore"):  # values beyond dtype's range become inf: refused below
             for i, s in enumerate(seqs):
-                out[i, :len(s)] = s
+                out[i, : len(s)] = s
         ragged = True
     else:
         out = as_numeric(X, name)
         if out.ndim != 3:
-            raise ValueError(f"{name}: expected shape (N, T, F) (sequences, time steps, features) or a list of "
-                             f"(T_i, F) arrays, got shape {out.shape}")
+            raise ValueError(
+                f"{name}: expected shape (N, T, F) (sequences, time steps, features) or a list of "
+                f"(T_i, F) arrays, got shape {out.shape}"
+            )
         if 0 in out.shape:
             raise ValueError(f"{name}: expected at least one sequence, step and feature, got shape {out.shape}")
         with np.errstate(over="ignore"):  # values beyond dtype's range become inf: refused below
@@ -62,8 +65,9 @@ def as_sequences(X: npt.ArrayLike | Sequence[npt.ArrayLike], dtype: npt.DTypeLik
     return out, (None if full else lengths), ragged
 
 
-def per_step_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None,
-                     name: str = "y") -> npt.NDArray[Any]:
+def per_step_targets(
+    y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None, name: str = "y"
+) -> npt.NDArray[Any]:
     """Per-step targets as an (N, T, ...) array, padding ragged lists with zeros (masked later)."""
     if isinstance(y, (list, tuple)):
         if len(y) != N:
@@ -78,20 +82,23 @@ def per_step_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int,
             raise ValueError(f"{name}: every sequence must have the same trailing shape {tail}")
         out = np.zeros((N, T) + tail, np.result_type(*seqs))
         for i, s in enumerate(seqs):
-            out[i, :len(s)] = s
+            out[i, : len(s)] = s
         return out
     out = np.asarray(y)
     if out.ndim not in (2, 3) or out.shape[:2] != (N, T):
-        raise ValueError(f"{name}: expected shape (N, T) or (N, T, O) = ({N}, {T}[, O]) per step "
-                         f"(return_sequences=True), got {out.shape}")
+        raise ValueError(
+            f"{name}: expected shape (N, T) or (N, T, O) = ({N}, {T}[, O]) per step "
+            f"(return_sequences=True), got {out.shape}"
+        )
     return out
 
 
 def per_sequence_targets(y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, name: str = "y") -> npt.NDArray[Any]:
     out = np.asarray(y)
     if out.ndim not in (1, 2) or len(out) != N:
-        raise ValueError(f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), "
-                         f"got {out.shape}")
+        raise ValueError(
+            f"{name}: expected shape (N,) or (N, O) with N = {N} (one target per sequence of X), got {out.shape}"
+        )
     return out
 
 
@@ -108,6 +115,7 @@ class Batch:
     (B, ...) per sequence, or None without targets; rows: the number of valid loss rows (valid
     steps per step, sequences per sequence), what the batch's mean loss divides by (times O
     for the elementwise losses)."""
+
     x: FloatArray
     lengths: IntArray | None
     target: npt.NDArray[Any] | None
@@ -122,14 +130,16 @@ class Batch:
 class SequenceSet:
     """A whole data set, time-major: X (T, N, F), lengths (N,) or None, targets (T, N, ...) per
     step or (N, ...) per sequence, or None (inference)."""
+
     X: FloatArray
     lengths: IntArray | None
     targets: npt.NDArray[Any] | None
     per_step: bool
 
     @classmethod
-    def from_batch_first(cls, X: FloatArray, lengths: IntArray | None, targets: npt.NDArray[Any] | None = None,
-                         per_step: bool = False) -> "SequenceSet":
+    def from_batch_first(
+        cls, X: FloatArray, lengths: IntArray | None, targets: npt.NDArray[Any] | None = None, per_step: bool = False
+    ) -> "SequenceSet":
         """From (N, T, F) sequences and (N, ...) targets (per step: (N, T, ...))."""
         if targets is not None:
             targets = to_time_major(targets) if per_step else targets

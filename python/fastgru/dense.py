@@ -45,9 +45,17 @@ class Dense(FlatParameters):
     shape; RuntimeError for backward before any forward.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, dtype: npt.DTypeLike = "float32",
-                 backend: str = "cpp", seed: int | np.random.SeedSequence | None = None,
-                 buffers: tuple[FloatArray, FloatArray] | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        dtype: npt.DTypeLike = "float32",
+        backend: str = "cpp",
+        seed: int | np.random.SeedSequence | None = None,
+        buffers: tuple[FloatArray, FloatArray] | None = None,
+    ) -> None:
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `Dense.param_count(...)` for the layer to live in."""
         self.in_features = check_size(in_features, "in_features")
@@ -55,7 +63,9 @@ class Dense(FlatParameters):
         self.backend = check_backend(backend)
         self.bias = bool(bias)
         self.dtype = to_dtype_name(dtype)
-        self._core_forward, self._core_backward = (core_entry(f"dense_{d}", self.dtype) for d in ("forward", "backward"))
+        self._core_forward, self._core_backward = (
+            core_entry(f"dense_{d}", self.dtype) for d in ("forward", "backward")
+        )
         self._layout = _core.dense_param_layout(self.in_features, self.out_features, self.bias)
         size = self.param_count(self.in_features, self.out_features, bias=self.bias)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
@@ -67,8 +77,10 @@ class Dense(FlatParameters):
     def param_count(in_features: int, out_features: int, *, bias: bool = True) -> int:
         """Size of the flat parameter buffer: weight (out, in) then bias (out,)."""
         rows, cols = check_size(out_features, "out_features"), check_size(in_features, "in_features")
-        return check_element_count(layout_end(_core.dense_param_layout(cols, rows, bool(bias))),
-                                   "Dense parameters (out_features * in_features + out_features)")
+        return check_element_count(
+            layout_end(_core.dense_param_layout(cols, rows, bool(bias))),
+            "Dense parameters (out_features * in_features + out_features)",
+        )
 
     def __call__(self, x: npt.ArrayLike) -> FloatArray:
         return self.forward(x)
@@ -76,8 +88,13 @@ class Dense(FlatParameters):
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """x (..., in_features) -> y (..., out_features). Keeps x for backward (in either mode)."""
         values = as_numeric(x, "x")  # first: np.ndim of a ragged list would raise NumPy's unnamed error
-        xs = as_float_array(values, "x", FLOAT_DTYPES[self.dtype], (None,) * (values.ndim - 1) + (self.in_features,),
-                            f"(..., in_features) with in_features = {self.in_features}")
+        xs = as_float_array(
+            values,
+            "x",
+            FLOAT_DTYPES[self.dtype],
+            (None,) * (values.ndim - 1) + (self.in_features,),
+            f"(..., in_features) with in_features = {self.in_features}",
+        )
         self._cache = xs
         w = self.state_dict()
         if self.backend == "numpy":
@@ -93,8 +110,13 @@ class Dense(FlatParameters):
         if self._cache is None:
             raise RuntimeError("backward: no forward to differentiate (call forward first)")
         x: FloatArray = self._cache
-        dys = as_float_array(dy, "dy", FLOAT_DTYPES[self.dtype], x.shape[:-1] + (self.out_features,),
-                             f"(..., out_features) = {x.shape[:-1] + (self.out_features,)}")
+        dys = as_float_array(
+            dy,
+            "dy",
+            FLOAT_DTYPES[self.dtype],
+            x.shape[:-1] + (self.out_features,),
+            f"(..., out_features) = {x.shape[:-1] + (self.out_features,)}",
+        )
         w, g = self.state_dict(), self.grads()
         dx: FloatArray | None
         if self.backend == "numpy":
@@ -104,11 +126,17 @@ class Dense(FlatParameters):
                 g["bias"] += db
             return dx if need_dx else None
         dx = self._core_backward(
-            x.reshape(-1, self.in_features), w["weight"], dys.reshape(-1, self.out_features),
-            g["weight"], g.get("bias"), need_dx)
+            x.reshape(-1, self.in_features),
+            w["weight"],
+            dys.reshape(-1, self.out_features),
+            g["weight"],
+            g.get("bias"),
+            need_dx,
+        )
         return None if dx is None else dx.reshape(x.shape)
 
     def __repr__(self) -> str:
-        return (f"Dense({self.in_features}, {self.out_features}, bias={self.bias}, dtype={self.dtype!r}, "
-                f"backend={self.backend!r})")
-
+        return (
+            f"Dense({self.in_features}, {self.out_features}, bias={self.bias}, dtype={self.dtype!r}, "
+            f"backend={self.backend!r})"
+        )

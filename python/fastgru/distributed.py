@@ -48,10 +48,12 @@ def _mpi() -> Any:
     try:
         from mpi4py import MPI
     except ImportError as exc:
-        raise ModuleNotFoundError("distributed training needs mpi4py and an MPI runtime: "
-                                  'pip install ".[mpi]" in a clone of fastgru ("fastgru[mpi]" once it is on the '
-                                  "package index; on a cluster: pip install mpi4py, which uses the cluster's MPI)",
-                                  name="mpi4py") from exc
+        raise ModuleNotFoundError(
+            "distributed training needs mpi4py and an MPI runtime: "
+            'pip install ".[mpi]" in a clone of fastgru ("fastgru[mpi]" once it is on the '
+            "package index; on a cluster: pip install mpi4py, which uses the cluster's MPI)",
+            name="mpi4py",
+        ) from exc
     return MPI
 
 
@@ -68,8 +70,9 @@ class Communicator:
         self._MPI = MPI
         self.comm: Any = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(self.comm, MPI.Comm):
-            raise TypeError(f"comm: expected an mpi4py communicator (mpi4py.MPI.Comm) or None, "
-                            f"got {type(comm).__name__}")
+            raise TypeError(
+                f"comm: expected an mpi4py communicator (mpi4py.MPI.Comm) or None, got {type(comm).__name__}"
+            )
         self.rank: int = self.comm.Get_rank()
         self.size: int = self.comm.Get_size()
         self.is_root: bool = self.rank == 0
@@ -126,12 +129,16 @@ class Communicator:
         failed = [(rank, error) for rank, (error, _) in enumerate(reports) if error is not None]
         if failed:
             rank, error = failed[0]
-            raise RuntimeError(f"rank {rank} of {self.size} failed to prepare the data ({error}); every rank "
-                               "must call fit with the same X, y and hyper-parameters")
+            raise RuntimeError(
+                f"rank {rank} of {self.size} failed to prepare the data ({error}); every rank "
+                "must call fit with the same X, y and hyper-parameters"
+            )
         differing = [rank for rank, (_, mark) in enumerate(reports) if mark != reports[0][1]]
         if differing:
-            raise ValueError(f"ranks {differing} of {self.size} got other data or hyper-parameters than rank 0; "
-                             "every rank must call fit with the same X, y and hyper-parameters")
+            raise ValueError(
+                f"ranks {differing} of {self.size} got other data or hyper-parameters than rank 0; "
+                "every rank must call fit with the same X, y and hyper-parameters"
+            )
         return result
 
     @contextlib.contextmanager
@@ -150,8 +157,11 @@ class Communicator:
 
     def abort(self, error: BaseException) -> None:
         """Prints error with its traceback, naming this rank, and ends every rank of the job."""
-        print(f"fastgru: rank {self.rank} of {self.size} failed; aborting the MPI job so the other ranks "
-              "do not wait for it forever:", file=sys.stderr)
+        print(
+            f"fastgru: rank {self.rank} of {self.size} failed; aborting the MPI job so the other ranks "
+            "do not wait for it forever:",
+            file=sys.stderr,
+        )
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
         sys.stderr.flush()
         # mpiexec forwards the ranks' output asynchronously and drops what it has not forwarded
@@ -204,8 +214,9 @@ def allreduce_gradients(model: object, comm: Any = None, weight: float = 1.0) ->
     weights = comm.comm.allgather(weight) if comm.size > 1 else [weight]
     bad = [rank for rank, w in enumerate(weights) if not (w >= 0 and w != np.inf)]
     if bad:
-        raise ValueError(f"weight: expected a finite number >= 0 on every rank, got {weights[bad[0]]!r} "
-                         f"on rank {bad[0]}")
+        raise ValueError(
+            f"weight: expected a finite number >= 0 on every rank, got {weights[bad[0]]!r} on rank {bad[0]}"
+        )
     total = float(np.sum(weights))
     if not total > 0:
         raise ValueError(f"weight: the ranks' weights sum to {total}; at least one must be positive")

@@ -82,6 +82,7 @@ def _plain(value: Any) -> Any:
 
 # ---- the estimators ---------------------------------------------------------------------------
 
+
 class GRUEstimator(abc.ABC):
     """Shared machinery of GRURegressor and GRUClassifier (see the module docstring)."""
 
@@ -107,15 +108,32 @@ class GRUEstimator(abc.ABC):
                 raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
         return super().__new__(cls)
 
-    def __init__(self, hidden_size: int = 64, num_layers: int = 1, *, bidirectional: bool = False,
-                 reset_after: bool = True, return_sequences: bool = False, dropout: float = 0.0,
-                 loss: str | None = None, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 10,
-                 batch_size: int = 32, validation_split: float = 0.0,
-                 validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None, shuffle: bool = True,
-                 patience: int | None = None, restore_best_weights: bool = True, clip_grad_norm: float | None = None,
-                 dtype: npt.DTypeLike = "float32", compute_dtype: str = "float32",
-                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
-                 verbose: int | bool = 0, distributed: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        *,
+        bidirectional: bool = False,
+        reset_after: bool = True,
+        return_sequences: bool = False,
+        dropout: float = 0.0,
+        loss: str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 10,
+        batch_size: int = 32,
+        validation_split: float = 0.0,
+        validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+        shuffle: bool = True,
+        patience: int | None = None,
+        restore_best_weights: bool = True,
+        clip_grad_norm: float | None = None,
+        dtype: npt.DTypeLike = "float32",
+        compute_dtype: str = "float32",
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool = 0,
+        distributed: bool = False,
+    ) -> None:
         """hidden_size, num_layers, bidirectional, reset_after: the GRU (fastgru.GRU).
         return_sequences: predict at every time step (y per step) instead of from the last state.
         dropout: between GRU layers and on the head's input, while training.
@@ -174,27 +192,35 @@ class GRUEstimator(abc.ABC):
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"Invalid parameter {name!r} for estimator {type(self).__name__}; "
-                                 f"valid parameters: {valid}")
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}; valid parameters: {valid}"
+                )
             setattr(self, name, value)
         return self
 
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if not (v is defaults[k] or (type(v) is type(defaults[k]) and v == defaults[k]))]
+        changed = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if not (v is defaults[k] or (type(v) is type(defaults[k]) and v == defaults[k]))
+        ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self) -> Any:
         # Only scikit-learn calls this, so importing it here keeps it optional.
         from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
         classifier = self._estimator_type == "classifier"
-        return Tags(estimator_type=self._estimator_type,
-                    target_tags=TargetTags(required=True, multi_output=not classifier),
-                    transformer_tags=None, classifier_tags=ClassifierTags() if classifier else None,
-                    regressor_tags=None if classifier else RegressorTags(),
-                    input_tags=InputTags(two_d_array=False, three_d_array=True),
-                    non_deterministic=self.random_state is None)
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=True, multi_output=not classifier),
+            transformer_tags=None,
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+            input_tags=InputTags(two_d_array=False, three_d_array=True),
+            non_deterministic=self.random_state is None,
+        )
 
     # -- fitting ------------------------------------------------------------------------------
     def _check_hyper_parameters(self) -> tuple[str, type[np.floating[Any]]]:
@@ -214,10 +240,14 @@ class GRUEstimator(abc.ABC):
         if self.validation_split and self.validation_data is not None:
             raise ValueError("validation_split and validation_data: give one of them, not both")
         seed = self.random_state
-        if not (seed is None or isinstance(seed, (np.random.RandomState, np.random.Generator))
-                or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)):
-            raise ValueError("random_state: expected None, an int >= 0, a numpy RandomState or Generator, "
-                             f"got {seed!r}")
+        if not (
+            seed is None
+            or isinstance(seed, (np.random.RandomState, np.random.Generator))
+            or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
+        ):
+            raise ValueError(
+                f"random_state: expected None, an int >= 0, a numpy RandomState or Generator, got {seed!r}"
+            )
         if not isinstance(self.distributed, (bool, np.bool_)):
             raise ValueError(f"distributed: expected True or False, got {self.distributed!r}")
         for name in ("lr", "weight_decay"):  # as Adam checks them, but before any rank builds a model
@@ -232,8 +262,9 @@ class GRUEstimator(abc.ABC):
         check_compute_dtype(self.compute_dtype, dtype)
         return loss, FLOAT_DTYPES[dtype]
 
-    def fit(self: _Estimator, X: npt.ArrayLike | Sequence[npt.ArrayLike],
-            y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> _Estimator:
+    def fit(
+        self: _Estimator, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]
+    ) -> _Estimator:
         """Trains a new model on X, y (see the module docstring for shapes). Returns self.
 
         If fit raises, the estimator is left as it was before the call (a fitted one keeps its
@@ -254,16 +285,19 @@ class GRUEstimator(abc.ABC):
             vars(self).update(before)
             raise
         if self.interrupted_:
-            raise KeyboardInterrupt("fit interrupted: the estimator keeps the weights of the last finished step "
-                                    "(interrupted_ = True)")
+            raise KeyboardInterrupt(
+                "fit interrupted: the estimator keeps the weights of the last finished step (interrupted_ = True)"
+            )
         return self
 
     def _fit(self, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> None:
         reducer = self._reducer()
         train, validation = reducer.run_consistently(
             lambda: self._prepare_fit(X, y),
-            digest=lambda prepared: data_digest(self._shared_params(), self._target_encoding(), *prepared[0],
-                                                *(prepared[1] or ())))
+            digest=lambda prepared: data_digest(
+                self._shared_params(), self._target_encoding(), *prepared[0], *(prepared[1] or ())
+            ),
+        )
         # From here a failure on one process only (out of memory, Ctrl-C) ends the MPI job: the
         # others would wait for it in the next collective. Everything that can be checked the
         # same way everywhere was checked above.
@@ -271,29 +305,52 @@ class GRUEstimator(abc.ABC):
             # Without a seed, each process would draw its own weights and batch order: rank 0's is used.
             seed = self.random_state
             if isinstance(seed, np.random.RandomState):  # drawn from, as scikit-learn estimators do
-                seed = int(seed.randint(2 ** 32))
+                seed = int(seed.randint(2**32))
             elif isinstance(seed, np.random.Generator):
-                seed = int(seed.integers(2 ** 32))
+                seed = int(seed.integers(2**32))
             random_state = reducer.agree(np.random.SeedSequence(seed).entropy)
             model_seed, shuffle_seed = np.random.SeedSequence(random_state).generate_state(2)
             progress = make_progress(self.verbose if reducer.is_root else 0, self.epochs)
-            model = GRUModel(self.n_features_in_, self.hidden_size, self._n_logits, num_layers=self.num_layers,
-                             bidirectional=self.bidirectional, reset_after=self.reset_after,
-                             return_sequences=self.return_sequences, dropout=self.dropout,
-                             dtype=train[0].dtype, compute_dtype=self.compute_dtype, seed=int(model_seed))
-            optimizer = Adam(model, lr=self.lr, weight_decay=self.weight_decay,
-                             decoupled_weight_decay=self.weight_decay > 0)
+            model = GRUModel(
+                self.n_features_in_,
+                self.hidden_size,
+                self._n_logits,
+                num_layers=self.num_layers,
+                bidirectional=self.bidirectional,
+                reset_after=self.reset_after,
+                return_sequences=self.return_sequences,
+                dropout=self.dropout,
+                dtype=train[0].dtype,
+                compute_dtype=self.compute_dtype,
+                seed=int(model_seed),
+            )
+            optimizer = Adam(
+                model, lr=self.lr, weight_decay=self.weight_decay, decoupled_weight_decay=self.weight_decay > 0
+            )
             self.model_ = model
             self.history_ = {"loss": [], "val_loss": [], "time": []}
             self.interrupted_ = False
             self.best_epoch_ = None
-            config = training.TrainingConfig(loss=self.loss_, epochs=self.epochs, batch_size=self.batch_size,
-                                              shuffle=self.shuffle, patience=self.patience,
-                                              restore_best_weights=self.restore_best_weights,
-                                              clip_grad_norm=self.clip_grad_norm)
-            result = training.train(self.model_, optimizer, config, self._sequence_set(*train),
-                                    self._sequence_set(*validation) if validation else None,
-                                    np.random.default_rng(shuffle_seed), progress, self.history_, reducer)
+            config = training.TrainingConfig(
+                loss=self.loss_,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                shuffle=self.shuffle,
+                patience=self.patience,
+                restore_best_weights=self.restore_best_weights,
+                clip_grad_norm=self.clip_grad_norm,
+            )
+            result = training.train(
+                self.model_,
+                optimizer,
+                config,
+                self._sequence_set(*train),
+                self._sequence_set(*validation) if validation else None,
+                np.random.default_rng(shuffle_seed),
+                progress,
+                self.history_,
+                reducer,
+            )
         self.best_epoch_, self.interrupted_ = result.best_epoch, result.interrupted
         self.model_.eval()
 
@@ -310,8 +367,10 @@ class GRUEstimator(abc.ABC):
         """The hyper-parameters every rank of a distributed fit must share (validation_data is
         compared as data), as values: 8 and np.int64(8) agree; a NumPy generator is compared by
         kind only (each rank draws from its own, and rank 0's draw is used)."""
+
         def value(v: Any) -> Any:
             return type(v).__name__ if isinstance(v, (np.random.RandomState, np.random.Generator)) else _plain(v)
+
         return sorted((k, value(v)) for k, v in self.get_params().items() if k not in ("validation_data", "verbose"))
 
     def _target_encoding(self) -> Any:
@@ -319,16 +378,18 @@ class GRUEstimator(abc.ABC):
         every rank of a distributed fit must share too."""
         return ()
 
-    def _prepare_fit(self, X: npt.ArrayLike | Sequence[npt.ArrayLike],
-                     y: npt.ArrayLike | Sequence[npt.ArrayLike]) -> tuple[Prepared, Prepared | None]:
+    def _prepare_fit(
+        self, X: npt.ArrayLike | Sequence[npt.ArrayLike], y: npt.ArrayLike | Sequence[npt.ArrayLike]
+    ) -> tuple[Prepared, Prepared | None]:
         """Checks the hyper-parameters and the data: (train, validation or None), each a triple
         (X (N, T, F), lengths or None, encoded targets)."""
         loss, dtype = self._check_hyper_parameters()
         self.loss_ = loss
         X_train, lengths, _ = as_sequences(X, dtype)
         N, T, F = X_train.shape
-        targets = self._encode_targets(self._targets(y, N, T, lengths), fitting=True, loss=loss, dtype=dtype,
-                                       valid=self._valid_steps(T, lengths))
+        targets = self._encode_targets(
+            self._targets(y, N, T, lengths), fitting=True, loss=loss, dtype=dtype, valid=self._valid_steps(T, lengths)
+        )
         if self.validation_data is not None:
             try:
                 X_val, y_val = self.validation_data
@@ -339,15 +400,21 @@ class GRUEstimator(abc.ABC):
                 raise ValueError(f"validation_data[0]: expected F = {F} features as X, got {X_valid.shape[2]}")
             val_targets = self._encode_targets(
                 self._targets(y_val, len(X_valid), X_valid.shape[1], lengths_val, "validation_data[1]"),
-                fitting=False, loss=loss, dtype=dtype, name="validation_data[1]",
-                valid=self._valid_steps(X_valid.shape[1], lengths_val))
+                fitting=False,
+                loss=loss,
+                dtype=dtype,
+                name="validation_data[1]",
+                valid=self._valid_steps(X_valid.shape[1], lengths_val),
+            )
             validation: Prepared | None = (X_valid, lengths_val, val_targets)
             train: Prepared = (X_train, lengths, targets)
         elif self.validation_split:
             n_val = int(N * self.validation_split)
             if n_val == 0 or n_val == N:
-                raise ValueError(f"validation_split={self.validation_split} leaves {N - n_val} training and "
-                                 f"{n_val} validation sequences out of {N}; both must be >= 1")
+                raise ValueError(
+                    f"validation_split={self.validation_split} leaves {N - n_val} training and "
+                    f"{n_val} validation sequences out of {N}; both must be >= 1"
+                )
             cut = N - n_val
             train = (X_train[:cut], None if lengths is None else lengths[:cut], targets[:cut])
             validation = (X_train[cut:], None if lengths is None else lengths[cut:], targets[cut:])
@@ -356,8 +423,9 @@ class GRUEstimator(abc.ABC):
         self.n_features_in_ = F
         return train, validation
 
-    def _sequence_set(self, X: FloatArray, lengths: IntArray | None,
-                      targets: npt.NDArray[Any] | None = None) -> SequenceSet:
+    def _sequence_set(
+        self, X: FloatArray, lengths: IntArray | None, targets: npt.NDArray[Any] | None = None
+    ) -> SequenceSet:
         return SequenceSet.from_batch_first(X, lengths, targets, per_step=self.return_sequences)
 
     def _logits(self, data: SequenceSet) -> FloatArray:
@@ -376,8 +444,9 @@ class GRUEstimator(abc.ABC):
         full_lengths = np.full(len(sequences), sequences.shape[1]) if lengths is None else lengths
         return self._sequence_set(sequences, lengths), full_lengths, ragged
 
-    def _targets(self, y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None,
-                 name: str = "y") -> npt.NDArray[Any]:
+    def _targets(
+        self, y: npt.ArrayLike | Sequence[npt.ArrayLike], N: int, T: int, lengths: IntArray | None, name: str = "y"
+    ) -> npt.NDArray[Any]:
         if self.return_sequences:
             return per_step_targets(y, N, T, lengths, name)
         return per_sequence_targets(y, N, name)
@@ -389,8 +458,9 @@ class GRUEstimator(abc.ABC):
         valid: npt.NDArray[np.bool_] = valid_mask(lengths, T).T
         return valid
 
-    def _split_steps(self, values: npt.NDArray[Any], lengths: IntArray,
-                     ragged: bool) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
+    def _split_steps(
+        self, values: npt.NDArray[Any], lengths: IntArray, ragged: bool
+    ) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
         """Per-step predictions (N, T, ...) as a list of (T_i, ...) arrays for ragged input."""
         if ragged and self.return_sequences:
             return [values[i, :n] for i, n in enumerate(lengths)]
@@ -429,8 +499,15 @@ class GRUEstimator(abc.ABC):
 
     # -- what each estimator adds ---------------------------------------------------------------
     @abc.abstractmethod
-    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
-                        valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[Any]:
+    def _encode_targets(
+        self,
+        y: npt.ArrayLike,
+        fitting: bool,
+        loss: str,
+        dtype: npt.DTypeLike,
+        name: str = "y",
+        valid: npt.NDArray[np.bool_] | None = None,
+    ) -> npt.NDArray[Any]:
         """y checked and encoded as the model's targets (learning the encoding when fitting)."""
 
     @property
@@ -447,8 +524,13 @@ class GRUEstimator(abc.ABC):
         return None
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"n_features_in_": int(self.n_features_in_), "loss_": self.loss_, "history_": self.history_,
-                "best_epoch_": self.best_epoch_, "interrupted_": self.interrupted_}
+        return {
+            "n_features_in_": int(self.n_features_in_),
+            "loss_": self.loss_,
+            "history_": self.history_,
+            "best_epoch_": self.best_epoch_,
+            "interrupted_": self.interrupted_,
+        }
 
     def _restore_fitted(self, state: dict[str, Any], model: GRUModel) -> None:
         self.model_ = model
@@ -459,11 +541,17 @@ class GRUEstimator(abc.ABC):
         """ValueError unless the fitted attributes read from a file agree with its model and
         hyper-parameters (a file edited or damaged where its JSON still parses)."""
         config = self.model_.config
-        expected = {"n_features_in_": config["input_size"], "loss_": loss, "_n_logits": config["output_size"],
-                    "hidden_size": config["hidden_size"], "num_layers": config["num_layers"],
-                    "bidirectional": config["bidirectional"], "reset_after": config["reset_after"],
-                    "return_sequences": config["return_sequences"],
-                    "compute_dtype": config["compute_dtype"]}
+        expected = {
+            "n_features_in_": config["input_size"],
+            "loss_": loss,
+            "_n_logits": config["output_size"],
+            "hidden_size": config["hidden_size"],
+            "num_layers": config["num_layers"],
+            "bidirectional": config["bidirectional"],
+            "reset_after": config["reset_after"],
+            "return_sequences": config["return_sequences"],
+            "compute_dtype": config["compute_dtype"],
+        }
         for name, value in expected.items():
             got = getattr(self, name)
             if type(got) is not type(value) or got != value:
@@ -488,8 +576,15 @@ class GRURegressor(GRUEstimator):
     n_outputs_: int
     _single_output: bool
 
-    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
-                        valid: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    def _encode_targets(
+        self,
+        y: npt.ArrayLike,
+        fitting: bool,
+        loss: str,
+        dtype: npt.DTypeLike,
+        name: str = "y",
+        valid: npt.NDArray[np.bool_] | None = None,
+    ) -> FloatArray:
         """y as a float array (..., O); entries at padded steps (not valid) become 0."""
         values: FloatArray = np.asarray(as_numeric(y, name), dtype)
         if not np.isfinite(values if valid is None else values[valid]).all():
@@ -533,8 +628,13 @@ class GRURegressor(GRUEstimator):
         source, lengths, _ = self._prepare_X(X)
         N, T = len(source), source.X.shape[0]
         given = None if (lengths == T).all() else lengths
-        truth = self._encode_targets(self._targets(y, N, T, given), fitting=False, loss=self.loss_,
-                                     dtype=np.float64, valid=self._valid_steps(T, given))
+        truth = self._encode_targets(
+            self._targets(y, N, T, given),
+            fitting=False,
+            loss=self.loss_,
+            dtype=np.float64,
+            valid=self._valid_steps(T, given),
+        )
         pred = self._logits(source).astype(np.float64)
         truth, pred = self._valid_rows(truth, lengths), self._valid_rows(pred, lengths)
         truth, pred = truth.reshape(-1, self.n_outputs_), pred.reshape(-1, self.n_outputs_)
@@ -564,33 +664,47 @@ class GRUClassifier(GRUEstimator):
     _default_loss = "cross_entropy"
     classes_: npt.NDArray[Any]
 
-    def _encode_targets(self, y: npt.ArrayLike, fitting: bool, loss: str, dtype: npt.DTypeLike, name: str = "y",
-                        valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[Any]:
+    def _encode_targets(
+        self,
+        y: npt.ArrayLike,
+        fitting: bool,
+        loss: str,
+        dtype: npt.DTypeLike,
+        name: str = "y",
+        valid: npt.NDArray[np.bool_] | None = None,
+    ) -> npt.NDArray[Any]:
         """Labels as class indices (int64, or a float (..., 1) 0/1 target for binary_crossentropy);
         only the valid steps need to hold labels, padded ones become class 0."""
         given = np.asarray(y)
         want = 2 if self.return_sequences else 1
         if given.ndim != want:
-            raise ValueError(f"{name}: expected class labels of shape {'(N, T)' if want == 2 else '(N,)'}, "
-                             f"got {given.shape}")
+            raise ValueError(
+                f"{name}: expected class labels of shape {'(N, T)' if want == 2 else '(N,)'}, got {given.shape}"
+            )
         labels = given if valid is None else given[valid]
         if labels.dtype.kind in "fc" and np.isnan(labels).any():
             raise ValueError(f"{name}: contains NaN, which is no class label")
         if labels.dtype.kind in "fc" and (labels != np.round(labels)).any():
-            raise ValueError(f"{name}: continuous values (not whole numbers) are no class labels; "
-                             "for numeric targets use GRURegressor")
+            raise ValueError(
+                f"{name}: continuous values (not whole numbers) are no class labels; "
+                "for numeric targets use GRURegressor"
+            )
         if fitting:
             self.classes_ = np.unique(labels)
             if len(self.classes_) < 2:
                 raise ValueError(f"{name}: expected at least 2 classes, got {len(self.classes_)}: {self.classes_}")
             if loss == "binary_crossentropy" and len(self.classes_) != 2:
-                raise ValueError(f"loss='binary_crossentropy' needs exactly 2 classes, got {len(self.classes_)}; "
-                                 "use loss='cross_entropy'")
+                raise ValueError(
+                    f"loss='binary_crossentropy' needs exactly 2 classes, got {len(self.classes_)}; "
+                    "use loss='cross_entropy'"
+                )
         found = np.minimum(np.searchsorted(self.classes_, labels), len(self.classes_) - 1)
         unknown = self.classes_[found] != labels
         if unknown.any():
-            raise ValueError(f"{name}: labels out of range: {np.unique(labels[unknown])[:5]} are not among the "
-                             f"classes seen in fit {self.classes_}")
+            raise ValueError(
+                f"{name}: labels out of range: {np.unique(labels[unknown])[:5]} are not among the "
+                f"classes seen in fit {self.classes_}"
+            )
         codes = np.zeros(given.shape, np.int64)
         codes[... if valid is None else valid] = found
         if loss == "binary_crossentropy":

@@ -85,18 +85,33 @@ class GRU(FlatParameters):
     without a training-mode forward. Results are bit-identical for any thread count.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
-                 batch_first: bool = False, bidirectional: bool = False, dropout: float = 0.0, reset_after: bool = True,
-                 dtype: npt.DTypeLike = "float32", compute_dtype: str = "float32", backend: str = "cpp",
-                 seed: int | np.random.SeedSequence | None = None,
-                 buffers: tuple[FloatArray, FloatArray] | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        reset_after: bool = True,
+        dtype: npt.DTypeLike = "float32",
+        compute_dtype: str = "float32",
+        backend: str = "cpp",
+        seed: int | np.random.SeedSequence | None = None,
+        buffers: tuple[FloatArray, FloatArray] | None = None,
+    ) -> None:
         """`buffers`: optional (params, grad) pair of writable contiguous 1-D arrays of size
         `GRU.param_count(...)` for the layer to live in (a model keeping all its parameters in one buffer)."""
         dtype_name = to_dtype_name(dtype)
         compute_dtype = check_compute_dtype(compute_dtype, dtype_name)
         self.config = gru_config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
         self.input_size, self.hidden_size, self.num_layers = (
-            self.config.input_size, self.config.hidden_size, self.config.num_layers)
+            self.config.input_size,
+            self.config.hidden_size,
+            self.config.num_layers,
+        )
         if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
         self.backend = check_backend(backend)
@@ -108,7 +123,8 @@ class GRU(FlatParameters):
         self.dtype = dtype_name
         self.compute_dtype = compute_dtype
         self._core_forward, self._core_backward, self._core_step = (
-            core_entry(f"gru_{d}", self.dtype) for d in ("forward", "backward", "step"))
+            core_entry(f"gru_{d}", self.dtype) for d in ("forward", "backward", "step")
+        )
         self._layout = _core.gru_param_layout(self.config)
         size = _core.gru_param_count(self.config)
         super().__init__(size, FLOAT_DTYPES[self.dtype], buffers)
@@ -117,29 +133,38 @@ class GRU(FlatParameters):
         self._params[:] = self._rng.uniform(-bound, bound, size)
 
     @staticmethod
-    def param_count(input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
-                    bidirectional: bool = False) -> int:
+    def param_count(
+        input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True, bidirectional: bool = False
+    ) -> int:
         """Size of the flat parameter buffer of a GRU with these options."""
-        return _core.gru_param_count(gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
+        return _core.gru_param_count(
+            gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32")
+        )
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     # -- computation ------------------------------------------------------------------------
-    def __call__(self, x: npt.ArrayLike, h0: npt.ArrayLike | None = None,
-                 lengths: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    def __call__(
+        self, x: npt.ArrayLike, h0: npt.ArrayLike | None = None, lengths: npt.ArrayLike | None = None
+    ) -> tuple[FloatArray, FloatArray]:
         return self.forward(x, h0, lengths)
 
-    def forward(self, x: npt.ArrayLike, h0: npt.ArrayLike | None = None, lengths: npt.ArrayLike | None = None, *,
-                dropout_masks: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    def forward(
+        self,
+        x: npt.ArrayLike,
+        h0: npt.ArrayLike | None = None,
+        lengths: npt.ArrayLike | None = None,
+        *,
+        dropout_masks: npt.ArrayLike | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
         """x (T, B, I) or (B, T, I) when batch_first; h0 (L*D, B, H); lengths (B,) ints in 1..T.
         In training mode with dropout between layers, the multipliers of the inputs of layers 1..
         are drawn from the layer's seed, or given as dropout_masks (L-1, T, B, D*H) (time-major)."""
         dtype = FLOAT_DTYPES[self.dtype]
         x_text = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        xs = as_float_array(x, "x", dtype, (None, None, self.input_size),
-                            f"{x_text} with I = {self.input_size}")
+        xs = as_float_array(x, "x", dtype, (None, None, self.input_size), f"{x_text} with I = {self.input_size}")
         if self.batch_first:
             xs = np.ascontiguousarray(xs.transpose(1, 0, 2))
         T, B = xs.shape[:2]
@@ -155,8 +180,12 @@ class GRU(FlatParameters):
             masks = self._dropout_masks(T, B)
         else:
             masks = as_float_array(
-                dropout_masks, "dropout_masks", dtype, (self.num_layers - 1, T, B, self.num_directions * H),
-                f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})")
+                dropout_masks,
+                "dropout_masks",
+                dtype,
+                (self.num_layers - 1, T, B, self.num_directions * H),
+                f"(L-1, T, B, D*H) = ({self.num_layers - 1}, {T}, {B}, {self.num_directions * H})",
+            )
 
         workspace = self._workspace(T, B) if self.training and self.backend == "cpp" else None
         self._cache = None  # the last step's cache is freed before this one is built, not after
@@ -171,10 +200,17 @@ class GRU(FlatParameters):
             if self.training:  # the reference's cache keeps x and h0: not the caller's arrays, which may change
                 xs, h_0 = xs.copy(), None if h_0 is None else h_0.copy()
             y, h_n, cache = reference.gru_forward(
-                self.state_dict(), xs, np.zeros((LD, B, H), dtype) if h_0 is None else h_0,
-                np.full(B, T) if lens is None else lens, num_layers=self.num_layers,
-                bidirectional=self.bidirectional, reset_after=self.reset_after,
-                dropout_masks=masks, keep_cache=self.training, compute_dtype=self.compute_dtype)
+                self.state_dict(),
+                xs,
+                np.zeros((LD, B, H), dtype) if h_0 is None else h_0,
+                np.full(B, T) if lens is None else lens,
+                num_layers=self.num_layers,
+                bidirectional=self.bidirectional,
+                reset_after=self.reset_after,
+                dropout_masks=masks,
+                keep_cache=self.training,
+                compute_dtype=self.compute_dtype,
+            )
         self._cache = (cache, xs.shape) if self.training else None
         if self.batch_first:
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
@@ -187,16 +223,21 @@ class GRU(FlatParameters):
         needs the whole sequence); never applies dropout and keeps nothing for backward. The
         compiled step reads the weights in place, so changes to params apply at the next step."""
         if self.bidirectional:
-            raise ValueError("step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
-                             "at the end); use forward")
+            raise ValueError(
+                "step: a bidirectional GRU needs the whole sequence (its reverse direction starts "
+                "at the end); use forward"
+            )
         dtype, L, H = FLOAT_DTYPES[self.dtype], self.num_layers, self.hidden_size
         # as_float_array returns a ready array at once (is_float_array): cheap enough per step.
         x = as_float_array(x_t, "x_t", dtype, (None, self.input_size), f"(B, I) with I = {self.input_size}")
         B = x.shape[0]
         if B == 0:
             raise ValueError(f"x_t: expected shape (B, I) with B >= 1, got {x.shape}")
-        state = np.zeros((L, B, H), dtype) if h is None else as_float_array(h, "h", dtype, (L, B, H),
-                                                                             f"(L, B, H) = ({L}, {B}, {H})")
+        state = (
+            np.zeros((L, B, H), dtype)
+            if h is None
+            else as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
+        )
         result: tuple[FloatArray, FloatArray]
         if self.backend == "cpp":
             if self.quantization is not None:  # int8 rows read as stored: a quarter of the bytes
@@ -205,19 +246,28 @@ class GRU(FlatParameters):
             else:
                 result = self._core_step(self.config, self._params, x, state)
             return result
-        y, h_new, _ = reference.gru_forward(self.state_dict(), x[None], state, np.ones(B, np.int64),
-                                            num_layers=L, bidirectional=False, reset_after=self.reset_after,
-                                            dropout_masks=None, keep_cache=False, compute_dtype=self.compute_dtype)
+        y, h_new, _ = reference.gru_forward(
+            self.state_dict(),
+            x[None],
+            state,
+            np.ones(B, np.int64),
+            num_layers=L,
+            bidirectional=False,
+            reset_after=self.reset_after,
+            dropout_masks=None,
+            keep_cache=False,
+            compute_dtype=self.compute_dtype,
+        )
         return y[0], h_new
 
-    def backward(self, dy: npt.ArrayLike,
-                 dh_n: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    def backward(self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
         """Gradients through the last training-mode forward: returns (dx, dh0) and adds the
         parameter gradients into grad."""
         self._check_trainable("backward")
         if self._cache is None:
-            raise RuntimeError("backward: no training-mode forward to differentiate "
-                               "(call forward in training mode first)")
+            raise RuntimeError(
+                "backward: no training-mode forward to differentiate (call forward in training mode first)"
+            )
         cache, (T, B, _) = self._cache
         dtype = FLOAT_DTYPES[self.dtype]
         DH, LD, H = self.num_directions * self.hidden_size, self.num_layers * self.num_directions, self.hidden_size
@@ -226,7 +276,9 @@ class GRU(FlatParameters):
             dys = np.ascontiguousarray(dys.transpose(1, 0, 2))
         else:
             dys = as_float_array(dy, "dy", dtype, (T, B, DH), f"(T, B, D*H) = ({T}, {B}, {DH})")
-        dh = None if dh_n is None else as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+        dh = (
+            None if dh_n is None else as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
+        )
 
         dx: FloatArray
         dh0: FloatArray
@@ -235,8 +287,14 @@ class GRU(FlatParameters):
             dx, dh0 = self._core_backward(self.config, self._params, workspace, dys, self._grad, dh, lengths, dropout)
         else:
             dx, dh0, grads = reference.gru_backward(
-                self.state_dict(), cache, dys, np.zeros((LD, B, H), dtype) if dh is None else dh,
-                num_layers=self.num_layers, bidirectional=self.bidirectional, reset_after=self.reset_after)
+                self.state_dict(),
+                cache,
+                dys,
+                np.zeros((LD, B, H), dtype) if dh is None else dh,
+                num_layers=self.num_layers,
+                bidirectional=self.bidirectional,
+                reset_after=self.reset_after,
+            )
             views = self.grads()
             for name, g in grads.items():
                 views[name] += g
@@ -272,26 +330,43 @@ class GRU(FlatParameters):
             return None
         keep = 1.0 - self.dropout
         shape = (T, B, self.num_directions * self.hidden_size)
-        return np.stack([((self._rng.random(shape) < keep) / keep).astype(self.dtype)
-                         for _ in range(self.num_layers - 1)])
+        return np.stack(
+            [((self._rng.random(shape) < keep) / keep).astype(self.dtype) for _ in range(self.num_layers - 1)]
+        )
 
     def __repr__(self) -> str:
-        return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
-                f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
-                f"compute_dtype={self.compute_dtype!r}, backend={self.backend!r}"
-                + (f", quantization={self.quantization!r})" if self.quantization else ")"))
+        return (
+            f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}, "
+            f"dropout={self.dropout}, reset_after={self.reset_after}, dtype={self.dtype!r}, "
+            f"compute_dtype={self.compute_dtype!r}, backend={self.backend!r}"
+            + (f", quantization={self.quantization!r})" if self.quantization else ")")
+        )
 
 
-def gru_config(input_size: object, hidden_size: object, num_layers: object, bidirectional: bool, bias: bool,
-               reset_after: bool, compute_dtype: str) -> _core.GruConfig:
+def gru_config(
+    input_size: object,
+    hidden_size: object,
+    num_layers: object,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+) -> _core.GruConfig:
     """The core's GruConfig; TypeError/ValueError naming the argument for a bad size,
     OverflowError when the parameters could not fit in one buffer (before any allocation)."""
     layers = check_positive_int(num_layers, "num_layers")
     if layers > _core.MAX_LAYERS:
         raise ValueError(f"num_layers: expected at most {_core.MAX_LAYERS}, got {layers}")
-    return _core.GruConfig(check_size(input_size, "input_size"), check_size(hidden_size, "hidden_size"),
-                           layers, bool(bidirectional), bool(bias), bool(reset_after), compute_dtype)
+    return _core.GruConfig(
+        check_size(input_size, "input_size"),
+        check_size(hidden_size, "hidden_size"),
+        layers,
+        bool(bidirectional),
+        bool(bias),
+        bool(reset_after),
+        compute_dtype,
+    )
 
 
 def check_lengths(lengths: npt.ArrayLike, T: int, B: int) -> IntArray:

@@ -22,8 +22,10 @@ try:
     import jax
     import jax.numpy as jnp
 except ImportError as exc:
-    raise ImportError("fastgru.jax needs JAX: pip install \".[jax]\" in a clone of fastgru (\"fastgru[jax]\" once "
-                      "it is on the package index), or pip install jax") from exc
+    raise ImportError(
+        'fastgru.jax needs JAX: pip install ".[jax]" in a clone of fastgru ("fastgru[jax]" once '
+        "it is on the package index), or pip install jax"
+    ) from exc
 
 from . import _core, _host
 
@@ -36,8 +38,9 @@ def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]
 
 
-def _forward_call(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec,
-                  training: bool) -> tuple[jax.Array, ...]:
+def _forward_call(
+    params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec, training: bool
+) -> tuple[jax.Array, ...]:
     """The core's forward through pure_callback: (y, h_n), and in training the token of the
     workspace that fastgru._host keeps for the backward."""
     config = _host.gru_config(*spec)
@@ -47,13 +50,17 @@ def _forward_call(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.A
     if training:
         shapes.append(_shape((), jnp.int32))
     host = _host.forward_train if training else _host.forward
-    return tuple(jax.pure_callback(functools.partial(host, config), tuple(shapes), params, x, h0, lengths,
-                                   vmap_method="sequential"))
+    return tuple(
+        jax.pure_callback(
+            functools.partial(host, config), tuple(shapes), params, x, h0, lengths, vmap_method="sequential"
+        )
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def gru_flat(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
-             ) -> tuple[jax.Array, jax.Array]:
+def gru_flat(
+    params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
+) -> tuple[jax.Array, jax.Array]:
     """The core's GRU on the flat parameter buffer params (the core's layout for spec), x (B, T, I)
     batch-major, h0 (L*D, B, H), lengths (B,) int32 (T for an unpadded sequence; see
     fastgru._host for the refusals). Returns y (B, T, D*H) and h_n (L*D, B, H)."""
@@ -64,19 +71,31 @@ def gru_flat(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array,
 Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 
 
-def _gru_flat_fwd(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
-                  ) -> tuple[tuple[jax.Array, jax.Array], Saved]:
+def _gru_flat_fwd(
+    params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
+) -> tuple[tuple[jax.Array, jax.Array], Saved]:
     y, h_n, token = _forward_call(params, x, h0, lengths, spec, training=True)
     return (y, h_n), (token, params, x, h0, lengths)
 
 
-def _gru_flat_bwd(spec: Spec, saved: Saved, cotangents: tuple[jax.Array, jax.Array]
-                  ) -> tuple[jax.Array, jax.Array, jax.Array, None]:
+def _gru_flat_bwd(
+    spec: Spec, saved: Saved, cotangents: tuple[jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array, jax.Array, None]:
     token, params, x, h0, lengths = saved
     dy, dh_n = cotangents
     shapes = (_shape(x.shape, dy.dtype), _shape(h0.shape, dy.dtype), _shape(params.shape, dy.dtype))
-    dx, dh0, dparams = jax.pure_callback(functools.partial(_host.backward, _host.gru_config(*spec)), shapes,
-                                         token, params, x, h0, lengths, dy, dh_n, vmap_method="sequential")
+    dx, dh0, dparams = jax.pure_callback(
+        functools.partial(_host.backward, _host.gru_config(*spec)),
+        shapes,
+        token,
+        params,
+        x,
+        h0,
+        lengths,
+        dy,
+        dh_n,
+        vmap_method="sequential",
+    )
     return dparams, dx, dh0, None
 
 
@@ -90,30 +109,46 @@ def _layout(spec: Spec) -> list[tuple[str, int, tuple[int, ...]]]:
 def _spec(params: Mapping[str, Any], reset_after: bool) -> Spec:
     """The configuration that params' names and shapes describe; ValueError otherwise."""
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
-        raise ValueError(f"params: expected fastgru.GRU's (torch.nn.GRU's) names weight_ih_l0, weight_hh_l0, ..., "
-                         f"got {sorted(params)}")
+        raise ValueError(
+            f"params: expected fastgru.GRU's (torch.nn.GRU's) names weight_ih_l0, weight_hh_l0, ..., "
+            f"got {sorted(params)}"
+        )
     w_ih, w_hh = params["weight_ih_l0"], params["weight_hh_l0"]
     if len(w_hh.shape) != 2 or w_hh.shape[0] != 3 * w_hh.shape[1]:
         raise ValueError(f"params['weight_hh_l0']: expected shape (3H, H), got {tuple(w_hh.shape)}")
     if len(w_ih.shape) != 2:
         raise ValueError(f"params['weight_ih_l0']: expected shape (3H, I), got {tuple(w_ih.shape)}")
     layers = sum(1 for name in params if name.startswith("weight_hh_l") and not name.endswith("_reverse"))
-    spec = (int(w_ih.shape[1]), int(w_hh.shape[1]), layers, "weight_hh_l0_reverse" in params,
-            "bias_ih_l0" in params, bool(reset_after))
+    spec = (
+        int(w_ih.shape[1]),
+        int(w_hh.shape[1]),
+        layers,
+        "weight_hh_l0_reverse" in params,
+        "bias_ih_l0" in params,
+        bool(reset_after),
+    )
     layout = _layout(spec)
     names = [name for name, _, _ in layout]
     if sorted(names) != sorted(params):
-        raise ValueError(f"params: missing keys {sorted(set(names) - set(params))}, "
-                         f"unexpected keys {sorted(set(params) - set(names))}")
+        raise ValueError(
+            f"params: missing keys {sorted(set(names) - set(params))}, "
+            f"unexpected keys {sorted(set(params) - set(names))}"
+        )
     for name, _, shape in layout:
         if tuple(params[name].shape) != shape:
             raise ValueError(f"params[{name!r}]: expected shape {shape}, got {tuple(params[name].shape)}")
     return spec
 
 
-def gru(params: Mapping[str, jax.Array], x: jax.Array, h0: jax.Array | None = None,
-        lengths: jax.Array | None = None, *, reset_after: bool = True, time_major: bool = False
-        ) -> tuple[jax.Array, jax.Array]:
+def gru(
+    params: Mapping[str, jax.Array],
+    x: jax.Array,
+    h0: jax.Array | None = None,
+    lengths: jax.Array | None = None,
+    *,
+    reset_after: bool = True,
+    time_major: bool = False,
+) -> tuple[jax.Array, jax.Array]:
     """A multi-layer, optionally bidirectional GRU, forward and backward in fastgru's core.
 
     params   dict of fastgru.GRU's (torch.nn.GRU's) names and shapes: weight_ih_l{k} (3H, I for
@@ -137,8 +172,10 @@ def gru(params: Mapping[str, jax.Array], x: jax.Array, h0: jax.Array | None = No
         raise ValueError(f"params: expected float32 or float64 weights, got {dtype}")
     x = jnp.asarray(x, dtype)
     if x.ndim not in (2, 3) or x.shape[-1] != spec[0]:
-        raise ValueError(f"x: expected shape (B, T, I), (T, B, I) when time_major, or unbatched (T, I), with "
-                         f"I = {spec[0]}, got {x.shape}")
+        raise ValueError(
+            f"x: expected shape (B, T, I), (T, B, I) when time_major, or unbatched (T, I), with "
+            f"I = {spec[0]}, got {x.shape}"
+        )
     batched = x.ndim == 3
     if not batched:
         x = x[None]
@@ -167,8 +204,16 @@ def gru(params: Mapping[str, jax.Array], x: jax.Array, h0: jax.Array | None = No
     return (jnp.swapaxes(y, 0, 1) if time_major else y), h_n
 
 
-def init_params(key: jax.Array, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                bidirectional: bool = False, bias: bool = True, dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+def init_params(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    *,
+    bidirectional: bool = False,
+    bias: bool = True,
+    dtype: Any = jnp.float32,
+) -> dict[str, jax.Array]:
     """Parameters for gru: every tensor uniform in +-1/sqrt(H) (torch.nn.GRU's rule), drawn from key."""
     spec = (input_size, hidden_size, num_layers, bidirectional, bias, True)
     layout = _layout(spec)
@@ -192,18 +237,36 @@ def _flax_module() -> type:
         Its parameters are nnx.Params with fastgru.GRU's names (weight_ih_l0, ...), drawn as
         init_params draws them; shapes and semantics as gru's."""
 
-        def __init__(self, in_features: int, hidden_features: int, num_layers: int = 1, *,
-                     bidirectional: bool = False, use_bias: bool = True, reset_after: bool = True,
-                     time_major: bool = False, dtype: Any = jnp.float32, rngs: nnx.Rngs) -> None:
+        def __init__(
+            self,
+            in_features: int,
+            hidden_features: int,
+            num_layers: int = 1,
+            *,
+            bidirectional: bool = False,
+            use_bias: bool = True,
+            reset_after: bool = True,
+            time_major: bool = False,
+            dtype: Any = jnp.float32,
+            rngs: nnx.Rngs,
+        ) -> None:
             self.reset_after, self.time_major = bool(reset_after), bool(time_major)
-            values = init_params(rngs.params(), in_features, hidden_features, num_layers,
-                                 bidirectional=bidirectional, bias=use_bias, dtype=dtype)
+            values = init_params(
+                rngs.params(),
+                in_features,
+                hidden_features,
+                num_layers,
+                bidirectional=bidirectional,
+                bias=use_bias,
+                dtype=dtype,
+            )
             self.names = tuple(values)
             for name, value in values.items():
                 setattr(self, name, nnx.Param(value))
 
-        def __call__(self, x: jax.Array, h0: jax.Array | None = None, lengths: jax.Array | None = None
-                     ) -> tuple[jax.Array, jax.Array]:
+        def __call__(
+            self, x: jax.Array, h0: jax.Array | None = None, lengths: jax.Array | None = None
+        ) -> tuple[jax.Array, jax.Array]:
             params = {name: getattr(self, name)[...] for name in self.names}
             return gru(params, x, h0, lengths, reset_after=self.reset_after, time_major=self.time_major)
 
@@ -216,4 +279,3 @@ def __getattr__(name: str) -> Any:
         globals()["GRU"] = module
         return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

@@ -28,15 +28,17 @@ from typing import Any
 try:
     import keras
 except ImportError as exc:
-    raise ImportError("fastgru.keras needs Keras 3 and one of its backends (torch, jax or tensorflow): pip install "
-                      "\".[keras]\" in a clone of fastgru (\"fastgru[keras]\" once it is on the package index), or "
-                      "pip install keras") from exc
+    raise ImportError(
+        "fastgru.keras needs Keras 3 and one of its backends (torch, jax or tensorflow): pip install "
+        '".[keras]" in a clone of fastgru ("fastgru[keras]" once it is on the package index), or '
+        "pip install keras"
+    ) from exc
 
 from . import _host
 from .convert import keras_to_flat
 
 if int(keras.__version__.split(".")[0]) < 3:
-    raise ImportError(f"fastgru.keras needs Keras 3 (pip install \".[keras]\"), found keras {keras.__version__}")
+    raise ImportError(f'fastgru.keras needs Keras 3 (pip install ".[keras]"), found keras {keras.__version__}')
 
 __all__ = ["GRU"]
 
@@ -49,27 +51,44 @@ class GRU(keras.layers.GRU):  # type: ignore[misc]
     """keras.layers.GRU computed by fastgru's core; see the module's docstring for what differs
     (nothing, within tanh/sigmoid activations and recurrent_dropout=0)."""
 
-    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
-                 recurrent_dropout: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        recurrent_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         backend = keras.backend.backend()
         if backend not in BACKENDS:
-            raise RuntimeError(f"fastgru.keras.GRU runs on the torch, jax and tensorflow backends of Keras, not on "
-                               f"{backend!r} (set KERAS_BACKEND before importing keras)")
+            raise RuntimeError(
+                f"fastgru.keras.GRU runs on the torch, jax and tensorflow backends of Keras, not on "
+                f"{backend!r} (set KERAS_BACKEND before importing keras)"
+            )
         if keras.activations.get(activation) is not keras.activations.tanh:
             raise ValueError(f"activation: fastgru.keras.GRU computes tanh only, got {activation!r}")
         if keras.activations.get(recurrent_activation) is not keras.activations.sigmoid:
-            raise ValueError(f"recurrent_activation: fastgru.keras.GRU computes sigmoid only, got "
-                             f"{recurrent_activation!r}")
+            raise ValueError(
+                f"recurrent_activation: fastgru.keras.GRU computes sigmoid only, got {recurrent_activation!r}"
+            )
         if recurrent_dropout != 0:
-            raise ValueError(f"recurrent_dropout: fastgru.keras.GRU has no recurrent dropout (it would need a mask "
-                             f"inside the fused recurrence), got {recurrent_dropout!r}; use dropout (on the inputs)")
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         recurrent_dropout=recurrent_dropout, **kwargs)
+            raise ValueError(
+                f"recurrent_dropout: fastgru.keras.GRU has no recurrent dropout (it would need a mask "
+                f"inside the fused recurrence), got {recurrent_dropout!r}; use dropout (on the inputs)"
+            )
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            recurrent_dropout=recurrent_dropout,
+            **kwargs,
+        )
         if backend == "tensorflow":
             self.supports_jit = False  # jit_compile="auto" then compiles without XLA
 
-    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
-                   ) -> tuple[Any, Any, list[Any]]:
+    def inner_loop(
+        self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
+    ) -> tuple[Any, Any, list[Any]]:
         """(last_output, outputs, [state]) as keras.layers.RNN.inner_loop returns them, from the core."""
         h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
         mask = mask[0] if isinstance(mask, (list, tuple)) else mask
@@ -79,10 +98,14 @@ class GRU(keras.layers.GRU):  # type: ignore[misc]
         dtype = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
         x, h0 = ops.cast(x, dtype), ops.cast(h0, dtype)
         cell = self.cell
-        params = keras_to_flat(ops.cast(cell.kernel, dtype), ops.cast(cell.recurrent_kernel, dtype),
-                               None if cell.bias is None else ops.cast(cell.bias, dtype), ops)
+        params = keras_to_flat(
+            ops.cast(cell.kernel, dtype),
+            ops.cast(cell.recurrent_kernel, dtype),
+            None if cell.bias is None else ops.cast(cell.bias, dtype),
+            ops,
+        )
         steps, batch = ops.shape(x)[1], ops.shape(x)[0]
-        time = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)                 # (1, T)
+        time = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)  # (1, T)
         if mask is None:
             lengths = ops.full((batch,), steps, dtype="int32")
             if self.go_backwards:
@@ -125,9 +148,11 @@ def _run(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec, training:
     backend = keras.backend.backend()
     if backend == "jax":
         from .jax import gru_flat
+
         return gru_flat(params, x, h0, lengths, spec)
     if backend == "tensorflow":
         from . import _tensorflow
+
         return _tensorflow.gru_flat(params, x, h0, lengths, spec, keep_workspace=training)
     return _run_torch(params, x, h0, lengths, spec)
 
@@ -136,11 +161,22 @@ def _run_torch(params: Any, x: Any, h0: Any, lengths: Any, spec: _host.Spec) -> 
     import torch
 
     from . import torch as fastgru_torch
+
     core_lengths = _host.core_lengths(lengths.cpu().numpy(), int(x.shape[1]))
     _, hidden_size, num_layers, bidirectional, bias, reset_after = spec
     keep_workspace = torch.is_grad_enabled() and (x.requires_grad or params.requires_grad or h0.requires_grad)
     y, h_n, _ = fastgru_torch.gru_forward(
-        x.transpose(0, 1).contiguous(), h0.contiguous(), params.contiguous(),
-        None if core_lengths is None else torch.from_numpy(core_lengths), None, hidden_size, num_layers,
-        bidirectional, bias, reset_after, "float32", keep_workspace)
+        x.transpose(0, 1).contiguous(),
+        h0.contiguous(),
+        params.contiguous(),
+        None if core_lengths is None else torch.from_numpy(core_lengths),
+        None,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        bias,
+        reset_after,
+        "float32",
+        keep_workspace,
+    )
     return y.transpose(0, 1), h_n

@@ -46,8 +46,14 @@ def check_mask(mask: npt.ArrayLike | None, rows_shape: tuple[int, ...]) -> npt.N
     return array
 
 
-def check_target(name: str, target: object, rows_shape: tuple[int, ...], outputs: int, dtype: npt.DTypeLike,
-                 mask: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[Any]:
+def check_target(
+    name: str,
+    target: object,
+    rows_shape: tuple[int, ...],
+    outputs: int,
+    dtype: npt.DTypeLike,
+    mask: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[Any]:
     """target for loss `name` on logits of shape rows_shape + (outputs,): int64 labels of shape
     rows_shape in [0, outputs) (at the valid rows) for cross_entropy, else a dtype array of the
     logits' shape. TypeError/ValueError naming `target` otherwise."""
@@ -67,8 +73,9 @@ def check_target(name: str, target: object, rows_shape: tuple[int, ...], outputs
     return values
 
 
-def compute(name: str, logits: npt.ArrayLike, target: npt.ArrayLike, mask: npt.ArrayLike | None = None, *,
-            backend: str = "cpp") -> tuple[float, FloatArray]:
+def compute(
+    name: str, logits: npt.ArrayLike, target: npt.ArrayLike, mask: npt.ArrayLike | None = None, *, backend: str = "cpp"
+) -> tuple[float, FloatArray]:
     """(loss as a Python float, dlogits with logits' shape and dtype); see the module docstring."""
     check_loss(name)
     values = as_numeric(logits, "logits")
@@ -87,5 +94,6 @@ def compute(name: str, logits: npt.ArrayLike, target: npt.ArrayLike, mask: npt.A
     loss: float
     dlogits: FloatArray
     loss, dlogits = core_entry("loss", rows_logits.dtype)(
-        name, rows_logits.reshape(rows, O), target_rows, None if checked_mask is None else checked_mask.reshape(rows))
+        name, rows_logits.reshape(rows, O), target_rows, None if checked_mask is None else checked_mask.reshape(rows)
+    )
     return loss, dlogits.reshape(rows_logits.shape)

@@ -47,13 +47,14 @@ from .streaming import ModelStream
 
 _Module = TypeVar("_Module", bound=FlatParameters)
 
-FILE_FORMAT = "fastgru"     # the safetensors metadata "format" of a saved model
+FILE_FORMAT = "fastgru"  # the safetensors metadata "format" of a saved model
 
 
 class StepReport(NamedTuple):
     """What a training step did. loss: the batch's mean loss; grad_norm: the global L2 norm of
     the gradient before clipping; applied: False when the loss or the gradient was NaN/inf, in
     which case params and the optimizer were left untouched (grad still holds the gradient)."""
+
     loss: float
     grad_norm: float
     applied: bool
@@ -68,10 +69,23 @@ class GRUModel(FlatParameters):
     the GRU's products with bfloat16 operands and float32 accumulation (fastgru.GRU); the head and
     the loss stay in float32."""
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int, *, num_layers: int = 1,
-                 bidirectional: bool = False, reset_after: bool = True, bias: bool = True,
-                 return_sequences: bool = True, dropout: float = 0.0, dtype: npt.DTypeLike = "float32",
-                 compute_dtype: str = "float32", backend: str = "cpp", seed: int | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        reset_after: bool = True,
+        bias: bool = True,
+        return_sequences: bool = True,
+        dropout: float = 0.0,
+        dtype: npt.DTypeLike = "float32",
+        compute_dtype: str = "float32",
+        backend: str = "cpp",
+        seed: int | None = None,
+    ) -> None:
         output_size = check_positive_int(output_size, "output_size")
         self.backend = check_backend(backend)
         self.return_sequences = bool(return_sequences)
@@ -80,30 +94,67 @@ class GRUModel(FlatParameters):
         self.seed = seed
         gru_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
         # The GRU's tensors, then the head's, named as attributes `gru` and `head` of a torch module.
-        self._layout = self.param_layout(input_size, hidden_size, output_size, num_layers=num_layers,
-                                         bidirectional=bidirectional, bias=bias)
+        self._layout = self.param_layout(
+            input_size, hidden_size, output_size, num_layers=num_layers, bidirectional=bidirectional, bias=bias
+        )
         head = self._head_offset = next(offset for name, offset, _ in self._layout if name.startswith("head."))
         super().__init__(layout_end(self._layout), FLOAT_DTYPES[self.dtype])
-        self.gru = GRU(input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-                       dropout=dropout, reset_after=reset_after, dtype=self.dtype, compute_dtype=self.compute_dtype,
-                       backend=backend, seed=gru_seed, buffers=(self._params[:head], self._grad[:head]))
-        self.head = Dense(self.gru.num_directions * hidden_size, output_size, bias=bias, dtype=self.dtype,
-                          backend=backend, seed=head_seed, buffers=(self._params[head:], self._grad[head:]))
+        self.gru = GRU(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            reset_after=reset_after,
+            dtype=self.dtype,
+            compute_dtype=self.compute_dtype,
+            backend=backend,
+            seed=gru_seed,
+            buffers=(self._params[:head], self._grad[:head]),
+        )
+        self.head = Dense(
+            self.gru.num_directions * hidden_size,
+            output_size,
+            bias=bias,
+            dtype=self.dtype,
+            backend=backend,
+            seed=head_seed,
+            buffers=(self._params[head:], self._grad[head:]),
+        )
         self.dropout = self.gru.dropout
         self._rng = np.random.default_rng(dropout_seed)
-        self._core_models: dict[str, Any] = {}      # loss name -> the compiled model (built on first use)
+        self._core_models: dict[str, Any] = {}  # loss name -> the compiled model (built on first use)
 
     @staticmethod
-    def param_count(input_size: int, hidden_size: int, output_size: int, *, num_layers: int = 1,
-                    bidirectional: bool = False, bias: bool = True, **other_options: object) -> int:
+    def param_count(
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        bias: bool = True,
+        **other_options: object,
+    ) -> int:
         """Size of the flat parameter buffer of GRUModel(input_size, hidden_size, output_size, ...), without
         allocating it (the options that do not change it are accepted and ignored, so a saved config fits)."""
-        return layout_end(GRUModel.param_layout(input_size, hidden_size, output_size, num_layers=num_layers,
-                                                bidirectional=bidirectional, bias=bias))
+        return layout_end(
+            GRUModel.param_layout(
+                input_size, hidden_size, output_size, num_layers=num_layers, bidirectional=bidirectional, bias=bias
+            )
+        )
 
     @staticmethod
-    def param_layout(input_size: int, hidden_size: int, output_size: int, *, num_layers: int = 1,
-                     bidirectional: bool = False, bias: bool = True) -> Layout:
+    def param_layout(
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        bias: bool = True,
+    ) -> Layout:
         """[(name, offset, shape)] of the flat parameter buffer, as the core defines it
         (model_param_layout): "gru.<name>" for the GRU's tensors, then "head.weight", "head.bias"."""
         config = gru_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32")
@@ -114,11 +165,21 @@ class GRUModel(FlatParameters):
     def config(self) -> dict[str, Any]:
         """The constructor's arguments (JSON-serializable): GRUModel(**model.config) rebuilds it."""
         g = self.gru
-        return {"input_size": g.input_size, "hidden_size": g.hidden_size, "output_size": self.head.out_features,
-                "num_layers": g.num_layers, "bidirectional": g.bidirectional, "reset_after": g.reset_after,
-                "bias": g.bias, "return_sequences": self.return_sequences, "dropout": g.dropout,
-                "dtype": self.dtype, "compute_dtype": self.compute_dtype, "backend": self.backend,
-                "seed": self.seed if isinstance(self.seed, (int, type(None))) else None}
+        return {
+            "input_size": g.input_size,
+            "hidden_size": g.hidden_size,
+            "output_size": self.head.out_features,
+            "num_layers": g.num_layers,
+            "bidirectional": g.bidirectional,
+            "reset_after": g.reset_after,
+            "bias": g.bias,
+            "return_sequences": self.return_sequences,
+            "dropout": g.dropout,
+            "dtype": self.dtype,
+            "compute_dtype": self.compute_dtype,
+            "backend": self.backend,
+            "seed": self.seed if isinstance(self.seed, (int, type(None))) else None,
+        }
 
     # -- parameters (params, grad, state_dict, ...: FlatParameters) --------------------------------
     def clip_grad_norm(self, max_norm: float) -> float:
@@ -132,35 +193,47 @@ class GRUModel(FlatParameters):
         return super().train(mode)
 
     # -- computation ------------------------------------------------------------------------
-    def __call__(self, x: npt.ArrayLike, lengths: npt.ArrayLike | None = None, *,
-                 time_major: bool = False) -> FloatArray:
+    def __call__(
+        self, x: npt.ArrayLike, lengths: npt.ArrayLike | None = None, *, time_major: bool = False
+    ) -> FloatArray:
         return self.forward(x, lengths, time_major=time_major)
 
-    def forward(self, x: npt.ArrayLike, lengths: npt.ArrayLike | None = None, *, time_major: bool = False,
-                dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None = None) -> FloatArray:
+    def forward(
+        self,
+        x: npt.ArrayLike,
+        lengths: npt.ArrayLike | None = None,
+        *,
+        time_major: bool = False,
+        dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None = None,
+    ) -> FloatArray:
         """x (B, T, F) (or (T, B, F) when time_major), lengths (B,) ints in 1..T or None.
         Returns the head's outputs: (B, T, O) (or (T, B, O)) with return_sequences, else (B, O).
         Padded steps of (B, T, O) outputs hold the head's value for a zero GRU output.
         dropout_masks: in training mode, draw_dropout_masks's pair to use instead of drawing (a
         None entry: drawn)."""
-        xs = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None, None, self.gru.input_size),
-                            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {self.gru.input_size}")
+        xs = as_float_array(
+            x,
+            "x",
+            FLOAT_DTYPES[self.dtype],
+            (None, None, self.gru.input_size),
+            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {self.gru.input_size}",
+        )
         if not time_major:
             xs = np.ascontiguousarray(xs.transpose(1, 0, 2))
         out: FloatArray
-        if self.backend == "cpp" and not self.training:             # inference: one compiled call
+        if self.backend == "cpp" and not self.training:  # inference: one compiled call
             lens = None if lengths is None else check_lengths(lengths, *xs.shape[:2])
             out = self._core_model().predict(self._params, xs, lens)
             if self.return_sequences and not time_major:
                 out = np.ascontiguousarray(out.transpose(1, 0, 2))
             return out
         gru_dropout, head_dropout = (None, None) if dropout_masks is None else dropout_masks
-        y, h_n = self.gru.forward(xs, lengths=lengths, dropout_masks=gru_dropout)   # time-major (T, B, D*H)
+        y, h_n = self.gru.forward(xs, lengths=lengths, dropout_masks=gru_dropout)  # time-major (T, B, D*H)
         if self.return_sequences:
             features = y
         else:
             D, L = self.gru.num_directions, self.gru.num_layers
-            features = np.concatenate(list(h_n[(L - 1) * D:]), axis=1) if D == 2 else h_n[L - 1]
+            features = np.concatenate(list(h_n[(L - 1) * D :]), axis=1) if D == 2 else h_n[L - 1]
         mask: FloatArray | None
         if not self.training:
             mask = None
@@ -179,19 +252,26 @@ class GRUModel(FlatParameters):
 
     def _check_head_dropout(self, mask: npt.ArrayLike, shape: tuple[int, ...]) -> FloatArray:
         """A given head dropout mask as an array of the head input's shape (ValueError otherwise)."""
-        return as_float_array(mask, "head_dropout", FLOAT_DTYPES[self.dtype], shape,
-                              f"{'(T, B, D*H)' if len(shape) == 3 else '(B, D*H)'} = {shape}")
+        return as_float_array(
+            mask,
+            "head_dropout",
+            FLOAT_DTYPES[self.dtype],
+            shape,
+            f"{'(T, B, D*H)' if len(shape) == 3 else '(B, D*H)'} = {shape}",
+        )
 
     def backward(self, dout: npt.ArrayLike, *, time_major: bool = False) -> None:
         """Gradients through the last training-mode forward, added into grad. dout has the shape
         of that forward's output (in the same layout)."""
         self._check_trainable("backward")
         if self._cache is None:
-            raise RuntimeError("backward: no training-mode forward to differentiate "
-                               "(call forward in training mode first)")
+            raise RuntimeError(
+                "backward: no training-mode forward to differentiate (call forward in training mode first)"
+            )
         y_shape, h_shape, mask, out_shape = self._cache
-        douts = as_float_array(dout, "dout", FLOAT_DTYPES[self.dtype], out_shape,
-                               f"the last forward's output shape {out_shape}")
+        douts = as_float_array(
+            dout, "dout", FLOAT_DTYPES[self.dtype], out_shape, f"the last forward's output shape {out_shape}"
+        )
         if self.return_sequences and not time_major:
             douts = douts.transpose(1, 0, 2)
         dfeatures = self.head.backward(douts)
@@ -204,7 +284,7 @@ class GRUModel(FlatParameters):
         D, L, H = self.gru.num_directions, self.gru.num_layers, self.gru.hidden_size
         dh_n = np.zeros(h_shape, self.dtype)
         for d in range(D):
-            dh_n[(L - 1) * D + d] = dfeatures[:, d * H:(d + 1) * H]
+            dh_n[(L - 1) * D + d] = dfeatures[:, d * H : (d + 1) * H]
         self.gru.backward(np.zeros(y_shape, self.dtype), dh_n)
 
     def stream(self, n_streams: int = 1) -> ModelStream:
@@ -233,9 +313,18 @@ class GRUModel(FlatParameters):
         return gru_masks, head
 
     # -- one training step --------------------------------------------------------------------
-    def train_step(self, x: npt.ArrayLike, target: npt.ArrayLike, optimizer: Adam, *, loss: str = "mse",
-                   lengths: npt.ArrayLike | None = None, mask: npt.ArrayLike | None = None,
-                   clip_grad_norm: float | None = None, time_major: bool = False) -> StepReport:
+    def train_step(
+        self,
+        x: npt.ArrayLike,
+        target: npt.ArrayLike,
+        optimizer: Adam,
+        *,
+        loss: str = "mse",
+        lengths: npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
+        clip_grad_norm: float | None = None,
+        time_major: bool = False,
+    ) -> StepReport:
         """One training step on a batch: forward (with dropout in training mode), the mean loss
         over the valid rows, backward, the global gradient norm, clipping to clip_grad_norm (None:
         none), the optimizer's update and zero grad, in one compiled call (backend="cpp").
@@ -254,14 +343,22 @@ class GRUModel(FlatParameters):
             loss_sum, count = self._compute_gradients_numpy(loss, *batch, None)
             return self.apply_gradients(optimizer, loss_sum / count if count else 0.0, clip_grad_norm=clip_grad_norm)
         value, applied, norm = self._core_model(loss).train_step(
-            self._params, self._grad, *batch, optimizer.config, optimizer.state, max_norm)
+            self._params, self._grad, *batch, optimizer.config, optimizer.state, max_norm
+        )
         return StepReport(value, norm, applied)
 
-    def compute_gradients(self, x: npt.ArrayLike, target: npt.ArrayLike, *, loss: str = "mse",
-                          lengths: npt.ArrayLike | None = None, mask: npt.ArrayLike | None = None,
-                          loss_normalizer: float | None = None,
-                          dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None = None,
-                          time_major: bool = False) -> tuple[float, int]:
+    def compute_gradients(
+        self,
+        x: npt.ArrayLike,
+        target: npt.ArrayLike,
+        *,
+        loss: str = "mse",
+        lengths: npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
+        loss_normalizer: float | None = None,
+        dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None = None,
+        time_major: bool = False,
+    ) -> tuple[float, int]:
         """The first half of train_step: forward, loss and backward on a batch (arguments as
         train_step), ADDING the gradient of (sum of the valid loss terms) / loss_normalizer into
         grad. loss_normalizer None: this batch's own count (its mean loss); a data-parallel loop
@@ -277,7 +374,8 @@ class GRUModel(FlatParameters):
         loss_sum: float
         count: int
         loss_sum, count = self._core_model(loss).compute_gradients(
-            self._params, self._grad, *batch, 0.0 if loss_normalizer is None else loss_normalizer)
+            self._params, self._grad, *batch, 0.0 if loss_normalizer is None else loss_normalizer
+        )
         return loss_sum, count
 
     def apply_gradients(self, optimizer: Adam, loss: float, *, clip_grad_norm: float | None = None) -> StepReport:
@@ -297,7 +395,8 @@ class GRUModel(FlatParameters):
             self.zero_grad()
             return StepReport(loss, norm, True)
         applied, norm = self._core_model().apply_gradients(
-            self._params, self._grad, loss, optimizer.config, optimizer.state, max_norm)
+            self._params, self._grad, loss, optimizer.config, optimizer.state, max_norm
+        )
         return StepReport(loss, norm, applied)
 
     def _core_model(self, loss: str = "mse") -> Any:
@@ -305,7 +404,8 @@ class GRUModel(FlatParameters):
         core = self._core_models.get(loss)
         if core is None:
             core = self._core_models[loss] = core_entry("Model", self.dtype)(
-                self.gru.config, self.head.out_features, self.return_sequences, loss)
+                self.gru.config, self.head.out_features, self.return_sequences, loss
+            )
         return core
 
     def _check_optimizer(self, optimizer: object) -> None:
@@ -320,17 +420,27 @@ class GRUModel(FlatParameters):
             raise ValueError(f"clip_grad_norm: expected a positive number or None, got {clip_grad_norm!r}")
         return float(clip_grad_norm)
 
-    def _prepare(self, x: npt.ArrayLike, target: npt.ArrayLike, loss: str, lengths: npt.ArrayLike | None,
-                 mask: npt.ArrayLike | None,
-                 dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None,
-                 time_major: bool) -> tuple[FloatArray, IntArray | None, npt.NDArray[Any],
-                                            npt.NDArray[np.bool_] | None, Any, FloatArray | None]:
+    def _prepare(
+        self,
+        x: npt.ArrayLike,
+        target: npt.ArrayLike,
+        loss: str,
+        lengths: npt.ArrayLike | None,
+        mask: npt.ArrayLike | None,
+        dropout_masks: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None,
+        time_major: bool,
+    ) -> tuple[FloatArray, IntArray | None, npt.NDArray[Any], npt.NDArray[np.bool_] | None, Any, FloatArray | None]:
         """The checked, time-major arrays of a batch, in the compiled model's argument order:
         (x, lengths, target, mask, gru dropout, head dropout)."""
         losses.check_loss(loss)
         F, O = self.gru.input_size, self.head.out_features
-        xs = as_float_array(x, "x", FLOAT_DTYPES[self.dtype], (None, None, F),
-                            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {F}")
+        xs = as_float_array(
+            x,
+            "x",
+            FLOAT_DTYPES[self.dtype],
+            (None, None, F),
+            f"{'(T, B, F)' if time_major else '(B, T, F)'} with F = {F}",
+        )
         if not time_major:
             xs = np.ascontiguousarray(xs.transpose(1, 0, 2))
         T, B = xs.shape[:2]
@@ -358,19 +468,34 @@ class GRUModel(FlatParameters):
         head_mask = None
         if head_dropout is not None:  # the compiled model checks it too; the numpy path would broadcast it
             features = self.gru.num_directions * self.gru.hidden_size
-            head_mask = self._check_head_dropout(head_dropout, (T, B, features) if self.return_sequences
-                                                 else (B, features))
-        return (xs, lens, targets, None if rows_mask is None else np.ascontiguousarray(rows_mask), gru_dropout,
-                head_mask)
+            head_mask = self._check_head_dropout(
+                head_dropout, (T, B, features) if self.return_sequences else (B, features)
+            )
+        return (
+            xs,
+            lens,
+            targets,
+            None if rows_mask is None else np.ascontiguousarray(rows_mask),
+            gru_dropout,
+            head_mask,
+        )
 
-    def _compute_gradients_numpy(self, loss: str, x: FloatArray, lengths: IntArray | None, target: npt.NDArray[Any],
-                                 mask: npt.NDArray[np.bool_] | None, gru_dropout: Any, head_dropout: FloatArray | None,
-                                 normalizer: float | None) -> tuple[float, int]:
+    def _compute_gradients_numpy(
+        self,
+        loss: str,
+        x: FloatArray,
+        lengths: IntArray | None,
+        target: npt.NDArray[Any],
+        mask: npt.NDArray[np.bool_] | None,
+        gru_dropout: Any,
+        head_dropout: FloatArray | None,
+        normalizer: float | None,
+    ) -> tuple[float, int]:
         """compute_gradients composed from the layers' reference path (backend="numpy"); in eval
         mode too (then without dropout), as the compiled model. A NaN/inf is reported by
         apply_gradients, as the compiled path does, not warned about."""
         training = self.training
-        if not training and self.dropout > 0:            # eval mode: no dropout, as the compiled model
+        if not training and self.dropout > 0:  # eval mode: no dropout, as the compiled model
             T, B = x.shape[:2]
             features = self.gru.num_directions * self.gru.hidden_size
             layers_after_first = self.gru.num_layers - 1
@@ -402,15 +527,19 @@ class GRUModel(FlatParameters):
         """The tensors a file holds: state_dict(), or for an int8 model quantized_state_dict()."""
         return self.state_dict() if self.quantization is None else self.quantized_state_dict()
 
-    def _install_int8(self, weights: Mapping[str, npt.NDArray[np.int8]],
-                      scales: Mapping[str, npt.NDArray[np.floating[Any]]]) -> None:
+    def _install_int8(
+        self, weights: Mapping[str, npt.NDArray[np.int8]], scales: Mapping[str, npt.NDArray[np.floating[Any]]]
+    ) -> None:
         super()._install_int8(weights, scales)
         part: GRU | Dense
-        for prefix, part, part_slice in (("gru.", self.gru, slice(None, self._head_offset)),
-                                         ("head.", self.head, slice(self._head_offset, None))):
+        for prefix, part, part_slice in (
+            ("gru.", self.gru, slice(None, self._head_offset)),
+            ("head.", self.head, slice(self._head_offset, None)),
+        ):
             part._int8 = self._int8[part_slice]
-            part._int8_scales = {name[len(prefix):]: s for name, s in self._int8_scales.items()
-                                 if name.startswith(prefix)}
+            part._int8_scales = {
+                name[len(prefix) :]: s for name, s in self._int8_scales.items() if name.startswith(prefix)
+            }
             part._become_int8()
 
     def check_finite_weights(self) -> None:
@@ -440,8 +569,9 @@ class GRUModel(FlatParameters):
         return f"GRUModel({args})"
 
 
-def _restore(config: dict[str, Any], state: dict[str, npt.NDArray[Any]], training: bool,
-             quantization: str | None = None) -> GRUModel:
+def _restore(
+    config: dict[str, Any], state: dict[str, npt.NDArray[Any]], training: bool, quantization: str | None = None
+) -> GRUModel:
     model = GRUModel(**config)
     if quantization is not None:
         return install_quantized_state(model, state)
@@ -453,7 +583,9 @@ def install_quantized_state(obj: _Module, tensors: Mapping[str, npt.NDArray[Any]
     """obj (a new float GRU, Dense or GRUModel) made int8 from quantized_state_dict()'s tensors:
     int8 weights, their ".scale" rows, float biases; shapes and dtypes checked first (ValueError)."""
     views = obj.state_dict()
-    expected: dict[str, tuple[npt.DTypeLike, tuple[int, ...]]] = {name: (np.int8, view.shape) for name, view in views.items() if view.ndim == 2}
+    expected: dict[str, tuple[npt.DTypeLike, tuple[int, ...]]] = {
+        name: (np.int8, view.shape) for name, view in views.items() if view.ndim == 2
+    }
     expected |= {name + ".scale": (obj.params.dtype, view.shape[:1]) for name, view in views.items() if view.ndim == 2}
     expected |= {name: (obj.params.dtype, view.shape) for name, view in views.items() if view.ndim == 1}
     if set(tensors) != set(expected):
@@ -472,4 +604,3 @@ def install_quantized_state(obj: _Module, tensors: Mapping[str, npt.NDArray[Any]
     matrices = [name for name, view in views.items() if view.ndim == 2]
     obj._install_int8({n: tensors[n] for n in matrices}, {n: tensors[n + ".scale"] for n in matrices})
     return obj
-

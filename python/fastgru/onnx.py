@@ -43,8 +43,10 @@ try:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 except ImportError as exc:
-    raise ImportError('fastgru.onnx needs the onnx package: pip install ".[onnx]" in a clone of fastgru '
-                      '("fastgru[onnx]" once it is on the package index), or pip install onnx onnxruntime') from exc
+    raise ImportError(
+        'fastgru.onnx needs the onnx package: pip install ".[onnx]" in a clone of fastgru '
+        '("fastgru[onnx]" once it is on the package index), or pip install onnx onnxruntime'
+    ) from exc
 
 from ._files import write_atomically
 from .convert import to_onnx
@@ -58,8 +60,13 @@ MIN_OPSET = 13  # Squeeze-13 and Slice-13 take their axes as inputs; GRU-7 alrea
 DEFAULT_OPSET = 17  # widely supported by ONNX Runtime releases; newer ones change nothing used here
 
 
-def export(obj: GRURegressor | GRUClassifier | GRUModel | GRU, path: str | os.PathLike[str], *,
-           lengths: bool = False, opset: int | None = None) -> None:
+def export(
+    obj: GRURegressor | GRUClassifier | GRUModel | GRU,
+    path: str | os.PathLike[str],
+    *,
+    lengths: bool = False,
+    opset: int | None = None,
+) -> None:
     """Writes obj (a fitted GRURegressor / GRUClassifier, a GRUModel or a fastgru.GRU layer) to
     path as an ONNX model (see the module docstring for its inputs and outputs). lengths: add the
     int32 input "lengths". opset: the ONNX opset (default 17). Raises TypeError for any other
@@ -69,12 +76,16 @@ def export(obj: GRURegressor | GRUClassifier | GRUModel | GRU, path: str | os.Pa
     if not isinstance(lengths, (bool, np.bool_)):
         raise TypeError(f"lengths: expected True or False, got {lengths!r}")
     if not isinstance(obj, (GRURegressor, GRUClassifier, GRUModel, GRU)):
-        raise TypeError(f"export: expected a fitted fastgru.GRURegressor or GRUClassifier, a fastgru.GRUModel "
-                        f"or a fastgru.GRU layer, got {type(obj).__name__}")
+        raise TypeError(
+            f"export: expected a fitted fastgru.GRURegressor or GRUClassifier, a fastgru.GRUModel "
+            f"or a fastgru.GRU layer, got {type(obj).__name__}"
+        )
     module: Any = getattr(obj, "model_", obj)  # an unfitted estimator is refused by its graph builder
     if getattr(module, "quantization", None) is not None:
-        raise ValueError(f"export: this {type(obj).__name__} is quantized ({module.quantization}); ONNX Runtime's "
-                         "GRU has no int8 weights: export the float model it was quantized from")
+        raise ValueError(
+            f"export: this {type(obj).__name__} is quantized ({module.quantization}); ONNX Runtime's "
+            "GRU has no int8 weights: export the float model it was quantized from"
+        )
     if isinstance(obj, (GRURegressor, GRUClassifier)):
         graph = _estimator_graph(obj, bool(lengths))
     elif isinstance(obj, GRUModel):
@@ -113,20 +124,21 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype), name))
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | None = None,
-           **attributes: Any) -> str:
+    def op(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | None = None, **attributes: Any) -> str:
         """Adds one node; returns its (first) output's name."""
         return self.op_outputs(op_type, inputs, outputs or [self._fresh(op_type.lower())], **attributes)[0]
 
-    def op_outputs(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int,
-                   **attributes: Any) -> list[str]:
+    def op_outputs(
+        self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int, **attributes: Any
+    ) -> list[str]:
         """Adds one node with these outputs (or this many fresh ones); returns their names."""
         names = [self._fresh(op_type.lower()) for _ in range(outputs)] if isinstance(outputs, int) else list(outputs)
         self.nodes.append(helper.make_node(op_type, inputs, names, **attributes))
         return names
 
-    def build(self, name: str, inputs: Sequence[onnx.ValueInfoProto],
-              outputs: Sequence[onnx.ValueInfoProto]) -> onnx.GraphProto:
+    def build(
+        self, name: str, inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[onnx.ValueInfoProto]
+    ) -> onnx.GraphProto:
         return helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
 
 
@@ -134,14 +146,18 @@ def _float32_weights(obj: object, module: GRU | GRUModel) -> dict[str, npt.NDArr
     """module's state_dict in float32 (ONNX Runtime's GRU has no float64), warning (naming the
     exported obj) when converted."""
     if module.dtype == "float64":
-        warnings.warn(f"export: {type(obj).__name__} is float64; ONNX Runtime's GRU is float32 only, so the "
-                      "file holds its weights in float32 (results differ from fastgru's by float32 rounding)",
-                      UserWarning, stacklevel=4)  # _float32_weights < graph builder < export < caller
+        warnings.warn(
+            f"export: {type(obj).__name__} is float64; ONNX Runtime's GRU is float32 only, so the "
+            "file holds its weights in float32 (results differ from fastgru's by float32 rounding)",
+            UserWarning,
+            stacklevel=4,
+        )  # _float32_weights < graph builder < export < caller
     return {name: np.asarray(value, np.float32) for name, value in module.state_dict().items()}
 
 
-def _gru_layers(g: _Graph, layer: GRU, weights: Weights, x: str, lengths: str | None,
-                h0: str | None) -> tuple[str, list[str]]:
+def _gru_layers(
+    g: _Graph, layer: GRU, weights: Weights, x: str, lengths: str | None, h0: str | None
+) -> tuple[str, list[str]]:
     """The ONNX GRU nodes of fastgru.GRU `layer` (weights: its float32 state_dict, names without
     prefix) on x (T, B, I). Returns (y (T, B, D*H), [Y_h (D, B, H) of each layer])."""
     D = layer.num_directions
@@ -150,12 +166,23 @@ def _gru_layers(g: _Graph, layer: GRU, weights: Weights, x: str, lengths: str | 
         w, r, b = to_onnx(weights, layer=k, bidirectional=layer.bidirectional)
         initial = ""
         if h0 is not None:
-            initial = g.op("Slice", [h0, g.constant("start", [k * D], np.int64), g.constant("end", [(k + 1) * D], np.int64),
-                                     g.constant("axis", [0], np.int64)])
-        seq_y, y_h = g.op_outputs("GRU", [y, g.constant(f"W_l{k}", w), g.constant(f"R_l{k}", r),
-                                          g.constant(f"B_l{k}", b), lengths or "", initial], 2,
-                                  hidden_size=layer.hidden_size, direction="bidirectional" if D == 2 else "forward",
-                                  linear_before_reset=int(layer.reset_after))
+            initial = g.op(
+                "Slice",
+                [
+                    h0,
+                    g.constant("start", [k * D], np.int64),
+                    g.constant("end", [(k + 1) * D], np.int64),
+                    g.constant("axis", [0], np.int64),
+                ],
+            )
+        seq_y, y_h = g.op_outputs(
+            "GRU",
+            [y, g.constant(f"W_l{k}", w), g.constant(f"R_l{k}", r), g.constant(f"B_l{k}", b), lengths or "", initial],
+            2,
+            hidden_size=layer.hidden_size,
+            direction="bidirectional" if D == 2 else "forward",
+            linear_before_reset=int(layer.reset_after),
+        )
         # Y (T, D, B, H) -> (T, B, D*H): each step's forward then reverse features, as fastgru.
         y = g.op("Reshape", [g.op("Transpose", [seq_y], perm=[0, 2, 1, 3]), g.constant("shape", [0, 0, -1], np.int64)])
         finals.append(y_h)
@@ -164,7 +191,7 @@ def _gru_layers(g: _Graph, layer: GRU, weights: Weights, x: str, lengths: str | 
 
 def _last_state(g: _Graph, finals: list[str], D: int) -> str:
     """The top layer's final states as (B, D*H): forward, then reverse."""
-    top = finals[-1]                                                    # (D, B, H)
+    top = finals[-1]  # (D, B, H)
     if D == 1:
         return g.op("Squeeze", [top, g.constant("axes", [0], np.int64)])
     return g.op("Reshape", [g.op("Transpose", [top], perm=[1, 0, 2]), g.constant("shape", [0, -1], np.int64)])
@@ -172,7 +199,7 @@ def _last_state(g: _Graph, finals: list[str], D: int) -> str:
 
 def _model_outputs(g: _Graph, model: GRUModel, weights: Weights, x_btf: str, lengths: str | None) -> str:
     """GRUModel's eval-mode output on x (B, T, F): (B, T, O) or (B, O) (logits)."""
-    gru_weights = {k[len("gru."):]: v for k, v in weights.items() if k.startswith("gru.")}
+    gru_weights = {k[len("gru.") :]: v for k, v in weights.items() if k.startswith("gru.")}
     x = g.op("Transpose", [x_btf], perm=[1, 0, 2])
     y, finals = _gru_layers(g, model.gru, gru_weights, x, lengths, None)
     features = y if model.return_sequences else _last_state(g, finals, model.gru.num_directions)
@@ -180,7 +207,7 @@ def _model_outputs(g: _Graph, model: GRUModel, weights: Weights, x_btf: str, len
     if "head.bias" in weights:
         out = g.op("Add", [out, g.constant("head_bias", weights["head.bias"])])
     if model.return_sequences:
-        out = g.op("Transpose", [out], perm=[1, 0, 2])                 # (T, B, O) -> (B, T, O)
+        out = g.op("Transpose", [out], perm=[1, 0, 2])  # (T, B, O) -> (B, T, O)
     return out
 
 
@@ -193,7 +220,7 @@ def _lengths_input(batch: str) -> onnx.ValueInfoProto:
 
 
 def _estimator_graph(estimator: GRURegressor | GRUClassifier, lengths: bool) -> onnx.GraphProto:
-    estimator._check_fitted()                  # NotFittedError, a ValueError, as predict raises
+    estimator._check_fitted()  # NotFittedError, a ValueError, as predict raises
     model = estimator.model_
     weights = _float32_weights(estimator, model)
     g = _Graph()
@@ -201,7 +228,7 @@ def _estimator_graph(estimator: GRURegressor | GRUClassifier, lengths: bool) -> 
     out = _model_outputs(g, model, weights, "X", "lengths" if lengths else None)
     steps: list[int | str] = ["N", "T"] if estimator.return_sequences else ["N"]
     if isinstance(estimator, GRUClassifier):
-        if estimator.loss_ == "binary_crossentropy":           # one logit: P(classes_[1])
+        if estimator.loss_ == "binary_crossentropy":  # one logit: P(classes_[1])
             p = g.op("Sigmoid", [out])
             out = g.op("Concat", [g.op("Sub", [g.constant("one", [1.0]), p]), p], axis=-1)
         else:

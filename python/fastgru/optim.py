@@ -56,9 +56,16 @@ class Adam:
     them; ValueError for buffers that are not writable contiguous 1-D arrays of equal dtype and
     size, or a bad lr, betas, eps or weight_decay."""
 
-    def __init__(self, layer_or_buffers: HasFlatBuffers | tuple[FloatArray, FloatArray] | list[FloatArray],
-                 lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False, amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        layer_or_buffers: HasFlatBuffers | tuple[FloatArray, FloatArray] | list[FloatArray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        amsgrad: bool = False,
+    ) -> None:
         params: object
         grad: object
         if isinstance(layer_or_buffers, (tuple, list)) and len(layer_or_buffers) == 2:
@@ -70,31 +77,41 @@ class Adam:
             params, grad = layer_or_buffers.params, layer_or_buffers.grad
             self.backend = getattr(layer_or_buffers, "backend", "cpp")
         else:
-            raise TypeError("layer_or_buffers: expected an object with .params and .grad, "
-                            "or a (params, grad) pair of 1-D arrays")
+            raise TypeError(
+                "layer_or_buffers: expected an object with .params and .grad, or a (params, grad) pair of 1-D arrays"
+            )
         for name, buf in (("params", params), ("grad", grad)):
             if not isinstance(buf, np.ndarray) or buf.dtype not in (np.float32, np.float64):
                 raise TypeError(f"{name}: expected a float32 or float64 numpy array")
             if buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
-                raise ValueError(f"{name}: expected a writable contiguous 1-D array (updated in place), "
-                                 f"got shape {buf.shape}")
+                raise ValueError(
+                    f"{name}: expected a writable contiguous 1-D array (updated in place), got shape {buf.shape}"
+                )
         assert isinstance(params, np.ndarray) and isinstance(grad, np.ndarray)
         if params.dtype != grad.dtype or params.shape != grad.shape:
-            raise ValueError(f"grad: expected the dtype and shape of params ({params.dtype}, {params.shape}), "
-                             f"got ({grad.dtype}, {grad.shape})")
+            raise ValueError(
+                f"grad: expected the dtype and shape of params ({params.dtype}, {params.shape}), "
+                f"got ({grad.dtype}, {grad.shape})"
+            )
         check_separate(grad, params, "grad", "params")
         beta1, beta2 = _check_betas(betas)
         for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
             check_non_negative(value, name)
         self.params: FloatArray = params
         self.grad: FloatArray = grad
-        self._update: AdamUpdate = (core_entry("adam_step", params.dtype) if self.backend == "cpp"
-                                    else _reference_step)
-        self.config = _core.AdamConfig(lr=float(lr), beta1=beta1, beta2=beta2, eps=float(eps),
-                                       weight_decay=float(weight_decay),
-                                       decoupled_weight_decay=bool(decoupled_weight_decay), amsgrad=bool(amsgrad))
-        self.state = _core.AdamState(np.zeros_like(params), np.zeros_like(params),
-                                     np.zeros_like(params) if self.config.amsgrad else None)
+        self._update: AdamUpdate = core_entry("adam_step", params.dtype) if self.backend == "cpp" else _reference_step
+        self.config = _core.AdamConfig(
+            lr=float(lr),
+            beta1=beta1,
+            beta2=beta2,
+            eps=float(eps),
+            weight_decay=float(weight_decay),
+            decoupled_weight_decay=bool(decoupled_weight_decay),
+            amsgrad=bool(amsgrad),
+        )
+        self.state = _core.AdamState(
+            np.zeros_like(params), np.zeros_like(params), np.zeros_like(params) if self.config.amsgrad else None
+        )
 
     @property
     def lr(self) -> float:
@@ -104,9 +121,15 @@ class Adam:
     def lr(self, value: float) -> None:
         """A new learning rate (a schedule's), for the following steps."""
         c = self.config
-        self.config = _core.AdamConfig(lr=check_non_negative(value, "lr"), beta1=c.beta1, beta2=c.beta2, eps=c.eps,
-                                       weight_decay=c.weight_decay, decoupled_weight_decay=c.decoupled_weight_decay,
-                                       amsgrad=c.amsgrad)
+        self.config = _core.AdamConfig(
+            lr=check_non_negative(value, "lr"),
+            beta1=c.beta1,
+            beta2=c.beta2,
+            eps=c.eps,
+            weight_decay=c.weight_decay,
+            decoupled_weight_decay=c.decoupled_weight_decay,
+            amsgrad=c.amsgrad,
+        )
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -155,8 +178,11 @@ class Adam:
 
     def state_dict(self) -> dict[str, Any]:
         """Moments and step count (copies), for checkpoints."""
-        state: dict[str, Any] = {"step": self.step_count, "exp_avg": self.exp_avg.copy(),
-                                 "exp_avg_sq": self.exp_avg_sq.copy()}
+        state: dict[str, Any] = {
+            "step": self.step_count,
+            "exp_avg": self.exp_avg.copy(),
+            "exp_avg_sq": self.exp_avg_sq.copy(),
+        }
         if self.state.max_exp_avg_sq is not None:
             state["max_exp_avg_sq"] = self.state.max_exp_avg_sq.copy()
         return state
@@ -181,21 +207,36 @@ class Adam:
                 raise ValueError(f"state['{key}']: expected shape {self.params.shape}, got {arr.shape}")
             arr = arr.astype(self.params.dtype)
             if not np.isfinite(arr).all() or (key != "exp_avg" and (arr < 0).any()):
-                raise ValueError(f"state['{key}']: expected finite values"
-                                 + ("" if key == "exp_avg" else " >= 0 (a mean of squares)"))
+                raise ValueError(
+                    f"state['{key}']: expected finite values"
+                    + ("" if key == "exp_avg" else " >= 0 (a mean of squares)")
+                )
             arrays[key] = arr
         self.state.step = int(step)
         for key, arr in arrays.items():
             getattr(self.state, key)[...] = arr
 
 
-def _reference_step(config: _core.AdamConfig, state: _core.AdamState, params: FloatArray, grad: FloatArray,
-                    grad_scale: float) -> None:
+def _reference_step(
+    config: _core.AdamConfig, state: _core.AdamState, params: FloatArray, grad: FloatArray, grad_scale: float
+) -> None:
     """The NumPy reference's update (backend="numpy"), with the compiled step's signature."""
-    reference.adam_step(params, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step + 1,
-                        lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
-                        weight_decay=config.weight_decay, decoupled_weight_decay=config.decoupled_weight_decay,
-                        amsgrad=config.amsgrad, grad_scale=grad_scale)
+    reference.adam_step(
+        params,
+        grad,
+        state.exp_avg,
+        state.exp_avg_sq,
+        state.max_exp_avg_sq,
+        state.step + 1,
+        lr=config.lr,
+        beta1=config.beta1,
+        beta2=config.beta2,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+        decoupled_weight_decay=config.decoupled_weight_decay,
+        amsgrad=config.amsgrad,
+        grad_scale=grad_scale,
+    )
     state.step += 1
 
 

@@ -31,9 +31,13 @@ def load(path: str | os.PathLike[str]) -> GRUModel | GRUEstimator:
         # Sizes first, so that a file cannot make us allocate more than it holds (an int8 file
         # also holds one scale per weight row).
         stored = sum(t.size for t in tensors.values())
-        layout = GRUModel.param_layout(**{k: config[k] for k in ("input_size", "hidden_size", "output_size",
-                                                                  "num_layers", "bidirectional", "bias")
-                                          if k in config})
+        layout = GRUModel.param_layout(
+            **{
+                k: config[k]
+                for k in ("input_size", "hidden_size", "output_size", "num_layers", "bidirectional", "bias")
+                if k in config
+            }
+        )
         needed = layout_end(layout) + (sum(s[0] for _, _, s in layout if len(s) == 2) if quantization else 0)
         if needed != stored:
             raise ValueError(f"its config needs {needed} values, the file holds {stored}")

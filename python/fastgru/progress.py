@@ -48,8 +48,7 @@ class EpochLines(Silent):
         print(f"epoch {epoch}/{self.epochs} - loss {loss:.4g}{val} - {seconds:.2f}s", flush=True)
 
     def interrupted(self, epoch: int) -> None:
-        print(f"fit interrupted during epoch {epoch}; keeping the weights of the last finished step",
-              file=sys.stderr)
+        print(f"fit interrupted during epoch {epoch}; keeping the weights of the last finished step", file=sys.stderr)
 
 
 class TqdmBars(EpochLines):

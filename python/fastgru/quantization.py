@@ -46,8 +46,9 @@ def quantize(obj: Quantizable, dtype: str = "int8") -> Quantizable:
         estimator._restore_fitted(copy.deepcopy(obj._fitted_state()), quantize(obj.model_, dtype))
         return estimator
     if not isinstance(obj, (GRU, GRUModel)):
-        raise TypeError(f"quantize: expected a fastgru.GRU, GRUModel, GRURegressor or GRUClassifier, "
-                        f"got {type(obj).__name__}")
+        raise TypeError(
+            f"quantize: expected a fastgru.GRU, GRUModel, GRURegressor or GRUClassifier, got {type(obj).__name__}"
+        )
     if obj.quantization is not None:
         raise ValueError(f"quantize: this {type(obj).__name__} is already quantized ({obj.quantization})")
     if obj.dtype != "float32":
@@ -59,9 +60,18 @@ def quantize(obj: Quantizable, dtype: str = "int8") -> Quantizable:
     if isinstance(obj, GRUModel):
         result = GRUModel(**dict(obj.config, compute_dtype="float32"))
     else:
-        result = GRU(obj.input_size, obj.hidden_size, obj.num_layers, bias=obj.bias, batch_first=obj.batch_first,
-                     bidirectional=obj.bidirectional, dropout=obj.dropout, reset_after=obj.reset_after,
-                     dtype=obj.dtype, backend=obj.backend)
+        result = GRU(
+            obj.input_size,
+            obj.hidden_size,
+            obj.num_layers,
+            bias=obj.bias,
+            batch_first=obj.batch_first,
+            bidirectional=obj.bidirectional,
+            dropout=obj.dropout,
+            reset_after=obj.reset_after,
+            dtype=obj.dtype,
+            backend=obj.backend,
+        )
     result.load_state_dict(state)  # the biases (the weights are replaced below)
     matrices = {name: reference.quantize_rows(value) for name, value in state.items() if value.ndim == 2}
     result._install_int8({n: q for n, (q, _) in matrices.items()}, {n: s for n, (_, s) in matrices.items()})

@@ -22,13 +22,19 @@ import numpy.typing as npt
 
 from ._files import write_atomically
 
-DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "I8": np.dtype("i1")}
+DTYPES: dict[str, np.dtype[Any]] = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "I64": np.dtype("<i8"),
+    "I8": np.dtype("i1"),
+}
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024
 
 
-def write_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, npt.ArrayLike],
-                      metadata: Mapping[str, object] | None = None) -> None:
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, npt.ArrayLike], metadata: Mapping[str, object] | None = None
+) -> None:
     """Writes dict name -> array (float32, float64, int64 or int8) and metadata (dict str -> str) to path
     atomically: a temporary file in the same folder, then os.replace, so a crash never leaves a
     half-written file under path."""
@@ -47,7 +53,7 @@ def write_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, npt.Ar
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)          # the data starts 8-byte aligned, as safetensors writes it
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
 
     write_atomically(path, [struct.pack("<Q", len(text)), text] + chunks)
 
@@ -57,6 +63,7 @@ def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, npt.NDArra
     anything that is not a complete safetensors file. The header is checked against the file's
     size before the data is read, so a huge file of another format (or a device) is never read
     whole."""
+
     def bad(why: object) -> ValueError:
         return ValueError(f"{path}: not a valid safetensors file ({why})")
 
@@ -85,15 +92,18 @@ def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, npt.NDArra
     if len(data) != length:
         raise bad("the file shrank while it was read")
     try:
-        tensors = {name: np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape).copy()
-                   for begin, end, name, dtype, shape in entries}
+        tensors = {
+            name: np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape).copy()
+            for begin, end, name, dtype, shape in entries
+        }
     except ValueError as exc:  # shapes NumPy cannot represent (too many dimensions, say)
         raise bad(f"a tensor's shape cannot be built: {exc}") from None
     return tensors, metadata
 
 
-def _parse_header(header: object, bad: Callable[[object], ValueError]
-                  ) -> tuple[dict[str, str], list[tuple[int, int, str, np.dtype[Any], tuple[int, ...]]], int]:
+def _parse_header(
+    header: object, bad: Callable[[object], ValueError]
+) -> tuple[dict[str, str], list[tuple[int, int, str, np.dtype[Any], tuple[int, ...]]], int]:
     """(metadata, entries (begin, end, name, dtype, shape) in file order, data length) of a parsed
     header; bad(why) makes the error for anything malformed."""
     if not isinstance(header, dict):

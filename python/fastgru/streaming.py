@@ -35,6 +35,7 @@ class SteppableModel(Protocol):
     @property
     def dtype(self) -> str: ...
 
+
 # The estimators' decoding of the model's outputs (n_streams, O) into predict's values.
 Decode = Callable[[FloatArray], npt.NDArray[Any]]
 
@@ -44,8 +45,10 @@ class ModelStream:
 
     def __init__(self, model: SteppableModel, n_streams: int = 1) -> None:
         if model.gru.bidirectional:
-            raise ValueError("stream: a bidirectional model needs each whole sequence (its reverse direction "
-                             "starts at the end), so it cannot run one step at a time")
+            raise ValueError(
+                "stream: a bidirectional model needs each whole sequence (its reverse direction "
+                "starts at the end), so it cannot run one step at a time"
+            )
         self.model = model
         self.n_streams = check_positive_int(n_streams, "n_streams")
         gru = model.gru
@@ -79,8 +82,13 @@ class ModelStream:
             single = np.ndim(x_t) == 1
             if single and self.n_streams != 1:
                 raise ValueError(f"x_t: expected shape (n_streams, F) = ({self.n_streams}, {F}), got {np.shape(x_t)}")
-            x = as_float_array(x_t, "x_t", self._dtype, (F,) if single else (self.n_streams, F),
-                               f"(F,) or (n_streams, F) = ({self.n_streams}, {F})")
+            x = as_float_array(
+                x_t,
+                "x_t",
+                self._dtype,
+                (F,) if single else (self.n_streams, F),
+                f"(F,) or (n_streams, F) = ({self.n_streams}, {F})",
+            )
         if finite and not np.isfinite(x).all():
             raise ValueError("x_t: contains NaN or infinity")
         y_t, self._state = self.model.gru.step(x[None] if single else x, self._state)
@@ -99,8 +107,9 @@ class EstimatorStream:
     `decode(logits (n_streams, O))` turns the model's outputs into predict's values and
     `decode_proba` (classifiers) into predict_proba's; the estimator supplies both."""
 
-    def __init__(self, model: SteppableModel, decode: Decode, decode_proba: Decode | None = None,
-                 n_streams: int = 1) -> None:
+    def __init__(
+        self, model: SteppableModel, decode: Decode, decode_proba: Decode | None = None, n_streams: int = 1
+    ) -> None:
         self._model_stream = ModelStream(model, n_streams)
         self._decode, self._decode_proba = decode, decode_proba
         self.n_streams = self._model_stream.n_streams

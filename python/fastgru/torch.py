@@ -41,9 +41,11 @@ import numpy.typing as npt
 try:
     import torch
 except ImportError as exc:
-    raise ImportError("fastgru.torch needs PyTorch 2.4 or newer: pip install \".[torch]\" in a clone of fastgru "
-                      "(\"fastgru[torch]\" once it is on the package index), or pip install torch; for the CPU-only "
-                      "build, use PyTorch's CPU wheel index (see pytorch.org)") from exc
+    raise ImportError(
+        'fastgru.torch needs PyTorch 2.4 or newer: pip install ".[torch]" in a clone of fastgru '
+        '("fastgru[torch]" once it is on the package index), or pip install torch; for the CPU-only '
+        "build, use PyTorch's CPU wheel index (see pytorch.org)"
+    ) from exc
 from torch import Tensor, nn
 from torch.autograd import forward_ad
 from torch.nn import functional as F
@@ -54,8 +56,10 @@ from . import _core
 from ._checks import core_entry
 
 if not hasattr(torch.library, "custom_op"):
-    raise ImportError(f"fastgru.torch needs torch >= 2.4 (pip install \".[torch]\" in a clone of fastgru), "
-                      f"found torch {torch.__version__}")
+    raise ImportError(
+        f'fastgru.torch needs torch >= 2.4 (pip install ".[torch]" in a clone of fastgru), '
+        f"found torch {torch.__version__}"
+    )
 
 __all__ = ["GRU", "replace_gru", "share_torch_threads"]
 
@@ -65,8 +69,15 @@ _CORE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 @functools.cache
-def _config(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool, reset_after: bool,
-            compute_dtype: str) -> _core.GruConfig:
+def _config(
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+) -> _core.GruConfig:
     return _core.GruConfig(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
 
 
@@ -148,10 +159,20 @@ def _array(tensor: Tensor | None) -> npt.NDArray[Any] | None:
 
 # -- the operators ---------------------------------------------------------------------------
 @torch.library.custom_op("fastgru::gru_forward", mutates_args=(), device_types="cpu")
-def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Optional[Tensor],
-                dropout: Optional[Tensor], hidden_size: int, num_layers: int, bidirectional: bool,
-                bias: bool, reset_after: bool, compute_dtype: str,
-                keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
+def gru_forward(
+    x: Tensor,
+    hx: Optional[Tensor],
+    params: Tensor,
+    lengths: Optional[Tensor],
+    dropout: Optional[Tensor],
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+    keep_workspace: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
     """x (T, B, I) time-major; hx (L*D, B, H) or None for zeros; params: every parameter
     flattened and concatenated in torch.nn.GRU's order; lengths (B,) int64 in 1..T or None;
     dropout (L-1, T, B, D*H) multipliers for the inputs of layers 1.. or None; compute_dtype
@@ -161,31 +182,65 @@ def gru_forward(x: Tensor, hx: Optional[Tensor], params: Tensor, lengths: Option
     _use_torch_threads()
     config = _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     dtype = _CORE_DTYPES[x.dtype]
-    workspace = (_workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype)) if keep_workspace
-                 else torch.empty(0, dtype=torch.uint8))
+    workspace = (
+        _workspaces.take(_workspace_bytes(config, x.shape[0], x.shape[1], x.dtype))
+        if keep_workspace
+        else torch.empty(0, dtype=torch.uint8)
+    )
     y, h_n = core_entry("gru_forward", dtype)(
-        config, _array(params), _array(x), _array(hx), _array(lengths), _array(dropout),
-        workspace.numpy().view(dtype) if keep_workspace else None)
+        config,
+        _array(params),
+        _array(x),
+        _array(hx),
+        _array(lengths),
+        _array(dropout),
+        workspace.numpy().view(dtype) if keep_workspace else None,
+    )
     return torch.from_numpy(y), torch.from_numpy(h_n), workspace
 
 
 @gru_forward.register_fake
-def _(x: Tensor, hx: Tensor | None, params: Tensor, lengths: Tensor | None, dropout: Tensor | None, hidden_size: int,
-      num_layers: int, bidirectional: bool, bias: bool, reset_after: bool, compute_dtype: str,
-      keep_workspace: bool) -> tuple[Tensor, Tensor, Tensor]:
+def _(
+    x: Tensor,
+    hx: Tensor | None,
+    params: Tensor,
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+    keep_workspace: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
     T, B, I = x.shape
     D = 2 if bidirectional else 1
     config = _config(int(I), hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     size = _workspace_bytes(config, T, B, x.dtype) if keep_workspace else 0
-    return (x.new_empty((T, B, D * hidden_size)), x.new_empty((num_layers * D, B, hidden_size)),
-            x.new_empty((size,), dtype=torch.uint8))
+    return (
+        x.new_empty((T, B, D * hidden_size)),
+        x.new_empty((num_layers * D, B, hidden_size)),
+        x.new_empty((size,), dtype=torch.uint8),
+    )
 
 
 @torch.library.custom_op("fastgru::gru_backward", mutates_args=(), device_types="cpu")
-def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: Tensor,
-                 lengths: Optional[Tensor], dropout: Optional[Tensor], input_size: int, hidden_size: int,
-                 num_layers: int, bidirectional: bool, bias: bool, reset_after: bool,
-                 compute_dtype: str) -> tuple[Tensor, Tensor, Tensor]:
+def gru_backward(
+    dy: Tensor,
+    dh_n: Optional[Tensor],
+    params: Tensor,
+    workspace: Tensor,
+    lengths: Optional[Tensor],
+    dropout: Optional[Tensor],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Backward of the gru_forward that returned workspace (with the same params, lengths and
     dropout): dy (T, B, D*H), dh_n (L*D, B, H) or None for zeros. Returns dx (T, B, I),
     dh0 (L*D, B, H) and the gradient of params."""
@@ -194,19 +249,37 @@ def gru_backward(dy: Tensor, dh_n: Optional[Tensor], params: Tensor, workspace: 
     dtype = _CORE_DTYPES[dy.dtype]
     dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
     dx, dh0 = core_entry("gru_backward", dtype)(
-        config, _array(params), workspace.numpy().view(dtype), _array(dy), dparams.numpy(), _array(dh_n),
-        _array(lengths), _array(dropout))
+        config,
+        _array(params),
+        workspace.numpy().view(dtype),
+        _array(dy),
+        dparams.numpy(),
+        _array(dh_n),
+        _array(lengths),
+        _array(dropout),
+    )
     return torch.from_numpy(dx), torch.from_numpy(dh0), dparams
 
 
 @gru_backward.register_fake
-def _(dy: Tensor, dh_n: Tensor | None, params: Tensor, workspace: Tensor, lengths: Tensor | None,
-      dropout: Tensor | None, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
-      reset_after: bool, compute_dtype: str) -> tuple[Tensor, Tensor, Tensor]:
+def _(
+    dy: Tensor,
+    dh_n: Tensor | None,
+    params: Tensor,
+    workspace: Tensor,
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    compute_dtype: str,
+) -> tuple[Tensor, Tensor, Tensor]:
     T, B, _ = dy.shape
     D = 2 if bidirectional else 1
-    return (dy.new_empty((T, B, input_size)), dy.new_empty((num_layers * D, B, hidden_size)),
-            torch.empty_like(params))
+    return (dy.new_empty((T, B, input_size)), dy.new_empty((num_layers * D, B, hidden_size)), torch.empty_like(params))
 
 
 def _forward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
@@ -220,8 +293,9 @@ def _forward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tens
     ctx.set_materialize_grads(False)
 
 
-def _forward_backward(ctx: Any, dy: Tensor | None, dh_n: Tensor | None,
-                      _workspace_grad: Tensor | None) -> tuple[Tensor | None, ...]:
+def _forward_backward(
+    ctx: Any, dy: Tensor | None, dh_n: Tensor | None, _workspace_grad: Tensor | None
+) -> tuple[Tensor | None, ...]:
     x, hx, params, workspace, lengths, dropout = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
         return _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n) + (None,) * 9
@@ -233,40 +307,66 @@ def _forward_backward(ctx: Any, dy: Tensor | None, dh_n: Tensor | None,
     return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams) + (None,) * 9
 
 
-def _differentiable_backward(ctx: Any, x: Tensor, hx: Tensor | None, params: Tensor, lengths: Tensor | None,
-                             dropout: Tensor | None, dy: Tensor | None,
-                             dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
+def _differentiable_backward(
+    ctx: Any,
+    x: Tensor,
+    hx: Tensor | None,
+    params: Tensor,
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    dy: Tensor | None,
+    dh_n: Tensor | None,
+) -> tuple[Tensor | None, ...]:
     """gru_forward's (dx, dhx, dparams) as a graph of torch operators (for double backward):
     the forward recomputed by _torch_gru from the saved inputs, differentiated with create_graph."""
     hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype = ctx.config
     if compute_dtype != "float32":
-        raise RuntimeError(f"fastgru.torch.GRU: double backward (create_graph=True) computes with full-precision "
-                           f"products; compute_dtype={compute_dtype!r} (CPU bfloat16 autocast) is not supported")
-    shapes = [shape for _, _, shape in _core.gru_param_layout(
-        _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype))]
+        raise RuntimeError(
+            f"fastgru.torch.GRU: double backward (create_graph=True) computes with full-precision "
+            f"products; compute_dtype={compute_dtype!r} (CPU bfloat16 autocast) is not supported"
+        )
+    shapes = [
+        shape
+        for _, _, shape in _core.gru_param_layout(
+            _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
+        )
+    ]
     weights = [w.view(shape) for w, shape in zip(torch.split(params, [math.prod(shape) for shape in shapes]), shapes)]
-    y, h_n = _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias,
-                        reset_after)
+    y, h_n = _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after)
     needed = ctx.needs_input_grad[:3]
     inputs = [t for t, need in zip((x, hx, params), needed) if need and t is not None]
     pairs = [(out, grad) for out, grad in ((y, dy), (h_n, dh_n)) if grad is not None]
-    grads = iter(torch.autograd.grad([out for out, _ in pairs], inputs, [grad for _, grad in pairs],
-                                     create_graph=True, allow_unused=True))
+    grads = iter(
+        torch.autograd.grad(
+            [out for out, _ in pairs], inputs, [grad for _, grad in pairs], create_graph=True, allow_unused=True
+        )
+    )
     return tuple(next(grads) if need else None for need in needed)
 
 
 def _no_double_backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-    raise RuntimeError("fastgru::gru_backward is not differentiable; differentiate fastgru::gru_forward instead "
-                       "(its backward builds a differentiable graph under create_graph=True)")
+    raise RuntimeError(
+        "fastgru::gru_backward is not differentiable; differentiate fastgru::gru_forward instead "
+        "(its backward builds a differentiable graph under create_graph=True)"
+    )
 
 
 gru_forward.register_autograd(_forward_backward, setup_context=_forward_setup_context)
 gru_backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
 
 
-def _torch_gru(x: Tensor, hx: Tensor | None, weights: Sequence[Tensor], lengths: Tensor | None,
-               dropout: Tensor | None, hidden_size: int, num_layers: int, bidirectional: bool, bias: bool,
-               reset_after: bool) -> tuple[Tensor, Tensor]:
+def _torch_gru(
+    x: Tensor,
+    hx: Tensor | None,
+    weights: Sequence[Tensor],
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+) -> tuple[Tensor, Tensor]:
     """gru_forward's (y, h_n) computed with torch operators, for what the compiled operators do not
     support: double backward, torch.func transforms, forward-mode AD and expanded weights (per-sample
     gradients). weights: the parameters in torch.nn.GRU's order. Only F.linear touches a weight,
@@ -286,19 +386,19 @@ def _torch_gru(x: Tensor, hx: Tensor | None, weights: Sequence[Tensor], lengths:
             outputs: list[Tensor] = []
             for direction in range(D):
                 k = layer * D + direction
-                w_ih, w_hh, b_ih, b_hh = (*weights[k * per_direction:(k + 1) * per_direction], None, None)[:4]
+                w_ih, w_hh, b_ih, b_hh = (*weights[k * per_direction : (k + 1) * per_direction], None, None)[:4]
                 assert w_ih is not None and w_hh is not None
-                gi = F.linear(layer_input.transpose(0, 1), w_ih, b_ih)                 # (B, T, 3H)
+                gi = F.linear(layer_input.transpose(0, 1), w_ih, b_ih)  # (B, T, 3H)
                 h = layer_input.new_zeros((B, H)) if hx is None else hx[k]
                 ys: list[Tensor] = [h] * T  # every entry is set below
-                for t in (range(T - 1, -1, -1) if direction else range(T)):
+                for t in range(T - 1, -1, -1) if direction else range(T):
                     i_r, i_z, i_n = gi[:, t].chunk(3, 1)
                     h_r, h_z, h_n_gate = F.linear(h, w_hh, b_hh).chunk(3, 1)
                     r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
                     if reset_after:
                         n = torch.tanh(i_n + r * h_n_gate)
                     else:
-                        n = torch.tanh(i_n + F.linear(r * h, w_hh, b_hh)[:, 2 * H:])
+                        n = torch.tanh(i_n + F.linear(r * h, w_hh, b_hh)[:, 2 * H :])
                     new = (1 - z) * n + z * h
                     if valid is None:
                         ys[t] = h = new
@@ -321,9 +421,11 @@ def _needs_torch_ops(tensors: Sequence[Tensor | None], weights: Sequence[Tensor]
     """Whether the compiled operators cannot serve this call, whose autograd formula is neither
     functorch's (a torch.func transform is active) nor forward-mode AD's (a tensor carries a
     tangent), and which need plain tensors (an ExpandedWeight parameter: per-sample gradients)."""
-    return (torch._C._are_functorch_transforms_active()
-            or any(_tangent(t) is not None for t in (*tensors, *weights) if t is not None)
-            or any(isinstance(w, ExpandedWeight) for w in weights))
+    return (
+        torch._C._are_functorch_transforms_active()
+        or any(_tangent(t) is not None for t in (*tensors, *weights) if t is not None)
+        or any(isinstance(w, ExpandedWeight) for w in weights)
+    )
 
 
 # -- the module ------------------------------------------------------------------------------
@@ -340,10 +442,21 @@ class GRU(nn.Module):
     which torch.nn.GRU does not have. float32 or float64, CPU tensors only.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device: torch.device | str | int | None = None, dtype: torch.dtype | None = None, *,
-                 reset_after: bool = True, **unsupported: object) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = True,
+        **unsupported: object,
+    ) -> None:
         super().__init__()
         if "proj_size" in unsupported:  # as torch.nn.GRU says it
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -351,15 +464,23 @@ class GRU(nn.Module):
             raise TypeError(f"GRU.__init__() got an unexpected keyword argument '{next(iter(unsupported))}'")
         # torch.nn.RNNBase's checks, with its error types and messages.
         if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
-                             "element being zeroed")
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
         if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}", stacklevel=2)
-        for name, value, kind in (("bias", bias, bool), ("batch_first", batch_first, bool),
-                                  ("input_size", input_size, int), ("hidden_size", hidden_size, int),
-                                  ("num_layers", num_layers, int)):
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                f"expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=2,
+            )
+        for name, value, kind in (
+            ("bias", bias, bool),
+            ("batch_first", batch_first, bool),
+            ("input_size", input_size, int),
+            ("hidden_size", hidden_size, int),
+            ("num_layers", num_layers, int),
+        ):
             if not isinstance(value, kind):
                 raise TypeError(f"{name} should be of type {kind.__name__}, got: {type(value).__name__}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -384,13 +505,16 @@ class GRU(nn.Module):
         self.reset_after = bool(reset_after)
 
         # The core's layout, in order: the operators take the parameters flattened and concatenated.
-        layout = _core.gru_param_layout(_config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32"))
+        layout = _core.gru_param_layout(
+            _config(input_size, hidden_size, num_layers, bidirectional, bias, True, "float32")
+        )
         for name, _, shape in layout:
             setattr(self, name, nn.Parameter(torch.empty(shape, device=where, dtype=dtype)))
         self._flat_weights_names = [name for name, _, _ in layout]
         per_direction = 4 if bias else 2
-        self._all_weights = [self._flat_weights_names[i:i + per_direction]
-                             for i in range(0, len(layout), per_direction)]
+        self._all_weights = [
+            self._flat_weights_names[i : i + per_direction] for i in range(0, len(layout), per_direction)
+        ]
         self.reset_parameters()
 
     @property
@@ -415,10 +539,13 @@ class GRU(nn.Module):
         # torch.ao.quantization (quantize_dynamic, prepare) gives every submodule a qconfig, then
         # swaps the types it knows: this one it leaves in float, which must not pass in silence.
         if name == "qconfig":
-            warnings.warn("torch.ao.quantization leaves fastgru.torch.GRU in float: it knows only torch's own "
-                          "modules. For int8 weights use fastgru.quantize on a fastgru.GRU holding this module's "
-                          "state_dict (fastgru.GRU(...).load_state_dict(module.state_dict()))", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "torch.ao.quantization leaves fastgru.torch.GRU in float: it knows only torch's own "
+                "modules. For int8 weights use fastgru.quantize on a fastgru.GRU holding this module's "
+                "state_dict (fastgru.GRU(...).load_state_dict(module.state_dict()))",
+                UserWarning,
+                stacklevel=2,
+            )
         super().__setattr__(name, value)
 
     def flatten_parameters(self) -> None:
@@ -457,8 +584,9 @@ class GRU(nn.Module):
         return _convert(self, nn.GRU)
 
     # -- computation ----------------------------------------------------------------------
-    def forward(self, input: Tensor | PackedSequence,
-                hx: Tensor | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, Tensor]:
         weights = self._flat_weights
         compute_dtype, output_dtype = "float32", None
         data = input.data if isinstance(input, PackedSequence) else input
@@ -481,8 +609,9 @@ class GRU(nn.Module):
             return output._replace(data=output.data.to(output_dtype)), h_n.to(output_dtype)
         return output.to(output_dtype), h_n.to(output_dtype)
 
-    def _forward(self, input: Tensor | PackedSequence, hx: Tensor | None, weights: Sequence[Tensor],
-                 compute_dtype: str) -> tuple[Tensor | PackedSequence, Tensor]:
+    def _forward(
+        self, input: Tensor | PackedSequence, hx: Tensor | None, weights: Sequence[Tensor], compute_dtype: str
+    ) -> tuple[Tensor | PackedSequence, Tensor]:
         L, H = self.num_layers, self.hidden_size
         LD = L * self.num_directions
         if isinstance(input, PackedSequence):
@@ -493,12 +622,13 @@ class GRU(nn.Module):
             T, B = batch_sizes.shape[0], int(batch_sizes[0])
             self._check_hidden(hx, (LD, B, H), weights)
             # Packed rows are the (t, b) with b < batch_sizes[t], in time-major order.
-            valid = torch.arange(B) < batch_sizes.unsqueeze(1)                      # (T, B)
+            valid = torch.arange(B) < batch_sizes.unsqueeze(1)  # (T, B)
             rows = valid.reshape(-1).nonzero().squeeze(1)
             x = data.new_zeros((T * B, self.input_size)).index_copy(0, rows, data).view(T, B, -1)
             y, h_n = self._run(x, hx, valid.sum(0), weights, compute_dtype)
-            output = PackedSequence(y.reshape(T * B, -1).index_select(0, rows), batch_sizes, sorted_indices,
-                                    unsorted_indices)
+            output = PackedSequence(
+                y.reshape(T * B, -1).index_select(0, rows), batch_sizes, sorted_indices, unsorted_indices
+            )
             return output, h_n if unsorted_indices is None else h_n.index_select(1, unsorted_indices)
 
         if input.dim() not in (2, 3):
@@ -527,16 +657,21 @@ class GRU(nn.Module):
         """torch.nn.GRU's input checks and error types, then fastgru's own (dtype, device)."""
         dtype = weights[0].dtype
         if input.dtype != dtype:
-            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({dtype}). "
-                             f"Convert input: input.to({dtype}), or convert model: model.to({input.dtype})")
+            raise ValueError(
+                f"RNN input dtype ({input.dtype}) does not match weight dtype ({dtype}). "
+                f"Convert input: input.to({dtype}), or convert model: model.to({input.dtype})"
+            )
         if input.dim() != dim:
             raise RuntimeError(f"input must have {dim} dimensions, got {input.dim()}")
         if input.size(-1) != self.input_size:
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {input.size(-1)}")
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {input.size(-1)}"
+            )
         if dtype not in _CORE_DTYPES or any(w.dtype != dtype for w in weights):
-            raise TypeError("fastgru.torch.GRU computes in float32 or float64 with every parameter of one dtype, "
-                            f"got parameters of dtypes {sorted({str(w.dtype) for w in weights})}")
+            raise TypeError(
+                "fastgru.torch.GRU computes in float32 or float64 with every parameter of one dtype, "
+                f"got parameters of dtypes {sorted({str(w.dtype) for w in weights})}"
+            )
         for what, tensor in (("input", input), ("the parameters", weights[0])):
             if tensor.device.type not in ("cpu", "meta"):
                 raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but {what} are on {tensor.device}")
@@ -552,8 +687,9 @@ class GRU(nn.Module):
         if hx.device.type not in ("cpu", "meta"):
             raise RuntimeError(f"fastgru.torch.GRU runs on the CPU only, but hx is on {hx.device}")
 
-    def _run(self, x: Tensor, hx: Tensor | None, lengths: Tensor | None, weights: Sequence[Tensor],
-             compute_dtype: str) -> tuple[Tensor, Tensor]:
+    def _run(
+        self, x: Tensor, hx: Tensor | None, lengths: Tensor | None, weights: Sequence[Tensor], compute_dtype: str
+    ) -> tuple[Tensor, Tensor]:
         """x (T, B, I) contiguous, hx (L*D, B, H) or None, lengths (B,) int64 or None."""
         T, B, _ = x.shape
         L, H, D = self.num_layers, self.hidden_size, self.num_directions
@@ -574,8 +710,10 @@ class GRU(nn.Module):
         bidirectional, bias = bool(self.bidirectional), bool(self.bias)
         if _needs_torch_ops((x, hx), weights):
             if compute_dtype != "float32":
-                raise RuntimeError("fastgru.torch.GRU: torch.func transforms, forward-mode AD and expanded weights "
-                                   "compute with full-precision products; CPU bfloat16 autocast is not supported there")
+                raise RuntimeError(
+                    "fastgru.torch.GRU: torch.func transforms, forward-mode AD and expanded weights "
+                    "compute with full-precision products; CPU bfloat16 autocast is not supported there"
+                )
             return _torch_gru(x, hx, weights, lengths, dropout, H, L, bidirectional, bias, self.reset_after)
         params = torch.cat([w.reshape(-1) for w in weights])
         if hx is not None:
@@ -583,10 +721,13 @@ class GRU(nn.Module):
         # A traced graph records this flag as a constant: keep the workspace there, so the trace
         # is the same with and without grad mode (its check re-runs it without) and can train.
         tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]  # torch: untyped
-        keep_workspace = tracing or (torch.is_grad_enabled() and (
-            x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad)))
-        y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, H, L, bidirectional, bias, self.reset_after,
-                                compute_dtype, keep_workspace)
+        keep_workspace = tracing or (
+            torch.is_grad_enabled()
+            and (x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
+        )
+        y, h_n, _ = gru_forward(
+            x, hx, params, lengths, dropout, H, L, bidirectional, bias, self.reset_after, compute_dtype, keep_workspace
+        )
         return y, h_n
 
 
@@ -611,8 +752,17 @@ def _convert(gru: nn.GRU | GRU, cls: type[_Module]) -> _Module:
     weight = next(gru.parameters())  # weight_ih_l0
     with warnings.catch_warnings():  # gru's constructor already warned about its dropout, if at all
         warnings.simplefilter("ignore")
-        new = cls(gru.input_size, gru.hidden_size, gru.num_layers, gru.bias, gru.batch_first, gru.dropout,
-                  gru.bidirectional, device="meta", dtype=weight.dtype).to_empty(device=weight.device)
+        new = cls(
+            gru.input_size,
+            gru.hidden_size,
+            gru.num_layers,
+            gru.bias,
+            gru.batch_first,
+            gru.dropout,
+            gru.bidirectional,
+            device="meta",
+            dtype=weight.dtype,
+        ).to_empty(device=weight.device)
     new.load_state_dict(gru.state_dict())
     for name, param in new.named_parameters():
         param.requires_grad_(getattr(gru, name).requires_grad)

@@ -97,11 +97,12 @@ class SingleProcess:
 @dataclass
 class TrainingConfig:
     """What the loop needs besides the model and the data."""
+
     loss: str
     epochs: int
     batch_size: int
     shuffle: bool = True
-    patience: int | None = None          # epochs without improvement before stopping; None: never
+    patience: int | None = None  # epochs without improvement before stopping; None: never
     restore_best_weights: bool = True
     clip_grad_norm: float | None = None
 
@@ -109,12 +110,20 @@ class TrainingConfig:
 @dataclass
 class TrainingResult:
     best_epoch: int | None = None  # 1-based epoch of the best monitored loss
-    interrupted: bool = False   # Ctrl-C ended training
+    interrupted: bool = False  # Ctrl-C ended training
 
 
-def train(model: GRUModel, optimizer: Adam, config: TrainingConfig, train_set: SequenceSet,
-          validation_set: SequenceSet | None, rng: np.random.Generator, progress: Progress,
-          history: dict[str, list[float]], reducer: GradientReducer | None = None) -> TrainingResult:
+def train(
+    model: GRUModel,
+    optimizer: Adam,
+    config: TrainingConfig,
+    train_set: SequenceSet,
+    validation_set: SequenceSet | None,
+    rng: np.random.Generator,
+    progress: Progress,
+    history: dict[str, list[float]],
+    reducer: GradientReducer | None = None,
+) -> TrainingResult:
     """Trains model (a GRUModel, in place) on train_set (a fastgru.data.SequenceSet) and returns
     a TrainingResult. history: a dict of lists "loss", "val_loss", "time", appended to after
     each epoch (so it holds the finished epochs whatever ends training); "val_loss" stays empty
@@ -135,11 +144,12 @@ def train(model: GRUModel, optimizer: Adam, config: TrainingConfig, train_set: S
             total, rows = 0.0, 0
             model.train()
             for b in range(n_batches):
-                batch = train_set.batch(order[b * config.batch_size:(b + 1) * config.batch_size])
+                batch = train_set.batch(order[b * config.batch_size : (b + 1) * config.batch_size])
                 report = _step(model, optimizer, config, batch, reducer)
                 if not report.applied:
-                    what, value = ("loss", report.loss) if not math.isfinite(report.loss) else \
-                        ("gradient norm", report.grad_norm)
+                    what, value = (
+                        ("loss", report.loss) if not math.isfinite(report.loss) else ("gradient norm", report.grad_norm)
+                    )
                     raise _diverged(what, value, epoch, b + 1)
                 total += report.loss * batch.rows
                 rows += batch.rows
@@ -165,7 +175,7 @@ def train(model: GRUModel, optimizer: Adam, config: TrainingConfig, train_set: S
                     break
     except KeyboardInterrupt:
         if reducer.distributed:
-            raise       # the other processes cannot stop at the same step: the caller ends the job
+            raise  # the other processes cannot stop at the same step: the caller ends the job
         # The step updates the flat buffer in one compiled call, so the weights are those of the
         # last finished step; keep them rather than the best epoch's. A step cancelled inside the
         # core may have added part of its gradient: drop it.
@@ -178,14 +188,22 @@ def train(model: GRUModel, optimizer: Adam, config: TrainingConfig, train_set: S
     return result
 
 
-def _step(model: GRUModel, optimizer: Adam, config: TrainingConfig, batch: Batch,
-          reducer: GradientReducer) -> StepReport:
+def _step(
+    model: GRUModel, optimizer: Adam, config: TrainingConfig, batch: Batch, reducer: GradientReducer
+) -> StepReport:
     """One training step on a global batch: one compiled call in one process; in several, the
     local part's gradient, summed over the processes, then the same update everywhere."""
     assert batch.target is not None, "training batches have targets"
     if not reducer.distributed:
-        return model.train_step(batch.x, batch.target, optimizer, loss=config.loss, lengths=batch.lengths,
-                                clip_grad_norm=config.clip_grad_norm, time_major=True)
+        return model.train_step(
+            batch.x,
+            batch.target,
+            optimizer,
+            loss=config.loss,
+            lengths=batch.lengths,
+            clip_grad_norm=config.clip_grad_norm,
+            time_major=True,
+        )
     count = losses.loss_count(config.loss, batch.rows, model.head.out_features)
     gru_masks, head_mask = model.draw_dropout_masks(batch.x.shape[0], batch.size)
     part = reducer.local_part(batch.size)
@@ -194,11 +212,20 @@ def _step(model: GRUModel, optimizer: Adam, config: TrainingConfig, batch: Batch
     if len(part):
         lengths = None if batch.lengths is None else batch.lengths[part]
         per_step = model.return_sequences
-        masks = (None if gru_masks is None else gru_masks[:, :, part],
-                 None if head_mask is None else (head_mask[:, part] if per_step else head_mask[part]))
+        masks = (
+            None if gru_masks is None else gru_masks[:, :, part],
+            None if head_mask is None else (head_mask[:, part] if per_step else head_mask[part]),
+        )
         target = batch.target[:, part] if per_step else batch.target[part]
-        loss_sum, _ = model.compute_gradients(batch.x[:, part], target, loss=config.loss, lengths=lengths,
-                                              loss_normalizer=count, dropout_masks=masks, time_major=True)
+        loss_sum, _ = model.compute_gradients(
+            batch.x[:, part],
+            target,
+            loss=config.loss,
+            lengths=lengths,
+            loss_normalizer=count,
+            dropout_masks=masks,
+            time_major=True,
+        )
     loss_sum = reducer.sum_gradients(model.grad, loss_sum)
     return model.apply_gradients(optimizer, loss_sum / count, clip_grad_norm=config.clip_grad_norm)
 
@@ -207,7 +234,9 @@ def _diverged(what: str, value: float, epoch: int, batch: int) -> NonFiniteLossE
     return NonFiniteLossError(
         f"{what} is {value} at epoch {epoch}, batch {batch}: training stopped, the model keeps the weights of "
         "the last finished step (try a lower lr or clip_grad_norm, or check X and y for extreme values)",
-        epoch, batch)
+        epoch,
+        batch,
+    )
 
 
 def predict_logits(model: GRUModel, data: SequenceSet, batch_size: int) -> FloatArray:
@@ -218,9 +247,9 @@ def predict_logits(model: GRUModel, data: SequenceSet, batch_size: int) -> Float
     for start, batch in data.batches(max(batch_size, 256)):
         y = model(batch.x, batch.lengths, time_major=True)
         if model.return_sequences:
-            out[:len(y), start:start + batch.size] = y
+            out[: len(y), start : start + batch.size] = y
         else:
-            out[start:start + batch.size] = y
+            out[start : start + batch.size] = y
     return np.swapaxes(out, 0, 1) if model.return_sequences else out
 
 
@@ -237,4 +266,3 @@ def evaluate_loss(model: GRUModel, data: SequenceSet, loss: str, batch_size: int
         total += value * batch.rows
         rows += batch.rows
     return total / rows
-

@@ -27,8 +27,7 @@ Array<T> dense_forward(Array<T> x, Array<T> weight, std::optional<Array<T>> bias
   Array<T> y({rows, static_cast<size_t>(out)});
   {
     py::gil_scoped_release release;
-    fastgru::dense_forward<T>(rows, in, out, x.data(), weight.data(), bias ? bias->data() : nullptr,
-                              y.mutable_data());
+    fastgru::dense_forward<T>(rows, in, out, x.data(), weight.data(), bias ? bias->data() : nullptr, y.mutable_data());
   }
   return y;
 }
@@ -49,8 +48,8 @@ py::object dense_backward(Array<T> x, Array<T> weight, Array<T> dy, py::array gr
   if (need_dx) dx.emplace(std::vector<py::ssize_t>{rows, in});
   {
     py::gil_scoped_release release;
-    fastgru::dense_backward<T>(rows, in, out, x.data(), weight.data(), dy.data(),
-                               dx ? dx->mutable_data() : nullptr, dw, db);
+    fastgru::dense_backward<T>(rows, in, out, x.data(), weight.data(), dy.data(), dx ? dx->mutable_data() : nullptr, dw,
+                               db);
   }
   if (!dx) return py::none();
   return std::move(*dx);
@@ -60,9 +59,8 @@ template <class T>
 void bind_dense_dtype(py::module_& m, const std::string& suffix) {
   m.def(("dense_forward_" + suffix).c_str(), &dense_forward<T>, py::arg("x"), py::arg("weight"),
         py::arg("bias") = py::none(), "y (R, out) = x (R, in) weight^T (in, out) + bias (out,).");
-  m.def(("dense_backward_" + suffix).c_str(), &dense_backward<T>, py::arg("x"), py::arg("weight"),
-        py::arg("dy"), py::arg("grad_weight"), py::arg("grad_bias") = py::none(),
-        py::arg("need_dx") = true,
+  m.def(("dense_backward_" + suffix).c_str(), &dense_backward<T>, py::arg("x"), py::arg("weight"), py::arg("dy"),
+        py::arg("grad_weight"), py::arg("grad_bias") = py::none(), py::arg("need_dx") = true,
         "Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight "
         "(or None when need_dx is false).");
 }

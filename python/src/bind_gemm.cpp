@@ -27,8 +27,8 @@ Mat<T> as_matrix(const py::object& obj, const char* name) {
   auto a = py::array_t<T, py::array::forcecast>::ensure(obj);
   if (!a || a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be a 2-D array");
   auto rows = static_cast<size_t>(a.shape(0)), cols = static_cast<size_t>(a.shape(1));
-  bool strided_ok = a.strides(1) == static_cast<py::ssize_t>(sizeof(T)) &&
-                    a.strides(0) >= static_cast<py::ssize_t>(cols * sizeof(T));
+  bool strided_ok =
+      a.strides(1) == static_cast<py::ssize_t>(sizeof(T)) && a.strides(0) >= static_cast<py::ssize_t>(cols * sizeof(T));
   if (!strided_ok) a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
   size_t ld = rows > 1 ? static_cast<size_t>(a.strides(0)) / sizeof(T) : cols;
   return {a, rows, cols, ld > 0 ? ld : 1};
@@ -49,8 +49,8 @@ Mat<T> output_matrix(const py::array& c) {
 
 // C = beta C + op(A) op(B).
 template <class T>
-py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb,
-                 double beta, fastgru::ComputeDtype compute) {
+py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb, double beta,
+                 fastgru::ComputeDtype compute) {
   Mat<T> a = as_matrix<T>(A, "A"), b = as_matrix<T>(B, "B"), c = output_matrix<T>(C);
   size_t M = ta ? a.cols : a.rows, K = ta ? a.rows : a.cols;
   size_t Kb = tb ? b.cols : b.rows, N = tb ? b.rows : b.cols;
@@ -59,17 +59,16 @@ py::array gemm_t(const py::object& A, const py::object& B, const py::array& C, b
   T* out = c.arr.mutable_data();
   {
     py::gil_scoped_release release;
-    fastgru::gemm<T>(ta ? fastgru::Trans::yes : fastgru::Trans::no,
-                     tb ? fastgru::Trans::yes : fastgru::Trans::no, M, N, K, a.data(), a.ld,
-                     b.data(), b.ld, static_cast<T>(beta), out, c.ld, compute);
+    fastgru::gemm<T>(ta ? fastgru::Trans::yes : fastgru::Trans::no, tb ? fastgru::Trans::yes : fastgru::Trans::no, M, N,
+                     K, a.data(), a.ld, b.data(), b.ld, static_cast<T>(beta), out, c.ld, compute);
   }
   return C;
 }
 
 // C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1], through PackedMatrix and gemm_packed.
 template <class T>
-py::array gemm_packed_t(const py::object& A, const py::object& B, size_t n0, size_t n1,
-                        double beta, const py::array& C, bool tb, fastgru::ComputeDtype compute) {
+py::array gemm_packed_t(const py::object& A, const py::object& B, size_t n0, size_t n1, double beta, const py::array& C,
+                        bool tb, fastgru::ComputeDtype compute) {
   Mat<T> a = as_matrix<T>(A, "A"), b = as_matrix<T>(B, "B"), c = output_matrix<T>(C);
   size_t M = a.rows, K = a.cols;
   size_t Kb = tb ? b.cols : b.rows, N = tb ? b.rows : b.cols;
@@ -99,28 +98,28 @@ void check_dtype(const py::array& c) {
 void bind_gemm(py::module_& m) {
   m.def(
       "_gemm",
-      [](const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb,
-         double beta, const std::string& compute_dtype) {
+      [](const py::object& A, const py::object& B, const py::array& C, bool ta, bool tb, double beta,
+         const std::string& compute_dtype) {
         check_dtype(C);
         const fastgru::ComputeDtype compute = bindings::compute_dtype(compute_dtype);
         return is_float32(C) ? gemm_t<float>(A, B, C, ta, tb, beta, compute)
                              : gemm_t<double>(A, B, C, ta, tb, beta, compute);
       },
-      py::arg("A"), py::arg("B"), py::arg("C"), py::arg("ta") = false, py::arg("tb") = false,
-      py::arg("beta") = 0.0, py::arg("compute_dtype") = "float32",
+      py::arg("A"), py::arg("B"), py::arg("C"), py::arg("ta") = false, py::arg("tb") = false, py::arg("beta") = 0.0,
+      py::arg("compute_dtype") = "float32",
       "C = beta C + op(A) op(B) in place (op transposes when ta/tb; compute_dtype 'bfloat16' rounds "
       "the operands); returns C. Test hook.");
   m.def(
       "_gemm_packed",
-      [](const py::object& A, const py::object& B, size_t n0, size_t n1, double beta,
-         const py::array& C, bool tb, const std::string& compute_dtype) {
+      [](const py::object& A, const py::object& B, size_t n0, size_t n1, double beta, const py::array& C, bool tb,
+         const std::string& compute_dtype) {
         check_dtype(C);
         const fastgru::ComputeDtype compute = bindings::compute_dtype(compute_dtype);
         return is_float32(C) ? gemm_packed_t<float>(A, B, n0, n1, beta, C, tb, compute)
                              : gemm_packed_t<double>(A, B, n0, n1, beta, C, tb, compute);
       },
-      py::arg("A"), py::arg("B"), py::arg("n0"), py::arg("n1"), py::arg("beta"), py::arg("C"),
-      py::arg("tb") = false, py::arg("compute_dtype") = "float32",
+      py::arg("A"), py::arg("B"), py::arg("n0"), py::arg("n1"), py::arg("beta"), py::arg("C"), py::arg("tb") = false,
+      py::arg("compute_dtype") = "float32",
       "C[:, n0:n1] = beta C[:, n0:n1] + A op(B)[:, n0:n1] in place via a packed B; returns C. "
       "Test hook.");
   m.def(

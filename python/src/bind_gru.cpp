@@ -10,9 +10,9 @@
 #include <utility>
 
 #include "bindings.h"
-#include "interrupt.h"
 #include "fastgru/checked.h"
 #include "fastgru/gru.h"
+#include "interrupt.h"
 
 namespace py = pybind11;
 using bindings::Array;
@@ -39,15 +39,14 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
   if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
   if (lengths) bindings::check_lengths(*lengths, batch, steps);
   if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
-  T* ws = workspace ? bindings::writable<T>(*workspace, "workspace", {workspace_elements(cfg, steps, batch)})
-                    : nullptr;
+  T* ws = workspace ? bindings::writable<T>(*workspace, "workspace", {workspace_elements(cfg, steps, batch)}) : nullptr;
 
   Array<T> y({steps, batch, D * H});
   Array<T> h_n({L * D, batch, H});
   fastgru_bindings::run_interruptible([&] {
     fastgru::gru_forward<T>(cfg, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
-                            lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
-                            y.mutable_data(), h_n.mutable_data(), ws);
+                            lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr, y.mutable_data(),
+                            h_n.mutable_data(), ws);
   });
   return py::make_tuple(y, h_n);
 }
@@ -55,8 +54,8 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
 // lengths and dropout: those the forward that filled workspace was given.
 template <class T>
 py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& workspace, Array<T> dy,
-                   const py::array& grad_any, std::optional<Array<T>> dh_n,
-                   std::optional<bindings::Int64Array> lengths, std::optional<Array<T>> dropout) {
+                   const py::array& grad_any, std::optional<Array<T>> dh_n, std::optional<bindings::Int64Array> lengths,
+                   std::optional<Array<T>> dropout) {
   if (dy.ndim() != 3) throw py::value_error("dy: expected shape (T, B, D*H), got " + bindings::shape_str(dy));
   const py::ssize_t steps = dy.shape(0), batch = dy.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
@@ -72,11 +71,10 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
   Array<T> dh0({L * D, batch, H});
   const fastgru::GruCache<T> cache{static_cast<size_t>(steps), static_cast<size_t>(batch),
-                                   lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr,
-                                   saved};
+                                   lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr, saved};
   fastgru_bindings::run_interruptible([&] {
-    fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
-                             dx.mutable_data(), dh0.mutable_data(), grad);
+    fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr, dx.mutable_data(),
+                             dh0.mutable_data(), grad);
   });
   return py::make_tuple(dx, dh0);
 }
@@ -115,8 +113,8 @@ GruConfig make_config(size_t input_size, size_t hidden_size, size_t num_layers, 
                       bool reset_after, const std::string& compute_dtype) {
   if (input_size < 1 || hidden_size < 1 || num_layers < 1)
     throw py::value_error("GruConfig: input_size, hidden_size and num_layers must be >= 1");
-  GruConfig cfg{input_size, hidden_size, num_layers, bidirectional, bias, reset_after,
-                bindings::compute_dtype(compute_dtype)};
+  GruConfig cfg{
+      input_size, hidden_size, num_layers, bidirectional, bias, reset_after, bindings::compute_dtype(compute_dtype)};
   fastgru::gru_param_layout(cfg);  // refuses absurd sizes now, not at first use
   return cfg;
 }
@@ -127,9 +125,9 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("h0") = py::none(), py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
         py::arg("workspace") = py::none(),
         "(y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.");
-  m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("config"), py::arg("params"),
-        py::arg("workspace"), py::arg("dy"), py::arg("grad"), py::arg("dh_n") = py::none(),
-        py::arg("lengths") = py::none(), py::arg("dropout") = py::none(),
+  m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("config"), py::arg("params"), py::arg("workspace"),
+        py::arg("dy"), py::arg("grad"), py::arg("dh_n") = py::none(), py::arg("lengths") = py::none(),
+        py::arg("dropout") = py::none(),
         "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
         "dropout); adds the parameter gradients into grad.");
   m.def(("gru_step_" + suffix).c_str(),
@@ -148,8 +146,7 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
 
 void bind_gru(py::module_& m) {
   py::class_<GruConfig>(m, "GruConfig")
-      .def(py::init(&make_config),
-           py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
+      .def(py::init(&make_config), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
            py::arg("bidirectional") = false, py::arg("bias") = true, py::arg("reset_after") = true,
            py::arg("compute_dtype") = "float32")
       .def_readonly("input_size", &GruConfig::input_size)
@@ -158,9 +155,8 @@ void bind_gru(py::module_& m) {
       .def_readonly("bidirectional", &GruConfig::bidirectional)
       .def_readonly("bias", &GruConfig::bias)
       .def_readonly("reset_after", &GruConfig::reset_after)
-      .def_property_readonly("compute_dtype", [](const GruConfig& cfg) {
-        return bindings::compute_dtype_name(cfg.compute_dtype);
-      })
+      .def_property_readonly("compute_dtype",
+                             [](const GruConfig& cfg) { return bindings::compute_dtype_name(cfg.compute_dtype); })
       // Pickling (and so copy.deepcopy of the layers holding one): the constructor's arguments.
       .def(py::pickle(
           [](const GruConfig& cfg) {
@@ -173,8 +169,7 @@ void bind_gru(py::module_& m) {
                                t[4].cast<bool>(), t[5].cast<bool>(), t[6].cast<std::string>());
           }));
   m.def(
-      "gru_param_layout",
-      [](const GruConfig& cfg) { return bindings::layout_list(fastgru::gru_param_layout(cfg)); },
+      "gru_param_layout", [](const GruConfig& cfg) { return bindings::layout_list(fastgru::gru_param_layout(cfg)); },
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
   m.def("gru_workspace_size", &fastgru::gru_workspace_size, py::arg("config"), py::arg("steps"), py::arg("batch"),

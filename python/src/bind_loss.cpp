@@ -18,8 +18,7 @@ namespace {
 // logits (R, O); target (R, O) floats, or (R,) integer labels for cross_entropy; mask (R,) bool
 // or None. Returns (loss, dlogits (R, O)).
 template <class T>
-py::tuple loss(const std::string& name, Array<T> logits, py::object target,
-               std::optional<bindings::BoolArray> mask) {
+py::tuple loss(const std::string& name, Array<T> logits, py::object target, std::optional<bindings::BoolArray> mask) {
   const fastgru::LossKind kind = bindings::loss_kind(name);
   expect_shape(logits, {-1, -1}, "logits");
   const py::ssize_t rows = logits.shape(0), O = logits.shape(1);
@@ -35,8 +34,8 @@ py::tuple loss(const std::string& name, Array<T> logits, py::object target,
     const int64_t* l = labels->data();
     for (py::ssize_t r = 0; r < rows; ++r)
       if ((!m || m[r]) && (l[r] < 0 || l[r] >= O))
-        throw py::value_error("target: labels must be in [0, " + std::to_string(O) + "), got " +
-                              std::to_string(l[r]) + " at row " + std::to_string(r));
+        throw py::value_error("target: labels must be in [0, " + std::to_string(O) + "), got " + std::to_string(l[r]) +
+                              " at row " + std::to_string(r));
   } else {
     values.emplace(Array<T>::ensure(target));
     if (!*values) throw py::type_error("target: expected an array of numbers");
@@ -46,10 +45,8 @@ py::tuple loss(const std::string& name, Array<T> logits, py::object target,
   double value;
   {
     py::gil_scoped_release release;
-    value = fastgru::loss_forward_backward<T>(kind, rows, O, logits.data(),
-                                              values ? values->data() : nullptr,
-                                              labels ? labels->data() : nullptr, m,
-                                              dlogits.mutable_data());
+    value = fastgru::loss_forward_backward<T>(kind, rows, O, logits.data(), values ? values->data() : nullptr,
+                                              labels ? labels->data() : nullptr, m, dlogits.mutable_data());
   }
   return py::make_tuple(value, dlogits);
 }

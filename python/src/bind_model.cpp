@@ -7,8 +7,8 @@
 #include <string>
 
 #include "bindings.h"
-#include "interrupt.h"
 #include "fastgru/model.h"
+#include "interrupt.h"
 
 namespace py = pybind11;
 using bindings::Array;
@@ -58,13 +58,12 @@ CheckedBatch<T> check_batch(const fastgru::ModelConfig& cfg, Array<T> x, std::op
     if (mask && mask->size() != rows) throw py::value_error("mask: expected shape " + rows_text + ")");
     for (py::ssize_t r = 0; r < rows; ++r)
       if ((!m || m[r]) && (l[r] < 0 || l[r] >= O))
-        throw py::value_error("target: labels must be in [0, " + std::to_string(O) + "), got " +
-                              std::to_string(l[r]));
+        throw py::value_error("target: labels must be in [0, " + std::to_string(O) + "), got " + std::to_string(l[r]));
   } else {
     c.target.emplace(Array<T>::ensure(target));
     if (!*c.target || c.target->size() != rows * O || c.target->shape(c.target->ndim() - 1) != O)
-      throw py::value_error("target: expected float targets of shape " + rows_text + ", O) with O = " +
-                            std::to_string(O));
+      throw py::value_error("target: expected float targets of shape " + rows_text +
+                            ", O) with O = " + std::to_string(O));
   }
   if (mask && mask->size() != rows) throw py::value_error("mask: expected shape " + rows_text + ")");
   if (gru_dropout)
@@ -91,11 +90,11 @@ void bind_model_dtype(py::module_& m, const char* name) {
   py::class_<Model>(m, name,
                     "GRU stack -> dropout -> Dense head -> loss over one flat parameter buffer "
                     "(cpp/include/fastgru/model.h); x is time-major (T, B, I).")
-      .def(py::init([](const fastgru::GruConfig& gru, size_t output_size, bool return_sequences,
-                       const std::string& loss) {
-             if (output_size < 1) throw py::value_error("output_size: expected an int >= 1");
-             return new Model(fastgru::ModelConfig{gru, output_size, return_sequences, bindings::loss_kind(loss)});
-           }),
+      .def(py::init(
+               [](const fastgru::GruConfig& gru, size_t output_size, bool return_sequences, const std::string& loss) {
+                 if (output_size < 1) throw py::value_error("output_size: expected an int >= 1");
+                 return new Model(fastgru::ModelConfig{gru, output_size, return_sequences, bindings::loss_kind(loss)});
+               }),
            py::arg("gru"), py::arg("output_size"), py::arg("return_sequences"), py::arg("loss"))
       .def_property_readonly("param_count", &Model::param_count)
       .def(
@@ -108,11 +107,12 @@ void bind_model_dtype(py::module_& m, const char* name) {
             T* g = writable<T>(grad, "grad", {n_params(model)});
             auto c = check_batch<T>(model.config(), x, lengths, target, mask, gru_dropout, head_dropout);
             fastgru::LossSum loss;
-            fastgru_bindings::run_interruptible([&] { loss = model.compute_gradients(p, g, c.batch, loss_normalizer); });
+            fastgru_bindings::run_interruptible(
+                [&] { loss = model.compute_gradients(p, g, c.batch, loss_normalizer); });
             return py::make_tuple(loss.sum, loss.count);
           },
-          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
-          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("loss_normalizer") = 0.0,
+          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"), py::arg("mask"),
+          py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("loss_normalizer") = 0.0,
           "Forward, loss, backward: adds the gradient of (sum of the valid loss terms) / loss_normalizer "
           "(<= 0: the batch's own count) into grad. Returns (loss_sum, count).")
       .def(
@@ -130,8 +130,7 @@ void bind_model_dtype(py::module_& m, const char* name) {
             state.step = view.step;
             return py::make_tuple(r.applied, r.grad_norm);
           },
-          py::arg("params"), py::arg("grad"), py::arg("loss"), py::arg("adam"), py::arg("state"),
-          py::arg("max_norm"),
+          py::arg("params"), py::arg("grad"), py::arg("loss"), py::arg("adam"), py::arg("state"), py::arg("max_norm"),
           "Gradient norm, clipping (max_norm <= 0 or inf: none) folded into the fused Adam/AdamW step "
           "number state.step + 1, which state then counts, then grad zeroed. Returns (applied, grad_norm); "
           "applied is False, and nothing changed, when loss or the norm is not finite.")
@@ -150,9 +149,8 @@ void bind_model_dtype(py::module_& m, const char* name) {
             state.step = view.step;
             return py::make_tuple(r.loss, r.applied, r.grad_norm);
           },
-          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"),
-          py::arg("mask"), py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("adam"), py::arg("state"),
-          py::arg("max_norm"),
+          py::arg("params"), py::arg("grad"), py::arg("x"), py::arg("lengths"), py::arg("target"), py::arg("mask"),
+          py::arg("gru_dropout"), py::arg("head_dropout"), py::arg("adam"), py::arg("state"), py::arg("max_norm"),
           "compute_gradients then apply_gradients with the batch's mean loss. Returns (loss, applied, grad_norm).")
       .def(
           "predict",
@@ -165,8 +163,7 @@ void bind_model_dtype(py::module_& m, const char* name) {
             const size_t steps = x.shape(0), batch = x.shape(1), O = cfg.output_size;
             Array<T> out = cfg.return_sequences ? Array<T>({steps, batch, O}) : Array<T>({batch, O});
             fastgru_bindings::run_interruptible([&] {
-              model.predict(p.data(), steps, batch, x.data(), lengths ? lengths->data() : nullptr,
-                            out.mutable_data());
+              model.predict(p.data(), steps, batch, x.data(), lengths ? lengths->data() : nullptr, out.mutable_data());
             });
             return out;
           },

@@ -116,15 +116,15 @@ void bind_optim(py::module_& m) {
       .def_readonly("amsgrad", &AdamConfig::amsgrad)
       .def("__repr__",
            [](const AdamConfig& c) {
-             return py::str("AdamConfig(lr={!r}, beta1={!r}, beta2={!r}, eps={!r}, weight_decay={!r}, "
-                            "decoupled_weight_decay={!r}, amsgrad={!r})")
+             return py::str(
+                        "AdamConfig(lr={!r}, beta1={!r}, beta2={!r}, eps={!r}, weight_decay={!r}, "
+                        "decoupled_weight_decay={!r}, amsgrad={!r})")
                  .format(c.lr, c.beta1, c.beta2, c.eps, c.weight_decay, c.decoupled_weight_decay, c.amsgrad);
            })
       // Pickling (and so copy.deepcopy of an optimizer): the constructor's arguments.
       .def(py::pickle(
           [](const AdamConfig& c) {
-            return py::make_tuple(c.lr, c.beta1, c.beta2, c.eps, c.weight_decay, c.decoupled_weight_decay,
-                                  c.amsgrad);
+            return py::make_tuple(c.lr, c.beta1, c.beta2, c.eps, c.weight_decay, c.decoupled_weight_decay, c.amsgrad);
           },
           [](const py::tuple& t) {
             if (t.size() != 7) throw py::value_error("AdamConfig: a pickled state has 7 fields");
@@ -150,13 +150,11 @@ void bind_optim(py::module_& m) {
            })
       // Pickling (and so copy.deepcopy): copies of the moments and the step count.
       .def(py::pickle(
-          [](const AdamStateArrays& s) {
-            return py::make_tuple(s.exp_avg, s.exp_avg_sq, s.max_exp_avg_sq, s.step);
-          },
+          [](const AdamStateArrays& s) { return py::make_tuple(s.exp_avg, s.exp_avg_sq, s.max_exp_avg_sq, s.step); },
           [](const py::tuple& t) {
             if (t.size() != 4) throw py::value_error("AdamState: a pickled state has 4 fields");
-            return make_state(t[0].cast<py::array>(), t[1].cast<py::array>(),
-                              t[2].cast<std::optional<py::array>>(), t[3].cast<int64_t>());
+            return make_state(t[0].cast<py::array>(), t[1].cast<py::array>(), t[2].cast<std::optional<py::array>>(),
+                              t[3].cast<int64_t>());
           }));
   bind_optim_dtype<float>(m, "float32");
   bind_optim_dtype<double>(m, "float64");

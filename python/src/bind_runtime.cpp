@@ -50,8 +50,8 @@ void bind_runtime(py::module_& m) {
         int overflow = 0;
         const long long count = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
         if (overflow != 0 || count < 1 || count > kMaxThreads)
-          throw py::value_error("set_num_threads: n must be an int in 1.." + std::to_string(kMaxThreads) +
-                                ", got " + std::string(py::str(value)));
+          throw py::value_error("set_num_threads: n must be an int in 1.." + std::to_string(kMaxThreads) + ", got " +
+                                std::string(py::str(value)));
         fastgru::set_num_threads(static_cast<int>(count));
       },
       py::arg("n"),

@@ -65,9 +65,7 @@ inline void expect_shape(const py::array& a, std::initializer_list<py::ssize_t> 
     ok = ok && (d < 0 || a.shape(i) == d);
     ++i;
   }
-  if (!ok)
-    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
-                          shape_str(a));
+  if (!ok) throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
 }
 
 // The data of a buffer updated in place: a writable C-contiguous T array of this shape.
@@ -75,8 +73,7 @@ template <class T>
 T* writable(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
   if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style) || !a.writeable())
     throw py::value_error(std::string(name) + ": expected a writable C-contiguous " + dtype_name<T>() +
-                          " array (updated in place), got " + std::string(py::str(a.dtype())) + " " +
-                          shape_str(a));
+                          " array (updated in place), got " + std::string(py::str(a.dtype())) + " " + shape_str(a));
   expect_shape(a, shape, name);
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
@@ -128,8 +125,7 @@ inline fastgru::LossKind loss_kind(const std::string& name) {
   if (name == "mae") return fastgru::LossKind::mae;
   if (name == "binary_crossentropy") return fastgru::LossKind::binary_crossentropy;
   if (name == "cross_entropy") return fastgru::LossKind::cross_entropy;
-  throw py::value_error("loss: expected 'mse', 'mae', 'binary_crossentropy' or 'cross_entropy', got '" +
-                        name + "'");
+  throw py::value_error("loss: expected 'mse', 'mae', 'binary_crossentropy' or 'cross_entropy', got '" + name + "'");
 }
 
 // Adam's state as Python holds it (bound as AdamState in bind_optim.cpp): the moments, NumPy

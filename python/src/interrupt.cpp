@@ -24,13 +24,12 @@ bool on_main_thread() {
 
 SigintCancels::SigintCancels() {
   if (!on_main_thread()) return;
-  struct sigaction current {};
-  if (sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler == SIG_IGN ||
-      current.sa_handler == SIG_DFL)
+  struct sigaction current{};
+  if (sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler == SIG_IGN || current.sa_handler == SIG_DFL)
     return;  // Ctrl-C ignored, or kills the process anyway
   g_sigint_seen = 0;
   fastgru::clear_cancel();
-  struct sigaction ours {};
+  struct sigaction ours{};
   ours.sa_handler = on_sigint;
   sigemptyset(&ours.sa_mask);
   installed_ = sigaction(SIGINT, &ours, &previous_) == 0;

@@ -25,7 +25,7 @@ class SigintCancels {
 
  private:
   bool installed_ = false;
-  struct sigaction previous_ {};
+  struct sigaction previous_{};
 };
 
 // Runs compute() with the GIL released, Ctrl-C cancelling it; throws error_already_set

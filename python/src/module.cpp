@@ -2,8 +2,9 @@
 #include "fastgru/version.h"
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fastgru's compiled core: GRU forward/backward, Dense head, losses, fused Adam, the whole model's "
-            "training step, GEMM, threading";
+  m.doc() =
+      "fastgru's compiled core: GRU forward/backward, Dense head, losses, fused Adam, the whole model's "
+      "training step, GEMM, threading";
   m.attr("__version__") = FASTGRU_VERSION;
   // What a bug report needs of the build (python -m fastgru prints it).
 #if defined(__clang__)

@@ -41,8 +41,7 @@ struct Checker {
     record(what, diff / scale, tolerance);
   }
   template <class A, class B>
-  void close(const std::string& what, const std::vector<A>& got, const std::vector<B>& want,
-             double tolerance) {
+  void close(const std::string& what, const std::vector<A>& got, const std::vector<B>& want, double tolerance) {
     if (got.size() != want.size()) return expect(what + ": sizes differ", false);
     close(what, got.data(), want.data(), got.size(), tolerance);
   }

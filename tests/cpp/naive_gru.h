@@ -21,9 +21,9 @@ struct NaiveTrace {  // per step t, batch row b, unit j: index (t * B + b) * H +
 inline double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
 
 // x (T, B, I), h0 (B, H). Writes y (T, B, H), h_n (B, H) and the trace backward needs.
-inline void naive_forward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H,
-                          const std::vector<double>& x, const std::vector<double>& h0,
-                          std::vector<double>& y, std::vector<double>& h_n, NaiveTrace& tr) {
+inline void naive_forward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H, const std::vector<double>& x,
+                          const std::vector<double>& h0, std::vector<double>& y, std::vector<double>& h_n,
+                          NaiveTrace& tr) {
   std::vector<double> h = h0, gi(3 * H), gh(3 * H);
   y.assign(T * B * H, 0);
   for (auto* v : {&tr.h_prev, &tr.r, &tr.z, &tr.n, &tr.gh_n}) v->assign(T * B * H, 0);
@@ -56,9 +56,8 @@ inline void naive_forward(const NaiveWeights& w, size_t T, size_t B, size_t I, s
 }
 
 // dy (T, B, H), dh_n (B, H). Writes dx (T, B, I), dh0 (B, H) and the weight gradients g.
-inline void naive_backward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H,
-                           const std::vector<double>& x, const NaiveTrace& tr,
-                           const std::vector<double>& dy, const std::vector<double>& dh_n,
+inline void naive_backward(const NaiveWeights& w, size_t T, size_t B, size_t I, size_t H, const std::vector<double>& x,
+                           const NaiveTrace& tr, const std::vector<double>& dy, const std::vector<double>& dh_n,
                            std::vector<double>& dx, std::vector<double>& dh0, NaiveWeights& g) {
   g.w_ih.assign(3 * H * I, 0);
   g.w_hh.assign(3 * H * H, 0);

@@ -21,8 +21,10 @@ void scalar_adam(const AdamConfig& c, const std::vector<double>& grad, int64_t s
   const double bc1 = 1 - std::pow(c.beta1, double(step)), bc2 = 1 - std::pow(c.beta2, double(step));
   for (size_t i = 0; i < s.p.size(); ++i) {
     double g = grad[i];
-    if (c.decoupled_weight_decay) s.p[i] *= 1 - c.lr * c.weight_decay;
-    else g += c.weight_decay * s.p[i];
+    if (c.decoupled_weight_decay)
+      s.p[i] *= 1 - c.lr * c.weight_decay;
+    else
+      g += c.weight_decay * s.p[i];
     s.m[i] = c.beta1 * s.m[i] + (1 - c.beta1) * g;
     s.v[i] = c.beta2 * s.v[i] + (1 - c.beta2) * g * g;
     double second = s.v[i];
@@ -56,8 +58,8 @@ int main() {
   coupled.lr = 1e-2, coupled.weight_decay = 0.05;
   for_each_isa([&](const std::string& isa) {
     for (size_t n : {1, 7, 16, 1037, 70001}) {
-      for (auto [cfg, name] : {std::pair{adam, "adam"}, std::pair{adamw, "adamw"},
-                               std::pair{amsgrad, "amsgrad"}, std::pair{coupled, "adam+l2"}}) {
+      for (auto [cfg, name] : {std::pair{adam, "adam"}, std::pair{adamw, "adamw"}, std::pair{amsgrad, "amsgrad"},
+                               std::pair{coupled, "adam+l2"}}) {
         check_adam<float>(cfg, n, isa + " " + name, check);
         check_adam<double>(cfg, n, isa + " " + name, check);
       }

@@ -23,8 +23,7 @@ int main() {
   const std::vector<float> x = random_vector<float>(T * B * 2), dy = random_vector<float>(T * B * 8);
   std::vector<float> y(T * B * 8), h_n(B * 8), dx(T * B * 2), dh0(B * 8), grad(params.size());
   auto forward = [&](float* workspace) {
-    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(), h_n.data(),
-                       workspace);
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), nullptr, nullptr, nullptr, y.data(), h_n.data(), workspace);
   };
   std::vector<float> workspace(gru_workspace_size(cfg, T, B));
   forward(workspace.data());
@@ -54,8 +53,8 @@ int main() {
   });
   bool cancelled = false;
   try {
-    gru_forward<float>(deep, deep_params.data(), 2000, B, long_x.data(), nullptr, nullptr, nullptr,
-                       long_y.data(), long_h.data(), nullptr);
+    gru_forward<float>(deep, deep_params.data(), 2000, B, long_x.data(), nullptr, nullptr, nullptr, long_y.data(),
+                       long_h.data(), nullptr);
   } catch (const Cancelled&) {
     cancelled = true;
   }

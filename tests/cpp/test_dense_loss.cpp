@@ -87,8 +87,7 @@ void check_loss(LossKind kind, size_t R, size_t O, bool masked, const std::strin
   std::vector<T> d(R * O);
   const bool ce = kind == LossKind::cross_entropy;
   const double loss = loss_forward_backward<T>(kind, R, O, logits.data(), ce ? nullptr : target.data(),
-                                               ce ? labels.data() : nullptr, masked ? mask.get() : nullptr,
-                                               d.data());
+                                               ce ? labels.data() : nullptr, masked ? mask.get() : nullptr, d.data());
   const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;
   check.close(at + " loss value", &loss, &loss_ref, 1, tol);
   check.close(at + " dlogits", d, d_ref, tol);
@@ -103,8 +102,7 @@ int main() {
       check_dense<float>(R, in, out, isa + " f32", check);
       check_dense<double>(R, in, out, isa + " f64", check);
     }
-    const LossKind kinds[] = {LossKind::mse, LossKind::mae, LossKind::binary_crossentropy,
-                              LossKind::cross_entropy};
+    const LossKind kinds[] = {LossKind::mse, LossKind::mae, LossKind::binary_crossentropy, LossKind::cross_entropy};
     const char* names[] = {"mse", "mae", "binary_crossentropy", "cross_entropy"};
     for (int k = 0; k < 4; ++k)
       for (bool masked : {false, true}) {

@@ -47,8 +47,7 @@ void check_row_map(size_t M, size_t K, size_t N, Trans tb, const std::string& is
     set_num_threads(threads);
     std::vector<T> C_rows = C0;
     gemm_packed_rows<T>(M, A.data(), K, packed, beta, C_rows.data(), N);
-    check.expect(what + " gemm_packed_rows on " + std::to_string(threads) + " threads equals gemm_packed",
-                 C_rows == C);
+    check.expect(what + " gemm_packed_rows on " + std::to_string(threads) + " threads equals gemm_packed", C_rows == C);
   }
 }
 

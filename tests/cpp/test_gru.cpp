@@ -49,22 +49,20 @@ void check_against_naive(const Shape& s, const std::string& isa, Checker& check)
   NaiveWeights g_ref;
   const std::vector<double> xd = widen(x.data(), x.size());
   naive_forward(w, s.T, s.B, s.I, s.H, xd, widen(h0.data(), h0.size()), y_ref, hn_ref, trace);
-  naive_backward(w, s.T, s.B, s.I, s.H, xd, trace, widen(dy.data(), dy.size()),
-                 widen(dh_n.data(), dh_n.size()), dx_ref, dh0_ref, g_ref);
+  naive_backward(w, s.T, s.B, s.I, s.H, xd, trace, widen(dy.data(), dy.size()), widen(dh_n.data(), dh_n.size()), dx_ref,
+                 dh0_ref, g_ref);
 
   const double tol = sizeof(T) == 4 ? 1e-4 : 1e-11;
   const std::string at = isa + (sizeof(T) == 4 ? " f32 " : " f64 ") + "T=" + std::to_string(s.T) +
-                         " B=" + std::to_string(s.B) + " I=" + std::to_string(s.I) + " H=" +
-                         std::to_string(s.H) + ": ";
+                         " B=" + std::to_string(s.B) + " I=" + std::to_string(s.I) + " H=" + std::to_string(s.H) + ": ";
   std::vector<T> y(s.T * s.B * s.H), h_n(s.B * s.H), dx(s.T * s.B * s.I), dh0(s.B * s.H);
   std::vector<T> grad(params.size(), T(0));
-  gru_forward<T>(cfg, params.data(), s.T, s.B, x.data(), h0.data(), nullptr, nullptr, y.data(),
-                 h_n.data(), nullptr);
+  gru_forward<T>(cfg, params.data(), s.T, s.B, x.data(), h0.data(), nullptr, nullptr, y.data(), h_n.data(), nullptr);
   check.close(at + "y (inference)", y, y_ref, tol);
   check.close(at + "h_n (inference)", h_n, hn_ref, tol);
   std::vector<T> workspace(gru_workspace_size(cfg, s.T, s.B));
-  gru_forward<T>(cfg, params.data(), s.T, s.B, x.data(), h0.data(), nullptr, nullptr, y.data(),
-                 h_n.data(), workspace.data());
+  gru_forward<T>(cfg, params.data(), s.T, s.B, x.data(), h0.data(), nullptr, nullptr, y.data(), h_n.data(),
+                 workspace.data());
   const GruCache<T> cache{s.T, s.B, nullptr, nullptr, workspace.data()};
   check.close(at + "y (training)", y, y_ref, tol);
   gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n.data(), dx.data(), dh0.data(), grad.data());
@@ -73,8 +71,8 @@ void check_against_naive(const Shape& s, const std::string& isa, Checker& check)
   const std::vector<double>* want[] = {&g_ref.w_ih, &g_ref.w_hh, &g_ref.b_ih, &g_ref.b_hh};
   const char* names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
   for (int i = 0; i < 4; ++i)
-    check.close(at + "d " + names[i], grad.data() + param(layout, names[i]).offset, want[i]->data(),
-                want[i]->size(), tol);
+    check.close(at + "d " + names[i], grad.data() + param(layout, names[i]).offset, want[i]->data(), want[i]->size(),
+                tol);
 }
 
 struct FdCase {
@@ -168,8 +166,8 @@ void check_step_against_naive(const std::string& isa, Checker& check) {
   const NaiveWeights w{view("weight_ih_l0"), view("weight_hh_l0"), view("bias_ih_l0"), view("bias_hh_l0")};
   std::vector<double> y_ref, hn_ref;
   NaiveTrace trace;
-  naive_forward(w, 1, B, I, H, std::vector<double>(x.begin(), x.end()), std::vector<double>(h.begin(), h.end()),
-                y_ref, hn_ref, trace);
+  naive_forward(w, 1, B, I, H, std::vector<double>(x.begin(), x.end()), std::vector<double>(h.begin(), h.end()), y_ref,
+                hn_ref, trace);
   std::vector<T> h_new(B * H);
   gru_step<T>(cfg, params.data(), B, x.data(), h.data(), h_new.data());
   check.close(isa + (sizeof(T) == 4 ? " f32" : " f64") + " gru_step", h_new, hn_ref, sizeof(T) == 4 ? 1e-5 : 1e-11);
@@ -193,7 +191,8 @@ void check_threads_and_batch_composition(const std::string& isa, Checker& check)
     y.resize(T * nb * H);
     h_n.resize(L * nb * H);
     step.resize(L * nb * H);
-    gru_forward<float>(cfg, params.data(), T, nb, xs.data(), hs.data(), nullptr, nullptr, y.data(), h_n.data(), nullptr);
+    gru_forward<float>(cfg, params.data(), T, nb, xs.data(), hs.data(), nullptr, nullptr, y.data(), h_n.data(),
+                       nullptr);
     gru_step<float>(cfg, params.data(), nb, xs.data(), hs.data(), step.data());
   };
   auto rows_equal = [&](const std::vector<float>& part, const std::vector<float>& whole, size_t b0, size_t nb,
@@ -210,8 +209,8 @@ void check_threads_and_batch_composition(const std::string& isa, Checker& check)
     std::vector<float> y_t, h_t, step_t, workspace(gru_workspace_size(cfg, T, B)), y_train(T * B * H);
     std::vector<float> h_train(L * B * H), dx(T * B * I), dh0(L * B * H), grad(params.size(), 0.f);
     forward(0, B, y_t, h_t, step_t);
-    gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y_train.data(),
-                       h_train.data(), workspace.data());
+    gru_forward<float>(cfg, params.data(), T, B, x.data(), h0.data(), nullptr, nullptr, y_train.data(), h_train.data(),
+                       workspace.data());
     const GruCache<float> cache{T, B, nullptr, nullptr, workspace.data()};
     gru_backward<float>(cfg, params.data(), cache, dy.data(), nullptr, dx.data(), dh0.data(), grad.data());
     std::vector<float>& all = trained[threads - 1];
@@ -246,7 +245,8 @@ int main() {
       {"reset_before", config(3, 5, 1, false, true, false), 4, 2, false, false},
       {"bidirectional 2 layers, lengths", config(2, 4, 2, true, true, true), 3, 3, true, false},
       {"no bias, reset_before, 2 layers, dropout", config(3, 6, 2, false, false, false), 3, 2, false, true},
-      {"bidirectional reset_before, partial unit block, lengths, dropout", config(2, 35, 2, true, true, false), 3, 2, true, true},
+      {"bidirectional reset_before, partial unit block, lengths, dropout", config(2, 35, 2, true, true, false), 3, 2,
+       true, true},
   };
   for_each_isa([&](const std::string& isa) {
     for (const Shape& s : shapes) {

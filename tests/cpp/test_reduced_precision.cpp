@@ -43,8 +43,8 @@ float expected_bfloat16(float x) {
 
 void check_rounding(const std::string& isa, Checker& check) {
   std::vector<float> x = random_vector<float>(1000, 1e3);
-  for (uint32_t bits : {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x7F7FFFFFu, 0x00008000u, 0x80000000u,
-                        0x7F800000u, 0xFF800000u, 0x7F800001u, 0xFFFFFFFFu})
+  for (uint32_t bits : {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x7F7FFFFFu, 0x00008000u, 0x80000000u, 0x7F800000u,
+                        0xFF800000u, 0x7F800001u, 0xFFFFFFFFu})
     x.push_back(from_bits(bits));
   std::vector<float> got(x.size());
   round_to_bfloat16(x.data(), x.size(), got.data());  // odd sizes reach the scalar tail too
@@ -105,7 +105,8 @@ void check_int8_step(const std::string& isa, Checker& check) {
       }
       ++matrix;
     }
-    const std::vector<float> x = random_vector<float>(batch * cfg.input_size), h = random_vector<float>(cfg.num_layers * batch * H);
+    const std::vector<float> x = random_vector<float>(batch * cfg.input_size),
+                             h = random_vector<float>(cfg.num_layers * batch * H);
     std::vector<float> got(h.size()), want(h.size());
     gru_step_int8<float>(cfg, {q.data(), scales.data()}, params.data(), batch, x.data(), h.data(), got.data());
     gru_step<float>(cfg, dequantized.data(), batch, x.data(), h.data(), want.data());
@@ -169,9 +170,11 @@ void check_bfloat16_gemm_shapes(const std::string& isa, Checker& check) {
   std::vector<float> one(Mt * Nt), two(Mt * Nt);
   const int threads = get_num_threads();
   set_num_threads(1);
-  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, one.data(), Nt, ComputeDtype::bfloat16);
+  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, one.data(), Nt,
+              ComputeDtype::bfloat16);
   set_num_threads(2);
-  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, two.data(), Nt, ComputeDtype::bfloat16);
+  gemm<float>(Trans::no, Trans::no, Mt, Nt, Kt, At.data(), Kt, Bt.data(), Nt, 0.f, two.data(), Nt,
+              ComputeDtype::bfloat16);
   set_num_threads(threads);
   check.expect(isa + " bfloat16 gemm: 1 and 2 threads agree bit for bit",
                std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);

@@ -34,8 +34,7 @@ int main() {
       ScratchArray<double> empty(0);
       check.expect("aligned", aligned(a.data()) && aligned(b.data()) && aligned(c.data()));
       check.expect("disjoint", disjoint(a.data(), 1000, b.data(), b.size()) &&
-                                   disjoint(b.data(), b.size(), c.data(), 3) &&
-                                   disjoint(a.data(), 1000, c.data(), 3));
+                                   disjoint(b.data(), b.size(), c.data(), 3) && disjoint(a.data(), 1000, c.data(), 3));
       for (size_t i = 0; i < b.size(); ++i) b[i] = 2.0f;
       for (float& v : c) v = 3.0f;
     }
@@ -52,8 +51,8 @@ int main() {
   }
   {
     ScratchArray<float> a(1000), b(1 << 20);
-    check.expect("after merging, a and b share one block", a.data() == first_address &&
-                                                               b.data() == first_address + 1008);  // 4000 bytes rounded up to 64
+    check.expect("after merging, a and b share one block",
+                 a.data() == first_address && b.data() == first_address + 1008);  // 4000 bytes rounded up to 64
   }
   // Another thread has its own arena.
   const float* other = nullptr;

@@ -45,9 +45,8 @@ int main() {
   check.throws<std::overflow_error>("gru_forward with T * B too large", [&] {
     gru_forward<float>(small, nullptr, huge, 64, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
   });
-  check.throws<std::overflow_error>("dense_forward with rows * out too large", [&] {
-    dense_forward<float>(huge, 4, 4, nullptr, nullptr, nullptr, nullptr);
-  });
+  check.throws<std::overflow_error>("dense_forward with rows * out too large",
+                                    [&] { dense_forward<float>(huge, 4, 4, nullptr, nullptr, nullptr, nullptr); });
   check.throws<std::overflow_error>("dense_backward with in * out too large", [&] {
     dense_backward<double>(1, huge, huge, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
   });

@@ -42,8 +42,7 @@ int main() {
     check.expect("the other member finished", finished.load() == 1);
   }
   std::atomic<int> finished{0};
-  check.expect("a one-thread region's exception reaches the caller",
-               region_throwing_in(0, 1, finished) == "member 0");
+  check.expect("a one-thread region's exception reaches the caller", region_throwing_in(0, 1, finished) == "member 0");
   // Afterwards regions still run on both threads (nothing was left marked "inside a region").
   std::atomic<int> members{0};
   parallel_run([&](const Team& team) {

@@ -27,8 +27,8 @@ struct AdamState {
 // grad * grad_scale (gradient clipping folded into the pass, as llm.c's AdamW), so grad itself
 // is left as it is.
 template <class T>
-void adam_step(const AdamConfig& cfg, size_t n, T* params, const T* grad, T* exp_avg,
-               T* exp_avg_sq, T* max_exp_avg_sq, int64_t step, T grad_scale = T(1));
+void adam_step(const AdamConfig& cfg, size_t n, T* params, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq,
+               int64_t step, T grad_scale = T(1));
 
 // The L2 norm of x (n,), summed in double over fixed blocks in a fixed order: the same value
 // for any thread count, and no overflow for float32 gradients. NaN/inf when x holds one.

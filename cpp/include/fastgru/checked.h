@@ -22,8 +22,8 @@ constexpr size_t kMaxLayers = 1024;
 inline size_t checked_mul(size_t a, size_t b, const char* what) {
   size_t product = 0;
   if (__builtin_mul_overflow(a, b, &product) || product > kMaxElements)
-    throw std::overflow_error(std::string(what) + ": " + std::to_string(a) + " * " +
-                              std::to_string(b) + " elements is more than a buffer can hold");
+    throw std::overflow_error(std::string(what) + ": " + std::to_string(a) + " * " + std::to_string(b) +
+                              " elements is more than a buffer can hold");
   return product;
 }
 
@@ -31,8 +31,8 @@ inline size_t checked_mul(size_t a, size_t b, const char* what) {
 inline size_t checked_add(size_t a, size_t b, const char* what) {
   size_t sum = 0;
   if (__builtin_add_overflow(a, b, &sum) || sum > kMaxElements)
-    throw std::overflow_error(std::string(what) + ": " + std::to_string(a) + " + " +
-                              std::to_string(b) + " elements is more than a buffer can hold");
+    throw std::overflow_error(std::string(what) + ": " + std::to_string(a) + " + " + std::to_string(b) +
+                              " elements is more than a buffer can hold");
   return sum;
 }
 

@@ -26,8 +26,8 @@ void round_to_bfloat16(const float* src, size_t n, float* dst);
 // compute: the operands' precision (ComputeDtype::bfloat16 for float only, else
 // std::invalid_argument).
 template <class T>
-void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B,
-          size_t ldb, T beta, T* C, size_t ldc, ComputeDtype compute = ComputeDtype::float32);
+void gemm(Trans ta, Trans tb, size_t M, size_t N, size_t K, const T* A, size_t lda, const T* B, size_t ldb, T beta,
+          T* C, size_t ldc, ComputeDtype compute = ComputeDtype::float32);
 
 constexpr size_t kZeroRow = ~size_t(0);  // a row of zeros in PackedMatrix::pack's source_rows
 
@@ -67,14 +67,13 @@ size_t packed_panel_width();
 // recurrence calls it from inside a parallel region, each thread for its own columns). A is
 // rounded to bfloat16 on the way in when B was packed so (A itself is never changed).
 template <class T>
-void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B,
-                 T beta, T* C, size_t ldc);
+void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C,
+                 size_t ldc);
 
 // C(M, N) = beta * C + A(M,K) B, with the rows of C split over the thread pool (the input
 // projection of a whole sequence); each row's result is gemm_packed's, whatever the threads.
 template <class T>
-void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C,
-                      size_t ldc);
+void gemm_packed_rows(size_t M, const T* A, size_t lda, const PackedMatrix<T>& B, T beta, T* C, size_t ldc);
 
 // sums[j] += sum over rows i of M(i, j), M (rows, cols) row-major: bias gradients. Threads
 // split the columns, never the rows, so each column is summed in row order whatever the

@@ -27,9 +27,7 @@ struct GruConfig {
   ComputeDtype compute_dtype = ComputeDtype::float32;
 
   size_t directions() const { return bidirectional ? 2 : 1; }  // D
-  size_t layer_input_size(size_t layer) const {
-    return layer == 0 ? input_size : directions() * hidden_size;
-  }
+  size_t layer_input_size(size_t layer) const { return layer == 0 ? input_size : directions() * hidden_size; }
 };
 
 // The flat buffer's layout, in torch.nn.GRU's parameter order: for each layer, for each
@@ -76,8 +74,8 @@ void gru_check_compute_dtype(const GruConfig& cfg) {
 // else training: fills gru_workspace_size(cfg, T, B) elements for gru_backward (every one of
 // them, as a function of the inputs).
 template <class T>
-void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x,
-                 const T* h0, const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace);
+void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t batch, const T* x, const T* h0,
+                 const int64_t* lengths, const T* dropout, T* y, T* h_n, T* workspace);
 
 // What gru_backward needs of a training-mode forward: its shape, lengths and dropout
 // multipliers (the same pointers it was given, or equal copies) and the workspace it filled.
@@ -92,8 +90,8 @@ struct GruCache {
 // dy (T, B, D*H), dh_n (L*D, B, H) or nullptr for zeros. Writes dx (T, B, I) and
 // dh0 (L*D, B, H); adds the parameter gradients into grad (same layout as params).
 template <class T>
-void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy,
-                  const T* dh_n, T* dx, T* dh0, T* grad);
+void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy, const T* dh_n, T* dx,
+                  T* dh0, T* grad);
 
 // One time step of a unidirectional GRU, for inference on a stream: x (B, I), h (L, B, H);
 // writes h_new (L, B, H) (the step's output is h_new's last layer). Reads the weights in

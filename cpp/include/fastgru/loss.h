@@ -23,9 +23,8 @@ enum class LossKind { mse, mae, binary_crossentropy, cross_entropy };
 // The sum runs over fixed blocks of rows in a fixed order: the value does not depend on the
 // thread count.
 template <class T>
-double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
-                             const T* target, const int64_t* labels, const bool* mask,
-                             T* dlogits);
+double loss_forward_backward(LossKind kind, size_t rows, size_t outputs, const T* logits, const T* target,
+                             const int64_t* labels, const bool* mask, T* dlogits);
 
 // The number of terms the mean divides by: valid rows for cross_entropy, valid rows times O
 // for the elementwise losses.
@@ -36,8 +35,7 @@ size_t loss_count(LossKind kind, size_t rows, size_t outputs, const bool* mask);
 // grad_scale = 1 / loss_count, divided by the count; a data-parallel caller passes
 // 1 / (the whole batch's count) instead, so that the per-part sums add up to the batch's mean.
 template <class T>
-double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits,
-                         const T* target, const int64_t* labels, const bool* mask, T grad_scale,
-                         T* dlogits);
+double loss_sum_backward(LossKind kind, size_t rows, size_t outputs, const T* logits, const T* target,
+                         const int64_t* labels, const bool* mask, T grad_scale, T* dlogits);
 
 }  // namespace fastgru

@@ -27,8 +27,8 @@ namespace fastgru {
 
 struct ModelConfig {
   GruConfig gru;
-  size_t output_size = 1;         // O
-  bool return_sequences = true;   // head at every step, else on each sequence's last state
+  size_t output_size = 1;        // O
+  bool return_sequences = true;  // head at every step, else on each sequence's last state
   LossKind loss = LossKind::mse;
 
   size_t features() const { return gru.directions() * gru.hidden_size; }  // D*H, the head's input
@@ -44,14 +44,14 @@ size_t model_param_count(const ModelConfig& cfg);
 // One batch, time-major. rows = T*B with return_sequences (row t*B + b), else B.
 template <class T>
 struct Batch {
-  size_t steps = 0, batch = 0;         // T, B
-  const T* x = nullptr;                // (T, B, I)
-  const int64_t* lengths = nullptr;    // (B,) in 1..T, or nullptr: all T
-  const T* target = nullptr;           // (rows, O) for mse, mae, binary_crossentropy
-  const int64_t* labels = nullptr;     // (rows,) in [0, O) for cross_entropy
-  const bool* mask = nullptr;          // (rows,) valid rows, or nullptr: all rows count
-  const T* gru_dropout = nullptr;      // (L-1, T, B, D*H) multipliers, or nullptr
-  const T* head_dropout = nullptr;     // (rows, D*H) multipliers on the head's input, or nullptr
+  size_t steps = 0, batch = 0;       // T, B
+  const T* x = nullptr;              // (T, B, I)
+  const int64_t* lengths = nullptr;  // (B,) in 1..T, or nullptr: all T
+  const T* target = nullptr;         // (rows, O) for mse, mae, binary_crossentropy
+  const int64_t* labels = nullptr;   // (rows,) in [0, O) for cross_entropy
+  const bool* mask = nullptr;        // (rows,) valid rows, or nullptr: all rows count
+  const T* gru_dropout = nullptr;    // (L-1, T, B, D*H) multipliers, or nullptr
+  const T* head_dropout = nullptr;   // (rows, D*H) multipliers on the head's input, or nullptr
 };
 
 // What the loss of one (part of a) batch adds up to.
@@ -77,39 +77,37 @@ class Model {
   // Forward, loss and backward on one batch: ADDS the gradient of
   // (sum of the valid loss terms) / loss_normalizer into grad (param_count,) and returns the
   // loss sum and count. loss_normalizer <= 0 means the batch's own count (the batch's mean).
-  LossSum compute_gradients(const T* params, T* grad, const Batch<T>& batch,
-                            double loss_normalizer = 0.0);
+  LossSum compute_gradients(const T* params, T* grad, const Batch<T>& batch, double loss_normalizer = 0.0);
 
   // The optimizer step on a finished gradient: its global norm (global_norm), the clipping
   // factor (clip_scale; max_norm <= 0 or inf: no clipping) passed to adam_step as grad_scale,
   // then grad is zeroed. Nothing is touched when loss or the norm is not finite.
-  StepReport apply_gradients(T* params, T* grad, double loss, const AdamConfig& adam,
-                             AdamState<T>& state, double max_norm);
+  StepReport apply_gradients(T* params, T* grad, double loss, const AdamConfig& adam, AdamState<T>& state,
+                             double max_norm);
 
   // compute_gradients on the whole batch, then apply_gradients with its mean loss.
-  StepReport train_step(T* params, T* grad, const Batch<T>& batch, const AdamConfig& adam,
-                        AdamState<T>& state, double max_norm);
+  StepReport train_step(T* params, T* grad, const Batch<T>& batch, const AdamConfig& adam, AdamState<T>& state,
+                        double max_norm);
 
   // Inference: writes out (rows, O), rows = T*B with return_sequences else B (padded steps
   // hold the head's value for a zero GRU output).
-  void predict(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths,
-               T* out);
+  void predict(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths, T* out);
 
  private:
   // The GRU forward and the head, keeping what backward needs when training.
-  void forward(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths,
-               const T* gru_dropout, const T* head_dropout, bool training, T* out);
+  void forward(const T* params, size_t steps, size_t batch, const T* x, const int64_t* lengths, const T* gru_dropout,
+               const T* head_dropout, bool training, T* out);
 
   ModelConfig cfg_;
   size_t head_weight_ = 0, head_bias_ = 0, param_count_ = 0;  // offsets (model_param_layout), size
-  Buffer<T> workspace_;         // the GRU's training workspace (gru_workspace_size)
-  Buffer<T> y_, h_n_;           // GRU outputs (T, B, D*H), (L*D, B, H)
-  Buffer<T> features_;          // the head's input (rows, D*H) when it is not y_ itself
-  const T* head_input_ = nullptr;  // features_ or y_: what the last forward fed the head
-  Buffer<T> logits_, dlogits_;  // (rows, O)
-  Buffer<T> dfeatures_;         // (rows, D*H)
-  Buffer<T> dh_n_, dx_, dh0_;   // GRU backward's inputs and (unused) outputs
-  std::vector<T> zero_dy_;      // (T, B, D*H) zeros: a per-sequence head has no per-step gradient
+  Buffer<T> workspace_;                                       // the GRU's training workspace (gru_workspace_size)
+  Buffer<T> y_, h_n_;                                         // GRU outputs (T, B, D*H), (L*D, B, H)
+  Buffer<T> features_;                                        // the head's input (rows, D*H) when it is not y_ itself
+  const T* head_input_ = nullptr;                             // features_ or y_: what the last forward fed the head
+  Buffer<T> logits_, dlogits_;                                // (rows, O)
+  Buffer<T> dfeatures_;                                       // (rows, D*H)
+  Buffer<T> dh_n_, dx_, dh0_;                                 // GRU backward's inputs and (unused) outputs
+  std::vector<T> zero_dy_;  // (T, B, D*H) zeros: a per-sequence head has no per-step gradient
 };
 
 }  // namespace fastgru

@@ -6,12 +6,12 @@ from .heads import LOSSES, dense_backward, dense_forward
 from .quantize import dequantize_rows, quantize_rows
 
 __all__ = [
-           "LOSSES",
-           "adam_step",
-           "dense_backward",
-           "dense_forward",
-           "dequantize_rows",
-           "gru_backward",
-           "gru_forward",
-           "quantize_rows",
+    "LOSSES",
+    "adam_step",
+    "dense_backward",
+    "dense_forward",
+    "dequantize_rows",
+    "gru_backward",
+    "gru_forward",
+    "quantize_rows",
 ]

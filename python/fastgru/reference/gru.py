@@ -60,25 +60,35 @@ def param_name(kind: str, layer: int, direction: int) -> str:
     return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
-def layer_params(params: Mapping[str, npt.ArrayLike], layer: int, direction: int,
-                 dtype: npt.DTypeLike) -> tuple[Array, Array, Array, Array]:
+def layer_params(
+    params: Mapping[str, npt.ArrayLike], layer: int, direction: int, dtype: npt.DTypeLike
+) -> tuple[Array, Array, Array, Array]:
     """(W_ih (3H,in), W_hh (3H,H), b_ih (3H,), b_hh (3H,)) of one direction; missing biases are zeros."""
     w_ih = np.asarray(params[param_name("weight_ih", layer, direction)])
     w_hh = np.asarray(params[param_name("weight_hh", layer, direction)])
     zeros = np.zeros(w_hh.shape[0], dtype)
     b_ih = params.get(param_name("bias_ih", layer, direction), zeros)
     b_hh = params.get(param_name("bias_hh", layer, direction), zeros)
-    return (np.asarray(w_ih, dtype), np.asarray(w_hh, dtype),
-            np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
+    return (np.asarray(w_ih, dtype), np.asarray(w_hh, dtype), np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
 
 
 def time_order(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def gru_direction_forward(x: Array, h0: Array, valid: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, *,
-                          reverse: bool, reset_after: bool,
-                          q: Rounding = _identity) -> tuple[Array, Array, dict[int, tuple[Array, ...]]]:
+def gru_direction_forward(
+    x: Array,
+    h0: Array,
+    valid: Array,
+    w_ih: Array,
+    w_hh: Array,
+    b_ih: Array,
+    b_hh: Array,
+    *,
+    reverse: bool,
+    reset_after: bool,
+    q: Rounding = _identity,
+) -> tuple[Array, Array, dict[int, tuple[Array, ...]]]:
     """One direction of one layer.
     x: (T,B,in), h0: (B,H), valid: (T,B) bool, w_ih: (3H,in), w_hh: (3H,H), b_ih, b_hh: (3H,);
     q: applied to both operands of every product (operand_rounding).
@@ -89,13 +99,13 @@ def gru_direction_forward(x: Array, h0: Array, valid: Array, w_ih: Array, w_hh: 
     steps: dict[int, tuple[Array, ...]] = {}
     h = h0
     for t in time_order(T, reverse):
-        gi = q(x[t]) @ q(w_ih).T + b_ih                             # (B,3H)
-        gh_rz = q(h) @ q(w_hh[:2 * H]).T + b_hh[:2 * H]             # (B,2H)
+        gi = q(x[t]) @ q(w_ih).T + b_ih  # (B,3H)
+        gh_rz = q(h) @ q(w_hh[: 2 * H]).T + b_hh[: 2 * H]  # (B,2H)
         r = sigmoid(gi[:, :H] + gh_rz[:, :H])
-        z = sigmoid(gi[:, H:2 * H] + gh_rz[:, H:])
+        z = sigmoid(gi[:, H : 2 * H] + gh_rz[:, H:])
         s = h if reset_after else r * h
-        gh_n = q(s) @ q(w_hh[2 * H:]).T + b_hh[2 * H:]
-        n = np.tanh(gi[:, 2 * H:] + (r * gh_n if reset_after else gh_n))
+        gh_n = q(s) @ q(w_hh[2 * H :]).T + b_hh[2 * H :]
+        n = np.tanh(gi[:, 2 * H :] + (r * gh_n if reset_after else gh_n))
         h_new = (1 - z) * n + z * h
         m = valid[t][:, None]
         steps[t] = (h, r, z, n, gh_n)
@@ -104,9 +114,19 @@ def gru_direction_forward(x: Array, h0: Array, valid: Array, w_ih: Array, w_hh: 
     return y, h, steps
 
 
-def gru_direction_backward(x: Array, valid: Array, w_ih: Array, w_hh: Array, steps: Mapping[int, tuple[Array, ...]],
-                           dy: Array, dh_n: Array, *, reverse: bool, reset_after: bool,
-                           q: Rounding = _identity) -> tuple[Array, Array, Array, Array, Array, Array]:
+def gru_direction_backward(
+    x: Array,
+    valid: Array,
+    w_ih: Array,
+    w_hh: Array,
+    steps: Mapping[int, tuple[Array, ...]],
+    dy: Array,
+    dh_n: Array,
+    *,
+    reverse: bool,
+    reset_after: bool,
+    q: Rounding = _identity,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
     """Backward of gru_direction_forward (with the same q). dy: (T,B,H), dh_n: (B,H).
     Returns dx (T,B,in), dh0 (B,H), dW_ih, dW_hh, db_ih, db_hh."""
     T = x.shape[0]
@@ -114,37 +134,45 @@ def gru_direction_backward(x: Array, valid: Array, w_ih: Array, w_hh: Array, ste
     dx = np.zeros_like(x)
     dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
     db_ih, db_hh = np.zeros(3 * H, x.dtype), np.zeros(3 * H, x.dtype)
-    dh = dh_n                                                      # gradient w.r.t. the state after step t
+    dh = dh_n  # gradient w.r.t. the state after step t
     for t in reversed(time_order(T, reverse)):
         h, r, z, n, gh_n = steps[t]
         m = valid[t][:, None]
-        dh_new = np.where(m, dh + dy[t], 0)                        # padded steps pass dh straight through
+        dh_new = np.where(m, dh + dy[t], 0)  # padded steps pass dh straight through
         dn = dh_new * (1 - z)
         dz = dh_new * (h - n)
-        da_n = dn * (1 - n * n)                                    # pre-activation of n
+        da_n = dn * (1 - n * n)  # pre-activation of n
         dgh_n = da_n * r if reset_after else da_n
-        ds = q(dgh_n) @ q(w_hh[2 * H:])
+        ds = q(dgh_n) @ q(w_hh[2 * H :])
         dr = da_n * gh_n if reset_after else ds * h
         da_r = dr * r * (1 - r)
         da_z = dz * z * (1 - z)
-        dgi = np.concatenate([da_r, da_z, da_n], axis=1)           # (B,3H) = d(W_ih x + b_ih)
-        dgh_rz = dgi[:, :2 * H]
+        dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B,3H) = d(W_ih x + b_ih)
+        dgh_rz = dgi[:, : 2 * H]
         s = h if reset_after else r * h
-        dh = (np.where(m, 0, dh) + dh_new * z + q(dgh_rz) @ q(w_hh[:2 * H])
-              + (ds if reset_after else ds * r))
+        dh = np.where(m, 0, dh) + dh_new * z + q(dgh_rz) @ q(w_hh[: 2 * H]) + (ds if reset_after else ds * r)
         dx[t] = q(dgi) @ q(w_ih)
         dw_ih += q(dgi).T @ q(x[t])
         db_ih += dgi.sum(0)
-        dw_hh[:2 * H] += q(dgh_rz).T @ q(h)
-        dw_hh[2 * H:] += q(dgh_n).T @ q(s)
+        dw_hh[: 2 * H] += q(dgh_rz).T @ q(h)
+        dw_hh[2 * H :] += q(dgh_n).T @ q(s)
         db_hh += np.concatenate([dgh_rz, dgh_n], axis=1).sum(0)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
-def gru_forward(params: Mapping[str, npt.ArrayLike], x: Array, h0: Array, lengths: npt.ArrayLike, *, num_layers: int,
-                bidirectional: bool, reset_after: bool, dropout_masks: Array | Sequence[Array] | None = None,
-                keep_cache: bool = True,
-                compute_dtype: str = "float32") -> tuple[Array, Array, dict[str, Any] | None]:
+def gru_forward(
+    params: Mapping[str, npt.ArrayLike],
+    x: Array,
+    h0: Array,
+    lengths: npt.ArrayLike,
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    reset_after: bool,
+    dropout_masks: Array | Sequence[Array] | None = None,
+    keep_cache: bool = True,
+    compute_dtype: str = "float32",
+) -> tuple[Array, Array, dict[str, Any] | None]:
     """params: dict name -> ndarray with torch.nn.GRU names/shapes (weight_ih_l{k}[_reverse] (3H,in_k),
     weight_hh_l{k} (3H,H), bias_ih_l{k} (3H,), bias_hh_l{k} (3H,)); bias keys may be absent (bias=False => treat as zero).
     x: (T,B,I) time-major. h0: (L*D,B,H) (never None; caller passes zeros). lengths: (B,) int array (never None; caller passes full T).
@@ -158,7 +186,7 @@ def gru_forward(params: Mapping[str, npt.ArrayLike], x: Array, h0: Array, length
         raise ValueError(f"compute_dtype: bfloat16 products need float32 arrays, got {dtype}")
     T = x.shape[0]
     D = 2 if bidirectional else 1
-    valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]   # (T,B)
+    valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]  # (T,B)
     h_n = np.zeros(h0.shape, dtype)
     layers: list[tuple[Array, list[dict[int, tuple[Array, ...]]]]] = []
     inp = x
@@ -170,8 +198,17 @@ def gru_forward(params: Mapping[str, npt.ArrayLike], x: Array, h0: Array, length
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh = layer_params(params, k, d, dtype)
             y_d, h_n[k * D + d], steps_d = gru_direction_forward(
-                inp, np.asarray(h0[k * D + d], dtype), valid, w_ih, w_hh, b_ih, b_hh,
-                reverse=d == 1, reset_after=reset_after, q=q)
+                inp,
+                np.asarray(h0[k * D + d], dtype),
+                valid,
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                reverse=d == 1,
+                reset_after=reset_after,
+                q=q,
+            )
             ys.append(y_d)
             steps.append(steps_d)
         layers.append((inp, steps))
@@ -180,8 +217,16 @@ def gru_forward(params: Mapping[str, npt.ArrayLike], x: Array, h0: Array, length
     return inp, h_n, cache
 
 
-def gru_backward(params: Mapping[str, npt.ArrayLike], cache: Mapping[str, Any], dy: npt.ArrayLike, dh_n: Array, *,
-                 num_layers: int, bidirectional: bool, reset_after: bool) -> tuple[Array, Array, dict[str, Array]]:
+def gru_backward(
+    params: Mapping[str, npt.ArrayLike],
+    cache: Mapping[str, Any],
+    dy: npt.ArrayLike,
+    dh_n: Array,
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    reset_after: bool,
+) -> tuple[Array, Array, dict[str, Array]]:
     """dy: (T,B,D*H), dh_n: (L*D,B,H) (never None; caller passes zeros). Returns (dx (T,B,I), dh0 (L*D,B,H), grads dict with the same keys/shapes as params)."""
     valid, layers, masks, q = cache["valid"], cache["layers"], cache["dropout_masks"], cache["q"]
     D = 2 if bidirectional else 1
@@ -189,15 +234,24 @@ def gru_backward(params: Mapping[str, npt.ArrayLike], cache: Mapping[str, Any], 
     H = dh_n.shape[2]
     dh0 = np.zeros(dh_n.shape, dtype)
     grads: dict[str, Array] = {}
-    dout = np.asarray(dy, dtype)                                   # gradient w.r.t. layer k's output
+    dout = np.asarray(dy, dtype)  # gradient w.r.t. layer k's output
     for k in reversed(range(num_layers)):
         inp, steps = layers[k]
         dinp = np.zeros_like(inp)
         for d in range(D):
             w_ih, w_hh, _, _ = layer_params(params, k, d, dtype)
             dx_d, dh0[k * D + d], *dparams = gru_direction_backward(
-                inp, valid, w_ih, w_hh, steps[d], dout[:, :, d * H:(d + 1) * H],
-                np.asarray(dh_n[k * D + d], dtype), reverse=d == 1, reset_after=reset_after, q=q)
+                inp,
+                valid,
+                w_ih,
+                w_hh,
+                steps[d],
+                dout[:, :, d * H : (d + 1) * H],
+                np.asarray(dh_n[k * D + d], dtype),
+                reverse=d == 1,
+                reset_after=reset_after,
+                q=q,
+            )
             dinp += dx_d
             for kind, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dparams):
                 name = param_name(kind, k, d)

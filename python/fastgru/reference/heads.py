@@ -71,7 +71,7 @@ def binary_crossentropy(logits: Array, target: Array, mask: npt.ArrayLike | None
 
 def cross_entropy(logits: Array, labels: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> tuple[float, Array]:
     """mean of -log softmax(x)[label] (torch.nn.CrossEntropyLoss). labels (...) integers in [0, O)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)           # exp never overflows
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # exp never overflows
     log_sum = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     log_softmax = shifted - log_sum
     onehot = np.arange(logits.shape[-1]) == np.asarray(labels)[..., None]
@@ -79,6 +79,9 @@ def cross_entropy(logits: Array, labels: npt.ArrayLike, mask: npt.ArrayLike | No
     return _masked_mean(row_loss, np.exp(log_softmax) - onehot, mask, per_row=True)
 
 
-LOSSES: dict[str, Callable[[Array, Array, npt.ArrayLike | None], tuple[float, Array]]] = {"mse": mse, "mae": mae, "binary_crossentropy": binary_crossentropy,
-          "cross_entropy": cross_entropy}
-
+LOSSES: dict[str, Callable[[Array, Array, npt.ArrayLike | None], tuple[float, Array]]] = {
+    "mse": mse,
+    "mae": mae,
+    "binary_crossentropy": binary_crossentropy,
+    "cross_entropy": cross_entropy,
+}

@@ -12,7 +12,6 @@ to float where they meet the activations (weight-only quantization), so the only
 weights' rounding, at most scale[r] / 2 per weight.
 """
 
-
 import numpy as np
 import numpy.typing as npt
 
