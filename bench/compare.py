@@ -29,7 +29,7 @@ import time
 import warnings
 
 import numpy as np
-from configs import CONFIGS  # bench/configs.csv, the list shared with bench_gru and the tests
+from configs import CONFIGS, cpu_name  # bench/configs.csv, the list shared with bench_gru and the tests
 
 # Timed iterations per measurement by default (fewer where one step is long).
 DEFAULT_ITERS = {"small": 30, "medium": 10, "large": 6, "b1": 30, "long": 6}
@@ -673,17 +673,6 @@ def render(title, head, body, markdown):
     return "\n".join(lines)
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _executable(path, what):
     if path and not os.access(path, os.X_OK):
         raise SystemExit(f"{what}: {path} is not an executable program")
@@ -796,7 +785,7 @@ def main():
     iters_text = f"{args.iters}" if args.iters else ", ".join(f"{DEFAULT_ITERS[c]} ({c})" for c in args.configs)
     info = [
         f"command: `{command}`",
-        f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
+        f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; fastgru {fastgru.__version__} isa "
         f"{fastgru.active_isa()}, torch {torch.__version__}, onnxruntime {ort_version}, oneDNN "
         f"{versions.get('onednn') or 'not used'}, Python {platform.python_version()}",
         f"1-minute load average: {load_before:.1f} at the start, {load_after:.1f} at the end"

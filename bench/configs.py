@@ -10,6 +10,7 @@ CONFIGS maps name -> Config(B, T, I, H, represents), in the file's order.
 
 import csv
 import os
+import platform
 from typing import NamedTuple
 
 CSV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs.csv")
@@ -52,3 +53,15 @@ def load(path=CSV_PATH):
 
 
 CONFIGS = load()
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for the machine line every benchmark prints."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

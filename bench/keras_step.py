@@ -21,29 +21,17 @@ Keras picks its backend at import: each backend runs in a child process of this 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
-from configs import CONFIGS
+from configs import CONFIGS, cpu_name
 
 BACKENDS = ("torch", "jax", "tensorflow")
 DEFAULT_BATCHES = {"small": 10, "medium": 3, "large": 2, "b1": 10, "long": 2}
 LR = 1e-3
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def child(args):

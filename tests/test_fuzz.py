@@ -40,6 +40,29 @@ def fuzz_settings(examples):
 CALLS = {"count": 0}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def address_space_cap():
+    """Sizes like 10**9 x 6 floats (24 GB) may be accepted by the system's overcommit and then
+    written, which ends the whole run (the kernel's OOM killer) instead of raising MemoryError. A
+    cap on the address space, 6 GiB above what the process already has mapped, makes such an
+    allocation fail as it would on a machine with less memory."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as f:
+            mapped = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration):
+        yield  # no RLIMIT_AS or no /proc: uncapped
+        return
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    cap = mapped + 6 * 2**30
+    resource.setrlimit(resource.RLIMIT_AS, (cap if old[1] == resource.RLIM_INFINITY else min(cap, old[1]), old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
+
+
 def attempt(call, *args, allowed=INPUT_ERRORS, **kwargs):
     """call(*args, **kwargs), or None when it raised one of the allowed errors (anything else fails)."""
     CALLS["count"] += 1

@@ -9,6 +9,7 @@ import pickle
 import shutil
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -282,7 +283,11 @@ def check_read_only_file(folder, model):
     os.chmod(path, 0o444)
     os.chmod(folder, 0o777)
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # JAX, if another test loaded it, warns at every fork of its (multithreaded) process; the
+        # child here runs only fastgru's save and leaves with os._exit, never touching JAX.
+        warnings.filterwarnings("ignore", "os.fork\\(\\) was called", RuntimeWarning)
+        pid = os.fork()
     if pid == 0:  # the child: report what save raised, then leave at once
         outcome = b"no error"
         try:
