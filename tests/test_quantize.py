@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import fastgru
-from fastgru.reference.quantize import dequantize_rows, quantize_rows
+from fastgru.reference.quantize import (
+    Int8Rows,
+    dequantize_rows,
+    int8_product,
+    quantize_activations,
+    quantize_rows,
+)
 
 
 def rel(a, b):
@@ -31,51 +37,126 @@ def test_rows_are_symmetric_int8_with_one_scale_each(rng):
     np.testing.assert_array_equal(scale_neg, scale)
 
 
+def test_activations_are_quantized_row_by_row():
+    a = np.array(
+        [
+            [0.5, -1.0, 0.25, 1.0 / 254],  # 1/254 * 127 = 0.5: a tie, rounded to even (0)
+            [0.0, 0.0, 0.0, 0.0],  # scale 0
+            [3.0, np.nan, 1.0, 0.0],  # NaN: no values, a NaN scale
+            [-2.0, 2.0 * 3 / 254, 1.0, 2.0 * 5 / 254],  # ties at 1.5 -> 2 and 2.5 -> 2
+        ],
+        np.float32,
+    )
+    qa, s = quantize_activations(a)
+    assert qa.dtype == np.int8 and s.dtype == np.float32
+    np.testing.assert_array_equal(qa[0], [64, -127, 32, 0])
+    np.testing.assert_array_equal(qa[1], 0)
+    np.testing.assert_array_equal(qa[2], 0)
+    np.testing.assert_array_equal(qa[3], [-127, 2, 64, 2])
+    assert s[0] == np.float32(1.0) / 127 and s[1] == 0 and np.isnan(s[2])
+
+
+def test_int8_product_is_the_exact_integer_sum_times_both_scales(rng):
+    a = rng.standard_normal((5, 300)).astype(np.float32)
+    w = Int8Rows(*quantize_rows(rng.standard_normal((7, 300)).astype(np.float32)))
+    qa, s = quantize_activations(a)
+    want = np.array([[float(sum(int(x) * int(y) for x, y in zip(ra, rw))) for rw in w.q] for ra in qa])
+    got = int8_product(a, w)
+    np.testing.assert_allclose(got, (want * s[:, None] * w.scale[None, :]).astype(np.float32), rtol=1e-6)
+    exact = a.astype(np.float64) @ dequantize_rows(w.q, w.scale).T.astype(np.float64)
+    # each activation is off by at most half its row's step: s / 2 per element
+    bound = (s[:, None] / 2) * np.abs(dequantize_rows(w.q, w.scale)).sum(axis=1)[None, :]
+    assert (np.abs(got - exact) <= bound * 1.01 + 1e-6).all()
+
+
 # -- the layer -------------------------------------------------------------------------------------
 OPTIONS = [
     dict(reset_after=True),
     dict(reset_after=False, num_layers=2),
     dict(reset_after=True, num_layers=2, bidirectional=True, bias=False),
+    dict(reset_after=False, num_layers=3, bidirectional=True),
 ]
 
 
+def int8_reference(layer):
+    """fastgru.quantize of the same weights on the NumPy backend: the specification."""
+    spec = fastgru.GRU(
+        layer.input_size,
+        layer.hidden_size,
+        layer.num_layers,
+        bias=layer.bias,
+        bidirectional=layer.bidirectional,
+        reset_after=layer.reset_after,
+        backend="numpy",
+    )
+    spec.load_state_dict(layer.state_dict())
+    return fastgru.quantize(spec.eval())
+
+
 @pytest.mark.parametrize("options", OPTIONS)
-def test_gru_copy_is_the_reference_on_int8_weights(rng, options):
+def test_gru_copy_is_the_reference_with_int8_activations(isa, rng, options):
     layer = fastgru.GRU(6, 48, seed=3, **options).eval()
     before = layer.params.copy()
     int8 = fastgru.quantize(layer)
     assert type(int8) is fastgru.GRU and int8 is not layer and int8.quantization == "int8"
     np.testing.assert_array_equal(layer.params, before)  # the original is untouched
-    spec = fastgru.GRU(6, 48, backend="numpy", **options).eval()
-    for name, value in layer.state_dict().items():  # the specification's weights
-        spec.state_dict()[name][...] = dequantize_rows(*quantize_rows(value)) if value.ndim == 2 else value
-    x = rng.standard_normal((11, 4, 6)).astype(np.float32)
-    lengths = np.array([11, 3, 8, 1])
-    y, h_n = int8(x, lengths=lengths)
-    spec_y, spec_h = spec(x, lengths=lengths)
+    spec = int8_reference(layer)
+    for name, (q, scale) in {n: quantize_rows(v) for n, v in layer.state_dict().items() if v.ndim == 2}.items():
+        weights = spec._reference_params()[name]
+        np.testing.assert_array_equal(weights.q, q)
+        np.testing.assert_array_equal(weights.scale, scale)
+    x = rng.standard_normal((11, 6, 6)).astype(np.float32)
+    lengths = np.array([11, 3, 8, 1, 11, 5])  # a group of four sequences advancing together, then two
+    h0 = rng.standard_normal((int8.num_layers * int8.num_directions, 6, 48)).astype(np.float32)
+    y, h_n = int8(x, h0, lengths=lengths)
+    spec_y, spec_h = spec(x, h0, lengths=lengths)
     np.testing.assert_allclose(y, spec_y, rtol=0, atol=1e-5)
     np.testing.assert_allclose(h_n, spec_h, rtol=0, atol=1e-5)
-    float_y, _ = layer(x, lengths=lengths)
+    float_y, _ = layer(x, h0, lengths=lengths)
     assert 1e-4 < rel(y, float_y) < 2e-2
+    # a sequence's result does not depend on the others in its batch
+    alone, alone_h = int8(x[: lengths[2], 2:3], h0[:, 2:3], lengths=lengths[2:3])
+    np.testing.assert_array_equal(alone, y[: lengths[2], 2:3])
+    np.testing.assert_array_equal(alone_h, h_n[:, 2:3])
+
+
+def test_int8_forward_is_the_same_on_any_thread_count(rng, restore_threads):
+    int8 = fastgru.quantize(fastgru.GRU(20, 64, 2, bidirectional=True, seed=5))
+    x = rng.standard_normal((30, 37, 20)).astype(np.float32)
+    lengths = rng.integers(1, 31, 37)
+    results = []
+    for threads in (1, 2):
+        fastgru.set_num_threads(threads)
+        results.append(int8(x, lengths=lengths))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_non_finite_inputs_give_nan_not_garbage(rng):
+    layer = fastgru.GRU(4, 16, seed=1).eval()
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    x[1, 0, 2] = np.nan
+    for obj in (fastgru.quantize(layer), int8_reference(layer)):
+        y, _ = obj(x)
+        assert np.isnan(y[1:, 0]).all() and np.isfinite(y[:, 1]).all() and np.isfinite(y[0]).all()
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_int8_step_reads_int8_rows_as_the_reference_computes(isa, rng, reset_after):
-    """The compiled step multiplies the int8 rows themselves (their scale after the sum): held to
-    the reference on the dequantized weights, step by step, on every instruction set."""
+def test_int8_step_is_the_reference_and_the_forward(isa, rng, reset_after):
+    """The compiled step, on every instruction set, against the reference step by step; and
+    stepping a sequence gives its whole-sequence forward bit for bit."""
     layer = fastgru.GRU(37, 70, 2, reset_after=reset_after, seed=4).eval()  # rows not a multiple of 8
     int8 = fastgru.quantize(layer)
-    spec = fastgru.GRU(37, 70, 2, reset_after=reset_after, backend="numpy")
-    spec._params[:] = int8.params
-    spec.eval()
-    x = rng.standard_normal((9, 3, 37)).astype(np.float32)
-    whole, _ = int8(x)
+    spec = int8_reference(layer)
+    x = rng.standard_normal((9, 5, 37)).astype(np.float32)
+    whole, whole_h = int8(x)
     h = h_spec = None
     for t in range(9):
         y, h = int8.step(x[t], h)
         _, h_spec = spec.step(x[t], h_spec)
         np.testing.assert_allclose(h, h_spec, rtol=0, atol=2e-6)
-        np.testing.assert_allclose(y, whole[t], rtol=0, atol=2e-6)
+        np.testing.assert_array_equal(y, whole[t])
+    np.testing.assert_array_equal(h, whole_h)
 
 
 def test_int8_step_is_the_same_on_any_thread_count(rng, restore_threads):
@@ -92,9 +173,10 @@ def test_int8_step_is_the_same_on_any_thread_count(rng, restore_threads):
 def test_training_an_int8_copy_is_refused(rng):
     layer = fastgru.quantize(fastgru.GRU(3, 8, seed=0))
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)
-    layer.train()
     y, _ = layer(x)
+    layer.train()
     for call in (
+        lambda: layer(x),
         lambda: layer.backward(np.ones_like(y)),
         lambda: fastgru.Adam(layer),
         lambda: layer.load_state_dict(layer.state_dict()),

@@ -41,9 +41,16 @@ struct GemmKernels {
   // than the product. Each y[i] is a dot product summed in its own order, not block()'s.
   void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, const T* v, T* y);
 
-  // y[i] = scales[i] * (W(i, :) v) for int8 rows W (n, K) (leading dimension ldw): int8 weights
-  // (fastgru.quantize) read as they are stored, a quarter of float's bytes, widened in registers.
-  void (*gemv_rows_int8)(size_t n, size_t K, const int8_t* w, size_t ldw, const T* scales, const T* v, T* y);
+  // sums[c * ld_sums + i] = W(i, :) a[c] for int8 rows W (n, K) (leading dimension ldw) and
+  // `vectors` int8 activation vectors a[c] (K): exact int32 sums (fastgru.quantize: values in
+  // [-127, 127], K <= kMaxInt8Depth), so every instruction set gives the same integers. The
+  // weights are read as stored, a quarter of float's bytes, once for up to four vectors.
+  void (*gemv_rows_q8)(size_t n, size_t K, const int8_t* w, size_t ldw, size_t vectors, const int8_t* const* a,
+                       int32_t* sums, size_t ld_sums);
+
+  // q (K) = v quantized to int8 with one symmetric scale, returned (reference.quantize's
+  // quantize_activations): 0 for a zero vector, NaN when v holds NaN or infinity.
+  T (*quantize_q8)(size_t K, const T* v, int8_t* q);
 };
 
 // K-blocks depend on K only (never on M, N or threads), so every element of C sees the same

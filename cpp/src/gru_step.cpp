@@ -1,11 +1,16 @@
 // One GRU time step straight from the torch-layout weights: for each sequence and each block
 // of kGateBlock hidden units, the rows of W_ih and W_hh that feed those units times x and h
-// (gemv_rows), then the same gate kernels as the recurrence of gru_direction.cpp.
+// (gemv_rows), then the same gate kernels as the recurrence of gru_direction.cpp. With int8
+// weights (fastgru.quantize) the whole-sequence forward is built from the same steps, so a
+// stream gives exactly what the forward gives.
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "fastgru/cancel.h"
 #include "fastgru/gru.h"
 #include "fastgru/threads.h"
 #include "isa.h"
@@ -32,52 +37,100 @@ struct LayerWeights {  // one unidirectional layer, torch layout; biases nullptr
   const T* b_hh;       // (3H)
 };
 
-// Layer `layer`'s weights, where gru_direction_layout puts them; with int8 weights, those and
-// their scales (Int8Weights: a direction's 6H row scales, weight_ih's then weight_hh's).
+// The weights of one direction of one layer, where gru_direction_layout puts them; with int8
+// weights, those and their scales (Int8Weights: a direction's 6H row scales, weight_ih's then
+// weight_hh's).
 template <class T>
-LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t layer) {
-  const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
+LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t layer,
+                              size_t direction = 0) {
+  const DirectionLayout d = gru_direction_layout(cfg, layer, direction);
   LayerWeights<T> lw{{params + d.weight_ih},
                      {params + d.weight_hh},
                      cfg.bias ? params + d.bias_ih : nullptr,
                      cfg.bias ? params + d.bias_hh : nullptr};
   if (int8) {
-    const T* scales = int8->scales + layer * 6 * cfg.hidden_size;
+    const T* scales = int8->scales + (layer * cfg.directions() + direction) * 6 * cfg.hidden_size;
     lw.ih = {nullptr, int8->weights + d.weight_ih, scales};
     lw.hh = {nullptr, int8->weights + d.weight_hh, scales + 3 * cfg.hidden_size};
   }
   return lw;
 }
 
+// Sequences a layer step advances together: with int8 weights each weight row read serves all
+// of them (gemv_rows_q8 takes up to four vectors at once).
+constexpr size_t kSequences = 4;
+
+// Up to kSequences sequences of one layer step: input v (in), state h (H) -> h_out (H) each.
+template <class T>
+struct Sequences {
+  size_t count = 0;
+  const T* v[kSequences];
+  const T* h[kSequences];
+  T* h_out[kSequences];
+};
+
 // A thread's temporaries of one step, grown once per thread, never per step.
 template <class T>
 struct StepScratch {
-  std::vector<T> gates;                  // reset-before: gx [blocks][3][U], rz [blocks][2][U], r * h (H)
-  std::vector<T> v, h, rh, weight_rows;  // bfloat16 products: rounded copies of their operands
+  std::vector<T> gates;        // reset-before, per sequence: gx [blocks][3][U], rz [blocks][2][U], r * h (H)
+  std::vector<T> weight_rows;  // bfloat16 products: the rounded weight rows
+  struct Copies {              // one sequence's operands: rounded (bfloat16) or quantized (int8)
+    std::vector<T> v, h, rh;
+    std::vector<int8_t> qv, qh, qrh;
+  } copies[kSequences];
 };
 
-// `src` (n elements) itself, or with bfloat16 operands its rounded copy in `copy`.
+// The vector a product multiplies, as the weights meet it: its values (rounded to bfloat16 for
+// bfloat16 products), and with int8 weights its int8 values and their scale.
 template <class T>
-const T* operand(bool bf16, const T* src, size_t n, std::vector<T>& copy) {
-  if (!bf16) return src;
-  copy.assign(src, src + n);
-  if constexpr (std::is_same_v<T, float>) round_to_bfloat16(copy.data(), n, copy.data());
-  return copy.data();
+struct Operand {
+  const T* v = nullptr;
+  const int8_t* q = nullptr;
+  T scale = 0;
+};
+
+// `src` (n elements) as an operand: itself, its bfloat16-rounded copy in `rounded`, or with int8
+// weights its quantized copy in `quantized` (one scale per vector, fastgru.reference.quantize).
+template <class T>
+Operand<T> operand(const GruConfig& cfg, bool int8, const T* src, size_t n, std::vector<T>& rounded,
+                   std::vector<int8_t>& quantized) {
+  if (int8) {
+    quantized.resize(n);
+    return {src, quantized.data(), detail::kernels<T>().gemm.quantize_q8(n, src, quantized.data())};
+  }
+  if (cfg.compute_dtype != ComputeDtype::bfloat16) return {src};
+  rounded.assign(src, src + n);
+  if constexpr (std::is_same_v<T, float>) round_to_bfloat16(rounded.data(), n, rounded.data());
+  return {rounded.data()};
 }
 
-// out [3][U] = rows (g*H + unit0 .. + n) of w (3H, cols) times v, for the gates [gate0, gate1).
-// bf16: the rows are rounded on the way in (v already is): the weights stay as they are in params.
+// For each of `count` operands a[c]: out + c * stride, [3][U] = rows (g*H + unit0 .. + n) of
+// w (3H, cols) times a[c], for the gates [gate0, gate1).
+// bf16: the rows are rounded on the way in (a already is): the weights stay as they are in params.
+// int8: exact integer sums, then times the operand's scale and the row's (in that order).
 template <class T>
 void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& rounded_rows, size_t H, size_t unit0,
-               size_t n, size_t cols, const WeightRows<T>& w, const T* v, T* out, size_t gate0 = 0, size_t gate1 = 3) {
+               size_t n, size_t cols, const WeightRows<T>& w, size_t count, const Operand<T>* a, T* out, size_t stride,
+               size_t gate0 = 0, size_t gate1 = 3) {
   for (size_t g = gate0; g < gate1; ++g) {
     const size_t row = g * H + unit0;
     if (w.q) {
-      gemm.gemv_rows_int8(n, cols, w.q + row * cols, cols, w.scales + row, v, out + g * U);
+      const int8_t* q[kSequences];
+      for (size_t c = 0; c < count; ++c) q[c] = a[c].q;
+      int32_t sums[kSequences][U];
+      gemm.gemv_rows_q8(n, cols, w.q + row * cols, cols, count, q, sums[0], U);
+      for (size_t c = 0; c < count; ++c)
+        for (size_t i = 0; i < n; ++i)
+          out[c * stride + g * U + i] = static_cast<T>(sums[c][i]) * (a[c].scale * w.scales[row + i]);
       continue;
     }
-    const T* rows = operand(bf16, w.w + row * cols, n * cols, rounded_rows);
-    gemm.gemv_rows(n, cols, rows, cols, v, out + g * U);
+    const T* weights = w.w + row * cols;
+    if (bf16) {
+      rounded_rows.assign(weights, weights + n * cols);
+      if constexpr (std::is_same_v<T, float>) round_to_bfloat16(rounded_rows.data(), n * cols, rounded_rows.data());
+      weights = rounded_rows.data();
+    }
+    for (size_t c = 0; c < count; ++c) gemm.gemv_rows(n, cols, weights, cols, a[c].v, out + c * stride + g * U);
   }
 }
 
@@ -92,56 +145,67 @@ void gate_bias(const T* bias, size_t H, size_t unit0, size_t n, T* out) {
   }
 }
 
-// One layer for one sequence: input v (in), state h (H) -> h_out (H). Reset-before needs r * h
-// of every unit before any W_hn (r * h): two passes, the first keeping its gates in scratch.
-// backwards: visit the (independent) unit blocks last to first.
+// One layer for up to kSequences sequences. Reset-before needs r * h of every unit before any
+// W_hn (r * h): two passes, the first keeping its gates in scratch. backwards: visit the
+// (independent) unit blocks last to first.
 template <class T>
-void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const T* v, const T* h, T* h_out,
-                bool backwards, StepScratch<T>& scratch) {
-  const size_t H = cfg.hidden_size, blocks = (H + U - 1) / U;
+void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const Sequences<T>& s, bool backwards,
+                StepScratch<T>& scratch) {
+  const size_t H = cfg.hidden_size, blocks = (H + U - 1) / U, count = s.count;
   const auto& kern = detail::kernels<T>();
-  const bool bf16 = cfg.compute_dtype == ComputeDtype::bfloat16;
-  const T* v_op = operand(bf16, v, in, scratch.v);  // the products' operands
-  const T* h_op = operand(bf16, h, H, scratch.h);
-  auto products = [&](size_t u0, size_t n, size_t cols, const WeightRows<T>& w, const T* x, T* out, size_t gate0 = 0,
-                      size_t gate1 = 3) {
-    gate_rows(kern.gemm, bf16, scratch.weight_rows, H, u0, n, cols, w, x, out, gate0, gate1);
+  const bool bf16 = cfg.compute_dtype == ComputeDtype::bfloat16, int8 = p.ih.q != nullptr;
+  Operand<T> v_op[kSequences], h_op[kSequences];  // the products' operands
+  for (size_t c = 0; c < count; ++c) {
+    v_op[c] = operand(cfg, int8, s.v[c], in, scratch.copies[c].v, scratch.copies[c].qv);
+    h_op[c] = operand(cfg, int8, s.h[c], H, scratch.copies[c].h, scratch.copies[c].qh);
+  }
+  auto products = [&](size_t u0, size_t n, size_t cols, const WeightRows<T>& w, const Operand<T>* a, T* out,
+                      size_t stride, size_t gate0 = 0, size_t gate1 = 3) {
+    gate_rows(kern.gemm, bf16, scratch.weight_rows, H, u0, n, cols, w, count, a, out, stride, gate0, gate1);
   };
-  alignas(64) T gx[3 * U], gh[3 * U], bih[3 * U], bhh[3 * U];
+  alignas(64) T gx[kSequences * 3 * U], gh[kSequences * 3 * U], bih[3 * U], bhh[3 * U];
   if (cfg.reset_after) {
     for (size_t i = 0; i < blocks; ++i) {
       const size_t k = backwards ? blocks - 1 - i : i;
       const size_t u0 = k * U, n = std::min(U, H - u0);
-      products(u0, n, in, p.ih, v_op, gx);
-      products(u0, n, H, p.hh, h_op, gh);
+      products(u0, n, in, p.ih, v_op, gx, 3 * U);
+      products(u0, n, H, p.hh, h_op, gh, 3 * U);
       gate_bias(p.b_ih, H, u0, n, bih);
       gate_bias(p.b_hh, H, u0, n, bhh);
-      kern.cell.forward_after(n, gx, gh, bih, bhh, h + u0, h_out + u0, nullptr, nullptr);
+      for (size_t c = 0; c < count; ++c)
+        kern.cell.forward_after(n, gx + c * 3 * U, gh + c * 3 * U, bih, bhh, s.h[c] + u0, s.h_out[c] + u0, nullptr,
+                                nullptr);
     }
     return;
   }
-  scratch.gates.resize(blocks * 5 * U + H);
-  T* gx_all = scratch.gates.data();
-  T* rz = gx_all + blocks * 3 * U;
-  T* rh = rz + blocks * 2 * U;
+  const size_t per_sequence = blocks * 5 * U + H;
+  scratch.gates.resize(count * per_sequence);
+  auto gx_all = [&](size_t c) { return scratch.gates.data() + c * per_sequence; };
+  auto rz = [&](size_t c) { return gx_all(c) + blocks * 3 * U; };
+  auto rh = [&](size_t c) { return rz(c) + blocks * 2 * U; };
   for (size_t i = 0; i < blocks; ++i) {
     const size_t k = backwards ? blocks - 1 - i : i;
     const size_t u0 = k * U, n = std::min(U, H - u0);
-    products(u0, n, in, p.ih, v_op, gx_all + k * 3 * U);
-    products(u0, n, H, p.hh, h_op, gh, 0, 2);
+    products(u0, n, in, p.ih, v_op, gx_all(0) + k * 3 * U, per_sequence);
+    products(u0, n, H, p.hh, h_op, gh, 3 * U, 0, 2);
     gate_bias(p.b_ih, H, u0, n, bih);
     gate_bias(p.b_hh, H, u0, n, bhh);
-    kern.cell.forward_before_rz(n, gx_all + k * 3 * U, gh, bih, bhh, h + u0, rz + k * 2 * U, rh + u0);
+    for (size_t c = 0; c < count; ++c)
+      kern.cell.forward_before_rz(n, gx_all(c) + k * 3 * U, gh + c * 3 * U, bih, bhh, s.h[c] + u0, rz(c) + k * 2 * U,
+                                  rh(c) + u0);
   }
-  const T* rh_op = operand(bf16, static_cast<const T*>(rh), H, scratch.rh);
+  Operand<T> rh_op[kSequences];
+  for (size_t c = 0; c < count; ++c)
+    rh_op[c] = operand(cfg, int8, static_cast<const T*>(rh(c)), H, scratch.copies[c].rh, scratch.copies[c].qrh);
   for (size_t i = 0; i < blocks; ++i) {
     const size_t k = backwards ? i : blocks - 1 - i;  // the first pass's last blocks first
     const size_t u0 = k * U, n = std::min(U, H - u0);
-    products(u0, n, H, p.hh, rh_op, gh, 2, 3);
+    products(u0, n, H, p.hh, rh_op, gh, 3 * U, 2, 3);
     gate_bias(p.b_ih, H, u0, n, bih);
     gate_bias(p.b_hh, H, u0, n, bhh);
-    kern.cell.forward_before_n(n, gx_all + k * 3 * U, gh, bih, bhh, rz + k * 2 * U, rh + u0, h + u0, h_out + u0,
-                               nullptr, nullptr);
+    for (size_t c = 0; c < count; ++c)
+      kern.cell.forward_before_n(n, gx_all(c) + k * 3 * U, gh + c * 3 * U, bih, bhh, rz(c) + k * 2 * U, rh(c) + u0,
+                                 s.h[c] + u0, s.h_out[c] + u0, nullptr, nullptr);
   }
 }
 
@@ -160,11 +224,17 @@ void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8
     // order makes a step start with the blocks the previous one read last, likely still in L2.
     thread_local bool backwards = false;
     backwards = !backwards;
-    for (size_t b = rows.begin; b < rows.end; ++b)
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += kSequences)
       for (size_t layer = 0; layer < L; ++layer) {
-        const T* v = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
-        layer_step(cfg, layer_weights(cfg, params, int8, layer), cfg.layer_input_size(layer), v, h + layer * BH + b * H,
-                   h_new + layer * BH + b * H, backwards, scratch);
+        Sequences<T> s;
+        s.count = std::min(kSequences, rows.end - b0);
+        for (size_t c = 0; c < s.count; ++c) {
+          const size_t b = b0 + c;
+          s.v[c] = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
+          s.h[c] = h + layer * BH + b * H;
+          s.h_out[c] = h_new + layer * BH + b * H;
+        }
+        layer_step(cfg, layer_weights(cfg, params, int8, layer), cfg.layer_input_size(layer), s, backwards, scratch);
       }
   };
   const int threads = std::min(threads_for(batch * work_per_row, 1 << 18), static_cast<int>(batch));
@@ -179,17 +249,113 @@ void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, c
   step_rows<T>(cfg, params, nullptr, batch, x, h, h_new);
 }
 
+// int8 weights compute with float32 activations quantized per vector, and their integer sums
+// must fit in int32.
+template <class T>
+void check_int8(const GruConfig& cfg) {
+  if (!std::is_same_v<T, float>) throw std::invalid_argument("int8 weights stand for float32 weights, not float64");
+  if (cfg.compute_dtype != ComputeDtype::float32)
+    throw std::invalid_argument("compute_dtype: int8 weights compute with float32 activations");
+  for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+    if (std::max(cfg.layer_input_size(layer), cfg.hidden_size) > kMaxInt8Depth)
+      throw std::invalid_argument("int8 weights: a product over more than " + std::to_string(kMaxInt8Depth) +
+                                  " inputs could overflow its int32 sum");
+}
+
 template <class T>
 void gru_step_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* params, size_t batch, const T* x,
                    const T* h, T* h_new) {
-  if (cfg.compute_dtype != ComputeDtype::float32)
-    throw std::invalid_argument("compute_dtype: int8 weights compute with float32 activations");
+  check_int8<T>(cfg);
   step_rows<T>(cfg, params, &int8, batch, x, h, h_new);
 }
 
-#define FASTGRU_INSTANTIATE(T)                                                           \
-  template void gru_step<T>(const GruConfig&, const T*, size_t, const T*, const T*, T*); \
-  template void gru_step_int8<T>(const GruConfig&, const Int8Weights<T>&, const T*, size_t, const T*, const T*, T*);
+template <class T>
+void gru_forward_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* params, size_t steps, size_t batch,
+                      const T* x, const T* h0, const int64_t* lengths, T* y, T* h_n) {
+  check_int8<T>(cfg);
+  gru_check_sizes(cfg, steps, batch);
+  const size_t H = cfg.hidden_size, L = cfg.num_layers, D = cfg.directions(), DH = D * H;
+  // Between layers: a lower layer's outputs (T, B, D*H), the next one's inputs.
+  std::vector<T> between[2];
+  for (size_t layer = 0; layer + 1 < L && layer < 2; ++layer) between[layer].resize(steps * batch * DH);
+  std::atomic<bool> stopped{false};
+  // Each sequence runs through every layer on its own: its rows of each layer's input are its
+  // own rows of the layer below, so threads own whole sequences and never wait for each other.
+  // A thread advances up to kSequences of its sequences together, step i of each at once (the
+  // reverse direction's step i of sequence b is time lengths[b] - 1 - i).
+  auto sequences = [&](Range rows) {
+    thread_local StepScratch<T> scratch;
+    std::vector<T> states(2 * kSequences * H);
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += kSequences) {
+      const size_t group = std::min(kSequences, rows.end - b0);
+      size_t len[kSequences], longest = 0;
+      for (size_t c = 0; c < group; ++c) {
+        len[c] = lengths ? static_cast<size_t>(lengths[b0 + c]) : steps;
+        longest = std::max(longest, len[c]);
+      }
+      for (size_t layer = 0; layer < L; ++layer) {
+        const size_t in = cfg.layer_input_size(layer);
+        const T* input = layer == 0 ? x : between[(layer - 1) % 2].data();
+        T* out = layer + 1 == L ? y : between[layer % 2].data();
+        for (size_t d = 0; d < D; ++d) {
+          const LayerWeights<T> w = layer_weights(cfg, params, &int8, layer, d);
+          T* h[kSequences];
+          T* h_next[kSequences];
+          for (size_t c = 0; c < group; ++c) {
+            h[c] = states.data() + c * H;
+            h_next[c] = states.data() + (kSequences + c) * H;
+            const size_t state = (layer * D + d) * batch + b0 + c;
+            if (h0)
+              std::copy_n(h0 + state * H, H, h[c]);
+            else
+              std::fill_n(h[c], H, T(0));
+          }
+          for (size_t i = 0; i < longest; ++i) {
+            if ((i & 63) == 0 && (stopped.load(std::memory_order_relaxed) || cancel_requested())) {
+              stopped.store(true, std::memory_order_relaxed);
+              return;
+            }
+            Sequences<T> s;
+            size_t at[kSequences], t_of[kSequences];
+            for (size_t c = 0; c < group; ++c) {
+              if (i >= len[c]) continue;
+              const size_t t = d == 0 ? i : len[c] - 1 - i;
+              at[s.count] = c;
+              t_of[s.count] = t;
+              s.v[s.count] = input + (t * batch + b0 + c) * in;
+              s.h[s.count] = h[c];
+              s.h_out[s.count] = h_next[c];
+              ++s.count;
+            }
+            layer_step(cfg, w, in, s, (i & 1) != 0, scratch);
+            for (size_t j = 0; j < s.count; ++j) {
+              const size_t c = at[j];
+              std::swap(h[c], h_next[c]);
+              std::copy_n(h[c], H, out + (t_of[j] * batch + b0 + c) * DH + d * H);
+            }
+          }
+          for (size_t c = 0; c < group; ++c) {
+            for (size_t t = len[c]; t < steps; ++t) std::fill_n(out + (t * batch + b0 + c) * DH + d * H, H, T(0));
+            std::copy_n(h[c], H, h_n + ((layer * D + d) * batch + b0 + c) * H);
+          }
+        }
+      }
+    }
+  };
+  const size_t work_per_row = steps * 3 * H * (cfg.input_size + H + (L - 1) * (D * H + H)) * D;
+  const int threads = std::min(threads_for(batch * work_per_row, 1 << 18), static_cast<int>(batch));
+  if (threads <= 1)
+    sequences({0, batch});
+  else
+    parallel_run([&](const Team& team) { sequences(static_range(batch, team.tid, team.size)); }, threads);
+  if (stopped.load()) throw Cancelled();
+}
+
+#define FASTGRU_INSTANTIATE(T)                                                                                       \
+  template void gru_step<T>(const GruConfig&, const T*, size_t, const T*, const T*, T*);                             \
+  template void gru_step_int8<T>(const GruConfig&, const Int8Weights<T>&, const T*, size_t, const T*, const T*, T*); \
+  template void gru_forward_int8<T>(const GruConfig&, const Int8Weights<T>&, const T*, size_t, size_t, const T*,     \
+                                    const T*, const int64_t*, T*, T*);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

@@ -189,18 +189,24 @@ class GRU(FlatParameters):
 
         workspace = self._workspace(T, B) if self.training and self.backend == "cpp" else None
         self._cache = None  # the last step's cache is freed before this one is built, not after
-        if self.backend == "cpp":
+        y: FloatArray
+        h_n: FloatArray
+        cache: Any
+        if self.quantization is not None and self.training:
+            self._check_trainable("forward in training mode")
+        if self.backend == "cpp" and self.quantization is not None:  # the int8 step's steps
+            forward_int8 = core_entry("gru_forward_int8", self.dtype)
+            y, h_n = forward_int8(self.config, self._int8, self._step_scales(), self._params, xs, h_0, lens)
+            cache = None
+        elif self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
-            y: FloatArray
-            h_n: FloatArray
-            cache: Any
             y, h_n = self._core_forward(self.config, self._params, xs, h_0, lens, dropout, workspace)
             cache = (workspace, lens, dropout)
         else:
             if self.training:  # the reference's cache keeps x and h0: not the caller's arrays, which may change
                 xs, h_0 = xs.copy(), None if h_0 is None else h_0.copy()
             y, h_n, cache = reference.gru_forward(
-                self.state_dict(),
+                self._reference_params(),
                 xs,
                 np.zeros((LD, B, H), dtype) if h_0 is None else h_0,
                 np.full(B, T) if lens is None else lens,
@@ -247,7 +253,7 @@ class GRU(FlatParameters):
                 result = self._core_step(self.config, self._params, x, state)
             return result
         y, h_new, _ = reference.gru_forward(
-            self.state_dict(),
+            self._reference_params(),
             x[None],
             state,
             np.ones(B, np.int64),
@@ -302,8 +308,18 @@ class GRU(FlatParameters):
             dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return dx, dh0
 
+    def _reference_params(self) -> dict[str, Any]:
+        """The parameters as the NumPy reference takes them: state_dict(), with the weight matrices
+        of an int8 object as reference.Int8Rows."""
+        params: dict[str, Any] = dict(self.state_dict())
+        if self.quantization is not None:
+            int8_views = self._views(self._int8)
+            for name, scale in self._int8_scales.items():
+                params[name] = reference.Int8Rows(int8_views[name], scale)
+        return params
+
     def _step_scales(self) -> FloatArray:
-        """The int8 weights' row scales as the compiled step takes them: (L*D, 2, 3H), each
+        """The int8 weights' row scales as the compiled step and forward take them: (L*D, 2, 3H), each
         direction's weight_ih rows then weight_hh rows (the layout's order of its matrices)."""
         scales: FloatArray | None = getattr(self, "_int8_step_scales", None)
         if scales is None:

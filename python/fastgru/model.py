@@ -221,7 +221,7 @@ class GRUModel(FlatParameters):
         if not time_major:
             xs = np.ascontiguousarray(xs.transpose(1, 0, 2))
         out: FloatArray
-        if self.backend == "cpp" and not self.training:  # inference: one compiled call
+        if self.backend == "cpp" and not self.training and self.quantization is None:  # inference: one compiled call
             lens = None if lengths is None else check_lengths(lengths, *xs.shape[:2])
             out = self._core_model().predict(self._params, xs, lens)
             if self.return_sequences and not time_major:

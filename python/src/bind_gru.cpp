@@ -79,6 +79,32 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   return py::make_tuple(dx, dh0);
 }
 
+// Inference with int8 weights (int8, gru_param_count) and row scales ((L*D, 2, 3H)); params
+// gives the biases.
+template <class T>
+py::tuple forward_int8(const GruConfig& cfg, bindings::Int8Array weights, Array<T> scales, Array<T> params, Array<T> x,
+                       std::optional<Array<T>> h0, std::optional<bindings::Int64Array> lengths) {
+  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
+  fastgru::gru_check_sizes(cfg, steps, batch);  // before allocating the outputs
+  const auto n_params = static_cast<py::ssize_t>(fastgru::gru_param_count(cfg));
+  expect_shape(params, {n_params}, "params");
+  expect_shape(weights, {n_params}, "weights");
+  expect_shape(scales, {L * D, 2, 3 * H}, "scales");
+  expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
+  if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
+  if (lengths) bindings::check_lengths(*lengths, batch, steps);
+  Array<T> y({steps, batch, D * H});
+  Array<T> h_n({L * D, batch, H});
+  fastgru_bindings::run_interruptible([&] {
+    fastgru::gru_forward_int8<T>(cfg, {weights.data(), scales.data()}, params.data(), steps, batch, x.data(),
+                                 h0 ? h0->data() : nullptr, lengths ? lengths->data() : nullptr, y.mutable_data(),
+                                 h_n.mutable_data());
+  });
+  return py::make_tuple(y, h_n);
+}
+
 // int8: the weights (int8, gru_param_count) and row scales ((L*D, 2, 3H)) to read instead of
 // params' weights (params then gives the biases).
 template <class T>
@@ -140,6 +166,10 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("config"), py::arg("weights"), py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h"),
         "gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales "
         "(L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.");
+  m.def(("gru_forward_int8_" + suffix).c_str(), &forward_int8<T>, py::arg("config"), py::arg("weights"),
+        py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
+        "Inference forward with int8 weights (as gru_step_int8's) -> (y, h_n): gru_step_int8's steps "
+        "over the whole sequence.");
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // The reduced-precision paths on every instruction set (and, cross-compiled, on aarch64 under
 // qemu, where the Python tests do not run): rounding to bfloat16 against the rule written out
 // bit by bit here, products with bfloat16 operands against a double-precision product of the
-// rounded operands, and the int8 stream step against the float step on the weights the int8
-// values stand for.
+// rounded operands, and the int8 step and forward against the int8 specification written out.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +14,7 @@
 #include "fastgru/gemm.h"
 #include "fastgru/gru.h"
 #include "fastgru/threads.h"
+#include "naive_gru.h"
 
 using namespace fastgru;
 using namespace fastgru_test;
@@ -79,39 +80,177 @@ void check_bfloat16_gemm(const std::string& isa, Checker& check) {
   });
 }
 
-void check_int8_step(const std::string& isa, Checker& check) {
+// The int8 specification (python/fastgru/reference/quantize.py) written out: v quantized with
+// one scale, 127 / max|v| in float as the core computes it, rounding half to even.
+float naive_quantize(const float* v, size_t K, std::vector<int>& q) {
+  float amax = 0;
+  for (size_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(v[k]));
+  q.assign(K, 0);
+  if (amax == 0) return 0;
+  const float inv = 127.0f / amax;
+  for (size_t k = 0; k < K; ++k) q[k] = static_cast<int>(std::nearbyint(v[k] * inv));
+  return amax / 127.0f;
+}
+
+// out[r] = bias[r] + rows r of int8 W (rows, K) with their scales times v: exact sums, then scaled.
+void naive_int8_rows(const int8_t* w, const float* scales, size_t rows, size_t K, const float* v, const float* bias,
+                     double* out) {
+  std::vector<int> q;
+  const float s = naive_quantize(v, K, q);
+  for (size_t r = 0; r < rows; ++r) {
+    int64_t sum = 0;
+    for (size_t k = 0; k < K; ++k) sum += int64_t(w[r * K + k]) * q[k];
+    out[r] = double(float(sum) * (s * scales[r])) + bias[r];
+  }
+}
+
+// One layer, one sequence, one step with int8 weights: h (H) -> h_new (H).
+void naive_int8_step(const GruConfig& cfg, const int8_t* w_ih, const int8_t* w_hh, const float* scales,
+                     const float* b_ih, const float* b_hh, size_t in, const float* x, const float* h, float* h_new) {
+  const size_t H = cfg.hidden_size;
+  std::vector<double> gi(3 * H), gh(3 * H);
+  naive_int8_rows(w_ih, scales, 3 * H, in, x, b_ih, gi.data());
+  naive_int8_rows(w_hh, scales + 3 * H, cfg.reset_after ? 3 * H : 2 * H, H, h, b_hh, gh.data());
+  std::vector<float> r(H), rh(H);
+  for (size_t j = 0; j < H; ++j) {
+    r[j] = float(sigmoid(gi[j] + gh[j]));
+    rh[j] = r[j] * h[j];
+  }
+  if (!cfg.reset_after)  // W_hn (r * h): r * h quantized on its own
+    naive_int8_rows(w_hh + 2 * H * H, scales + 5 * H, H, H, rh.data(), b_hh + 2 * H, gh.data() + 2 * H);
+  for (size_t j = 0; j < H; ++j) {
+    const double z = sigmoid(gi[H + j] + gh[H + j]);
+    const double n = std::tanh(gi[2 * H + j] + (cfg.reset_after ? double(r[j]) * gh[2 * H + j] : gh[2 * H + j]));
+    h_new[j] = float((1 - z) * n + z * h[j]);
+  }
+}
+
+// int8 weights for `cfg` at their layout places, row scales (L*D, 2, 3H), and the biases in
+// params. Values cover -127..127; weight_ih_l0's first rows are all +127, then all -127, so
+// that with a constant input the pairwise sums reach 2 * 127 * 127, where a product of
+// unsigned by signed bytes would saturate.
+struct Int8Model {
+  std::vector<float> params, scales;
+  std::vector<int8_t> q;
+};
+Int8Model int8_model(const GruConfig& cfg) {
+  const size_t H = cfg.hidden_size, n = gru_param_count(cfg);
+  Int8Model m{random_vector<float>(n, 0.3), std::vector<float>(cfg.num_layers * cfg.directions() * 6 * H),
+              std::vector<int8_t>(n, 0)};
+  size_t matrix = 0;
+  for (const ParamTensor& p : gru_param_layout(cfg)) {
+    if (!p.cols) continue;
+    for (size_t r = 0; r < p.rows; ++r) {
+      m.scales[matrix * 3 * H + r] = 0.004f * float(1 + (r + matrix) % 7);
+      for (size_t c = 0; c < p.cols; ++c) {
+        const size_t i = p.offset + r * p.cols + c;
+        m.q[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+        if (matrix == 0 && r < 2) m.q[i] = r == 0 ? 127 : -127;
+      }
+    }
+    ++matrix;
+  }
+  return m;
+}
+
+void check_int8(const std::string& isa, Checker& check) {
   GruConfig cfg;
-  cfg.input_size = 19;  // not a multiple of any vector width
+  cfg.input_size = 67;  // two 32-byte vectors and a tail
   cfg.hidden_size = 37;
   cfg.num_layers = 2;
+  const size_t H = cfg.hidden_size, I = cfg.input_size, batch = 5;  // a group of four advancing together, then one
   for (bool reset_after : {true, false}) {
     cfg.reset_after = reset_after;
-    const size_t H = cfg.hidden_size, batch = 3, n = gru_param_count(cfg);
-    std::vector<float> params = random_vector<float>(n, 0.3);
-    std::vector<int8_t> q(n, 0);
-    std::vector<float> scales(cfg.num_layers * 2 * 3 * H), dequantized = params;
-    // Each weight row: int8 values and a scale; the float step reads the values they stand for.
-    size_t matrix = 0;
-    for (const ParamTensor& p : gru_param_layout(cfg)) {
-      if (!p.cols) continue;
-      for (size_t r = 0; r < p.rows; ++r) {
-        const float scale = 0.01f * float(1 + (r + matrix) % 7);
-        scales[matrix * 3 * H + r] = scale;
-        for (size_t c = 0; c < p.cols; ++c) {
-          const size_t i = p.offset + r * p.cols + c;
-          q[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
-          dequantized[i] = float(q[i]) * scale;
-        }
-      }
-      ++matrix;
-    }
-    const std::vector<float> x = random_vector<float>(batch * cfg.input_size),
-                             h = random_vector<float>(cfg.num_layers * batch * H);
+    cfg.bidirectional = false;
+    const std::string at = isa + " int8 " + (reset_after ? "reset-after" : "reset-before") + ": ";
+    const Int8Model m = int8_model(cfg);
+    const Int8Weights<float> w{m.q.data(), m.scales.data()};
+    std::vector<float> x = random_vector<float>(batch * I), h = random_vector<float>(cfg.num_layers * batch * H);
+    std::fill_n(x.begin(), I, 0.75f);     // sequence 0: a constant input, against the +-127 rows
+    std::fill_n(h.begin() + H, H, 0.0f);  // sequence 1 of layer 0: a zero state (scale 0)
+    // The step against the specification, layer by layer.
     std::vector<float> got(h.size()), want(h.size());
-    gru_step_int8<float>(cfg, {q.data(), scales.data()}, params.data(), batch, x.data(), h.data(), got.data());
-    gru_step<float>(cfg, dequantized.data(), batch, x.data(), h.data(), want.data());
-    check.close(isa + " int8 step " + (reset_after ? "reset-after" : "reset-before"), got, want, 5e-5);
+    gru_step_int8<float>(cfg, w, m.params.data(), batch, x.data(), h.data(), got.data());
+    for (size_t b = 0; b < batch; ++b)
+      for (size_t layer = 0; layer < cfg.num_layers; ++layer) {
+        const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
+        const size_t in = cfg.layer_input_size(layer);
+        const float* v = layer == 0 ? x.data() + b * I : want.data() + ((layer - 1) * batch + b) * H;
+        naive_int8_step(cfg, m.q.data() + d.weight_ih, m.q.data() + d.weight_hh, m.scales.data() + layer * 6 * H,
+                        m.params.data() + d.bias_ih, m.params.data() + d.bias_hh, in, v,
+                        h.data() + (layer * batch + b) * H, want.data() + (layer * batch + b) * H);
+      }
+    check.close(at + "step against the specification", got, want, 2e-5);
+
+    // The forward is the step's steps, bit for bit: with lengths, h0, 1 or 2 threads, and a
+    // sequence alone or in the batch (six: a group of four advancing together, then two).
+    const size_t T = 9, batch = 6;
+    const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9};
+    const std::vector<float> xs = random_vector<float>(T * batch * I),
+                             h0 = random_vector<float>(cfg.num_layers * batch * H);
+    std::vector<float> y(T * batch * H), h_n(h0.size());
+    set_num_threads(2);
+    gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y.data(),
+                            h_n.data());
+    bool same = true;
+    for (size_t b = 0; b < batch; ++b) {
+      std::vector<float> state(cfg.num_layers * H), next(state.size());
+      for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+        std::copy_n(h0.data() + (layer * batch + b) * H, H, state.data() + layer * H);
+      for (size_t t = 0; t < T; ++t) {
+        const float* y_t = y.data() + (t * batch + b) * H;
+        if (int64_t(t) >= lengths[b]) {
+          for (size_t j = 0; j < H; ++j) same = same && y_t[j] == 0.0f;
+          continue;
+        }
+        gru_step_int8<float>(cfg, w, m.params.data(), 1, xs.data() + (t * batch + b) * I, state.data(), next.data());
+        state.swap(next);
+        same = same && std::memcmp(y_t, state.data() + (cfg.num_layers - 1) * H, H * sizeof(float)) == 0;
+      }
+      for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+        same =
+            same && std::memcmp(h_n.data() + (layer * batch + b) * H, state.data() + layer * H, H * sizeof(float)) == 0;
+    }
+    check.expect(at + "forward is the steps, bit for bit (2 threads)", same);
+    std::vector<float> y1(y.size()), h_n1(h_n.size());
+    set_num_threads(1);
+    gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y1.data(),
+                            h_n1.data());
+    check.expect(at + "forward on 1 thread is bit for bit the 2-thread one", y1 == y && h_n1 == h_n);
+
+    // Bidirectional: the reverse direction of one layer is a forward over the valid steps
+    // reversed, with the reverse weights.
+    GruConfig bi = cfg;
+    bi.bidirectional = true;
+    bi.num_layers = 1;
+    const Int8Model mb = int8_model(bi);
+    std::vector<float> yb(T * batch * 2 * H), hb(2 * batch * H);
+    gru_forward_int8<float>(bi, {mb.q.data(), mb.scales.data()}, mb.params.data(), T, batch, xs.data(), nullptr,
+                            lengths.data(), yb.data(), hb.data());
+    bool reversed = true;
+    const DirectionLayout rev = gru_direction_layout(bi, 0, 1);
+    for (size_t b = 0; b < batch; ++b) {
+      std::vector<float> state(H, 0.0f), next(H);
+      for (int64_t t = lengths[b] - 1; t >= 0; --t) {
+        naive_int8_step(bi, mb.q.data() + rev.weight_ih, mb.q.data() + rev.weight_hh, mb.scales.data() + 6 * H,
+                        mb.params.data() + rev.bias_ih, mb.params.data() + rev.bias_hh, I,
+                        xs.data() + (size_t(t) * batch + b) * I, state.data(), next.data());
+        state.swap(next);
+        const float* y_t = yb.data() + (size_t(t) * batch + b) * 2 * H + H;
+        for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(y_t[j] - state[j]) <= 2e-5f;
+      }
+      for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(hb[(batch + b) * H + j] - state[j]) <= 2e-5f;
+    }
+    check.expect(at + "bidirectional forward's reverse direction against the specification", reversed);
   }
+  GruConfig wide;
+  wide.input_size = kMaxInt8Depth + 1;
+  wide.hidden_size = 1;
+  check.throws<std::invalid_argument>(isa + " int8 step past kMaxInt8Depth inputs", [&] {
+    std::vector<int8_t> q(gru_param_count(wide));
+    std::vector<float> p(q.size()), scales(6), x(wide.input_size), hh(1), out(1);
+    gru_step_int8<float>(wide, {q.data(), scales.data()}, p.data(), 1, x.data(), hh.data(), out.data());
+  });
 }
 
 // Products with bfloat16 operands over the shapes that reach every loop of the kernels: edge rows
@@ -230,7 +369,7 @@ int main() {
     check_bfloat16_gemm(isa, check);
     check_bfloat16_gemm_shapes(isa, check);
     check_bfloat16_gru(isa, check);
-    check_int8_step(isa, check);
+    check_int8(isa, check);
   });
   return check.report("test_reduced_precision");
 }

@@ -101,17 +101,33 @@ template <class T>
 void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, const T* h, T* h_new);
 
 // int8 weights for inference (fastgru.quantize): symmetric, one scale per weight row, the
-// weight being its int8 value times its row's scale.
+// weight being its int8 value times its row's scale. Every product of the GRU meets them with
+// its float32 vector quantized the same way, one scale per vector (x_t or a lower layer's
+// output, h, and r * h for reset-before; per sequence and step), and sums the int8 products
+// exactly in int32; the sum times the two scales is the product. The specification is
+// python/fastgru/reference/quantize.py; gate math, biases, states and outputs stay float32.
 template <class T>
 struct Int8Weights {
   const int8_t* weights;  // (gru_param_count): each weight at its gru_param_layout place (bias places unused)
   const T* scales;        // (L*D, 2, 3H): per direction, weight_ih's row scales, then weight_hh's
 };
 
-// gru_step with int8 weights: reads a quarter of float's bytes per step (the step is bound by
-// reading the weights), the biases from params. cfg.compute_dtype must be float32.
+// The most inputs an int8 product may have: its int32 sum of products of at most 127 * 127
+// must not overflow. gru_step_int8 and gru_forward_int8 throw std::invalid_argument beyond.
+constexpr size_t kMaxInt8Depth = 2147483647 / (127 * 127);
+
+// gru_step with int8 weights (the biases from params): reads a quarter of float's bytes per
+// step (the step is bound by reading the weights). T float, cfg.compute_dtype float32.
 template <class T>
 void gru_step_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* params, size_t batch, const T* x,
                    const T* h, T* h_new);
+
+// gru_forward for inference with int8 weights, built from gru_step_int8's steps: every sequence
+// gives exactly what stepping it gives. Arguments as gru_forward's (no dropout, no workspace).
+// Sequences run in parallel; each one's result does not depend on the thread count or on the
+// other sequences of the batch.
+template <class T>
+void gru_forward_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T* params, size_t steps, size_t batch,
+                      const T* x, const T* h0, const int64_t* lengths, T* y, T* h_n);
 
 }  // namespace fastgru

@@ -15,6 +15,9 @@ leaves the state unchanged, so the reverse direction effectively starts at lengt
 compute_dtype="bfloat16" (float32 only): both operands of every product, forward and backward,
 go through round_bf16 (`q` below) and the product accumulates in float32; everything else
 (parameters, states, gate math, gradients) stays float32, as under torch.autocast.
+
+int8 weights (fastgru.quantize, inference only): a weight matrix given as quantize.Int8Rows
+meets its vectors quantized to int8 (quantize.int8_product).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -23,8 +26,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .quantize import Int8Rows, int8_product
+
 Array = npt.NDArray[Any]
 Rounding = Callable[[Array], Array]
+Weights = Array | Int8Rows
 
 
 def sigmoid(a: Array) -> Array:
@@ -55,21 +61,34 @@ def _identity(a: Array) -> Array:
     return a
 
 
+def product(a: Array, w: Weights, q: Rounding = _identity) -> Array:
+    """a (B, K) times the weight rows w (rows, K) transposed: (B, rows)."""
+    if isinstance(w, Int8Rows):
+        return int8_product(a, w)
+    result: Array = q(a) @ q(w).T
+    return result
+
+
 def param_name(kind: str, layer: int, direction: int) -> str:
     """torch.nn.GRU parameter name, e.g. weight_ih_l0 or bias_hh_l1_reverse."""
     return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
 def layer_params(
-    params: Mapping[str, npt.ArrayLike], layer: int, direction: int, dtype: npt.DTypeLike
-) -> tuple[Array, Array, Array, Array]:
-    """(W_ih (3H,in), W_hh (3H,H), b_ih (3H,), b_hh (3H,)) of one direction; missing biases are zeros."""
-    w_ih = np.asarray(params[param_name("weight_ih", layer, direction)])
-    w_hh = np.asarray(params[param_name("weight_hh", layer, direction)])
-    zeros = np.zeros(w_hh.shape[0], dtype)
+    params: Mapping[str, Any], layer: int, direction: int, dtype: npt.DTypeLike
+) -> tuple[Weights, Weights, Array, Array]:
+    """(W_ih (3H,in), W_hh (3H,H), b_ih (3H,), b_hh (3H,)) of one direction; missing biases are
+    zeros; int8 weights (Int8Rows) as they are."""
+
+    def weights(kind: str) -> Weights:
+        w = params[param_name(kind, layer, direction)]
+        return w if isinstance(w, Int8Rows) else np.asarray(w, dtype)
+
+    w_ih, w_hh = weights("weight_ih"), weights("weight_hh")
+    zeros = np.zeros(len(w_hh.scale) if isinstance(w_hh, Int8Rows) else w_hh.shape[0], dtype)
     b_ih = params.get(param_name("bias_ih", layer, direction), zeros)
     b_hh = params.get(param_name("bias_hh", layer, direction), zeros)
-    return (np.asarray(w_ih, dtype), np.asarray(w_hh, dtype), np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
+    return (w_ih, w_hh, np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))
 
 
 def time_order(T: int, reverse: bool) -> range:
@@ -80,8 +99,8 @@ def gru_direction_forward(
     x: Array,
     h0: Array,
     valid: Array,
-    w_ih: Array,
-    w_hh: Array,
+    w_ih: Weights,
+    w_hh: Weights,
     b_ih: Array,
     b_hh: Array,
     *,
@@ -99,12 +118,12 @@ def gru_direction_forward(
     steps: dict[int, tuple[Array, ...]] = {}
     h = h0
     for t in time_order(T, reverse):
-        gi = q(x[t]) @ q(w_ih).T + b_ih  # (B,3H)
-        gh_rz = q(h) @ q(w_hh[: 2 * H]).T + b_hh[: 2 * H]  # (B,2H)
+        gi = product(x[t], w_ih, q) + b_ih  # (B,3H)
+        gh_rz = product(h, w_hh[: 2 * H], q) + b_hh[: 2 * H]  # (B,2H)
         r = sigmoid(gi[:, :H] + gh_rz[:, :H])
         z = sigmoid(gi[:, H : 2 * H] + gh_rz[:, H:])
         s = h if reset_after else r * h
-        gh_n = q(s) @ q(w_hh[2 * H :]).T + b_hh[2 * H :]
+        gh_n = product(s, w_hh[2 * H :], q) + b_hh[2 * H :]
         n = np.tanh(gi[:, 2 * H :] + (r * gh_n if reset_after else gh_n))
         h_new = (1 - z) * n + z * h
         m = valid[t][:, None]
@@ -161,7 +180,7 @@ def gru_direction_backward(
 
 
 def gru_forward(
-    params: Mapping[str, npt.ArrayLike],
+    params: Mapping[str, Any],
     x: Array,
     h0: Array,
     lengths: npt.ArrayLike,
@@ -179,7 +198,8 @@ def gru_forward(
     dropout_masks: None or list of num_layers-1 arrays (T,B,D*H) of multipliers applied to the INPUT of layer k>=1 (mask[k-1] multiplies layer k's input).
     Returns (y (T,B,D*H), h_n (L*D,B,H), cache) ; cache is None when keep_cache=False, else whatever gru_backward needs.
     All computation in x.dtype (the caller passes float32 or float64 arrays and params of the same dtype),
-    products with bfloat16 operands when compute_dtype="bfloat16" (float32 only)."""
+    products with bfloat16 operands when compute_dtype="bfloat16" (float32 only); weight matrices
+    given as Int8Rows (float32, inference) meet int8 activations."""
     dtype = x.dtype
     q = operand_rounding(compute_dtype)
     if compute_dtype == "bfloat16" and dtype != np.float32:
@@ -240,6 +260,8 @@ def gru_backward(
         dinp = np.zeros_like(inp)
         for d in range(D):
             w_ih, w_hh, _, _ = layer_params(params, k, d, dtype)
+            if isinstance(w_ih, Int8Rows) or isinstance(w_hh, Int8Rows):
+                raise ValueError("gru_backward: int8 weights are for inference only")
             dx_d, dh0[k * D + d], *dparams = gru_direction_backward(
                 inp,
                 valid,
