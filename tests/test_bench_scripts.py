@@ -67,3 +67,8 @@ def test_keras_step():
         "keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1", "--batches", "1"
     )
     assert "fastgru.keras.GRU" in out and "small (32,50,32,64)" in out
+
+
+def test_int8_inference():
+    out = run("int8_inference.py", "--configs", "small", "--threads", "1", "--rounds", "1")
+    assert "float32/int8" in out and "small" in out

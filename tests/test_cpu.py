@@ -76,8 +76,8 @@ def cpu_flags():
 NEEDS_FLAGS = {
     "avx2": ["avx2", "fma"],
     "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
-    "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"],
-    "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "amx_tile", "amx_bf16"],
+    "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16"],
+    "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"],
     "neon": ["asimd"],
     "neon_bf16": ["asimd", "bf16"],
 }
@@ -93,7 +93,7 @@ def test_every_instruction_set_the_cpu_has_is_available(isa):
     missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
     if missing:
         emulated = (
-            " (the C++ tests run its bfloat16 kernels' layouts and loops in emulation)"
+            " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)"
             if isa in ("avx512bf16", "amx")
             else ""
         )

@@ -4,16 +4,18 @@
     small.predict(X); small.save("m.safetensors")   # a quarter of the float32 file
 
 Every weight matrix (each gate row of weight_ih and weight_hh, each output row of the head) is
-stored as int8 with one float32 scale per row, symmetric (fastgru.reference.quantize is the
-specification); biases, states, activations and outputs stay float32. The int8 values are
-widened to float where they meet the activations (weight-only quantization): the only error is
-the weights' rounding, a relative error of about 1e-2 or less on the outputs for trained weights.
+stored as int8 with one float32 scale per row, symmetric; every product of the GRU meets it with
+its float32 vector quantized on the fly to int8 with one scale of its own (x_t or a lower layer's
+output, h, and r * h for reset_after=False), summed exactly in int32 and scaled
+(fastgru.reference.quantize is the specification). Biases, states, gate math and outputs stay
+float32; the head's small product keeps float32 activations. The outputs differ from float32's
+by a relative error of about 1e-2 or less.
 
 Where it pays: the stream step (GRU.step, stream()), a matrix-vector product bound by reading
-the weights, reads the int8 rows as they are stored: a quarter of float32's bytes. Whole
-sequences (forward, predict) compute with the weights the int8 values stand for, at float32's
-speed. Nothing trains an int8 copy (backward, train_step, fit, Adam raise RuntimeError); ONNX
-export refuses it (ONNX Runtime's GRU has no int8 weights).
+the weights, reads a quarter of float32's bytes. Whole sequences (forward, predict) run through
+the same steps, so streams give exactly the forward's results. Nothing trains an int8 copy
+(a training-mode forward, backward, train_step, fit, Adam raise RuntimeError); ONNX export
+refuses it (ONNX Runtime's GRU has no int8 weights).
 """
 
 import copy
@@ -34,7 +36,7 @@ Quantizable = TypeVar("Quantizable", GRU, GRUModel, GRUEstimator)
 def quantize(obj: Quantizable, dtype: str = "int8") -> Quantizable:
     """A new object of obj's class (fastgru.GRU, fastgru.GRUModel, or a fitted GRURegressor /
     GRUClassifier) with int8 weights, for inference; obj is left as it is. compute_dtype of the
-    copy is "float32" (its activations meet the widened int8 weights in float32).
+    copy is "float32" (the GRU's products take int8 activations, its gate math float32).
 
     ValueError for another dtype, a float64 object, or weights holding NaN or infinity;
     TypeError for other objects; an unfitted estimator raises as its predict does."""

@@ -155,94 +155,98 @@ Int8Model int8_model(const GruConfig& cfg) {
 
 void check_int8(const std::string& isa, Checker& check) {
   GruConfig cfg;
-  cfg.input_size = 67;  // two 32-byte vectors and a tail
   cfg.hidden_size = 37;
   cfg.num_layers = 2;
-  const size_t H = cfg.hidden_size, I = cfg.input_size, batch = 5;  // a group of four advancing together, then one
-  for (bool reset_after : {true, false}) {
-    cfg.reset_after = reset_after;
-    cfg.bidirectional = false;
-    const std::string at = isa + " int8 " + (reset_after ? "reset-after" : "reset-before") + ": ";
-    const Int8Model m = int8_model(cfg);
-    const Int8Weights<float> w{m.q.data(), m.scales.data()};
-    std::vector<float> x = random_vector<float>(batch * I), h = random_vector<float>(cfg.num_layers * batch * H);
-    std::fill_n(x.begin(), I, 0.75f);     // sequence 0: a constant input, against the +-127 rows
-    std::fill_n(h.begin() + H, H, 0.0f);  // sequence 1 of layer 0: a zero state (scale 0)
-    // The step against the specification, layer by layer.
-    std::vector<float> got(h.size()), want(h.size());
-    gru_step_int8<float>(cfg, w, m.params.data(), batch, x.data(), h.data(), got.data());
-    for (size_t b = 0; b < batch; ++b)
-      for (size_t layer = 0; layer < cfg.num_layers; ++layer) {
-        const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
-        const size_t in = cfg.layer_input_size(layer);
-        const float* v = layer == 0 ? x.data() + b * I : want.data() + ((layer - 1) * batch + b) * H;
-        naive_int8_step(cfg, m.q.data() + d.weight_ih, m.q.data() + d.weight_hh, m.scales.data() + layer * 6 * H,
-                        m.params.data() + d.bias_ih, m.params.data() + d.bias_hh, in, v,
-                        h.data() + (layer * batch + b) * H, want.data() + (layer * batch + b) * H);
-      }
-    check.close(at + "step against the specification", got, want, 2e-5);
-
-    // The forward is the step's steps, bit for bit: with lengths, h0, 1 or 2 threads, and a
-    // sequence alone or in the batch (six: a group of four advancing together, then two).
-    const size_t T = 9, batch = 6;
-    const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9};
-    const std::vector<float> xs = random_vector<float>(T * batch * I),
-                             h0 = random_vector<float>(cfg.num_layers * batch * H);
-    std::vector<float> y(T * batch * H), h_n(h0.size());
-    set_num_threads(2);
-    gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y.data(),
-                            h_n.data());
-    bool same = true;
-    for (size_t b = 0; b < batch; ++b) {
-      std::vector<float> state(cfg.num_layers * H), next(state.size());
-      for (size_t layer = 0; layer < cfg.num_layers; ++layer)
-        std::copy_n(h0.data() + (layer * batch + b) * H, H, state.data() + layer * H);
-      for (size_t t = 0; t < T; ++t) {
-        const float* y_t = y.data() + (t * batch + b) * H;
-        if (int64_t(t) >= lengths[b]) {
-          for (size_t j = 0; j < H; ++j) same = same && y_t[j] == 0.0f;
-          continue;
+  const size_t H = cfg.hidden_size, batch = 5;  // a group of four advancing together, then one
+  // Input sizes: a 64-byte vector and a tail, or three and a 32-byte one (and a tail).
+  for (size_t input_size : {67, 232})
+    for (bool reset_after : {true, false}) {
+      cfg.input_size = input_size;
+      const size_t I = cfg.input_size;
+      cfg.reset_after = reset_after;
+      cfg.bidirectional = false;
+      const std::string at =
+          isa + " int8 I=" + std::to_string(I) + " " + (reset_after ? "reset-after" : "reset-before") + ": ";
+      const Int8Model m = int8_model(cfg);
+      const Int8Weights<float> w{m.q.data(), m.scales.data()};
+      std::vector<float> x = random_vector<float>(batch * I), h = random_vector<float>(cfg.num_layers * batch * H);
+      std::fill_n(x.begin(), I, 0.75f);     // sequence 0: a constant input, against the +-127 rows
+      std::fill_n(h.begin() + H, H, 0.0f);  // sequence 1 of layer 0: a zero state (scale 0)
+      // The step against the specification, layer by layer.
+      std::vector<float> got(h.size()), want(h.size());
+      gru_step_int8<float>(cfg, w, m.params.data(), batch, x.data(), h.data(), got.data());
+      for (size_t b = 0; b < batch; ++b)
+        for (size_t layer = 0; layer < cfg.num_layers; ++layer) {
+          const DirectionLayout d = gru_direction_layout(cfg, layer, 0);
+          const size_t in = cfg.layer_input_size(layer);
+          const float* v = layer == 0 ? x.data() + b * I : want.data() + ((layer - 1) * batch + b) * H;
+          naive_int8_step(cfg, m.q.data() + d.weight_ih, m.q.data() + d.weight_hh, m.scales.data() + layer * 6 * H,
+                          m.params.data() + d.bias_ih, m.params.data() + d.bias_hh, in, v,
+                          h.data() + (layer * batch + b) * H, want.data() + (layer * batch + b) * H);
         }
-        gru_step_int8<float>(cfg, w, m.params.data(), 1, xs.data() + (t * batch + b) * I, state.data(), next.data());
-        state.swap(next);
-        same = same && std::memcmp(y_t, state.data() + (cfg.num_layers - 1) * H, H * sizeof(float)) == 0;
-      }
-      for (size_t layer = 0; layer < cfg.num_layers; ++layer)
-        same =
-            same && std::memcmp(h_n.data() + (layer * batch + b) * H, state.data() + layer * H, H * sizeof(float)) == 0;
-    }
-    check.expect(at + "forward is the steps, bit for bit (2 threads)", same);
-    std::vector<float> y1(y.size()), h_n1(h_n.size());
-    set_num_threads(1);
-    gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y1.data(),
-                            h_n1.data());
-    check.expect(at + "forward on 1 thread is bit for bit the 2-thread one", y1 == y && h_n1 == h_n);
+      check.close(at + "step against the specification", got, want, 2e-5);
 
-    // Bidirectional: the reverse direction of one layer is a forward over the valid steps
-    // reversed, with the reverse weights.
-    GruConfig bi = cfg;
-    bi.bidirectional = true;
-    bi.num_layers = 1;
-    const Int8Model mb = int8_model(bi);
-    std::vector<float> yb(T * batch * 2 * H), hb(2 * batch * H);
-    gru_forward_int8<float>(bi, {mb.q.data(), mb.scales.data()}, mb.params.data(), T, batch, xs.data(), nullptr,
-                            lengths.data(), yb.data(), hb.data());
-    bool reversed = true;
-    const DirectionLayout rev = gru_direction_layout(bi, 0, 1);
-    for (size_t b = 0; b < batch; ++b) {
-      std::vector<float> state(H, 0.0f), next(H);
-      for (int64_t t = lengths[b] - 1; t >= 0; --t) {
-        naive_int8_step(bi, mb.q.data() + rev.weight_ih, mb.q.data() + rev.weight_hh, mb.scales.data() + 6 * H,
-                        mb.params.data() + rev.bias_ih, mb.params.data() + rev.bias_hh, I,
-                        xs.data() + (size_t(t) * batch + b) * I, state.data(), next.data());
-        state.swap(next);
-        const float* y_t = yb.data() + (size_t(t) * batch + b) * 2 * H + H;
-        for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(y_t[j] - state[j]) <= 2e-5f;
+      // The forward is the step's steps, bit for bit: with lengths, h0, 1 or 2 threads, and a
+      // sequence alone or in the batch (six: a group of four advancing together, then two).
+      const size_t T = 9, batch = 6;
+      const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9};
+      const std::vector<float> xs = random_vector<float>(T * batch * I),
+                               h0 = random_vector<float>(cfg.num_layers * batch * H);
+      std::vector<float> y(T * batch * H), h_n(h0.size());
+      set_num_threads(2);
+      gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y.data(),
+                              h_n.data());
+      bool same = true;
+      for (size_t b = 0; b < batch; ++b) {
+        std::vector<float> state(cfg.num_layers * H), next(state.size());
+        for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+          std::copy_n(h0.data() + (layer * batch + b) * H, H, state.data() + layer * H);
+        for (size_t t = 0; t < T; ++t) {
+          const float* y_t = y.data() + (t * batch + b) * H;
+          if (int64_t(t) >= lengths[b]) {
+            for (size_t j = 0; j < H; ++j) same = same && y_t[j] == 0.0f;
+            continue;
+          }
+          gru_step_int8<float>(cfg, w, m.params.data(), 1, xs.data() + (t * batch + b) * I, state.data(), next.data());
+          state.swap(next);
+          same = same && std::memcmp(y_t, state.data() + (cfg.num_layers - 1) * H, H * sizeof(float)) == 0;
+        }
+        for (size_t layer = 0; layer < cfg.num_layers; ++layer)
+          same = same &&
+                 std::memcmp(h_n.data() + (layer * batch + b) * H, state.data() + layer * H, H * sizeof(float)) == 0;
       }
-      for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(hb[(batch + b) * H + j] - state[j]) <= 2e-5f;
+      check.expect(at + "forward is the steps, bit for bit (2 threads)", same);
+      std::vector<float> y1(y.size()), h_n1(h_n.size());
+      set_num_threads(1);
+      gru_forward_int8<float>(cfg, w, m.params.data(), T, batch, xs.data(), h0.data(), lengths.data(), y1.data(),
+                              h_n1.data());
+      check.expect(at + "forward on 1 thread is bit for bit the 2-thread one", y1 == y && h_n1 == h_n);
+
+      // Bidirectional: the reverse direction of one layer is a forward over the valid steps
+      // reversed, with the reverse weights.
+      GruConfig bi = cfg;
+      bi.bidirectional = true;
+      bi.num_layers = 1;
+      const Int8Model mb = int8_model(bi);
+      std::vector<float> yb(T * batch * 2 * H), hb(2 * batch * H);
+      gru_forward_int8<float>(bi, {mb.q.data(), mb.scales.data()}, mb.params.data(), T, batch, xs.data(), nullptr,
+                              lengths.data(), yb.data(), hb.data());
+      bool reversed = true;
+      const DirectionLayout rev = gru_direction_layout(bi, 0, 1);
+      for (size_t b = 0; b < batch; ++b) {
+        std::vector<float> state(H, 0.0f), next(H);
+        for (int64_t t = lengths[b] - 1; t >= 0; --t) {
+          naive_int8_step(bi, mb.q.data() + rev.weight_ih, mb.q.data() + rev.weight_hh, mb.scales.data() + 6 * H,
+                          mb.params.data() + rev.bias_ih, mb.params.data() + rev.bias_hh, I,
+                          xs.data() + (size_t(t) * batch + b) * I, state.data(), next.data());
+          state.swap(next);
+          const float* y_t = yb.data() + (size_t(t) * batch + b) * 2 * H + H;
+          for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(y_t[j] - state[j]) <= 2e-5f;
+        }
+        for (size_t j = 0; j < H; ++j) reversed = reversed && std::fabs(hb[(batch + b) * H + j] - state[j]) <= 2e-5f;
+      }
+      check.expect(at + "bidirectional forward's reverse direction against the specification", reversed);
     }
-    check.expect(at + "bidirectional forward's reverse direction against the specification", reversed);
-  }
   GruConfig wide;
   wide.input_size = kMaxInt8Depth + 1;
   wide.hidden_size = 1;
