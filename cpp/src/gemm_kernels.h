@@ -36,10 +36,13 @@ struct GemmKernels {
   // Packs A(m, kc) stored transposed (A(i, k) = a[k * lda + i]) into slivers at out.
   void (*pack_a_transposed)(size_t m, size_t kc, const T* a, size_t lda, T* out);
 
-  // y(n) = W(n, K) v(K) for a row-major W (leading dimension ldw): torch's weight layout read
-  // in place, for one step of a few sequences (gru_step.cpp), where packing would cost more
-  // than the product. Each y[i] is a dot product summed in its own order, not block()'s.
-  void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, const T* v, T* y);
+  // y[c * ldy + i] = W(i, :) v[c] for a row-major W (n, K) (leading dimension ldw) and `vectors`
+  // vectors v[c] (K): torch's weight layout read in place, once for up to four vectors, for one
+  // step of a few sequences (gru_step.cpp), where packing would cost more than the product.
+  // Each sum is a dot product in its own order (not block()'s), the same for any number of
+  // vectors.
+  void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, size_t vectors, const T* const* v, T* y,
+                    size_t ldy);
 
   // sums[c * ld_sums + i] = W(i, :) a[c] for int8 rows W (n, K) (leading dimension ldw) and
   // `vectors` int8 activation vectors a[c] (K): exact int32 sums (fastgru.quantize: values in

@@ -130,7 +130,9 @@ void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& ro
       if constexpr (std::is_same_v<T, float>) round_to_bfloat16(rounded_rows.data(), n * cols, rounded_rows.data());
       weights = rounded_rows.data();
     }
-    for (size_t c = 0; c < count; ++c) gemm.gemv_rows(n, cols, weights, cols, a[c].v, out + c * stride + g * U);
+    const T* v[kSequences];
+    for (size_t c = 0; c < count; ++c) v[c] = a[c].v;
+    gemm.gemv_rows(n, cols, weights, cols, count, v, out + g * U, stride);
   }
 }
 
