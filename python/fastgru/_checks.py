@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +64,7 @@ def as_numeric(value: object, name: str) -> npt.NDArray[Any]:
     return arr
 
 
-def is_float_array(value: object, dtype: npt.DTypeLike, shape: tuple[int | None, ...]) -> bool:
+def is_float_array(value: object, dtype: npt.DTypeLike, shape: tuple[int | None, ...]) -> TypeGuard[FloatArray]:
     """True when value is already a C-contiguous ndarray of dtype with exactly `shape` (None
     entries match anything), which as_float_array returns as it is. Cheap, for per-step paths
     (a stream step costs microseconds) that then skip building an error message."""

@@ -12,7 +12,7 @@ state). A bidirectional GRU needs each whole sequence, so it cannot stream (Valu
 """
 
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +77,7 @@ class ModelStream:
         F = self.model.gru.input_size
         x: FloatArray
         if is_float_array(x_t, self._dtype, (self.n_streams, F)):
-            x, single = cast(FloatArray, x_t), False
+            x, single = x_t, False
         else:
             single = np.ndim(x_t) == 1
             if single and self.n_streams != 1:
