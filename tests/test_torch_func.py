@@ -135,8 +135,8 @@ def test_double_backward_with_dropout_matches_nn_gru_layers_with_the_same_masks(
     the operator) applied between single-layer nn.GRUs give the same first and second order."""
     torch.manual_seed(3)
     ours = ft.GRU(2, 3, num_layers=3, dropout=0.5, bidirectional=bidirectional, dtype=F64)
-    masks, forward = [], ft.gru_forward
-    monkeypatch.setattr(ft, "gru_forward", lambda *args: masks.append(args[4]) or forward(*args))
+    masks, forward = [], ft._gru_forward_impl
+    monkeypatch.setattr(ft, "_gru_forward_impl", lambda *args: masks.append(args[4]) or forward(*args))
     case = Case(I=2, H=3, num_layers=3, bidirectional=bidirectional)
     torch.manual_seed(4)
     actual = first_and_second_order(case, ours, case.leaves(ours))
