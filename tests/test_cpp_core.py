@@ -159,7 +159,8 @@ def aarch64_build():
 
 
 def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
-    """Every test program checks each instruction set available (generic, neon, neon_bf16) against its truth."""
+    """Every test program checks each instruction set available (generic, neon, neon_dotprod, neon_bf16)
+    against its truth."""
     build, _ = aarch64_build
     ctest(build)
 
@@ -167,15 +168,19 @@ def test_cpp_tests_on_aarch64_under_qemu(aarch64_build):
 @pytest.mark.parametrize(
     ("cpu", "forced", "available", "active"),
     [
-        ("max", None, "generic neon neon_bf16", "neon_bf16"),
-        ("max", "generic", "generic neon neon_bf16", "generic"),
-        ("max", "NEON", "generic neon neon_bf16", "neon"),
-        ("cortex-a76", None, "generic neon", "neon"),  # Armv8.2-A with the dot product, no BF16
-        ("cortex-a53", "neon_bf16", None, None),
+        ("max", None, "generic neon neon_dotprod neon_bf16", "neon_bf16"),
+        ("max", "generic", "generic neon neon_dotprod neon_bf16", "generic"),
+        ("max", "NEON", "generic neon neon_dotprod neon_bf16", "neon"),
+        ("max", "neon_dotprod", "generic neon neon_dotprod neon_bf16", "neon_dotprod"),
+        ("cortex-a76", None, "generic neon neon_dotprod", "neon_dotprod"),  # Armv8.2-A with the dot product, no BF16
+        ("cortex-a53", None, "generic neon", "neon"),  # Armv8.0-A
+        ("cortex-a53", "neon_dotprod", None, None),
+        ("cortex-a76", "neon_bf16", None, None),
     ],
 )
 def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, available, active):
-    """neon on any AArch64 CPU, neon_bf16 where the system reports BF16 (the widest is the default), and
+    """neon on any AArch64 CPU, neon_dotprod where the system reports the dot product, neon_bf16 where it
+    reports BF16 too (the widest is the default), and
     FASTGRU_ISA forces any of them the CPU supports; one it lacks is an error."""
     build, qemu = aarch64_build
     env = {k: v for k, v in os.environ.items() if k != "FASTGRU_ISA"}
@@ -195,7 +200,8 @@ def test_aarch64_instruction_set_choice_under_qemu(aarch64_build, cpu, forced, a
 
 
 def test_aarch64_compile_flags(aarch64_build):
-    """No -march=native anywhere; -march only in the ARM variants' files: the baseline, plus BF16 for neon_bf16."""
+    """No -march=native anywhere; -march only in the ARM variants' files: the baseline, plus the dot
+    product for neon_dotprod and neon_bf16, and BF16 for neon_bf16."""
     build, _ = aarch64_build
     commands = {
         pathlib.Path(c["file"]).name: c["command"] for c in json.loads((build / "compile_commands.json").read_text())
@@ -204,7 +210,11 @@ def test_aarch64_compile_flags(aarch64_build):
     marched = {
         name: command.split("-march=")[1].split()[0] for name, command in commands.items() if "-march=" in command
     }
-    assert marched == {"isa_neon.cpp": "armv8-a", "isa_neon_bf16.cpp": "armv8.2-a+bf16"}, marched
+    assert marched == {
+        "isa_neon.cpp": "armv8-a",
+        "isa_neon_dotprod.cpp": "armv8.2-a+dotprod",
+        "isa_neon_bf16.cpp": "armv8.2-a+dotprod+bf16",
+    }, marched
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,8 @@ NEEDS_FLAGS = {
     "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16"],
     "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"],
     "neon": ["asimd"],
-    "neon_bf16": ["asimd", "bf16"],
+    "neon_dotprod": ["asimd", "asimddp"],
+    "neon_bf16": ["asimd", "asimddp", "bf16"],
 }
 
 

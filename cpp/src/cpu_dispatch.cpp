@@ -30,11 +30,15 @@ namespace {
 bool arm_cpu_supports(const std::string& feature) {
 #if defined(__linux__)
   // The bit of <asm/hwcap.h>, spelled out: older C libraries' headers lack it.
-  if (feature == "bf16") return getauxval(AT_HWCAP2) & (1ul << 14);  // HWCAP2_BF16
+  if (feature == "dotprod") return getauxval(AT_HWCAP) & (1ul << 20);  // HWCAP_ASIMDDP
+  if (feature == "bf16") return getauxval(AT_HWCAP2) & (1ul << 14);     // HWCAP2_BF16
 #elif defined(__APPLE__)
+  const char* name = feature == "dotprod" ? "hw.optional.arm.FEAT_DotProd"
+                     : feature == "bf16"  ? "hw.optional.arm.FEAT_BF16"
+                                          : nullptr;
   int value = 0;
   size_t size = sizeof value;
-  if (feature == "bf16" && sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0) return value != 0;
+  if (name && sysctlbyname(name, &value, &size, nullptr, 0) == 0) return value != 0;
 #endif
   return false;  // a feature no variant uses yet, or a system we cannot ask: the variant is not used
 }
