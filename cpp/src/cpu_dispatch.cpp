@@ -31,7 +31,7 @@ bool arm_cpu_supports(const std::string& feature) {
 #if defined(__linux__)
   // The bit of <asm/hwcap.h>, spelled out: older C libraries' headers lack it.
   if (feature == "dotprod") return getauxval(AT_HWCAP) & (1ul << 20);  // HWCAP_ASIMDDP
-  if (feature == "bf16") return getauxval(AT_HWCAP2) & (1ul << 14);     // HWCAP2_BF16
+  if (feature == "bf16") return getauxval(AT_HWCAP2) & (1ul << 14);    // HWCAP2_BF16
 #elif defined(__APPLE__)
   const char* name = feature == "dotprod" ? "hw.optional.arm.FEAT_DotProd"
                      : feature == "bf16"  ? "hw.optional.arm.FEAT_BF16"

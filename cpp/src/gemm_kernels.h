@@ -41,8 +41,7 @@ struct GemmKernels {
   // step of a few sequences (gru_step.cpp), where packing would cost more than the product.
   // Each sum is a dot product in its own order (not block()'s), the same for any number of
   // vectors.
-  void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, size_t vectors, const T* const* v, T* y,
-                    size_t ldy);
+  void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, size_t vectors, const T* const* v, T* y, size_t ldy);
 
   // sums[c * ld_sums + i] = W(i, :) a[c] for int8 rows W (n, K) (leading dimension ldw) and
   // `vectors` int8 activation vectors a[c] (K): exact int32 sums (fastgru.quantize: values in
