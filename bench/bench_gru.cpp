@@ -113,7 +113,8 @@ struct Probe {
 Probe fma_probe() {
 #if defined(FASTGRU_BENCH_X86)
   const std::string isa = active_isa();
-  if (isa == "avx512" || isa == "avx512bf16" || isa == "amx") return {"512-bit FMA", 24.0 * 16 * 2, fma_chains_avx512};
+  if (isa == "avx512" || isa == "avx512vnni" || isa == "avx512bf16" || isa == "amx")
+    return {"512-bit FMA", 24.0 * 16 * 2, fma_chains_avx512};
   return {"256-bit FMA", 12.0 * 8 * 2, fma_chains_avx2};
 #else
   return {"none", 0, nullptr};

@@ -75,7 +75,9 @@ def cpu_flags():
 # Each instruction set with special instructions, by the /proc/cpuinfo flags it needs.
 NEEDS_FLAGS = {
     "avx2": ["avx2", "fma"],
+    "avxvnni": ["avx2", "fma", "avx_vnni"],
     "avx512": ["avx512f", "avx512vl", "avx512bw", "avx512dq"],
+    "avx512vnni": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni"],
     "avx512bf16": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16"],
     "amx": ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"],
     "neon": ["asimd"],
@@ -93,10 +95,10 @@ def test_every_instruction_set_the_cpu_has_is_available(isa):
         pytest.skip("not a 64-bit ARM CPU")
     missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
     if missing:
-        emulated = (
-            " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)"
-            if isa in ("avx512bf16", "amx")
-            else ""
-        )
+        emulated = {
+            "avx512vnni": " (the C++ tests run its 512-bit int8 products' loops in emulation)",
+            "avx512bf16": " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)",
+            "amx": " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)",
+        }.get(isa, "")
         pytest.skip(f"this CPU lacks {', '.join(missing)}: the {isa} kernels cannot run here{emulated}")
     assert isa in fastgru.available_isas()
