@@ -298,7 +298,7 @@ def _forward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tens
 
 
 def _forward_backward(
-    ctx: Any, dy: Tensor | None, dh_n: Tensor | None, _workspace_grad: Tensor | None = None
+    ctx: Any, dy: Tensor | None, dh_n: Tensor | None, _workspace_grad: Tensor | None
 ) -> tuple[Tensor | None, ...]:
     return _gradients(ctx, dy, dh_n, gru_backward) + (None,) * 9
 

@@ -25,19 +25,29 @@ py::ssize_t workspace_elements(const GruConfig& cfg, py::ssize_t steps, py::ssiz
   return static_cast<py::ssize_t>(fastgru::gru_workspace_size(cfg, steps, batch));
 }
 
+// The checks every forward binding makes of its arguments (x (T, B, I) among them), before it
+// allocates the outputs.
+template <class T>
+void check_forward(const GruConfig& cfg, const Array<T>& params, const Array<T>& x, const std::optional<Array<T>>& h0,
+                   const std::optional<bindings::Int64Array>& lengths) {
+  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  fastgru::gru_check_sizes(cfg, steps, batch);
+  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
+  const auto LD = static_cast<py::ssize_t>(cfg.num_layers * cfg.directions());
+  if (h0) expect_shape(*h0, {LD, batch, static_cast<py::ssize_t>(cfg.hidden_size)}, "h0");
+  if (lengths) bindings::check_lengths(*lengths, batch, steps);
+}
+
 // workspace given: training mode, the workspace is filled for gru_backward.
 template <class T>
 py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::optional<Array<T>> h0,
                   std::optional<bindings::Int64Array> lengths, std::optional<Array<T>> dropout,
                   std::optional<py::array> workspace) {
-  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
+  check_forward(cfg, params, x, h0, lengths);
   const py::ssize_t steps = x.shape(0), batch = x.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
-  fastgru::gru_check_sizes(cfg, steps, batch);  // before allocating the outputs
-  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
-  expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
-  if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
-  if (lengths) bindings::check_lengths(*lengths, batch, steps);
   if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
   T* ws = workspace ? bindings::writable<T>(*workspace, "workspace", {workspace_elements(cfg, steps, batch)}) : nullptr;
 
@@ -84,17 +94,11 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
 template <class T>
 py::tuple forward_int8(const GruConfig& cfg, bindings::Int8Array weights, Array<T> scales, Array<T> params, Array<T> x,
                        std::optional<Array<T>> h0, std::optional<bindings::Int64Array> lengths) {
-  if (x.ndim() != 3) throw py::value_error("x: expected shape (T, B, I), got " + bindings::shape_str(x));
+  check_forward(cfg, params, x, h0, lengths);
   const py::ssize_t steps = x.shape(0), batch = x.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
-  fastgru::gru_check_sizes(cfg, steps, batch);  // before allocating the outputs
-  const auto n_params = static_cast<py::ssize_t>(fastgru::gru_param_count(cfg));
-  expect_shape(params, {n_params}, "params");
-  expect_shape(weights, {n_params}, "weights");
+  expect_shape(weights, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "weights");
   expect_shape(scales, {L * D, 2, 3 * H}, "scales");
-  expect_shape(x, {steps, batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
-  if (h0) expect_shape(*h0, {L * D, batch, H}, "h0");
-  if (lengths) bindings::check_lengths(*lengths, batch, steps);
   Array<T> y({steps, batch, D * H});
   Array<T> h_n({L * D, batch, H});
   fastgru_bindings::run_interruptible([&] {

@@ -85,7 +85,7 @@ def layer_params(
         return w if isinstance(w, Int8Rows) else np.asarray(w, dtype)
 
     w_ih, w_hh = weights("weight_ih"), weights("weight_hh")
-    zeros = np.zeros(len(w_hh.scale) if isinstance(w_hh, Int8Rows) else w_hh.shape[0], dtype)
+    zeros = np.zeros(w_hh.shape[0], dtype)
     b_ih = params.get(param_name("bias_ih", layer, direction), zeros)
     b_hh = params.get(param_name("bias_hh", layer, direction), zeros)
     return (w_ih, w_hh, np.asarray(b_ih, dtype), np.asarray(b_hh, dtype))

@@ -51,6 +51,10 @@ class Int8Rows:
     q: npt.NDArray[np.int8]
     scale: npt.NDArray[np.float32]
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.q.shape
+
     def __getitem__(self, rows: slice) -> "Int8Rows":
         return Int8Rows(self.q[rows], self.scale[rows])
 
