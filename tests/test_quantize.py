@@ -170,6 +170,37 @@ def test_int8_step_is_the_same_on_any_thread_count(rng, restore_threads):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def numpy_panels(w):
+    """A weight matrix (3H, K) in the int8 kernels' panels, written out in NumPy: each gate's rows
+    padded to whole panels of 16, K to a multiple of 4 (zeros), and each panel stored as K/4
+    columns of 64 bytes, [row][input % 4]."""
+    H, K = w.shape[0] // 3, w.shape[1]
+    rows, depth = -(-H // 16) * 16, -(-K // 4) * 4
+    gates = np.zeros((3, rows, depth), np.int8)
+    gates[:, :H, :K] = w.reshape(3, H, K)
+    panels = gates.reshape(3, rows // 16, 16, depth // 4, 4).transpose(0, 1, 3, 2, 4)
+    return panels.ravel()
+
+
+def test_int8_weights_are_packed_in_the_documented_panels():
+    """The packing that the compiled step and forward read, against the layout written out above,
+    for two layers and both directions (sizes that pad both rows and inputs)."""
+    layer = fastgru.GRU(5, 7, 2, bidirectional=True, seed=3)
+    int8 = fastgru.quantize(layer)
+    packed, _ = int8._int8_kernel_args()
+    views = int8._views(int8._int8)
+    want = [numpy_panels(views[name]) for name, _, shape in int8._layout if len(shape) == 2]
+    np.testing.assert_array_equal(packed, np.concatenate(want))
+    # The compiled entries check what they are given: the weights as stored are not the panels.
+    from fastgru import _core
+
+    with pytest.raises(ValueError, match="weights"):
+        _core.gru_pack_int8(int8.config, int8._int8[:-1])
+    x = np.zeros((3, 1, 5), np.float32)
+    with pytest.raises(ValueError, match="packed"):
+        _core.gru_forward_int8_float32(int8.config, int8._int8, int8._int8_kernel_args()[1], int8.params, x)
+
+
 def test_training_an_int8_copy_is_refused(rng):
     layer = fastgru.quantize(fastgru.GRU(3, 8, seed=0))
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)

@@ -8,12 +8,19 @@
 //      m_s = mr except for the last sliver of a block, which has the remaining m_s < mr rows.
 //   B: panels of nr columns, panel p at b + p * panel_stride, element (k, j) at b[k * nr + j];
 //      columns past the matrix edge are zero.
+//   int8 weights (gru_pack_int8, read by gemv_panels_q8): panels of kQ8PanelRows rows; panel p
+//      of a matrix with K columns (K rounded up to kQ8Group, the padding zero) at w + p * 16 * K,
+//      holding W(16 p + r, k) at [(k / 4) * 64 + r * 4 + k % 4]: each 64 bytes are four inputs of
+//      the panel's 16 rows, one vector for VPDPBUSD (two for AVX2, four for SDOT).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace fastgru {
 namespace detail {
+
+constexpr size_t kQ8PanelRows = 16;  // rows of an int8 weight panel
+constexpr size_t kQ8Group = 4;       // inputs per int8 product step: VPDPBUSD's and SDOT's four bytes
 
 template <class T>
 struct GemmKernels {
@@ -43,12 +50,13 @@ struct GemmKernels {
   // vectors.
   void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, size_t vectors, const T* const* v, T* y, size_t ldy);
 
-  // sums[c * ld_sums + i] = W(i, :) a[c] for int8 rows W (n, K) (leading dimension ldw) and
-  // `vectors` int8 activation vectors a[c] (K): exact int32 sums (fastgru.quantize: values in
-  // [-127, 127], K <= kMaxInt8Depth), so every instruction set gives the same integers. The
-  // weights are read as stored, a quarter of float's bytes, once for up to four vectors.
-  void (*gemv_rows_q8)(size_t n, size_t K, const int8_t* w, size_t ldw, size_t vectors, const int8_t* const* a,
-                       int32_t* sums, size_t ld_sums);
+  // sums[c * ld_sums + i] = W(i, :) a[c] for the rows i < panels * kQ8PanelRows of int8 weights W
+  // packed in `panels` consecutive panels (kQ8Panels: K a multiple of kQ8Group) and `vectors`
+  // int8 activation vectors a[c] (K, zero-padded like W): exact int32 sums (fastgru.quantize:
+  // values in [-127, 127], K <= kMaxInt8Depth), so every instruction set gives the same
+  // integers. The weights, a quarter of float's bytes, are read once for up to four vectors.
+  void (*gemv_panels_q8)(size_t panels, size_t K, const int8_t* w, size_t vectors, const int8_t* const* a,
+                         int32_t* sums, size_t ld_sums);
 
   // q (K) = v quantized to int8 with one symmetric scale, returned (reference.quantize's
   // quantize_activations): 0 for a zero vector, NaN when v holds NaN or infinity.

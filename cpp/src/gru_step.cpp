@@ -13,6 +13,7 @@
 #include "fastgru/cancel.h"
 #include "fastgru/gru.h"
 #include "fastgru/threads.h"
+#include "int8_panels.h"
 #include "isa.h"
 
 namespace fastgru {
@@ -20,12 +21,14 @@ namespace {
 
 using detail::kGateBlock;
 constexpr size_t U = kGateBlock;
+static_assert(U % detail::kQ8PanelRows == 0, "a block of units is whole int8 panels");
 
-// Where a step reads one weight matrix (3H, cols): T rows, or int8 rows with a scale each.
+// Where a step reads one weight matrix (3H, cols): T rows, or packed int8 rows with a scale each.
 template <class T>
 struct WeightRows {
   const T* w = nullptr;
-  const int8_t* q = nullptr;  // int8 weights instead of w
+  const int8_t* q = nullptr;  // int8 panels instead of w (int8_panels.h)
+  detail::Int8Matrix panels{};
   const T* scales = nullptr;  // (3H): q's row scales
 };
 
@@ -38,8 +41,8 @@ struct LayerWeights {  // one unidirectional layer, torch layout; biases nullptr
 };
 
 // The weights of one direction of one layer, where gru_direction_layout puts them; with int8
-// weights, those and their scales (Int8Weights: a direction's 6H row scales, weight_ih's then
-// weight_hh's).
+// weights, their panels (int8_direction_panels) and scales (Int8Weights: a direction's 6H row
+// scales, weight_ih's then weight_hh's).
 template <class T>
 LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8, size_t layer,
                               size_t direction = 0) {
@@ -50,8 +53,9 @@ LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8W
                      cfg.bias ? params + d.bias_hh : nullptr};
   if (int8) {
     const T* scales = int8->scales + (layer * cfg.directions() + direction) * 6 * cfg.hidden_size;
-    lw.ih = {nullptr, int8->weights + d.weight_ih, scales};
-    lw.hh = {nullptr, int8->weights + d.weight_hh, scales + 3 * cfg.hidden_size};
+    const detail::Int8Direction panels = detail::int8_direction_panels(cfg, layer, direction);
+    lw.ih = {nullptr, int8->packed, panels.ih, scales};
+    lw.hh = {nullptr, int8->packed, panels.hh, scales + 3 * cfg.hidden_size};
   }
   return lw;
 }
@@ -90,12 +94,15 @@ struct Operand {
 };
 
 // `src` (n elements) as an operand: itself, its bfloat16-rounded copy in `rounded`, or with int8
-// weights its quantized copy in `quantized` (one scale per vector, fastgru.reference.quantize).
+// weights its quantized copy in `quantized` (one scale per vector, fastgru.reference.quantize),
+// zero-padded to the weight panels' depth.
 template <class T>
 Operand<T> operand(const GruConfig& cfg, bool int8, const T* src, size_t n, std::vector<T>& rounded,
                    std::vector<int8_t>& quantized) {
   if (int8) {
-    quantized.resize(n);
+    const size_t depth = (n + detail::kQ8Group - 1) / detail::kQ8Group * detail::kQ8Group;
+    quantized.resize(depth);
+    std::fill(quantized.begin() + n, quantized.end(), int8_t(0));
     return {src, quantized.data(), detail::kernels<T>().gemm.quantize_q8(n, src, quantized.data())};
   }
   if (cfg.compute_dtype != ComputeDtype::bfloat16) return {src};
@@ -114,11 +121,13 @@ void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& ro
                size_t gate0 = 0, size_t gate1 = 3) {
   for (size_t g = gate0; g < gate1; ++g) {
     const size_t row = g * H + unit0;
-    if (w.q) {
+    if (w.q) {  // the gate's panels from unit0's on; the rows past n are padding
       const int8_t* q[kSequences];
       for (size_t c = 0; c < count; ++c) q[c] = a[c].q;
       int32_t sums[kSequences][U];
-      gemm.gemv_rows_q8(n, cols, w.q + row * cols, cols, count, q, sums[0], U);
+      const int8_t* panels = w.q + w.panels.offset + g * w.panels.gate_stride + unit0 * w.panels.depth;
+      const size_t panel_count = (n + detail::kQ8PanelRows - 1) / detail::kQ8PanelRows;
+      gemm.gemv_panels_q8(panel_count, w.panels.depth, panels, count, q, sums[0], U);
       for (size_t c = 0; c < count; ++c)
         for (size_t i = 0; i < n; ++i)
           out[c * stride + g * U + i] = static_cast<T>(sums[c][i]) * (a[c].scale * w.scales[row + i]);

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
+__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_pack_int8', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
 class GruConfig:
     def __getstate__(self) -> tuple[int, int, int, bool, bool, bool, str]:
         ...
@@ -220,13 +220,17 @@ def gru_forward_float64(config: GruConfig, params: typing.Annotated[numpy.typing
     """
     (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
     """
-def gru_forward_int8_float32(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
+def gru_forward_int8_float32(config: GruConfig, packed: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
     """
     Inference forward with int8 weights (as gru_step_int8's) -> (y, h_n): gru_step_int8's steps over the whole sequence.
     """
-def gru_forward_int8_float64(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
+def gru_forward_int8_float64(config: GruConfig, packed: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
     """
     Inference forward with int8 weights (as gru_step_int8's) -> (y, h_n): gru_step_int8's steps over the whole sequence.
+    """
+def gru_pack_int8(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8]) -> numpy.typing.NDArray[numpy.int8]:
+    """
+    int8 weights (gru_param_count, each at its layout place) packed for gru_step_int8 and gru_forward_int8: panels of 16 rows by 4 inputs, once per quantized GRU.
     """
 def gru_param_count(config: GruConfig) -> int:
     ...
@@ -242,13 +246,13 @@ def gru_step_float64(config: GruConfig, params: typing.Annotated[numpy.typing.Ar
     """
     One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).
     """
-def gru_step_int8_float32(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple[typing.Any, ...]:
+def gru_step_int8_float32(config: GruConfig, packed: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> tuple[typing.Any, ...]:
     """
-    gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
+    gru_step with int8 weights (packed by gru_pack_int8) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
     """
-def gru_step_int8_float64(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[typing.Any, ...]:
+def gru_step_int8_float64(config: GruConfig, packed: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[typing.Any, ...]:
     """
-    gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
+    gru_step with int8 weights (packed by gru_pack_int8) times their row scales (L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.
     """
 def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex) -> int:
     """

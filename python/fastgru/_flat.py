@@ -159,6 +159,7 @@ class FlatParameters:
             self._params.flags.writeable = False
 
     def _become_int8(self) -> None:
+        self.__dict__.pop("_int8_kernel_cache", None)  # the compiled kernels' copy of the old weights
         self.quantization = "int8"
         self.eval()
         self._params.flags.writeable = False

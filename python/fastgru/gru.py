@@ -197,7 +197,7 @@ class GRU(FlatParameters):
             self._check_trainable("forward in training mode")
         if self.backend == "cpp" and self.quantization is not None:  # the int8 step's steps
             forward_int8 = core_entry("gru_forward_int8", self.dtype)
-            y, h_n = forward_int8(self.config, self._int8, self._step_scales(), self._params, xs, h_0, lens)
+            y, h_n = forward_int8(self.config, *self._int8_kernel_args(), self._params, xs, h_0, lens)
             cache = None
         elif self.backend == "cpp":
             dropout = None if masks is None else np.ascontiguousarray(masks)
@@ -254,7 +254,7 @@ class GRU(FlatParameters):
         if self.backend == "cpp":
             if self.quantization is not None:  # int8 rows read as stored: a quarter of the bytes
                 step_int8 = core_entry("gru_step_int8", self.dtype)
-                result = step_int8(self.config, self._int8, self._step_scales(), self._params, x, state)
+                result = step_int8(self.config, *self._int8_kernel_args(), self._params, x, state)
             else:
                 result = self._core_step(self.config, self._params, x, state)
             return result
@@ -324,14 +324,16 @@ class GRU(FlatParameters):
                 params[name] = reference.Int8Rows(int8_views[name], scale)
         return params
 
-    def _step_scales(self) -> FloatArray:
-        """The int8 weights' row scales as the compiled step and forward take them: (L*D, 2, 3H), each
+    def _int8_kernel_args(self) -> tuple[npt.NDArray[np.int8], FloatArray]:
+        """The int8 weights as the compiled step and forward take them, made at the first call: packed
+        in the kernels' panels (_core.gru_pack_int8), and their row scales (L*D, 2, 3H), each
         direction's weight_ih rows then weight_hh rows (the layout's order of its matrices)."""
-        scales: FloatArray | None = getattr(self, "_int8_step_scales", None)
-        if scales is None:
+        args: tuple[npt.NDArray[np.int8], FloatArray] | None = getattr(self, "_int8_kernel_cache", None)
+        if args is None:
             matrices = [self._int8_scales[name] for name, _, shape in self._layout if len(shape) == 2]
-            scales = self._int8_step_scales = np.stack(matrices).reshape(-1, 2, 3 * self.hidden_size)
-        return scales
+            scales = np.stack(matrices).reshape(-1, 2, 3 * self.hidden_size)
+            args = self._int8_kernel_cache = (_core.gru_pack_int8(self.config, self._int8), scales)
+        return args
 
     def _workspace(self, T: int, B: int) -> FloatArray:
         """The core's training workspace for (T, B): the previous forward's when it fits, since

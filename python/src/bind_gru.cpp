@@ -89,27 +89,27 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   return py::make_tuple(dx, dh0);
 }
 
-// Inference with int8 weights (int8, gru_param_count) and row scales ((L*D, 2, 3H)); params
-// gives the biases.
+// Inference with int8 weights (gru_pack_int8's panels, gru_int8_packed_size) and row scales
+// ((L*D, 2, 3H)); params gives the biases.
 template <class T>
-py::tuple forward_int8(const GruConfig& cfg, bindings::Int8Array weights, Array<T> scales, Array<T> params, Array<T> x,
+py::tuple forward_int8(const GruConfig& cfg, bindings::Int8Array packed, Array<T> scales, Array<T> params, Array<T> x,
                        std::optional<Array<T>> h0, std::optional<bindings::Int64Array> lengths) {
   check_forward(cfg, params, x, h0, lengths);
   const py::ssize_t steps = x.shape(0), batch = x.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
-  expect_shape(weights, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "weights");
+  expect_shape(packed, {static_cast<py::ssize_t>(fastgru::gru_int8_packed_size(cfg))}, "packed");
   expect_shape(scales, {L * D, 2, 3 * H}, "scales");
   Array<T> y({steps, batch, D * H});
   Array<T> h_n({L * D, batch, H});
   fastgru_bindings::run_interruptible([&] {
-    fastgru::gru_forward_int8<T>(cfg, {weights.data(), scales.data()}, params.data(), steps, batch, x.data(),
+    fastgru::gru_forward_int8<T>(cfg, {packed.data(), scales.data()}, params.data(), steps, batch, x.data(),
                                  h0 ? h0->data() : nullptr, lengths ? lengths->data() : nullptr, y.mutable_data(),
                                  h_n.mutable_data());
   });
   return py::make_tuple(y, h_n);
 }
 
-// int8: the weights (int8, gru_param_count) and row scales ((L*D, 2, 3H)) to read instead of
+// int8: the packed weights (gru_pack_int8's) and row scales ((L*D, 2, 3H)) to read instead of
 // params' weights (params then gives the biases).
 template <class T>
 py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h,
@@ -122,7 +122,7 @@ py::tuple step(const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h,
   expect_shape(x, {batch, static_cast<py::ssize_t>(cfg.input_size)}, "x");
   expect_shape(h, {L, batch, H}, "h");
   if (int8) {
-    expect_shape(int8->first, {n_params}, "weights");
+    expect_shape(int8->first, {static_cast<py::ssize_t>(fastgru::gru_int8_packed_size(cfg))}, "packed");
     expect_shape(int8->second, {L, 2, 3 * H}, "scales");
   }
   Array<T> h_new({L, batch, H});
@@ -165,12 +165,13 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("config"), py::arg("params"), py::arg("x"), py::arg("h"),
         "One inference step of a unidirectional GRU: x (B, I), h (L, B, H) -> (y (B, H), h_new).");
   m.def(("gru_step_int8_" + suffix).c_str(),
-        [](const GruConfig& cfg, bindings::Int8Array weights, Array<T> scales, Array<T> params, Array<T> x,
-           Array<T> h) { return step<T>(cfg, params, x, h, std::make_pair(weights, scales)); },
-        py::arg("config"), py::arg("weights"), py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h"),
-        "gru_step with int8 weights (gru_param_count, each at its layout place) times their row scales "
-        "(L, 2, 3H): weight_ih's then weight_hh's per layer; params gives the biases.");
-  m.def(("gru_forward_int8_" + suffix).c_str(), &forward_int8<T>, py::arg("config"), py::arg("weights"),
+        [](const GruConfig& cfg, bindings::Int8Array packed, Array<T> scales, Array<T> params, Array<T> x, Array<T> h) {
+          return step<T>(cfg, params, x, h, std::make_pair(packed, scales));
+        },
+        py::arg("config"), py::arg("packed"), py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h"),
+        "gru_step with int8 weights (packed by gru_pack_int8) times their row scales (L, 2, 3H): "
+        "weight_ih's then weight_hh's per layer; params gives the biases.");
+  m.def(("gru_forward_int8_" + suffix).c_str(), &forward_int8<T>, py::arg("config"), py::arg("packed"),
         py::arg("scales"), py::arg("params"), py::arg("x"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
         "Inference forward with int8 weights (as gru_step_int8's) -> (y, h_n): gru_step_int8's steps "
         "over the whole sequence.");
@@ -206,6 +207,17 @@ void bind_gru(py::module_& m) {
       "gru_param_layout", [](const GruConfig& cfg) { return bindings::layout_list(fastgru::gru_param_layout(cfg)); },
       py::arg("config"), "[(name, offset, shape)] of the flat parameter buffer, in torch.nn.GRU order.");
   m.def("gru_param_count", &fastgru::gru_param_count, py::arg("config"));
+  m.def(
+      "gru_pack_int8",
+      [](const GruConfig& cfg, bindings::Int8Array weights) {
+        expect_shape(weights, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "weights");
+        bindings::Int8Array packed({static_cast<py::ssize_t>(fastgru::gru_int8_packed_size(cfg))});
+        fastgru::gru_pack_int8(cfg, weights.data(), packed.mutable_data());
+        return packed;
+      },
+      py::arg("config"), py::arg("weights"),
+      "int8 weights (gru_param_count, each at its layout place) packed for gru_step_int8 and "
+      "gru_forward_int8: panels of 16 rows by 4 inputs, once per quantized GRU.");
   m.def("gru_workspace_size", &fastgru::gru_workspace_size, py::arg("config"), py::arg("steps"), py::arg("batch"),
         "Elements of the training workspace of a forward over (steps, batch).");
   m.attr("MAX_LAYERS") = fastgru::kMaxLayers;

@@ -125,13 +125,13 @@ void naive_int8_step(const GruConfig& cfg, const int8_t* w_ih, const int8_t* w_h
   }
 }
 
-// int8 weights for `cfg` at their layout places, row scales (L*D, 2, 3H), and the biases in
-// params. Values cover -127..127; weight_ih_l0's first rows are all +127, then all -127, so
-// that with a constant input the pairwise sums reach 2 * 127 * 127, where a product of
-// unsigned by signed bytes would saturate.
+// int8 weights for `cfg` at their layout places and packed (gru_pack_int8), row scales
+// (L*D, 2, 3H), and the biases in params. Values cover -127..127; weight_ih_l0's first rows are
+// all +127, then all -127, so that with a constant input the pairwise sums reach 2 * 127 * 127,
+// where a product of unsigned by signed bytes would saturate.
 struct Int8Model {
   std::vector<float> params, scales;
-  std::vector<int8_t> q;
+  std::vector<int8_t> q, packed;
 };
 Int8Model int8_model(const GruConfig& cfg) {
   const size_t H = cfg.hidden_size, n = gru_param_count(cfg);
@@ -150,6 +150,8 @@ Int8Model int8_model(const GruConfig& cfg) {
     }
     ++matrix;
   }
+  m.packed.assign(gru_int8_packed_size(cfg), 1);  // not zeros: the packing must write its padding
+  gru_pack_int8(cfg, m.q.data(), m.packed.data());
   return m;
 }
 
@@ -158,7 +160,8 @@ void check_int8(const std::string& isa, Checker& check) {
   cfg.hidden_size = 37;
   cfg.num_layers = 2;
   const size_t H = cfg.hidden_size, batch = 5;  // a group of four advancing together, then one
-  // Input sizes: a 64-byte vector and a tail, or three and a 32-byte one (and a tail).
+  // Input sizes padded to the panels' depth (67: 68) or not (232); H = 37 pads each gate's rows
+  // to three panels and W_hh's depth to 40.
   for (size_t input_size : {67, 232})
     for (bool reset_after : {true, false}) {
       cfg.input_size = input_size;
@@ -168,7 +171,7 @@ void check_int8(const std::string& isa, Checker& check) {
       const std::string at =
           isa + " int8 I=" + std::to_string(I) + " " + (reset_after ? "reset-after" : "reset-before") + ": ";
       const Int8Model m = int8_model(cfg);
-      const Int8Weights<float> w{m.q.data(), m.scales.data()};
+      const Int8Weights<float> w{m.packed.data(), m.scales.data()};
       std::vector<float> x = random_vector<float>(batch * I), h = random_vector<float>(cfg.num_layers * batch * H);
       std::fill_n(x.begin(), I, 0.75f);     // sequence 0: a constant input, against the +-127 rows
       std::fill_n(h.begin() + H, H, 0.0f);  // sequence 1 of layer 0: a zero state (scale 0)
@@ -229,7 +232,7 @@ void check_int8(const std::string& isa, Checker& check) {
       bi.num_layers = 1;
       const Int8Model mb = int8_model(bi);
       std::vector<float> yb(T * batch * 2 * H), hb(2 * batch * H);
-      gru_forward_int8<float>(bi, {mb.q.data(), mb.scales.data()}, mb.params.data(), T, batch, xs.data(), nullptr,
+      gru_forward_int8<float>(bi, {mb.packed.data(), mb.scales.data()}, mb.params.data(), T, batch, xs.data(), nullptr,
                               lengths.data(), yb.data(), hb.data());
       bool reversed = true;
       const DirectionLayout rev = gru_direction_layout(bi, 0, 1);
@@ -251,8 +254,8 @@ void check_int8(const std::string& isa, Checker& check) {
   wide.input_size = kMaxInt8Depth + 1;
   wide.hidden_size = 1;
   check.throws<std::invalid_argument>(isa + " int8 step past kMaxInt8Depth inputs", [&] {
-    std::vector<int8_t> q(gru_param_count(wide));
-    std::vector<float> p(q.size()), scales(6), x(wide.input_size), hh(1), out(1);
+    std::vector<int8_t> q(gru_int8_packed_size(wide));
+    std::vector<float> p(gru_param_count(wide)), scales(6), x(wide.input_size), hh(1), out(1);
     gru_step_int8<float>(wide, {q.data(), scales.data()}, p.data(), 1, x.data(), hh.data(), out.data());
   });
 }

@@ -108,9 +108,16 @@ void gru_step(const GruConfig& cfg, const T* params, size_t batch, const T* x, c
 // python/fastgru/reference/quantize.py; gate math, biases, states and outputs stay float32.
 template <class T>
 struct Int8Weights {
-  const int8_t* weights;  // (gru_param_count): each weight at its gru_param_layout place (bias places unused)
-  const T* scales;        // (L*D, 2, 3H): per direction, weight_ih's row scales, then weight_hh's
+  const int8_t* packed;  // (gru_int8_packed_size): the int8 weights as gru_pack_int8 packs them
+  const T* scales;       // (L*D, 2, 3H): per direction, weight_ih's row scales, then weight_hh's
 };
+
+// The int8 weights as the int8 kernels read them, packed once: gru_pack_int8 copies the weight
+// matrices of `weights` (gru_param_count int8 values, each weight at its gru_param_layout place;
+// the bias places are not read) into `packed` (gru_int8_packed_size bytes), in panels of 16 rows
+// by 4 inputs per 64 bytes, each gate's rows and each matrix's inputs padded with zeros.
+size_t gru_int8_packed_size(const GruConfig& cfg);
+void gru_pack_int8(const GruConfig& cfg, const int8_t* weights, int8_t* packed);
 
 // The most inputs an int8 product may have: its int32 sum of products of at most 127 * 127
 // must not overflow. gru_step_int8 and gru_forward_int8 throw std::invalid_argument beyond.
