@@ -3,7 +3,7 @@ layer and model for reference, by the protocol of bench/README.md: same process,
 A B C D A B C D ..., same thread count, median times, ratios from the same run.
 
     python bench/torch_step.py [--configs small medium ...] [--threads 1 2] [--iters N]
-                               [--no-packed] [--own-pool] [--markdown]
+                               [--no-packed] [--own-pool] [--fused-adam] [--markdown]
 
 The step, for each system (float32, 1 layer, reset-after, time-major (T, B, I) input):
   nn.GRU, fastgru.torch: y, _ = gru(x); loss = mse(head(y), target); opt.zero_grad();
@@ -18,7 +18,10 @@ and average the loss over the valid steps.
 ratio = nn.GRU time / system time; "glue" = ratio(fastgru.torch) / ratio(fastgru layer): the
 share of the layer's speed-up that survives the custom operators, autograd and tensor plumbing
 of fastgru.torch. --own-pool keeps fastgru's regions on its own thread pool instead of torch's
-OpenMP threads (fastgru.torch.share_torch_threads(False)). Before timing, one step of fastgru.torch is checked against nn.GRU's (same
+OpenMP threads (fastgru.torch.share_torch_threads(False)). --fused-adam gives every
+torch.optim.Adam (nn.GRU's, fastgru.torch's, the heads') fused=True, torch's one-kernel Adam,
+as a user who wants a fast step would: the optimizer is then no longer most of the glue at small
+sizes. Before timing, one step of fastgru.torch is checked against nn.GRU's (same
 loss and gradients), so wrong code is never timed.
 """
 
@@ -39,6 +42,7 @@ import fastgru
 import fastgru.torch
 
 SYSTEMS = ("nn.GRU", "fastgru.torch", "fastgru layer", "fastgru model")
+TORCH_ADAM = {"lr": LR}  # every torch.optim.Adam's options; --fused-adam adds fused=True
 
 
 def make_batch(B, T, I, packed, seed=0):
@@ -55,7 +59,7 @@ class TorchStep:
 
     def __init__(self, gru, head, x, target, lengths, packed):
         self.gru, self.head = gru, head
-        self.opt = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=LR)
+        self.opt = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), **TORCH_ADAM)
         self.packed = packed
         if packed:
             self.x = pack_padded_sequence(x, lengths, enforce_sorted=False)
@@ -85,7 +89,7 @@ class LayerStep:
         self.layer.load_state_dict(gru_state)
         self.layer_opt = fastgru.Adam(self.layer, lr=LR)
         self.head = head
-        self.head_opt = torch.optim.Adam(head.parameters(), lr=LR)
+        self.head_opt = torch.optim.Adam(head.parameters(), **TORCH_ADAM)
         self.x = x.numpy()
         self.lengths = lengths.numpy() if packed else None
         self.valid = (torch.arange(x.shape[0])[:, None] < lengths[None, :]) if packed else None
@@ -178,9 +182,12 @@ def main():
     parser.add_argument("--iters", type=int, help="timed iterations per system (default: per config)")
     parser.add_argument("--no-packed", action="store_true", help="skip the PackedSequence rows")
     parser.add_argument("--own-pool", action="store_true", help="fastgru's own thread pool, not torch's threads")
+    parser.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True) everywhere")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready markdown table")
     args = parser.parse_args()
     fastgru.torch.share_torch_threads(not args.own_pool)
+    if args.fused_adam:
+        TORCH_ADAM["fused"] = True
 
     load_before = os.getloadavg()[0]
     rows = []
@@ -207,7 +214,8 @@ def main():
     print(f"command: python bench/{os.path.basename(__file__)} {' '.join(sys.argv[1:])}".rstrip())
     print(
         f"fastgru {fastgru.__version__} isa {fastgru.active_isa()}, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs; 1-minute load average "
+        f"Python {platform.python_version()}, {os.cpu_count()} logical CPUs, torch.optim.Adam "
+        f"{'fused' if args.fused_adam else 'default (per tensor)'}; 1-minute load average "
         f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     )
     print(

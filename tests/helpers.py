@@ -1,11 +1,21 @@
 """Test helpers shared by several test modules (fixtures live in conftest.py)."""
 
+import importlib.util
 import itertools
 import os
 import shutil
 
 import numpy as np
 import pytest
+
+
+def require_installed(*packages):
+    """Skips the test unless every package is installed, without importing any: keras would load
+    its default backend, TensorFlow, into the test process, whose LLVM then aborts the process
+    when the newest torch's wheel imports Triton's (torch.compile, torch.optim)."""
+    for name in packages:
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed")
 
 
 def numeric_grad(f, a, eps=1e-6):

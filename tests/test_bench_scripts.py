@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import require_installed
 
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
 
@@ -29,6 +30,8 @@ def test_torch_step():
     pytest.importorskip("torch")
     out = run("torch_step.py", "--configs", "small", "--threads", "1", "--iters", "1", "--no-packed")
     assert "glue" in out and "small" in out
+    out = run("torch_step.py", "--configs", "b1", "--threads", "1", "--iters", "1", "--no-packed", "--fused-adam")
+    assert "Adam fused" in out and "b1" in out
 
 
 def test_compare_with_bfloat16():
@@ -61,8 +64,7 @@ def test_mpi_scaling():
 
 
 def test_keras_step():
-    pytest.importorskip("keras")
-    pytest.importorskip("jax")
+    require_installed("keras", "jax")
     out = run(
         "keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1", "--batches", "1"
     )

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers import require_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -51,8 +51,7 @@ def test_forecast_with_torch_compares(torch):
 
 
 def test_forecast_keras_trains_both_layers():
-    pytest.importorskip("keras")
-    pytest.importorskip("jax")
+    require_installed("keras", "jax")
     result = run_example(
         "forecast_co2_keras.py", "--epochs", "1", "--hidden", "4", "--train-windows", "64", env={"KERAS_BACKEND": "jax"}
     )

@@ -771,7 +771,7 @@ class GRU(nn.Module):
         config = (H, L, bidirectional, bias, bool(self.reset_after), compute_dtype)
         if not tracing and _eager((x, hx, params, lengths, dropout)):
             if keep_workspace:
-                y, h_n = _EagerGru.apply(x, hx, params, lengths, dropout, config)  # type: ignore[no-untyped-call]
+                y, h_n = _EagerGru.apply(x, hx, params, lengths, dropout, config)  # type: ignore[no-untyped-call, unused-ignore]  # typed from torch 2.15 on
             else:
                 y, h_n, _ = _gru_forward_impl(x, hx, params, lengths, dropout, *config, False)
             return y, h_n
