@@ -70,15 +70,22 @@ def is_float_array(value: object, dtype: npt.DTypeLike, shape: tuple[int | None,
     (a stream step costs microseconds) that then skip building an error message."""
     if (
         type(value) is not np.ndarray
-        or value.dtype != dtype
+        or value.dtype != _NUMPY_DTYPES.get(dtype, dtype)  # a dtype compares faster than a scalar type
         or not value.flags.c_contiguous
-        or value.ndim != len(shape)
     ):
         return False
-    for want, got in zip(shape, value.shape):  # noqa: SIM110  # a loop: cheaper than all() on a generator
-        if want is not None and want != got:
+    got: tuple[int, ...] = value.shape
+    if None not in shape:
+        return got == shape
+    if len(got) != len(shape):
+        return False
+    for want, size in zip(shape, got):  # noqa: SIM110  # a loop: cheaper than all() on a generator
+        if want is not None and want != size:
             return False
     return True
+
+
+_NUMPY_DTYPES: dict[Any, np.dtype[Any]] = {t: np.dtype(t) for t in FLOAT_DTYPES.values()}
 
 
 def as_float_array(
