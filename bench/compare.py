@@ -239,12 +239,17 @@ def median_seconds(fn, iters, warmup=WARMUP):
 
 
 def interleaved_medians(fns, iters, warmup=WARMUP):
-    """Runs fns round-robin (A B C A B C ...) warmup + iters times; for each, (median seconds,
-    median seconds of it the calling thread waited for a CPU)."""
+    """Runs fns round-robin warmup + iters times, each round starting one system later (A B C,
+    B C A, C A B, ...) so that every system follows every other equally often: whatever a system
+    leaves behind (cold caches, another runtime's threads still spinning) is not always paid by
+    the same next one. For each, (median seconds, median seconds of it the calling thread waited
+    for a CPU)."""
     times = [[] for _ in fns]
     waits = [[] for _ in fns]
     for i in range(warmup + iters):
-        for k, fn in enumerate(fns):
+        for j in range(len(fns)):
+            k = (i + j) % len(fns)
+            fn = fns[k]
             wait = _runqueue_wait()
             start = time.perf_counter()
             fn()

@@ -1,6 +1,7 @@
 """A full PyTorch training step with torch.nn.GRU vs fastgru.torch.GRU, and with fastgru's own
 layer and model for reference, by the protocol of bench/README.md: same process, interleaved
-A B C D A B C D ..., same thread count, median times, ratios from the same run.
+(A B C D, B C D A, ...: each round starts one system later), same thread count, median times,
+ratios from the same run.
 
     python bench/torch_step.py [--configs small medium ...] [--threads 1 2] [--iters N]
                                [--no-packed] [--own-pool] [--fused-adam] [--markdown]

@@ -23,7 +23,14 @@ import fastgru.torch as ft  # noqa: E402
 F64 = torch.float64
 FIRST, SECOND = 1e-10, 1e-9  # relative tolerances of first- and second-order results (float64)
 # Forward-mode AD loads torch's jvp decompositions on first use, which calls torch.jit.script.
-jit_script_deprecated = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def jit_script_deprecated(test):
+    """torch's forward-mode decompositions call torch.jit.script, which is deprecated: a
+    DeprecationWarning up to torch 2.14, a FutureWarning from 2.15. That warning alone is accepted."""
+    for category in ("DeprecationWarning", "FutureWarning"):
+        test = pytest.mark.filterwarnings(f"ignore:`torch.jit.script` is deprecated:{category}")(test)
+    return test
 
 
 class Case:
