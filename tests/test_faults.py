@@ -26,10 +26,14 @@ def python(script, *args):
 
 # A forward over 1024 layers x 50,000 steps: minutes of work in one C++ call, in little memory.
 LONG_FORWARD = """
-    import sys, time
+    import signal, sys, time
     import numpy as np
     import fastgru
     from fastgru import _core
+
+    # As in a terminal: a child of a background job (a CI step run with &) starts with SIGINT
+    # ignored, and Python then keeps it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     config = _core.GruConfig(1, 64, 1024)
     params = np.zeros(_core.gru_param_count(config), np.float32)
