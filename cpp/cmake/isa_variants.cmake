@@ -93,3 +93,16 @@ ${rows}};
 ")
   target_include_directories(${target} PRIVATE "${CMAKE_CURRENT_BINARY_DIR}/isa")
 endfunction()
+
+# fastgru_x86_compiler_has(<var> <flags> <body>): sets <var> (cached) when the compiler, given
+# <flags>, builds a program whose main() runs <body> after __builtin_cpu_init(): an instruction
+# set's intrinsic and its run-time check, so a variant is declared only where both exist.
+function(fastgru_x86_compiler_has var flags body)
+  include(CheckCXXSourceCompiles)
+  set(CMAKE_REQUIRED_FLAGS "${flags}")
+  check_cxx_source_compiles("#include <immintrin.h>
+    int main() {
+      __builtin_cpu_init();
+      ${body}
+    }" ${var})
+endfunction()

@@ -51,7 +51,7 @@ struct GemmKernels {
   void (*gemv_rows)(size_t n, size_t K, const T* w, size_t ldw, size_t vectors, const T* const* v, T* y, size_t ldy);
 
   // sums[c * ld_sums + i] = W(i, :) a[c] for the rows i < panels * kQ8PanelRows of int8 weights W
-  // packed in `panels` consecutive panels (kQ8Panels: K a multiple of kQ8Group) and `vectors`
+  // packed in `panels` consecutive panels (the layout above: K a multiple of kQ8Group) and `vectors`
   // int8 activation vectors a[c] (K, zero-padded like W): exact int32 sums (fastgru.quantize:
   // values in [-127, 127], K <= kMaxInt8Depth), so every instruction set gives the same
   // integers. The weights, a quarter of float's bytes, are read once for up to four vectors.

@@ -93,15 +93,14 @@ struct Operand {
   T scale = 0;
 };
 
-// `src` (n elements) as an operand: itself, its bfloat16-rounded copy in `rounded`, or with int8
-// weights its quantized copy in `quantized` (one scale per vector, fastgru.reference.quantize),
-// zero-padded to the weight panels' depth.
+// `src` (n elements) as an operand of the weights w: itself, its bfloat16-rounded copy in
+// `rounded`, or with int8 weights its quantized copy in `quantized` (one scale per vector,
+// fastgru.reference.quantize), zero-padded to the depth of w's panels.
 template <class T>
-Operand<T> operand(const GruConfig& cfg, bool int8, const T* src, size_t n, std::vector<T>& rounded,
+Operand<T> operand(const GruConfig& cfg, const WeightRows<T>& w, const T* src, size_t n, std::vector<T>& rounded,
                    std::vector<int8_t>& quantized) {
-  if (int8) {
-    const size_t depth = (n + detail::kQ8Group - 1) / detail::kQ8Group * detail::kQ8Group;
-    quantized.resize(depth);
+  if (w.q) {
+    quantized.resize(w.panels.depth);
     std::fill(quantized.begin() + n, quantized.end(), int8_t(0));
     return {src, quantized.data(), detail::kernels<T>().gemm.quantize_q8(n, src, quantized.data())};
   }
@@ -164,11 +163,11 @@ void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const
                 StepScratch<T>& scratch) {
   const size_t H = cfg.hidden_size, blocks = (H + U - 1) / U, count = s.count;
   const auto& kern = detail::kernels<T>();
-  const bool bf16 = cfg.compute_dtype == ComputeDtype::bfloat16, int8 = p.ih.q != nullptr;
+  const bool bf16 = cfg.compute_dtype == ComputeDtype::bfloat16;
   Operand<T> v_op[kSequences], h_op[kSequences];  // the products' operands
   for (size_t c = 0; c < count; ++c) {
-    v_op[c] = operand(cfg, int8, s.v[c], in, scratch.copies[c].v, scratch.copies[c].qv);
-    h_op[c] = operand(cfg, int8, s.h[c], H, scratch.copies[c].h, scratch.copies[c].qh);
+    v_op[c] = operand(cfg, p.ih, s.v[c], in, scratch.copies[c].v, scratch.copies[c].qv);
+    h_op[c] = operand(cfg, p.hh, s.h[c], H, scratch.copies[c].h, scratch.copies[c].qh);
   }
   auto products = [&](size_t u0, size_t n, size_t cols, const WeightRows<T>& w, const Operand<T>* a, T* out,
                       size_t stride, size_t gate0 = 0, size_t gate1 = 3) {
@@ -207,7 +206,7 @@ void layer_step(const GruConfig& cfg, const LayerWeights<T>& p, size_t in, const
   }
   Operand<T> rh_op[kSequences];
   for (size_t c = 0; c < count; ++c)
-    rh_op[c] = operand(cfg, int8, static_cast<const T*>(rh(c)), H, scratch.copies[c].rh, scratch.copies[c].qrh);
+    rh_op[c] = operand(cfg, p.hh, static_cast<const T*>(rh(c)), H, scratch.copies[c].rh, scratch.copies[c].qrh);
   for (size_t i = 0; i < blocks; ++i) {
     const size_t k = backwards ? i : blocks - 1 - i;  // the first pass's last blocks first
     const size_t u0 = k * U, n = std::min(U, H - u0);

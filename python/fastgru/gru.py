@@ -252,7 +252,7 @@ class GRU(FlatParameters):
             state = as_float_array(h, "h", dtype, (L, B, H), f"(L, B, H) = ({L}, {B}, {H})")
         result: tuple[FloatArray, FloatArray]
         if self.backend == "cpp":
-            if self.quantization is not None:  # int8 rows read as stored: a quarter of the bytes
+            if self.quantization is not None:  # the packed int8 weights: a quarter of the bytes
                 step_int8 = core_entry("gru_step_int8", self.dtype)
                 result = step_int8(self.config, *self._int8_kernel_args(), self._params, x, state)
             else:
