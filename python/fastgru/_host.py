@@ -10,9 +10,13 @@ The training forward keeps the core's workspace (what backward needs, tens of me
 typical sizes) here, on the host, and returns a token for it: handing it to the framework as an
 array output cost more than the forward itself (JAX copies a callback's outputs into fresh
 buffers; measured 482 against 187 ms for a medium forward). The backward takes the token and
-drops the workspace. Frameworks may merge identical calls, call a backward twice or never, so
+is done with it. Frameworks may merge identical calls, call a backward twice or never, so
 backward also gets the forward's inputs: when its workspace is gone it runs the forward again.
 At most MAX_KEPT_BYTES of workspaces wait for their backward; beyond that the oldest go.
+
+A workspace whose backward has run goes back to a small free list for the next forward: allocated
+afresh, a block that large comes straight from the OS and every 4 KiB page faults on first touch
+(measured at medium size: 36 MB, 102-128 ms per forward and backward against 88 ms reused).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import collections
 import functools
 import itertools
 import threading
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,12 +78,35 @@ MAX_KEPT_BYTES = 1 << 30
 
 
 class _Workspaces:
-    """Workspaces of training forwards waiting for their backward, by token (oldest first)."""
+    """Workspaces of training forwards waiting for their backward, by token (oldest first), and
+    up to FREE_CAPACITY freed ones for the next forwards to reuse."""
+
+    FREE_CAPACITY = 2
 
     def __init__(self) -> None:
         self._kept: collections.OrderedDict[int, NDArray[np.floating]] = collections.OrderedDict()
+        self._free: list[NDArray[np.uint8]] = []
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
+
+    def new(self, size: int, dtype: np.dtype[Any]) -> NDArray[np.floating]:
+        """An array of size elements of dtype: the smallest free one that fits, else a new one."""
+        nbytes = size * dtype.itemsize
+        with self._lock:
+            fits = [i for i, block in enumerate(self._free) if block.nbytes >= nbytes]
+            block = self._free.pop(min(fits, key=lambda i: self._free[i].nbytes)) if fits else None
+        if block is None:
+            block = np.empty(nbytes, np.uint8)
+        return block[:nbytes].view(dtype)
+
+    def release(self, workspace: NDArray[np.floating]) -> None:
+        """Hands back a workspace that nothing uses any more (its backward has run)."""
+        owner = workspace.base  # the uint8 block that new() cut it from
+        block = owner if isinstance(owner, np.ndarray) and owner.dtype == np.uint8 else workspace.view(np.uint8)
+        with self._lock:
+            self._free.append(block)
+            if len(self._free) > self.FREE_CAPACITY:
+                self._free.remove(min(self._free, key=lambda b: b.nbytes))
 
     def keep(self, workspace: NDArray[np.floating]) -> int:
         with self._lock:
@@ -130,7 +158,7 @@ def forward_train(
     lengths: NDArray[np.integer],
 ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.int32]]:
     """forward, keeping the workspace for backward: returns y, h_n and the token (an int32 scalar)."""
-    workspace = np.empty(workspace_size(config, x.shape[1], x.shape[0]), x.dtype)
+    workspace = _workspaces.new(workspace_size(config, x.shape[1], x.shape[0]), x.dtype)
     y, h_n = _forward(config, params, x, h0, core_lengths(lengths, x.shape[1]), workspace)
     return y, h_n, np.array(_workspaces.keep(workspace), np.int32)
 
@@ -152,10 +180,11 @@ def backward(
     valid = core_lengths(lengths, dy.shape[1])
     workspace = _workspaces.take(int(token))
     if workspace is None:  # already used, or dropped: the forward again
-        workspace = np.empty(workspace_size(config, x.shape[1], x.shape[0]), dtype)
+        workspace = _workspaces.new(workspace_size(config, x.shape[1], x.shape[0]), dtype)
         _forward(config, params, x, h0, valid, workspace)
     grad = np.zeros(params.shape[0], dtype)
     dx, dh0 = core_entry("gru_backward", dtype)(
         config, np.ascontiguousarray(params), workspace, _time_major(dy), grad, np.ascontiguousarray(dh_n), valid, None
     )
+    _workspaces.release(workspace)
     return _time_major(dx), dh0, grad
