@@ -2,6 +2,7 @@
 the NumPy reference, including workspaces reused from one training forward to the next."""
 
 import numpy as np
+import pytest
 
 from fastgru import _core, _host
 from fastgru.reference import gru as reference
@@ -22,7 +23,8 @@ def reference_grads(params_flat, config, x, h0, lengths, dy, dh_n):
 
 def test_training_forwards_reuse_freed_workspaces(rng):
     """Three training forwards of one shape, their backwards interleaved: the third forward takes
-    the workspace that the first one's backward freed, and every result equals the reference."""
+    the workspace that the first one's backward freed (the core's store: kept_workspaces.h), and
+    every result equals the reference."""
     config = _host.gru_config(3, 5, 2, True, True, True)
     B, T = 4, 6
     params = rng.uniform(-0.5, 0.5, _core.gru_param_count(config)).astype(np.float32)
@@ -42,24 +44,44 @@ def test_training_forwards_reuse_freed_workspaces(rng):
         for got, want, what in zip(forward + backward, expected[i], ("y", "h_n", "dx", "dh0", "grad")):
             np.testing.assert_allclose(got, want, atol=ATOL, err_msg=f"case {i}: {what}")
 
+    def backward(i, token):
+        return _host.backward(config, token, params, cases[i][0], cases[i][1], lengths, *cases[i][2:])
+
+    kept, free = _core.kept_workspace_counts()
     first = _host.forward_train(config, params, cases[0][0], cases[0][1], lengths)
     second = _host.forward_train(config, params, cases[1][0], cases[1][1], lengths)
-    freed = _host._workspaces._kept[int(first[2])]
-    check(0, first[:2], _host.backward(config, first[2], params, cases[0][0], cases[0][1], lengths, *cases[0][2:]))
+    assert _core.kept_workspace_counts()[0] == kept + 2
+    check(0, first[:2], backward(0, first[2]))
+    assert _core.kept_workspace_counts() == (kept + 1, max(free, 1))
     third = _host.forward_train(config, params, cases[2][0], cases[2][1], lengths)
-    assert np.shares_memory(_host._workspaces._kept[int(third[2])], freed), "the freed workspace was not reused"
-    check(2, third[:2], _host.backward(config, third[2], params, cases[2][0], cases[2][1], lengths, *cases[2][2:]))
-    check(1, second[:2], _host.backward(config, second[2], params, cases[1][0], cases[1][1], lengths, *cases[1][2:]))
+    assert _core.kept_workspace_counts() == (kept + 2, max(free, 1) - 1), "the freed workspace was not reused"
+    check(2, third[:2], backward(2, third[2]))
+    check(1, second[:2], backward(1, second[2]))
+    assert _core.kept_workspace_counts()[0] == kept
 
 
-def test_free_list_is_bounded():
-    workspaces = _host._Workspaces()
-    blocks = [workspaces.new(n, np.dtype(np.float32)) for n in (10, 20, 30, 40)]
-    for block in blocks:
-        workspaces.release(block)
-    assert len(workspaces._free) == workspaces.FREE_CAPACITY
-    assert sorted(b.nbytes for b in workspaces._free) == [120, 160]  # the largest kept
-    reused = workspaces.new(25, np.dtype(np.float64))  # 200 bytes: fits neither, so a new block
-    assert reused.nbytes == 200 and len(workspaces._free) == 2
-    small = workspaces.new(30, np.dtype(np.float32))  # fits the 120-byte block exactly
-    assert small.shape == (30,) and len(workspaces._free) == 1
+def test_a_backward_without_its_workspace_runs_the_forward_again(rng):
+    """A second backward of one forward, and a backward of token 0 (TensorFlow's forward without
+    a workspace), find no workspace: they run the forward again and give the same gradients."""
+    config = _host.gru_config(3, 5, 1, False, True, False)
+    B, T = 2, 4
+    params = rng.uniform(-0.5, 0.5, _core.gru_param_count(config)).astype(np.float32)
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    h0 = rng.standard_normal((1, B, 5)).astype(np.float32)
+    dy = rng.standard_normal((B, T, 5)).astype(np.float32)
+    dh_n = rng.standard_normal((1, B, 5)).astype(np.float32)
+    lengths = np.array([4, 2], np.int32)
+    expected = reference_grads(params, config, x, h0, lengths, dy, dh_n)[2:]
+    token = _host.forward_train(config, params, x, h0, lengths)[2]
+    for t in (token, token, np.int32(0)):
+        for got, want in zip(_host.backward(config, t, params, x, h0, lengths, dy, dh_n), expected):
+            np.testing.assert_allclose(got, want, atol=ATOL)
+
+
+def test_refused_lengths():
+    config = _host.gru_config(3, 5, 1, False, True, True)
+    x, h0 = np.zeros((2, 4, 3), np.float32), np.zeros((1, 2, 5), np.float32)
+    params = np.zeros(_core.gru_param_count(config), np.float32)
+    for lengths, message in (([4, -1], "right-padded"), ([0, 4], "no unmasked step")):
+        with pytest.raises(ValueError, match=message):
+            _host.forward(config, params, x, h0, np.array(lengths, np.int32))

@@ -193,3 +193,48 @@ def test_a_second_backward_runs_the_forward_again(rng):
     for name in params:
         close(first[name], expected[name], f"d{name}")
         close(second[name], expected[name], f"d{name} (second backward)")
+
+
+def test_float64(rng):
+    """float64 parameters and inputs (jax_enable_x64) run the core's float64 path: against plain
+    JAX at float64's precision."""
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
+    with enable_x64(True):
+        params, x, h0 = setup(rng, num_layers=2)
+        params = {name: value.astype(jnp.float64) for name, value in params.items()}
+        x, h0, lengths = x.astype(jnp.float64), h0.astype(jnp.float64), jnp.asarray([5, 1, 3])
+        wy = jnp.asarray(rng.standard_normal((3, 5, 6)))
+
+        def loss(gru):
+            return lambda p, x, h0: jnp.sum(gru(p, x, h0, lengths)[0] * wy)
+
+        value, grads = jax.jit(jax.value_and_grad(loss(fastgru_jax.gru), argnums=(0, 1, 2)))(params, x, h0)
+        value_ref, grads_ref = jax.value_and_grad(
+            loss(lambda p, x, h0, lengths: plain_gru(p, x, h0, lengths, True)), argnums=(0, 1, 2)
+        )(params, x, h0)
+        assert value.dtype == jnp.float64
+        np.testing.assert_allclose(value, value_ref, rtol=1e-12)
+        for got, want in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(grads_ref)):
+            assert got.dtype == jnp.float64
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_mask_that_is_not_right_padded_is_refused(rng):
+    """fastgru.keras' lengths of -1 (a mask with a False step before a True one) reach the XLA
+    call, whose error carries the mask's message."""
+    params, x, h0 = setup(rng)
+    with pytest.raises(Exception, match="right-padded"):
+        jax.block_until_ready(fastgru_jax.gru(params, x, lengths=jnp.asarray([5, -1, 2])))
+
+
+def test_training_steps_leave_no_workspace_behind(rng):
+    """Each jitted gradient step's backward takes the workspace its forward kept in the core."""
+    from fastgru import _core
+
+    params, x, h0 = setup(rng)
+    step = jax.jit(jax.grad(lambda p: jnp.sum(fastgru_jax.gru(p, x, h0)[0] ** 2)))
+    jax.block_until_ready(step(params))
+    kept = _core.kept_workspace_counts()[0]
+    for _ in range(3):
+        jax.block_until_ready(step(params))
+    assert _core.kept_workspace_counts()[0] == kept

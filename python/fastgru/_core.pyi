@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_pack_int8', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads']
+__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MASK_EMPTY_ROW', 'MASK_NOT_RIGHT_PADDED', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_backward_kept_float32', 'gru_backward_kept_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_forward_keeping_float32', 'gru_forward_keeping_float64', 'gru_pack_int8', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'kept_workspace_counts', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads', 'xla_ffi_handlers']
 class GruConfig:
     def __getstate__(self) -> tuple[int, int, int, bool, bool, bool, str]:
         ...
@@ -212,6 +212,14 @@ def gru_backward_float64(config: GruConfig, params: typing.Annotated[numpy.typin
     """
     (dx, dh0) through the training-mode forward that filled workspace (given the same lengths and dropout); adds the parameter gradients into grad.
     """
+def gru_backward_kept_float32(config: GruConfig, token: typing.SupportsInt | typing.SupportsIndex, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple[typing.Any, ...]:
+    """
+    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
+    """
+def gru_backward_kept_float64(config: GruConfig, token: typing.SupportsInt | typing.SupportsIndex, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple[typing.Any, ...]:
+    """
+    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
+    """
 def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, workspace: numpy.typing.NDArray[typing.Any] | None = None) -> tuple[typing.Any, ...]:
     """
     (y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.
@@ -227,6 +235,14 @@ def gru_forward_int8_float32(config: GruConfig, packed: typing.Annotated[numpy.t
 def gru_forward_int8_float64(config: GruConfig, packed: typing.Annotated[numpy.typing.ArrayLike, numpy.int8], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
     """
     Inference forward with int8 weights (as gru_step_int8's) -> (y, h_n): gru_step_int8's steps over the whole sequence.
+    """
+def gru_forward_keeping_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
+    """
+    Training forward -> (y, h_n, token): the workspace stays in the core's store under token (>= 1) for gru_backward_kept.
+    """
+def gru_forward_keeping_float64(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[typing.Any, ...]:
+    """
+    Training forward -> (y, h_n, token): the workspace stays in the core's store under token (>= 1) for gru_backward_kept.
     """
 def gru_pack_int8(config: GruConfig, weights: typing.Annotated[numpy.typing.ArrayLike, numpy.int8]) -> numpy.typing.NDArray[numpy.int8]:
     """
@@ -257,6 +273,10 @@ def gru_step_int8_float64(config: GruConfig, packed: typing.Annotated[numpy.typi
 def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex) -> int:
     """
     Elements of the training workspace of a forward over (steps, batch).
+    """
+def kept_workspace_counts() -> tuple[int, int]:
+    """
+    (waiting for their backward, on the free list): training workspaces in the core's store.
     """
 def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple[typing.Any, ...]:
     """
@@ -299,8 +319,14 @@ def uses_openmp_threads() -> bool:
     """
     Whether parallel regions run on the OpenMP runtime's threads (use_openmp_threads).
     """
+def xla_ffi_handlers() -> dict[typing.Any, typing.Any]:
+    """
+    XLA FFI handlers by target name (PyCapsules for jax.ffi.register_ffi_target): the GRU forward and backward on XLA's buffers, for fastgru.jax.
+    """
 BUILD_TYPE: str
 COMPILER: str
+MASK_EMPTY_ROW: str = 'mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs at least one step per sequence'
+MASK_NOT_RIGHT_PADDED: str = 'mask: fastgru computes right-padded sequences only (each row of the mask True for its first steps, then False); this mask has a False step before a True one'
 MAX_ELEMENTS: int = 1152921504606846975
 MAX_LAYERS: int = 1024
 __version__: str

@@ -4,9 +4,11 @@
     params = fastgru.jax.init_params(jax.random.key(0), input_size=8, hidden_size=16)
     y, h_n = fastgru.jax.gru(params, x)                  # x (B, T, I) -> y (B, T, H), h_n (1, B, H)
 
-`gru` is a jax.custom_vjp over jax.pure_callback: the forward and backward run in fastgru's core
-on the host (CPU), so jax.jit, jax.grad, jax.value_and_grad and jax.vmap work (vmap calls the
-core once per mapped element). The parameters are a dict with fastgru.GRU's (torch.nn.GRU's)
+`gru` is a jax.custom_vjp over two XLA custom calls (fastgru's FFI handlers): the forward and
+backward run in fastgru's core on the CPU, inside the compiled program, on XLA's own buffers, so
+jax.jit, jax.grad, jax.value_and_grad and jax.vmap work (vmap calls the core once per mapped
+element). The training forward's workspace (what the backward reads) stays in the core, which
+hands JAX a token for it (python/src/kept_workspaces.h says why). The parameters are a dict with fastgru.GRU's (torch.nn.GRU's)
 names, shapes and gate order (r, z, n), so fastgru.GRU(...).state_dict() and a torch.nn.GRU's
 state_dict() are valid params. With Flax installed, fastgru.jax.GRU is a flax.nnx.Module over it.
 """
@@ -17,6 +19,8 @@ import functools
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 try:
     import jax
@@ -34,27 +38,31 @@ __all__ = ["gru", "init_params"]  # and GRU, the Flax module, built on first use
 Spec = _host.Spec
 
 
+for _target, _handler in _core.xla_ffi_handlers().items():
+    jax.ffi.register_ffi_target(_target, _handler, platform="cpu")
+
+
 def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]
+
+
+def _config_attrs(spec: Spec) -> dict[str, np.int64]:
+    """The GruConfig as the XLA calls' attributes (fastgru._core.xla_ffi_handlers)."""
+    names = ("input_size", "hidden_size", "num_layers", "bidirectional", "bias", "reset_after")
+    return {name: np.int64(value) for name, value in zip(names, spec)}
 
 
 def _forward_call(
     params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec, training: bool
 ) -> tuple[jax.Array, ...]:
-    """The core's forward through pure_callback: (y, h_n), and in training the token of the
-    workspace that fastgru._host keeps for the backward."""
-    config = _host.gru_config(*spec)
-    B, T = x.shape[:2]
-    D = 2 if spec[3] else 1
-    shapes = [_shape((B, T, D * spec[1]), x.dtype), _shape(h0.shape, x.dtype)]
+    """The core's forward as an XLA custom call on time-major x: (y, h_n), and in training the
+    int32 token of the workspace that the core keeps for the backward."""
+    T, B = x.shape[:2]
+    shapes = [_shape((T, B, (2 if spec[3] else 1) * spec[1]), x.dtype), _shape(h0.shape, x.dtype)]
     if training:
         shapes.append(_shape((), jnp.int32))
-    host = _host.forward_train if training else _host.forward
-    return tuple(
-        jax.pure_callback(
-            functools.partial(host, config), tuple(shapes), params, x, h0, lengths, vmap_method="sequential"
-        )
-    )
+    call = jax.ffi.ffi_call("fastgru_gru_forward", shapes, vmap_method="sequential")
+    return tuple(call(params, x, h0, lengths, **_config_attrs(spec), training=np.int64(training)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -62,10 +70,10 @@ def gru_flat(
     params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
 ) -> tuple[jax.Array, jax.Array]:
     """The core's GRU on the flat parameter buffer params (the core's layout for spec), x (B, T, I)
-    batch-major, h0 (L*D, B, H), lengths (B,) int32 (T for an unpadded sequence; see
-    fastgru._host for the refusals). Returns y (B, T, D*H) and h_n (L*D, B, H)."""
-    y, h_n = _forward_call(params, x, h0, lengths, spec, training=False)
-    return y, h_n
+    batch-major, h0 (L*D, B, H), lengths (B,) int32 (T for an unpadded sequence; 0 and -1 are
+    refused with fastgru.keras' mask messages). Returns y (B, T, D*H) and h_n (L*D, B, H)."""
+    y, h_n = _forward_call(params, jnp.swapaxes(x, 0, 1), h0, lengths, spec, training=False)
+    return jnp.swapaxes(y, 0, 1), h_n
 
 
 Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
@@ -74,8 +82,9 @@ Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 def _gru_flat_fwd(
     params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
 ) -> tuple[tuple[jax.Array, jax.Array], Saved]:
+    x = jnp.swapaxes(x, 0, 1)  # (T, B, I)
     y, h_n, token = _forward_call(params, x, h0, lengths, spec, training=True)
-    return (y, h_n), (token, params, x, h0, lengths)
+    return (jnp.swapaxes(y, 0, 1), h_n), (token, params, x, h0, lengths)
 
 
 def _gru_flat_bwd(
@@ -83,20 +92,10 @@ def _gru_flat_bwd(
 ) -> tuple[jax.Array, jax.Array, jax.Array, None]:
     token, params, x, h0, lengths = saved
     dy, dh_n = cotangents
-    shapes = (_shape(x.shape, dy.dtype), _shape(h0.shape, dy.dtype), _shape(params.shape, dy.dtype))
-    dx, dh0, dparams = jax.pure_callback(
-        functools.partial(_host.backward, _host.gru_config(*spec)),
-        shapes,
-        token,
-        params,
-        x,
-        h0,
-        lengths,
-        dy,
-        dh_n,
-        vmap_method="sequential",
-    )
-    return dparams, dx, dh0, None
+    shapes = (_shape(x.shape, dy.dtype), _shape(dh_n.shape, dy.dtype), _shape(params.shape, dy.dtype))
+    call = jax.ffi.ffi_call("fastgru_gru_backward", shapes, vmap_method="sequential")
+    dx, dh0, dparams = call(params, token, x, h0, jnp.swapaxes(dy, 0, 1), dh_n, lengths, **_config_attrs(spec))
+    return dparams, jnp.swapaxes(dx, 0, 1), dh0, None
 
 
 gru_flat.defvjp(_gru_flat_fwd, _gru_flat_bwd)
@@ -164,8 +163,8 @@ def gru(
     Returns y (B, T, D*H) (as x: time-major or unbatched alike) and h_n (L*D, B, H).
 
     Differentiable (jax.grad, jax.value_and_grad, jax.vjp) in params, x and h0; jax.jit and
-    jax.vmap work. Computed on the host CPU; a lengths value outside 1..T raises inside the
-    callback (an error from JAX's runtime that carries fastgru's message)."""
+    jax.vmap work. Computed on the host CPU; a lengths value outside 1..T raises when the
+    computation runs (an error from JAX's runtime that carries fastgru's message)."""
     spec = _spec(params, reset_after)
     dtype = jnp.result_type(params["weight_hh_l0"])
     if dtype not in (jnp.float32, jnp.float64):

@@ -9,7 +9,7 @@
 Keras's are), configuration, masks, states, Bidirectional and saving; only the recurrence is
 replaced. On each backend the core runs through that backend's own autograd:
     torch       fastgru.torch's custom operators (fastgru::gru_forward, fastgru::gru_backward)
-    jax         fastgru.jax: jax.custom_vjp over jax.pure_callback (works under jax.jit)
+    jax         fastgru.jax: jax.custom_vjp over fastgru's XLA custom calls (works under jax.jit)
     tensorflow  tf.numpy_function under tf.custom_gradient (eager and tf.function; not under XLA,
                 so the layer tells Keras to compile without it)
 

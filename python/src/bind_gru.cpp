@@ -13,6 +13,7 @@
 #include "fastgru/checked.h"
 #include "fastgru/gru.h"
 #include "interrupt.h"
+#include "kept_workspaces.h"
 
 namespace py = pybind11;
 using bindings::Array;
@@ -89,6 +90,47 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   return py::make_tuple(dx, dh0);
 }
 
+// A training forward whose workspace stays in the core's store under the returned token
+// (kept_workspaces.h): for frameworks that call back into Python (fastgru._host).
+template <class T>
+py::tuple forward_keeping(const GruConfig& cfg, Array<T> params, Array<T> x, std::optional<Array<T>> h0,
+                          std::optional<bindings::Int64Array> lengths) {
+  check_forward(cfg, params, x, h0, lengths);
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  const py::ssize_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size;
+  Array<T> y({steps, batch, static_cast<py::ssize_t>(cfg.directions()) * H});
+  Array<T> h_n({LD, batch, H});
+  int32_t token = 0;
+  fastgru_bindings::run_interruptible([&] {
+    token = fastgru_bindings::gru_forward_keeping<T>(cfg, params.data(), steps, batch, x.data(),
+                                                     h0 ? h0->data() : nullptr, lengths ? lengths->data() : nullptr,
+                                                     y.mutable_data(), h_n.mutable_data());
+  });
+  return py::make_tuple(y, h_n, token);
+}
+
+// The backward of forward_keeping's forward (token), given that forward's inputs.
+template <class T>
+py::tuple backward_kept(const GruConfig& cfg, int32_t token, Array<T> params, Array<T> x, Array<T> dy,
+                        std::optional<Array<T>> h0, std::optional<bindings::Int64Array> lengths,
+                        std::optional<Array<T>> dh_n) {
+  check_forward(cfg, params, x, h0, lengths);
+  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  const py::ssize_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size;
+  expect_shape(dy, {steps, batch, static_cast<py::ssize_t>(cfg.directions()) * H}, "dy");
+  if (dh_n) expect_shape(*dh_n, {LD, batch, H}, "dh_n");
+  Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
+  Array<T> dh0({LD, batch, H});
+  Array<T> grad({params.shape(0)});
+  fastgru_bindings::run_interruptible([&] {
+    fastgru_bindings::gru_backward_kept<T>(cfg, token, params.data(), steps, batch, x.data(), h0 ? h0->data() : nullptr,
+                                           lengths ? lengths->data() : nullptr, dy.data(),
+                                           dh_n ? dh_n->data() : nullptr, dx.mutable_data(), dh0.mutable_data(),
+                                           grad.mutable_data());
+  });
+  return py::make_tuple(dx, dh0, grad);
+}
+
 // Inference with int8 weights (gru_pack_int8's panels, gru_int8_packed_size) and row scales
 // ((L*D, 2, 3H)); params gives the biases.
 template <class T>
@@ -160,6 +202,15 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         py::arg("dropout") = py::none(),
         "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
         "dropout); adds the parameter gradients into grad.");
+  m.def(("gru_forward_keeping_" + suffix).c_str(), &forward_keeping<T>, py::arg("config"), py::arg("params"),
+        py::arg("x"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
+        "Training forward -> (y, h_n, token): the workspace stays in the core's store under token (>= 1) for "
+        "gru_backward_kept.");
+  m.def(("gru_backward_kept_" + suffix).c_str(), &backward_kept<T>, py::arg("config"), py::arg("token"),
+        py::arg("params"), py::arg("x"), py::arg("dy"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
+        py::arg("dh_n") = py::none(),
+        "(dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs "
+        "the forward again when that workspace is gone (used, or dropped beyond the store's limit).");
   m.def(("gru_step_" + suffix).c_str(),
         [](const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) { return step<T>(cfg, params, x, h); },
         py::arg("config"), py::arg("params"), py::arg("x"), py::arg("h"),

@@ -27,6 +27,7 @@ void bind_dense(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
 void bind_model(pybind11::module_& m);
+void bind_xla_ffi(pybind11::module_& m);
 
 namespace bindings {
 

@@ -28,4 +28,5 @@ PYBIND11_MODULE(_core, m) {
   bind_loss(m);
   bind_optim(m);
   bind_model(m);
+  bind_xla_ffi(m);
 }

@@ -1,0 +1,254 @@
+// The GRU forward and backward as XLA FFI custom calls, for fastgru.jax: JAX calls them from
+// inside a compiled program, on XLA's buffers, with no Python in between. (jax.pure_callback,
+// the portable alternative, copies every argument into a fresh jax.Array and back: about 0.8 ms
+// per call at small sizes, more than the GRU's own work there.)
+//
+// fastgru_gru_forward   args  params (P,), x (T, B, I), h0 (L*D, B, H), lengths (B,) int32
+//                       attrs the GruConfig (input_size, hidden_size, num_layers, bidirectional,
+//                             bias, reset_after) and training, all integers
+//                       rets  y (T, B, D*H), h_n (L*D, B, H), and in training the int32 token
+//                             of the kept workspace (kept_workspaces.h)
+// fastgru_gru_backward  args  params, token, x, h0, dy (T, B, D*H), dh_n (L*D, B, H), lengths:
+//                             the forward's inputs and the gradients of its outputs
+//                       attrs the GruConfig
+//                       rets  dx (T, B, I), dh0 (L*D, B, H), grad (P,)
+// Float buffers are all float32 or all float64. lengths follow fastgru.keras' convention
+// (check_mask_lengths): T for an unpadded sequence, 0 and -1 refused with the mask's messages.
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bindings.h"
+#include "fastgru/gru.h"
+#include "kept_workspaces.h"
+#include "third_party/xla/ffi/api/c_api.h"
+
+namespace {
+
+namespace py = pybind11;
+using fastgru::GruConfig;
+
+// What fastgru.keras' lengths cannot be (the core's callers refuse them; fastgru._host too).
+constexpr const char* kMaskNotRightPadded =
+    "mask: fastgru computes right-padded sequences only (each row of the mask True for its first steps, then "
+    "False); this mask has a False step before a True one";
+constexpr const char* kMaskEmptyRow =
+    "mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs at least one step per "
+    "sequence";
+
+XLA_FFI_Error* make_error(const XLA_FFI_Api* api, XLA_FFI_Error_Code code, const char* message) {
+  XLA_FFI_Error_Create_Args args{};
+  args.struct_size = XLA_FFI_Error_Create_Args_STRUCT_SIZE;
+  args.message = message;  // XLA copies it
+  args.errc = code;
+  return api->XLA_FFI_Error_Create(&args);
+}
+
+// At registration XLA calls a handler with a metadata extension instead of buffers: it asks
+// which FFI version the handler speaks. These read only structs that every version has (their
+// sizes checked), so they speak the older of their header's version and the runtime's.
+bool answered_metadata(XLA_FFI_CallFrame* frame) {
+  XLA_FFI_Extension_Base* ext = frame->extension_start;
+  if (ext == nullptr || ext->type != XLA_FFI_Extension_Metadata) return false;
+  XLA_FFI_Metadata* metadata = reinterpret_cast<XLA_FFI_Metadata_Extension*>(ext)->metadata;
+  metadata->api_version.struct_size = XLA_FFI_Api_Version_STRUCT_SIZE;
+  metadata->api_version.extension_start = nullptr;
+  metadata->api_version.major_version = XLA_FFI_API_MAJOR;
+  metadata->api_version.minor_version = std::min(XLA_FFI_API_MINOR, frame->api->api_version.minor_version);
+  metadata->traits = 0;
+  return true;
+}
+
+template <class Real>
+constexpr XLA_FFI_DataType kDataType = sizeof(Real) == 4 ? XLA_FFI_DataType_F32 : XLA_FFI_DataType_F64;
+
+// A buffer's data after checking its dtype and dims; a mismatch is a bug in fastgru.jax's call,
+// reported as std::invalid_argument.
+template <class Elem>
+Elem* buffer_data(const XLA_FFI_Buffer* b, XLA_FFI_DataType dtype, std::initializer_list<int64_t> dims,
+                  const char* name) {
+  bool ok = b->dtype == dtype && b->rank == static_cast<int64_t>(dims.size());
+  int64_t i = 0;
+  for (int64_t d : dims) ok = ok && b->dims[i++] == d;
+  if (!ok) throw std::invalid_argument(std::string(name) + ": wrong dtype or shape in fastgru's XLA call");
+  return static_cast<Elem*>(b->data);
+}
+
+// One call's buffers and integer attributes.
+class Call {
+ public:
+  explicit Call(const XLA_FFI_CallFrame* frame) : frame_(frame) {
+    if (frame->args.struct_size < XLA_FFI_Args_STRUCT_SIZE || frame->rets.struct_size < XLA_FFI_Rets_STRUCT_SIZE ||
+        frame->attrs.struct_size < XLA_FFI_Attrs_STRUCT_SIZE)
+      throw std::invalid_argument("XLA's call frame is older than fastgru's FFI handlers expect");
+  }
+
+  const XLA_FFI_Buffer* arg(int64_t i) const {
+    if (i >= frame_->args.size || frame_->args.types[i] != XLA_FFI_ArgType_BUFFER)
+      throw std::invalid_argument("fastgru's XLA call: argument " + std::to_string(i) + " missing");
+    return static_cast<const XLA_FFI_Buffer*>(frame_->args.args[i]);
+  }
+
+  const XLA_FFI_Buffer* ret(int64_t i) const {
+    if (i >= frame_->rets.size || frame_->rets.types[i] != XLA_FFI_RetType_BUFFER)
+      throw std::invalid_argument("fastgru's XLA call: result " + std::to_string(i) + " missing");
+    return static_cast<const XLA_FFI_Buffer*>(frame_->rets.rets[i]);
+  }
+
+  int64_t num_rets() const { return frame_->rets.size; }
+
+  int64_t int_attr(std::string_view name) const {
+    const XLA_FFI_Attrs& attrs = frame_->attrs;
+    for (int64_t i = 0; i < attrs.size; ++i) {
+      if (std::string_view(attrs.names[i]->ptr, attrs.names[i]->len) != name) continue;
+      if (attrs.types[i] != XLA_FFI_AttrType_SCALAR) break;
+      const auto* scalar = static_cast<const XLA_FFI_Scalar*>(attrs.attrs[i]);
+      switch (scalar->dtype) {
+        case XLA_FFI_DataType_PRED:
+        case XLA_FFI_DataType_U8:
+          return *static_cast<const uint8_t*>(scalar->value);
+        case XLA_FFI_DataType_S32:
+          return *static_cast<const int32_t*>(scalar->value);
+        case XLA_FFI_DataType_S64:
+          return *static_cast<const int64_t*>(scalar->value);
+        default:
+          break;
+      }
+      break;
+    }
+    throw std::invalid_argument("fastgru's XLA call: attribute " + std::string(name) + " missing or not an integer");
+  }
+
+  GruConfig config() const {
+    GruConfig cfg;
+    cfg.input_size = static_cast<size_t>(int_attr("input_size"));
+    cfg.hidden_size = static_cast<size_t>(int_attr("hidden_size"));
+    cfg.num_layers = static_cast<size_t>(int_attr("num_layers"));
+    cfg.bidirectional = int_attr("bidirectional") != 0;
+    cfg.bias = int_attr("bias") != 0;
+    cfg.reset_after = int_attr("reset_after") != 0;
+    (void)fastgru::gru_param_count(cfg);  // throws std::invalid_argument for a config without a layout
+    return cfg;
+  }
+
+ private:
+  const XLA_FFI_CallFrame* frame_;
+};
+
+// lengths (B,) int32 as the core takes them: nullptr when no sequence is padded.
+class Lengths {
+ public:
+  Lengths(const XLA_FFI_Buffer* b, int64_t batch, int64_t steps) {
+    const int32_t* l = buffer_data<const int32_t>(b, XLA_FFI_DataType_S32, {batch}, "lengths");
+    values_.assign(l, l + batch);
+    const auto [lo, hi] = std::minmax_element(values_.begin(), values_.end());
+    if (batch && *lo < 0) throw std::invalid_argument(kMaskNotRightPadded);
+    if (batch && *lo == 0) throw std::invalid_argument(kMaskEmptyRow);
+    if (batch && *hi > steps)
+      throw std::invalid_argument("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
+                                  std::to_string(*hi));
+    if (batch == 0 || *lo == steps) values_.clear();
+  }
+  const int64_t* data() const { return values_.empty() ? nullptr : values_.data(); }
+
+ private:
+  std::vector<int64_t> values_;
+};
+
+template <class Real>
+void forward(const Call& call) {
+  const GruConfig cfg = call.config();
+  const bool training = call.int_attr("training") != 0;
+  const XLA_FFI_Buffer* xb = call.arg(1);
+  if (xb->rank != 3) throw std::invalid_argument("x: expected (T, B, I) in fastgru's XLA call");
+  const int64_t steps = xb->dims[0], batch = xb->dims[1];
+  fastgru::gru_check_sizes(cfg, steps, batch);
+  const int64_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size, I = cfg.input_size;
+  const int64_t DH = cfg.directions() * H, P = fastgru::gru_param_count(cfg);
+  if (call.num_rets() != (training ? 3 : 2)) throw std::invalid_argument("fastgru's XLA call: wrong result count");
+  constexpr XLA_FFI_DataType dt = kDataType<Real>;
+  const Lengths lengths(call.arg(3), batch, steps);
+  const Real* params = buffer_data<const Real>(call.arg(0), dt, {P}, "params");
+  const Real* x = buffer_data<const Real>(xb, dt, {steps, batch, I}, "x");
+  const Real* h0 = buffer_data<const Real>(call.arg(2), dt, {LD, batch, H}, "h0");
+  Real* y = buffer_data<Real>(call.ret(0), dt, {steps, batch, DH}, "y");
+  Real* h_n = buffer_data<Real>(call.ret(1), dt, {LD, batch, H}, "h_n");
+  if (training)
+    *buffer_data<int32_t>(call.ret(2), XLA_FFI_DataType_S32, {}, "token") =
+        fastgru_bindings::gru_forward_keeping<Real>(cfg, params, steps, batch, x, h0, lengths.data(), y, h_n);
+  else
+    fastgru::gru_forward<Real>(cfg, params, steps, batch, x, h0, lengths.data(), nullptr, y, h_n, nullptr);
+}
+
+template <class Real>
+void backward(const Call& call) {
+  const GruConfig cfg = call.config();
+  const XLA_FFI_Buffer* dyb = call.arg(4);
+  if (dyb->rank != 3) throw std::invalid_argument("dy: expected (T, B, D*H) in fastgru's XLA call");
+  const int64_t steps = dyb->dims[0], batch = dyb->dims[1];
+  fastgru::gru_check_sizes(cfg, steps, batch);
+  const int64_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size, I = cfg.input_size;
+  const int64_t DH = cfg.directions() * H, P = fastgru::gru_param_count(cfg);
+  constexpr XLA_FFI_DataType dt = kDataType<Real>;
+  const Lengths lengths(call.arg(6), batch, steps);
+  fastgru_bindings::gru_backward_kept<Real>(
+      cfg, *buffer_data<const int32_t>(call.arg(1), XLA_FFI_DataType_S32, {}, "token"),
+      buffer_data<const Real>(call.arg(0), dt, {P}, "params"), steps, batch,
+      buffer_data<const Real>(call.arg(2), dt, {steps, batch, I}, "x"),
+      buffer_data<const Real>(call.arg(3), dt, {LD, batch, H}, "h0"), lengths.data(),
+      buffer_data<const Real>(dyb, dt, {steps, batch, DH}, "dy"),
+      buffer_data<const Real>(call.arg(5), dt, {LD, batch, H}, "dh_n"),
+      buffer_data<Real>(call.ret(0), dt, {steps, batch, I}, "dx"),
+      buffer_data<Real>(call.ret(1), dt, {LD, batch, H}, "dh0"), buffer_data<Real>(call.ret(2), dt, {P}, "grad"));
+}
+
+// The handler XLA calls: float32 or float64 by the dtype of argument dtype_arg; C++ exceptions
+// become XLA errors (the message reaches the JAX caller).
+template <void (*F32)(const Call&), void (*F64)(const Call&), int dtype_arg>
+XLA_FFI_Error* handler(XLA_FFI_CallFrame* frame) {
+  if (answered_metadata(frame)) return nullptr;
+  if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return nullptr;  // nothing to prepare
+  try {
+    const Call call(frame);
+    const XLA_FFI_DataType dtype = call.arg(dtype_arg)->dtype;
+    if (dtype == XLA_FFI_DataType_F32)
+      F32(call);
+    else if (dtype == XLA_FFI_DataType_F64)
+      F64(call);
+    else
+      throw std::invalid_argument("fastgru's XLA call: expected float32 or float64 buffers");
+    return nullptr;
+  } catch (const std::invalid_argument& e) {
+    return make_error(frame->api, XLA_FFI_Error_Code_INVALID_ARGUMENT, e.what());
+  } catch (const std::bad_alloc&) {
+    return make_error(frame->api, XLA_FFI_Error_Code_RESOURCE_EXHAUSTED, "fastgru: out of memory");
+  } catch (const std::exception& e) {
+    return make_error(frame->api, XLA_FFI_Error_Code_INTERNAL, e.what());
+  }
+}
+
+py::capsule capsule(XLA_FFI_Handler* fn) { return py::capsule(reinterpret_cast<void*>(fn)); }
+
+}  // namespace
+
+void bind_xla_ffi(py::module_& m) {
+  m.attr("MASK_NOT_RIGHT_PADDED") = kMaskNotRightPadded;
+  m.attr("MASK_EMPTY_ROW") = kMaskEmptyRow;
+  m.def(
+      "kept_workspace_counts",
+      [] { return py::make_tuple(fastgru_bindings::kept_workspace_count(), fastgru_bindings::free_workspace_count()); },
+      "(waiting for their backward, on the free list): training workspaces in the core's store.");
+  m.def(
+      "xla_ffi_handlers",
+      [] {
+        py::dict handlers;
+        handlers["fastgru_gru_forward"] = capsule(&handler<forward<float>, forward<double>, 1>);
+        handlers["fastgru_gru_backward"] = capsule(&handler<backward<float>, backward<double>, 4>);
+        return handlers;
+      },
+      "XLA FFI handlers by target name (PyCapsules for jax.ffi.register_ffi_target): the GRU forward and "
+      "backward on XLA's buffers, for fastgru.jax.");
+}
