@@ -222,7 +222,7 @@ def test_float64(rng):
 def test_a_mask_that_is_not_right_padded_is_refused(rng):
     """fastgru.keras' lengths of -1 (a mask with a False step before a True one) reach the XLA
     call, whose error carries the mask's message."""
-    params, x, h0 = setup(rng)
+    params, x, _ = setup(rng)
     with pytest.raises(Exception, match="right-padded"):
         jax.block_until_ready(fastgru_jax.gru(params, x, lengths=jnp.asarray([5, -1, 2])))
 
@@ -238,3 +238,24 @@ def test_training_steps_leave_no_workspace_behind(rng):
     for _ in range(3):
         jax.block_until_ready(step(params))
     assert _core.kept_workspace_counts()[0] == kept
+
+
+def test_the_xla_calls_check_their_buffers(rng):
+    """fastgru's FFI handlers refuse buffers that do not match their attributes (an error from
+    JAX's runtime, not a crash), and attributes that are missing."""
+    params, x, h0 = setup(rng)
+    flat = jnp.concatenate([jnp.ravel(value) for value in params.values()])
+    spec = {"input_size": 4, "hidden_size": 6, "num_layers": 1, "bidirectional": 0, "bias": 1, "reset_after": 1}
+    attrs = {name: np.int64(value) for name, value in spec.items()}
+    lengths = jnp.full((3,), 5, jnp.int32)
+    out = (jax.ShapeDtypeStruct((5, 3, 6), jnp.float32), jax.ShapeDtypeStruct((1, 3, 6), jnp.float32))
+    call = jax.ffi.ffi_call("fastgru_gru_forward", out)
+    x_t = jnp.swapaxes(x, 0, 1)
+    y, _ = call(flat, x_t, h0, lengths, **attrs, training=np.int64(0))
+    close(jnp.swapaxes(y, 0, 1), fastgru_jax.gru(params, x, h0)[0], "y of the raw call")
+    with pytest.raises(Exception, match="params: wrong dtype or shape"):
+        jax.block_until_ready(call(flat[:-1], x_t, h0, lengths, **attrs, training=np.int64(0)))
+    with pytest.raises(Exception, match="h0: wrong dtype or shape"):
+        jax.block_until_ready(call(flat, x_t, h0[:, :2], lengths, **attrs, training=np.int64(0)))
+    with pytest.raises(Exception, match="attribute training"):
+        jax.block_until_ready(call(flat, x_t, h0, lengths, **attrs))

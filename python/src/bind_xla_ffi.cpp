@@ -158,51 +158,58 @@ class Lengths {
   std::vector<int64_t> values_;
 };
 
+// The extents of a call: steps and batch from x (T, B, I), checked; the rest from the config.
+struct Extents {
+  Extents(const GruConfig& cfg, const XLA_FFI_Buffer* x) {
+    if (x->rank != 3) throw std::invalid_argument("x: expected (T, B, I) in fastgru's XLA call");
+    steps = x->dims[0];
+    batch = x->dims[1];
+    fastgru::gru_check_sizes(cfg, steps, batch);
+    LD = cfg.num_layers * cfg.directions();
+    H = cfg.hidden_size;
+    I = cfg.input_size;
+    DH = cfg.directions() * H;
+    P = fastgru::gru_param_count(cfg);
+  }
+  int64_t steps, batch, LD, H, I, DH, P;
+};
+
 template <class Real>
 void forward(const Call& call) {
   const GruConfig cfg = call.config();
   const bool training = call.int_attr("training") != 0;
-  const XLA_FFI_Buffer* xb = call.arg(1);
-  if (xb->rank != 3) throw std::invalid_argument("x: expected (T, B, I) in fastgru's XLA call");
-  const int64_t steps = xb->dims[0], batch = xb->dims[1];
-  fastgru::gru_check_sizes(cfg, steps, batch);
-  const int64_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size, I = cfg.input_size;
-  const int64_t DH = cfg.directions() * H, P = fastgru::gru_param_count(cfg);
   if (call.num_rets() != (training ? 3 : 2)) throw std::invalid_argument("fastgru's XLA call: wrong result count");
+  const Extents e(cfg, call.arg(1));
   constexpr XLA_FFI_DataType dt = kDataType<Real>;
-  const Lengths lengths(call.arg(3), batch, steps);
-  const Real* params = buffer_data<const Real>(call.arg(0), dt, {P}, "params");
-  const Real* x = buffer_data<const Real>(xb, dt, {steps, batch, I}, "x");
-  const Real* h0 = buffer_data<const Real>(call.arg(2), dt, {LD, batch, H}, "h0");
-  Real* y = buffer_data<Real>(call.ret(0), dt, {steps, batch, DH}, "y");
-  Real* h_n = buffer_data<Real>(call.ret(1), dt, {LD, batch, H}, "h_n");
+  const Lengths lengths(call.arg(3), e.batch, e.steps);
+  const Real* params = buffer_data<const Real>(call.arg(0), dt, {e.P}, "params");
+  const Real* x = buffer_data<const Real>(call.arg(1), dt, {e.steps, e.batch, e.I}, "x");
+  const Real* h0 = buffer_data<const Real>(call.arg(2), dt, {e.LD, e.batch, e.H}, "h0");
+  Real* y = buffer_data<Real>(call.ret(0), dt, {e.steps, e.batch, e.DH}, "y");
+  Real* h_n = buffer_data<Real>(call.ret(1), dt, {e.LD, e.batch, e.H}, "h_n");
   if (training)
     *buffer_data<int32_t>(call.ret(2), XLA_FFI_DataType_S32, {}, "token") =
-        fastgru_bindings::gru_forward_keeping<Real>(cfg, params, steps, batch, x, h0, lengths.data(), y, h_n);
+        fastgru_bindings::gru_forward_keeping<Real>(cfg, params, e.steps, e.batch, x, h0, lengths.data(), y, h_n);
   else
-    fastgru::gru_forward<Real>(cfg, params, steps, batch, x, h0, lengths.data(), nullptr, y, h_n, nullptr);
+    fastgru::gru_forward<Real>(cfg, params, e.steps, e.batch, x, h0, lengths.data(), nullptr, y, h_n, nullptr);
 }
 
 template <class Real>
 void backward(const Call& call) {
   const GruConfig cfg = call.config();
-  const XLA_FFI_Buffer* dyb = call.arg(4);
-  if (dyb->rank != 3) throw std::invalid_argument("dy: expected (T, B, D*H) in fastgru's XLA call");
-  const int64_t steps = dyb->dims[0], batch = dyb->dims[1];
-  fastgru::gru_check_sizes(cfg, steps, batch);
-  const int64_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size, I = cfg.input_size;
-  const int64_t DH = cfg.directions() * H, P = fastgru::gru_param_count(cfg);
+  const Extents e(cfg, call.arg(2));
   constexpr XLA_FFI_DataType dt = kDataType<Real>;
-  const Lengths lengths(call.arg(6), batch, steps);
+  const Lengths lengths(call.arg(6), e.batch, e.steps);
   fastgru_bindings::gru_backward_kept<Real>(
       cfg, *buffer_data<const int32_t>(call.arg(1), XLA_FFI_DataType_S32, {}, "token"),
-      buffer_data<const Real>(call.arg(0), dt, {P}, "params"), steps, batch,
-      buffer_data<const Real>(call.arg(2), dt, {steps, batch, I}, "x"),
-      buffer_data<const Real>(call.arg(3), dt, {LD, batch, H}, "h0"), lengths.data(),
-      buffer_data<const Real>(dyb, dt, {steps, batch, DH}, "dy"),
-      buffer_data<const Real>(call.arg(5), dt, {LD, batch, H}, "dh_n"),
-      buffer_data<Real>(call.ret(0), dt, {steps, batch, I}, "dx"),
-      buffer_data<Real>(call.ret(1), dt, {LD, batch, H}, "dh0"), buffer_data<Real>(call.ret(2), dt, {P}, "grad"));
+      buffer_data<const Real>(call.arg(0), dt, {e.P}, "params"), e.steps, e.batch,
+      buffer_data<const Real>(call.arg(2), dt, {e.steps, e.batch, e.I}, "x"),
+      buffer_data<const Real>(call.arg(3), dt, {e.LD, e.batch, e.H}, "h0"), lengths.data(),
+      buffer_data<const Real>(call.arg(4), dt, {e.steps, e.batch, e.DH}, "dy"),
+      buffer_data<const Real>(call.arg(5), dt, {e.LD, e.batch, e.H}, "dh_n"),
+      buffer_data<Real>(call.ret(0), dt, {e.steps, e.batch, e.I}, "dx"),
+      buffer_data<Real>(call.ret(1), dt, {e.LD, e.batch, e.H}, "dh0"),
+      buffer_data<Real>(call.ret(2), dt, {e.P}, "grad"));
 }
 
 // The handler XLA calls: float32 or float64 by the dtype of argument dtype_arg; C++ exceptions
@@ -246,7 +253,7 @@ void bind_xla_ffi(py::module_& m) {
       [] {
         py::dict handlers;
         handlers["fastgru_gru_forward"] = capsule(&handler<forward<float>, forward<double>, 1>);
-        handlers["fastgru_gru_backward"] = capsule(&handler<backward<float>, backward<double>, 4>);
+        handlers["fastgru_gru_backward"] = capsule(&handler<backward<float>, backward<double>, 2>);
         return handlers;
       },
       "XLA FFI handlers by target name (PyCapsules for jax.ffi.register_ffi_target): the GRU forward and "
