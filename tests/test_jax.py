@@ -259,3 +259,23 @@ def test_the_xla_calls_check_their_buffers(rng):
         jax.block_until_ready(call(flat, x_t, h0[:, :2], lengths, **attrs, training=np.int64(0)))
     with pytest.raises(Exception, match="attribute training"):
         jax.block_until_ready(call(flat, x_t, h0, lengths, **attrs))
+
+
+def test_host_callbacks_for_other_platforms(rng, monkeypatch):
+    """The jax.pure_callback path that a program on another platform (a GPU) takes, run here on
+    the CPU: outputs and gradients against plain JAX, padded and bidirectional."""
+    monkeypatch.setattr(fastgru_jax, "_CUSTOM_CALLS", False)
+    params, x, h0 = setup(rng, num_layers=2, bidirectional=True)
+    lengths = jnp.asarray([5, 2, 4])
+    wy = jnp.asarray(rng.standard_normal((3, 5, 12)), jnp.float32)
+
+    def loss(gru):
+        return lambda p, x, h0: jnp.sum(gru(p, x, h0, lengths)[0] * wy) + jnp.sum(gru(p, x, h0, lengths)[1])
+
+    value, grads = jax.jit(jax.value_and_grad(loss(fastgru_jax.gru), argnums=(0, 1, 2)))(params, x, h0)
+    value_ref, grads_ref = jax.value_and_grad(
+        loss(lambda p, x, h0, lengths: plain_gru(p, x, h0, lengths, True)), argnums=(0, 1, 2)
+    )(params, x, h0)
+    close(value, value_ref, "loss")
+    for got, want in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(grads_ref)):
+        close(got, want, "gradient")

@@ -7,10 +7,12 @@
 `gru` is a jax.custom_vjp over two XLA custom calls (fastgru's FFI handlers): the forward and
 backward run in fastgru's core on the CPU, inside the compiled program, on XLA's own buffers, so
 jax.jit, jax.grad, jax.value_and_grad and jax.vmap work (vmap calls the core once per mapped
-element). The training forward's workspace (what the backward reads) stays in the core, which
-hands JAX a token for it (python/src/kept_workspaces.h says why). The parameters are a dict with fastgru.GRU's (torch.nn.GRU's)
-names, shapes and gate order (r, z, n), so fastgru.GRU(...).state_dict() and a torch.nn.GRU's
-state_dict() are valid params. With Flax installed, fastgru.jax.GRU is a flax.nnx.Module over it.
+element). A program placed on another platform (a GPU) calls the core on the host through
+jax.pure_callback instead, the arrays copied there and back. The training forward's workspace
+(what the backward reads) stays in the core, which hands JAX a token for it
+(python/src/kept_workspaces.h says why). The parameters are a dict with fastgru.GRU's
+(torch.nn.GRU's) names, shapes and gate order (r, z, n), so fastgru.GRU(...).state_dict() and a
+torch.nn.GRU's state_dict() are valid params. With Flax installed, fastgru.jax.GRU is a flax.nnx.Module over it.
 """
 
 from __future__ import annotations
@@ -52,17 +54,69 @@ def _config_attrs(spec: Spec) -> dict[str, np.int64]:
     return {name: np.int64(value) for name, value in zip(names, spec)}
 
 
+# False runs the host callbacks on the CPU too (for tests: elsewhere they serve other platforms).
+_CUSTOM_CALLS = True
+
+
+def _on_cpu_or_host(custom_call: Any, callback: Any, *args: jax.Array) -> tuple[jax.Array, ...]:
+    """custom_call(*args) where the program runs on the CPU, for which fastgru's XLA custom calls
+    are registered; callback(*args) on any other platform (jax.pure_callback: the core runs on
+    the host, the arrays copied there and back). Both take and return batch-major arrays."""
+    if not _CUSTOM_CALLS:
+        return tuple(callback(*args))
+    return tuple(jax.lax.platform_dependent(*args, cpu=custom_call, default=callback))
+
+
 def _forward_call(
     params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec, training: bool
 ) -> tuple[jax.Array, ...]:
-    """The core's forward as an XLA custom call on time-major x: (y, h_n), and in training the
-    int32 token of the workspace that the core keeps for the backward."""
-    T, B = x.shape[:2]
-    shapes = [_shape((T, B, (2 if spec[3] else 1) * spec[1]), x.dtype), _shape(h0.shape, x.dtype)]
-    if training:
-        shapes.append(_shape((), jnp.int32))
-    call = jax.ffi.ffi_call("fastgru_gru_forward", shapes, vmap_method="sequential")
-    return tuple(call(params, x, h0, lengths, **_config_attrs(spec), training=np.int64(training)))
+    """The core's forward on batch-major x: (y, h_n), and in training the int32 token of the
+    workspace that the core keeps for the backward."""
+    B, T = x.shape[:2]
+    DH = (2 if spec[3] else 1) * spec[1]
+    token = [_shape((), jnp.int32)] if training else []
+
+    def custom_call(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array) -> tuple[jax.Array, ...]:
+        shapes = [_shape((T, B, DH), x.dtype), _shape(h0.shape, x.dtype), *token]
+        call = jax.ffi.ffi_call("fastgru_gru_forward", shapes, vmap_method="sequential")
+        y, *rest = call(params, jnp.swapaxes(x, 0, 1), h0, lengths, **_config_attrs(spec), training=np.int64(training))
+        return (jnp.swapaxes(y, 0, 1), *rest)
+
+    def callback(params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array) -> tuple[jax.Array, ...]:
+        shapes = (_shape((B, T, DH), x.dtype), _shape(h0.shape, x.dtype), *token)
+        host = functools.partial(_host.forward_train if training else _host.forward, _host.gru_config(*spec))
+        return tuple(jax.pure_callback(host, shapes, params, x, h0, lengths, vmap_method="sequential"))
+
+    return _on_cpu_or_host(custom_call, callback, params, x, h0, lengths)
+
+
+def _backward_call(
+    token: jax.Array,
+    params: jax.Array,
+    x: jax.Array,
+    h0: jax.Array,
+    lengths: jax.Array,
+    dy: jax.Array,
+    dh_n: jax.Array,
+    spec: Spec,
+) -> tuple[jax.Array, ...]:
+    """The backward of the training forward that returned token, given its inputs (x batch-major):
+    (dx, dh0, dparams)."""
+    shapes = (_shape(x.shape, dy.dtype), _shape(dh_n.shape, dy.dtype), _shape(params.shape, dy.dtype))
+
+    def custom_call(*args: jax.Array) -> tuple[jax.Array, ...]:
+        token, params, x, h0, lengths, dy, dh_n = args
+        time_major = (_shape((x.shape[1], x.shape[0], x.shape[2]), dy.dtype), *shapes[1:])
+        call = jax.ffi.ffi_call("fastgru_gru_backward", time_major, vmap_method="sequential")
+        t = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
+        dx, dh0, dparams = call(params, token, t(x), h0, t(dy), dh_n, lengths, **_config_attrs(spec))
+        return t(dx), dh0, dparams
+
+    def callback(*args: jax.Array) -> tuple[jax.Array, ...]:
+        host = functools.partial(_host.backward, _host.gru_config(*spec))
+        return tuple(jax.pure_callback(host, shapes, *args, vmap_method="sequential"))
+
+    return _on_cpu_or_host(custom_call, callback, token, params, x, h0, lengths, dy, dh_n)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -72,8 +126,8 @@ def gru_flat(
     """The core's GRU on the flat parameter buffer params (the core's layout for spec), x (B, T, I)
     batch-major, h0 (L*D, B, H), lengths (B,) int32 (T for an unpadded sequence; 0 and -1 are
     refused with fastgru.keras' mask messages). Returns y (B, T, D*H) and h_n (L*D, B, H)."""
-    y, h_n = _forward_call(params, jnp.swapaxes(x, 0, 1), h0, lengths, spec, training=False)
-    return jnp.swapaxes(y, 0, 1), h_n
+    y, h_n = _forward_call(params, x, h0, lengths, spec, training=False)
+    return y, h_n
 
 
 Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
@@ -82,20 +136,15 @@ Saved = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 def _gru_flat_fwd(
     params: jax.Array, x: jax.Array, h0: jax.Array, lengths: jax.Array, spec: Spec
 ) -> tuple[tuple[jax.Array, jax.Array], Saved]:
-    x = jnp.swapaxes(x, 0, 1)  # (T, B, I)
     y, h_n, token = _forward_call(params, x, h0, lengths, spec, training=True)
-    return (jnp.swapaxes(y, 0, 1), h_n), (token, params, x, h0, lengths)
+    return (y, h_n), (token, params, x, h0, lengths)
 
 
 def _gru_flat_bwd(
     spec: Spec, saved: Saved, cotangents: tuple[jax.Array, jax.Array]
 ) -> tuple[jax.Array, jax.Array, jax.Array, None]:
-    token, params, x, h0, lengths = saved
-    dy, dh_n = cotangents
-    shapes = (_shape(x.shape, dy.dtype), _shape(dh_n.shape, dy.dtype), _shape(params.shape, dy.dtype))
-    call = jax.ffi.ffi_call("fastgru_gru_backward", shapes, vmap_method="sequential")
-    dx, dh0, dparams = call(params, token, x, h0, jnp.swapaxes(dy, 0, 1), dh_n, lengths, **_config_attrs(spec))
-    return dparams, jnp.swapaxes(dx, 0, 1), dh0, None
+    dx, dh0, dparams = _backward_call(*saved, *cotangents, spec)
+    return dparams, dx, dh0, None
 
 
 gru_flat.defvjp(_gru_flat_fwd, _gru_flat_bwd)
