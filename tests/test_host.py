@@ -47,17 +47,37 @@ def test_training_forwards_reuse_freed_workspaces(rng):
     def backward(i, token):
         return _host.backward(config, token, params, cases[i][0], cases[i][1], lengths, *cases[i][2:])
 
-    kept, free = _core.kept_workspace_counts()
+    kept, free, again = _core.kept_workspace_counts()
     first = _host.forward_train(config, params, cases[0][0], cases[0][1], lengths)
     second = _host.forward_train(config, params, cases[1][0], cases[1][1], lengths)
     assert _core.kept_workspace_counts()[0] == kept + 2
     check(0, first[:2], backward(0, first[2]))
-    assert _core.kept_workspace_counts() == (kept + 1, max(free, 1))
+    assert _core.kept_workspace_counts()[:2] == (kept + 1, max(free, 1))
     third = _host.forward_train(config, params, cases[2][0], cases[2][1], lengths)
-    assert _core.kept_workspace_counts() == (kept + 2, max(free, 1) - 1), "the freed workspace was not reused"
+    assert _core.kept_workspace_counts()[:2] == (kept + 2, max(free, 1) - 1), "the freed workspace was not reused"
     check(2, third[:2], backward(2, third[2]))
     check(1, second[:2], backward(1, second[2]))
     assert _core.kept_workspace_counts()[0] == kept
+    assert _core.kept_workspace_counts()[2] == again, "a backward ran its forward again"
+
+
+def test_a_smaller_batch_in_a_larger_freed_workspace(rng):
+    """An epoch's last, smaller batch takes a larger freed workspace: its backward still finds it
+    (no forward again) and equals the reference."""
+    config = _host.gru_config(3, 5, 1, False, True, True)
+    params = rng.uniform(-0.5, 0.5, _core.gru_param_count(config)).astype(np.float32)
+    for B in (6, 2):
+        x = rng.standard_normal((B, 4, 3)).astype(np.float32)
+        h0 = np.zeros((1, B, 5), np.float32)
+        dy = rng.standard_normal((B, 4, 5)).astype(np.float32)
+        dh_n = np.zeros((1, B, 5), np.float32)
+        lengths = np.full(B, 4, np.int32)
+        again = _core.kept_workspace_counts()[2]
+        token = _host.forward_train(config, params, x, h0, lengths)[2]
+        got = _host.backward(config, token, params, x, h0, lengths, dy, dh_n)
+        assert _core.kept_workspace_counts()[2] == again, f"B={B}: the backward ran its forward again"
+        for g, want in zip(got, reference_grads(params, config, x, h0, lengths, dy, dh_n)[2:]):
+            np.testing.assert_allclose(g, want, atol=ATOL)
 
 
 def test_a_backward_without_its_workspace_runs_the_forward_again(rng):
@@ -73,9 +93,11 @@ def test_a_backward_without_its_workspace_runs_the_forward_again(rng):
     lengths = np.array([4, 2], np.int32)
     expected = reference_grads(params, config, x, h0, lengths, dy, dh_n)[2:]
     token = _host.forward_train(config, params, x, h0, lengths)[2]
+    again = _core.kept_workspace_counts()[2]
     for t in (token, token, np.int32(0)):
         for got, want in zip(_host.backward(config, t, params, x, h0, lengths, dy, dh_n), expected):
             np.testing.assert_allclose(got, want, atol=ATOL)
+    assert _core.kept_workspace_counts()[2] == again + 2
 
 
 def test_refused_lengths():

@@ -234,10 +234,11 @@ def test_training_steps_leave_no_workspace_behind(rng):
     params, x, h0 = setup(rng)
     step = jax.jit(jax.grad(lambda p: jnp.sum(fastgru_jax.gru(p, x, h0)[0] ** 2)))
     jax.block_until_ready(step(params))
-    kept = _core.kept_workspace_counts()[0]
+    kept, _, again = _core.kept_workspace_counts()
     for _ in range(3):
         jax.block_until_ready(step(params))
     assert _core.kept_workspace_counts()[0] == kept
+    assert _core.kept_workspace_counts()[2] == again, "a backward ran its forward again"
 
 
 def test_the_xla_calls_check_their_buffers(rng):

@@ -274,9 +274,9 @@ def gru_workspace_size(config: GruConfig, steps: typing.SupportsInt | typing.Sup
     """
     Elements of the training workspace of a forward over (steps, batch).
     """
-def kept_workspace_counts() -> tuple[int, int]:
+def kept_workspace_counts() -> tuple[int, int, int]:
     """
-    (waiting for their backward, on the free list): training workspaces in the core's store.
+    (waiting for their backward, on the free list, backwards so far that ran their forward again): the training workspaces of the core's store (JAX's and TensorFlow's).
     """
 def loss_float32(kind: str, logits: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], target: typing.Any, mask: typing.Annotated[numpy.typing.ArrayLike, numpy.bool] | None = None) -> tuple[typing.Any, ...]:
     """

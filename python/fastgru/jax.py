@@ -10,9 +10,11 @@ jax.jit, jax.grad, jax.value_and_grad and jax.vmap work (vmap calls the core onc
 element). A program placed on another platform (a GPU) calls the core on the host through
 jax.pure_callback instead, the arrays copied there and back. The training forward's workspace
 (what the backward reads) stays in the core, which hands JAX a token for it
-(python/src/kept_workspaces.h says why). The parameters are a dict with fastgru.GRU's
-(torch.nn.GRU's) names, shapes and gate order (r, z, n), so fastgru.GRU(...).state_dict() and a
-torch.nn.GRU's state_dict() are valid params. With Flax installed, fastgru.jax.GRU is a flax.nnx.Module over it.
+(python/src/kept_workspaces.h says why).
+
+The parameters are a dict with fastgru.GRU's (torch.nn.GRU's) names, shapes and gate order
+(r, z, n), so fastgru.GRU(...).state_dict() and a torch.nn.GRU's state_dict() are valid params.
+With Flax installed, fastgru.jax.GRU is a flax.nnx.Module over it.
 """
 
 from __future__ import annotations

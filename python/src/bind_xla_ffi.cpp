@@ -246,8 +246,12 @@ void bind_xla_ffi(py::module_& m) {
   m.attr("MASK_EMPTY_ROW") = kMaskEmptyRow;
   m.def(
       "kept_workspace_counts",
-      [] { return py::make_tuple(fastgru_bindings::kept_workspace_count(), fastgru_bindings::free_workspace_count()); },
-      "(waiting for their backward, on the free list): training workspaces in the core's store.");
+      [] {
+        return py::make_tuple(fastgru_bindings::kept_workspace_count(), fastgru_bindings::free_workspace_count(),
+                              fastgru_bindings::forwards_run_again());
+      },
+      "(waiting for their backward, on the free list, backwards so far that ran their forward again): the "
+      "training workspaces of the core's store (JAX's and TensorFlow's).");
   m.def(
       "xla_ffi_handlers",
       [] {

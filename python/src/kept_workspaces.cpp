@@ -1,6 +1,7 @@
 #include "kept_workspaces.h"
 
 #include <algorithm>
+#include <atomic>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -16,7 +17,8 @@ struct AlignedDelete {
 
 struct Block {
   std::unique_ptr<unsigned char[], AlignedDelete> data;
-  size_t bytes = 0;
+  size_t bytes = 0;  // capacity
+  size_t used = 0;   // the workspace's size: what the forward that filled it asked for
 };
 
 constexpr size_t kFreeCapacity = 2;
@@ -33,12 +35,13 @@ class Store {
       if (best != free_.end()) {
         Block b = std::move(*best);
         free_.erase(best);
+        b.used = bytes;
         return b;
       }
     }
     Block b;
     b.data.reset(static_cast<unsigned char*>(::operator new[](std::max<size_t>(bytes, 1), std::align_val_t(64))));
-    b.bytes = bytes;
+    b.bytes = b.used = bytes;
     return b;
   }
 
@@ -84,6 +87,7 @@ class Store {
     std::lock_guard<std::mutex> lock(mutex_);
     return free_.size();
   }
+  std::atomic<size_t> forwards_again{0};  // backwards that found no workspace
 
  private:
   std::mutex mutex_;
@@ -123,9 +127,10 @@ void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* pa
   const size_t bytes = workspace_bytes<T>(cfg, steps, batch);
   Block ws = store().take(token);
   T* workspace = nullptr;
-  if (ws.data && ws.bytes == bytes) {
+  if (ws.data && ws.used == bytes) {
     workspace = reinterpret_cast<T*>(ws.data.get());
   } else {  // already used, dropped, or not this shape's: the forward again, into scratch outputs
+    ++store().forwards_again;
     if (ws.data) store().release(std::move(ws));
     ws = store().acquire(bytes);
     workspace = reinterpret_cast<T*>(ws.data.get());
@@ -142,6 +147,7 @@ void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* pa
 
 size_t kept_workspace_count() { return store().kept_count(); }
 size_t free_workspace_count() { return store().free_count(); }
+size_t forwards_run_again() { return store().forwards_again.load(); }
 
 template int32_t gru_forward_keeping<float>(const fastgru::GruConfig&, const float*, size_t, size_t, const float*,
                                             const float*, const int64_t*, float*, float*);

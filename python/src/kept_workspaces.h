@@ -32,8 +32,10 @@ void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* pa
                        const T* x, const T* h0, const int64_t* lengths, const T* dy, const T* dh_n, T* dx, T* dh0,
                        T* grad);
 
-// Workspaces waiting for their backward, and on the free list (for tests).
+// Workspaces waiting for their backward, on the free list, and how many backwards so far found
+// theirs gone and ran the forward again (for tests and diagnosis).
 size_t kept_workspace_count();
 size_t free_workspace_count();
+size_t forwards_run_again();
 
 }  // namespace fastgru_bindings
