@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MASK_EMPTY_ROW', 'MASK_NOT_RIGHT_PADDED', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_backward_kept_float32', 'gru_backward_kept_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_forward_keeping_float32', 'gru_forward_keeping_float64', 'gru_pack_int8', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'kept_workspace_counts', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads', 'xla_ffi_handlers']
+__all__: list[str] = ['AdamConfig', 'AdamState', 'BUILD_TYPE', 'COMPILER', 'GruConfig', 'MAX_ELEMENTS', 'MAX_LAYERS', 'Model_float32', 'Model_float64', 'active_isa', 'adam_step_float32', 'adam_step_float64', 'available_isas', 'core_lengths', 'dense_backward_float32', 'dense_backward_float64', 'dense_forward_float32', 'dense_forward_float64', 'dense_param_layout', 'get_num_threads', 'gru_backward_float32', 'gru_backward_float64', 'gru_backward_kept_float32', 'gru_backward_kept_float64', 'gru_forward_float32', 'gru_forward_float64', 'gru_forward_int8_float32', 'gru_forward_int8_float64', 'gru_forward_keeping_float32', 'gru_forward_keeping_float64', 'gru_pack_int8', 'gru_param_count', 'gru_param_layout', 'gru_step_float32', 'gru_step_float64', 'gru_step_int8_float32', 'gru_step_int8_float64', 'gru_workspace_size', 'kept_workspace_counts', 'loss_float32', 'loss_float64', 'model_param_layout', 'release_memory', 'set_isa', 'set_num_threads', 'use_openmp_threads', 'uses_openmp_threads', 'xla_ffi_handlers']
 class GruConfig:
     def __getstate__(self) -> tuple[int, int, int, bool, bool, bool, str]:
         ...
@@ -180,6 +180,10 @@ def available_isas() -> list[str]:
     Instruction sets this build has kernels for and this CPU runs, lowest first
     (e.g. ['generic', 'avx2'], with 'avx512' where the CPU has it).
     """
+def core_lengths(lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], steps: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64] | None:
+    """
+    fastgru.keras' mask lengths (B,) as the core takes them: None when no sequence is padded; ValueError for -1 (a mask not right-padded), 0 (an all-False row) or more than steps.
+    """
 def dense_backward_float32(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad_weight: numpy.typing.NDArray[typing.Any], grad_bias: numpy.typing.NDArray[typing.Any] | None = None, need_dx: bool = True) -> typing.Any:
     """
     Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight (or None when need_dx is false).
@@ -214,11 +218,11 @@ def gru_backward_float64(config: GruConfig, params: typing.Annotated[numpy.typin
     """
 def gru_backward_kept_float32(config: GruConfig, token: typing.SupportsInt | typing.SupportsIndex, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple[typing.Any, ...]:
     """
-    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
+    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs (x batch-major (B, T, I)); runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
     """
 def gru_backward_kept_float64(config: GruConfig, token: typing.SupportsInt | typing.SupportsIndex, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dh_n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> tuple[typing.Any, ...]:
     """
-    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
+    (dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs (x batch-major (B, T, I)); runs the forward again when that workspace is gone (used, or dropped beyond the store's limit).
     """
 def gru_forward_float32(config: GruConfig, params: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, dropout: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, workspace: numpy.typing.NDArray[typing.Any] | None = None) -> tuple[typing.Any, ...]:
     """
@@ -325,8 +329,6 @@ def xla_ffi_handlers() -> dict[typing.Any, typing.Any]:
     """
 BUILD_TYPE: str
 COMPILER: str
-MASK_EMPTY_ROW: str = 'mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs at least one step per sequence'
-MASK_NOT_RIGHT_PADDED: str = 'mask: fastgru computes right-padded sequences only (each row of the mask True for its first steps, then False); this mask has a False step before a True one'
 MAX_ELEMENTS: int = 1152921504606846975
 MAX_LAYERS: int = 1024
 __version__: str

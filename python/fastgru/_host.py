@@ -42,15 +42,9 @@ def _time_major(x: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def core_lengths(lengths: NDArray[np.integer], steps: int) -> NDArray[np.int64] | None:
     """lengths as the core takes them: None when no sequence is padded; ValueError for a mask
-    that was not right-padded (-1) or a sequence without a step (0)."""
-    lengths = np.asarray(lengths)
-    if lengths.size and lengths.min() < 1:
-        if lengths.min() < 0:
-            raise ValueError(_core.MASK_NOT_RIGHT_PADDED)
-        raise ValueError(_core.MASK_EMPTY_ROW)
-    if lengths.size == 0 or lengths.min() == steps:
-        return None
-    return np.ascontiguousarray(lengths, dtype=np.int64)
+    that was not right-padded (-1) or a sequence without a step (0) (python/src/mask_lengths.h)."""
+    result: NDArray[np.int64] | None = _core.core_lengths(np.asarray(lengths), steps)
+    return result
 
 
 def forward(
@@ -105,7 +99,7 @@ def backward(
         config,
         int(token),
         np.ascontiguousarray(params, dy.dtype),
-        _time_major(np.asarray(x, dy.dtype)),
+        np.ascontiguousarray(x, dy.dtype),  # batch-major: read only to run the forward again
         _time_major(dy),
         np.ascontiguousarray(h0, dy.dtype),
         core_lengths(lengths, dy.shape[1]),

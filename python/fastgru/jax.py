@@ -107,11 +107,11 @@ def _backward_call(
     shapes = (_shape(x.shape, dy.dtype), _shape(dh_n.shape, dy.dtype), _shape(params.shape, dy.dtype))
 
     def custom_call(*args: jax.Array) -> tuple[jax.Array, ...]:
-        token, params, x, h0, lengths, dy, dh_n = args
+        token, params, x, h0, lengths, dy, dh_n = args  # x stays batch-major: read only on a recompute
         time_major = (_shape((x.shape[1], x.shape[0], x.shape[2]), dy.dtype), *shapes[1:])
         call = jax.ffi.ffi_call("fastgru_gru_backward", time_major, vmap_method="sequential")
         t = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
-        dx, dh0, dparams = call(params, token, t(x), h0, t(dy), dh_n, lengths, **_config_attrs(spec))
+        dx, dh0, dparams = call(params, token, x, h0, t(dy), dh_n, lengths, **_config_attrs(spec))
         return t(dx), dh0, dparams
 
     def callback(*args: jax.Array) -> tuple[jax.Array, ...]:

@@ -109,14 +109,20 @@ py::tuple forward_keeping(const GruConfig& cfg, Array<T> params, Array<T> x, std
   return py::make_tuple(y, h_n, token);
 }
 
-// The backward of forward_keeping's forward (token), given that forward's inputs.
+// The backward of forward_keeping's forward (token), given that forward's inputs; x batch-major
+// (B, T, I), read only to run the forward again (kept_workspaces.h).
 template <class T>
 py::tuple backward_kept(const GruConfig& cfg, int32_t token, Array<T> params, Array<T> x, Array<T> dy,
                         std::optional<Array<T>> h0, std::optional<bindings::Int64Array> lengths,
                         std::optional<Array<T>> dh_n) {
-  check_forward(cfg, params, x, h0, lengths);
-  const py::ssize_t steps = x.shape(0), batch = x.shape(1);
+  if (dy.ndim() != 3) throw py::value_error("dy: expected shape (T, B, D*H), got " + bindings::shape_str(dy));
+  const py::ssize_t steps = dy.shape(0), batch = dy.shape(1);
   const py::ssize_t LD = cfg.num_layers * cfg.directions(), H = cfg.hidden_size;
+  fastgru::gru_check_sizes(cfg, steps, batch);
+  expect_shape(params, {static_cast<py::ssize_t>(fastgru::gru_param_count(cfg))}, "params");
+  expect_shape(x, {batch, steps, static_cast<py::ssize_t>(cfg.input_size)}, "x");
+  if (h0) expect_shape(*h0, {LD, batch, H}, "h0");
+  if (lengths) bindings::check_lengths(*lengths, batch, steps);
   expect_shape(dy, {steps, batch, static_cast<py::ssize_t>(cfg.directions()) * H}, "dy");
   if (dh_n) expect_shape(*dh_n, {LD, batch, H}, "dh_n");
   Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
@@ -209,8 +215,9 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
   m.def(("gru_backward_kept_" + suffix).c_str(), &backward_kept<T>, py::arg("config"), py::arg("token"),
         py::arg("params"), py::arg("x"), py::arg("dy"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
         py::arg("dh_n") = py::none(),
-        "(dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs; runs "
-        "the forward again when that workspace is gone (used, or dropped beyond the store's limit).");
+        "(dx, dh0, grad) through the gru_forward_keeping forward that returned token, given its inputs (x "
+        "batch-major (B, T, I)); runs the forward again when that workspace is gone (used, or dropped beyond the "
+        "store's limit).");
   m.def(("gru_step_" + suffix).c_str(),
         [](const GruConfig& cfg, Array<T> params, Array<T> x, Array<T> h) { return step<T>(cfg, params, x, h); },
         py::arg("config"), py::arg("params"), py::arg("x"), py::arg("h"),

@@ -8,15 +8,18 @@
 //                             bias, reset_after) and training, all integers
 //                       rets  y (T, B, D*H), h_n (L*D, B, H), and in training the int32 token
 //                             of the kept workspace (kept_workspaces.h)
-// fastgru_gru_backward  args  params, token, x, h0, dy (T, B, D*H), dh_n (L*D, B, H), lengths:
+// fastgru_gru_backward  args  params, token, x (B, T, I), h0, dy (T, B, D*H), dh_n, lengths:
 //                             the forward's inputs and the gradients of its outputs
 //                       attrs the GruConfig
 //                       rets  dx (T, B, I), dh0 (L*D, B, H), grad (P,)
-// Float buffers are all float32 or all float64. lengths follow fastgru.keras' convention
-// (check_mask_lengths): T for an unpadded sequence, 0 and -1 refused with the mask's messages.
+// Float buffers are all float32 or all float64; x is time-major for the forward and batch-major
+// (B, T, I) for the backward (which reads it only to run the forward again). lengths follow
+// fastgru.keras' convention (mask_lengths.h): T for an unpadded sequence, 0 and -1 refused.
+#include <pybind11/stl.h>
+
 #include <algorithm>
-#include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,20 +27,13 @@
 #include "bindings.h"
 #include "fastgru/gru.h"
 #include "kept_workspaces.h"
+#include "mask_lengths.h"
 #include "third_party/xla/ffi/api/c_api.h"
 
 namespace {
 
 namespace py = pybind11;
 using fastgru::GruConfig;
-
-// What fastgru.keras' lengths cannot be (the core's callers refuse them; fastgru._host too).
-constexpr const char* kMaskNotRightPadded =
-    "mask: fastgru computes right-padded sequences only (each row of the mask True for its first steps, then "
-    "False); this mask has a False step before a True one";
-constexpr const char* kMaskEmptyRow =
-    "mask: a sequence has no unmasked step (an all-False row of the mask); fastgru needs at least one step per "
-    "sequence";
 
 XLA_FFI_Error* make_error(const XLA_FFI_Api* api, XLA_FFI_Error_Code code, const char* message) {
   XLA_FFI_Error_Create_Args args{};
@@ -138,30 +134,23 @@ class Call {
   const XLA_FFI_CallFrame* frame_;
 };
 
-// lengths (B,) int32 as the core takes them: nullptr when no sequence is padded.
+// lengths (B,) int32 as the core takes them (mask_lengths.h): nullptr when no sequence is padded.
 class Lengths {
  public:
-  Lengths(const XLA_FFI_Buffer* b, int64_t batch, int64_t steps) {
-    const int32_t* l = buffer_data<const int32_t>(b, XLA_FFI_DataType_S32, {batch}, "lengths");
-    values_.assign(l, l + batch);
-    const auto [lo, hi] = std::minmax_element(values_.begin(), values_.end());
-    if (batch && *lo < 0) throw std::invalid_argument(kMaskNotRightPadded);
-    if (batch && *lo == 0) throw std::invalid_argument(kMaskEmptyRow);
-    if (batch && *hi > steps)
-      throw std::invalid_argument("lengths: every length must be in 1.." + std::to_string(steps) + ", got " +
-                                  std::to_string(*hi));
-    if (batch == 0 || *lo == steps) values_.clear();
-  }
+  Lengths(const XLA_FFI_Buffer* b, int64_t batch, int64_t steps)
+      : values_(fastgru_bindings::core_lengths(buffer_data<const int32_t>(b, XLA_FFI_DataType_S32, {batch}, "lengths"),
+                                               batch, steps)) {}
   const int64_t* data() const { return values_.empty() ? nullptr : values_.data(); }
 
  private:
   std::vector<int64_t> values_;
 };
 
-// The extents of a call: steps and batch from x (T, B, I), checked; the rest from the config.
+// The extents of a call: steps and batch from a time-major sequence (T, B, *) (x, dy), checked;
+// the rest from the config.
 struct Extents {
   Extents(const GruConfig& cfg, const XLA_FFI_Buffer* x) {
-    if (x->rank != 3) throw std::invalid_argument("x: expected (T, B, I) in fastgru's XLA call");
+    if (x->rank != 3) throw std::invalid_argument("expected a time-major (T, B, *) sequence in fastgru's XLA call");
     steps = x->dims[0];
     batch = x->dims[1];
     fastgru::gru_check_sizes(cfg, steps, batch);
@@ -197,13 +186,13 @@ void forward(const Call& call) {
 template <class Real>
 void backward(const Call& call) {
   const GruConfig cfg = call.config();
-  const Extents e(cfg, call.arg(2));
+  const Extents e(cfg, call.arg(4));
   constexpr XLA_FFI_DataType dt = kDataType<Real>;
   const Lengths lengths(call.arg(6), e.batch, e.steps);
   fastgru_bindings::gru_backward_kept<Real>(
       cfg, *buffer_data<const int32_t>(call.arg(1), XLA_FFI_DataType_S32, {}, "token"),
       buffer_data<const Real>(call.arg(0), dt, {e.P}, "params"), e.steps, e.batch,
-      buffer_data<const Real>(call.arg(2), dt, {e.steps, e.batch, e.I}, "x"),
+      buffer_data<const Real>(call.arg(2), dt, {e.batch, e.steps, e.I}, "x"),
       buffer_data<const Real>(call.arg(3), dt, {e.LD, e.batch, e.H}, "h0"), lengths.data(),
       buffer_data<const Real>(call.arg(4), dt, {e.steps, e.batch, e.DH}, "dy"),
       buffer_data<const Real>(call.arg(5), dt, {e.LD, e.batch, e.H}, "dh_n"),
@@ -242,8 +231,18 @@ py::capsule capsule(XLA_FFI_Handler* fn) { return py::capsule(reinterpret_cast<v
 }  // namespace
 
 void bind_xla_ffi(py::module_& m) {
-  m.attr("MASK_NOT_RIGHT_PADDED") = kMaskNotRightPadded;
-  m.attr("MASK_EMPTY_ROW") = kMaskEmptyRow;
+  m.def(
+      "core_lengths",
+      [](const bindings::Int64Array& lengths, size_t steps) -> std::optional<bindings::Int64Array> {
+        if (lengths.ndim() != 1)
+          throw py::value_error("lengths: expected shape (B,), got " + bindings::shape_str(lengths));
+        std::vector<int64_t> v = fastgru_bindings::core_lengths(lengths.data(), lengths.shape(0), steps);
+        if (v.empty()) return std::nullopt;
+        return bindings::Int64Array(static_cast<py::ssize_t>(v.size()), v.data());
+      },
+      py::arg("lengths"), py::arg("steps"),
+      "fastgru.keras' mask lengths (B,) as the core takes them: None when no sequence is padded; "
+      "ValueError for -1 (a mask not right-padded), 0 (an all-False row) or more than steps.");
   m.def(
       "kept_workspace_counts",
       [] {
@@ -257,7 +256,7 @@ void bind_xla_ffi(py::module_& m) {
       [] {
         py::dict handlers;
         handlers["fastgru_gru_forward"] = capsule(&handler<forward<float>, forward<double>, 1>);
-        handlers["fastgru_gru_backward"] = capsule(&handler<backward<float>, backward<double>, 2>);
+        handlers["fastgru_gru_backward"] = capsule(&handler<backward<float>, backward<double>, 4>);
         return handlers;
       },
       "XLA FFI handlers by target name (PyCapsules for jax.ffi.register_ffi_target): the GRU forward and "

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 #include <utility>
+#include <vector>
 
 namespace fastgru_bindings {
 namespace {
@@ -121,8 +122,8 @@ int32_t gru_forward_keeping(const fastgru::GruConfig& cfg, const T* params, size
 
 template <class T>
 void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* params, size_t steps, size_t batch,
-                       const T* x, const T* h0, const int64_t* lengths, const T* dy, const T* dh_n, T* dx, T* dh0,
-                       T* grad) {
+                       const T* x_batch_major, const T* h0, const int64_t* lengths, const T* dy, const T* dh_n, T* dx,
+                       T* dh0, T* grad) {
   fastgru::gru_check_sizes(cfg, steps, batch);
   const size_t bytes = workspace_bytes<T>(cfg, steps, batch);
   Block ws = store().take(token);
@@ -134,10 +135,13 @@ void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* pa
     if (ws.data) store().release(std::move(ws));
     ws = store().acquire(bytes);
     workspace = reinterpret_cast<T*>(ws.data.get());
-    const size_t LD = cfg.num_layers * cfg.directions();
-    std::unique_ptr<T[]> y(new T[steps * batch * cfg.directions() * cfg.hidden_size]);
-    std::unique_ptr<T[]> h_n(new T[LD * batch * cfg.hidden_size]);
-    fastgru::gru_forward<T>(cfg, params, steps, batch, x, h0, lengths, nullptr, y.get(), h_n.get(), workspace);
+    const size_t LD = cfg.num_layers * cfg.directions(), I = cfg.input_size;
+    std::vector<T> x(steps * batch * I);  // time-major, as the forward takes it
+    for (size_t b = 0; b < batch; ++b)
+      for (size_t t = 0; t < steps; ++t)
+        std::copy_n(x_batch_major + (b * steps + t) * I, I, x.data() + (t * batch + b) * I);
+    std::vector<T> y(steps * batch * cfg.directions() * cfg.hidden_size), h_n(LD * batch * cfg.hidden_size);
+    fastgru::gru_forward<T>(cfg, params, steps, batch, x.data(), h0, lengths, nullptr, y.data(), h_n.data(), workspace);
   }
   std::fill(grad, grad + fastgru::gru_param_count(cfg), T(0));  // the core adds into it
   const fastgru::GruCache<T> cache{steps, batch, lengths, nullptr, workspace};

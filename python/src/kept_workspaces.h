@@ -26,11 +26,12 @@ int32_t gru_forward_keeping(const fastgru::GruConfig& cfg, const T* params, size
                             const T* h0, const int64_t* lengths, T* y, T* h_n);
 
 // gru_backward of the forward that returned token, given that forward's inputs (params, x, h0,
-// lengths); grad is overwritten, not added to. Drops the workspace.
+// lengths), x batch-major (B, T, I): it is read only to run the forward again, so the usual
+// backward transposes nothing. grad is overwritten, not added to. Drops the workspace.
 template <class T>
 void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* params, size_t steps, size_t batch,
-                       const T* x, const T* h0, const int64_t* lengths, const T* dy, const T* dh_n, T* dx, T* dh0,
-                       T* grad);
+                       const T* x_batch_major, const T* h0, const int64_t* lengths, const T* dy, const T* dh_n, T* dx,
+                       T* dh0, T* grad);
 
 // Workspaces waiting for their backward, on the free list, and how many backwards so far found
 // theirs gone and ran the forward again (for tests and diagnosis).
