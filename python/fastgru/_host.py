@@ -43,8 +43,7 @@ def _time_major(x: NDArray[np.floating]) -> NDArray[np.floating]:
 def core_lengths(lengths: NDArray[np.integer], steps: int) -> NDArray[np.int64] | None:
     """lengths as the core takes them: None when no sequence is padded; ValueError for a mask
     that was not right-padded (-1) or a sequence without a step (0) (python/src/mask_lengths.h)."""
-    result: NDArray[np.int64] | None = _core.core_lengths(np.asarray(lengths), steps)
-    return result
+    return _core.core_lengths(np.asarray(lengths), steps)
 
 
 def forward(
