@@ -96,6 +96,7 @@ def test_every_instruction_set_the_cpu_has_is_available(isa):
     missing = [flag for flag in NEEDS_FLAGS[isa] if flag not in flags]
     if missing:
         emulated = {
+            "avxvnni": " (the C++ tests run its 256-bit int8 products' loops in emulation)",
             "avx512vnni": " (the C++ tests run its 512-bit int8 products' loops in emulation)",
             "avx512bf16": " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)",
             "amx": " (the C++ tests run its bfloat16 and 512-bit int8 kernels' layouts and loops in emulation)",

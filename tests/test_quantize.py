@@ -173,13 +173,14 @@ def test_int8_step_is_the_same_on_any_thread_count(rng, restore_threads):
 def numpy_panels(w):
     """A weight matrix (3H, K) in the int8 kernels' panels, written out in NumPy: each gate's rows
     padded to whole panels of 16, K to a multiple of 4 (zeros), and each panel stored as K/4
-    columns of 64 bytes, [row][input % 4]."""
+    columns of 64 bytes, [row][input % 4]; then every (padded) row's weight sum as an int32."""
     H, K = w.shape[0] // 3, w.shape[1]
     rows, depth = -(-H // 16) * 16, -(-K // 4) * 4
     gates = np.zeros((3, rows, depth), np.int8)
     gates[:, :H, :K] = w.reshape(3, H, K)
     panels = gates.reshape(3, rows // 16, 16, depth // 4, 4).transpose(0, 1, 3, 2, 4)
-    return panels.ravel()
+    sums = gates.sum(axis=2, dtype=np.int32)
+    return np.concatenate([panels.ravel(), sums.ravel().view(np.int8)])
 
 
 def test_int8_weights_are_packed_in_the_documented_panels():

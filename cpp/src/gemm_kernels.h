@@ -11,7 +11,8 @@
 //   int8 weights (gru_pack_int8, read by gemv_panels_q8): panels of kQ8PanelRows rows; panel p
 //      of a matrix with K columns (K rounded up to kQ8Group, the padding zero) at w + p * 16 * K,
 //      holding W(16 p + r, k) at [(k / 4) * 64 + r * 4 + k % 4]: each 64 bytes are four inputs of
-//      the panel's 16 rows, one vector for VPDPBUSD (two for AVX2, four for SDOT).
+//      the panel's 16 rows, one vector for VPDPBUSD (two for AVX2, four for SDOT). Beside them,
+//      each row's weight sum (int32), which the VPDPBUSD paths take off their offset products.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -55,8 +56,9 @@ struct GemmKernels {
   // int8 activation vectors a[c] (K, zero-padded like W): exact int32 sums (fastgru.quantize:
   // values in [-127, 127], K <= kMaxInt8Depth), so every instruction set gives the same
   // integers. The weights, a quarter of float's bytes, are read once for up to four vectors.
-  void (*gemv_panels_q8)(size_t panels, size_t K, const int8_t* w, size_t vectors, const int8_t* const* a,
-                         int32_t* sums, size_t ld_sums);
+  // row_sums[i]: the sum of row i's weights (gru_pack_int8 stores them).
+  void (*gemv_panels_q8)(size_t panels, size_t K, const int8_t* w, const int32_t* row_sums, size_t vectors,
+                         const int8_t* const* a, int32_t* sums, size_t ld_sums);
 
   // q (K) = v quantized to int8 with one symmetric scale, returned (reference.quantize's
   // quantize_activations): 0 for a zero vector, NaN when v holds NaN or infinity.

@@ -126,7 +126,7 @@ void gate_rows(const detail::GemmKernels<T>& gemm, bool bf16, std::vector<T>& ro
       int32_t sums[kSequences][U];
       const int8_t* panels = w.q + w.panels.offset + g * w.panels.gate_stride + unit0 * w.panels.depth;
       const size_t panel_count = (n + detail::kQ8PanelRows - 1) / detail::kQ8PanelRows;
-      gemm.gemv_panels_q8(panel_count, w.panels.depth, panels, count, q, sums[0], U);
+      gemm.gemv_panels_q8(panel_count, w.panels.depth, panels, w.panels.row_sums(w.q, g, unit0), count, q, sums[0], U);
       for (size_t c = 0; c < count; ++c)
         for (size_t i = 0; i < n; ++i)
           out[c * stride + g * U + i] = static_cast<T>(sums[c][i]) * (a[c].scale * w.scales[row + i]);

@@ -1,8 +1,10 @@
 // Packing fastgru.quantize's int8 weights once into the panels the int8 kernels read front to
-// back (gemm_kernels.h: 64 bytes = four inputs of 16 rows), so no step ever sums across lanes.
+// back (gemm_kernels.h: 64 bytes = four inputs of 16 rows), so no step ever sums across lanes,
+// with each row's weight sum for the kernels that multiply offset activations (VPDPBUSD).
 #include "int8_panels.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "fastgru/checked.h"
 #include "gemm_kernels.h"
@@ -17,11 +19,16 @@ size_t round_up(size_t n, size_t multiple) {
 
 // The matrix (3H, K) at `offset`; the next one starts at offset + matrix_bytes.
 Int8Matrix int8_matrix(const GruConfig& cfg, size_t K, size_t offset) {
-  const size_t depth = round_up(K, kQ8Group);
-  return {offset, depth, checked_mul(round_up(cfg.hidden_size, kQ8PanelRows), depth, "int8 panels")};
+  const size_t depth = round_up(K, kQ8Group), rows = round_up(cfg.hidden_size, kQ8PanelRows);
+  const size_t gate_stride = checked_mul(rows, depth, "int8 panels");
+  return {offset, depth, rows, gate_stride,
+          checked_add(offset, checked_mul(3, gate_stride, "int8 panels"), "int8 panels")};
 }
 
-size_t matrix_bytes(const Int8Matrix& m) { return checked_mul(3, m.gate_stride, "int8 panels"); }
+// The panels and the row sums: a multiple of 4 bytes, so every matrix's sums are int32-aligned.
+size_t matrix_bytes(const Int8Matrix& m) {
+  return checked_add(m.sums - m.offset, checked_mul(3 * sizeof(int32_t), m.padded_rows, "int8 panels"), "int8 panels");
+}
 
 // Where direction `direction` of layer `layer` starts: the bytes of every direction before it.
 // (num_layers, 0) gives the end of the buffer.
@@ -36,7 +43,7 @@ size_t direction_offset(const GruConfig& cfg, size_t layer, size_t direction) {
   return offset;
 }
 
-// The rows (3H, K) of w into the panels of m.
+// The rows (3H, K) of w into the panels of m, and their sums.
 void pack_matrix(size_t H, size_t K, const int8_t* w, const Int8Matrix& m, int8_t* packed) {
   int8_t* out = packed + m.offset;
   std::fill_n(out, matrix_bytes(m), int8_t(0));
@@ -44,8 +51,12 @@ void pack_matrix(size_t H, size_t K, const int8_t* w, const Int8Matrix& m, int8_
     for (size_t u = 0; u < H; ++u) {
       int8_t* panel = out + g * m.gate_stride + u / kQ8PanelRows * kQ8PanelRows * m.depth;
       const int8_t* row = w + (g * H + u) * K;
-      for (size_t k = 0; k < K; ++k)
+      uint32_t sum = 0;  // two's complement: the int32 sum, wrapping (never UB) for any K
+      for (size_t k = 0; k < K; ++k) {
         panel[k / kQ8Group * kQ8PanelRows * kQ8Group + u % kQ8PanelRows * kQ8Group + k % kQ8Group] = row[k];
+        sum += static_cast<uint32_t>(row[k]);
+      }
+      std::memcpy(packed + m.sums + (g * m.padded_rows + u) * sizeof sum, &sum, sizeof sum);
     }
 }
 

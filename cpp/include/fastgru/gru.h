@@ -115,7 +115,8 @@ struct Int8Weights {
 // The int8 weights as the int8 kernels read them, packed once: gru_pack_int8 copies the weight
 // matrices of `weights` (gru_param_count int8 values, each weight at its gru_param_layout place;
 // the bias places are not read) into `packed` (gru_int8_packed_size bytes), in panels of 16 rows
-// by 4 inputs per 64 bytes, each gate's rows and each matrix's inputs padded with zeros.
+// by 4 inputs per 64 bytes, each gate's rows and each matrix's inputs padded with zeros, and
+// each row's weight sum.
 size_t gru_int8_packed_size(const GruConfig& cfg);
 void gru_pack_int8(const GruConfig& cfg, const int8_t* weights, int8_t* packed);
 
