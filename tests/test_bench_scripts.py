@@ -68,7 +68,7 @@ def test_keras_step():
     out = run(
         "keras_step.py", "--backends", "jax", "--configs", "small", "--threads", "1", "--repeats", "1", "--batches", "1"
     )
-    assert "fastgru.keras.GRU" in out and "small (32,50,32,64)" in out
+    assert "fastgru.keras.GRU" in out and "Keras alone" in out and "small (32,50,32,64)" in out
 
 
 def test_int8_inference():
