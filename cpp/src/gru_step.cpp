@@ -60,9 +60,10 @@ LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8W
   return lw;
 }
 
-// Sequences a layer step advances together: with int8 weights each weight row read serves all
-// of them (gemv_rows_q8 takes up to four vectors at once).
-constexpr size_t kSequences = 4;
+// Sequences a layer step advances together: each block of weight rows, read from L2 once per
+// step, serves all of them. 16: the rows of an AMX tile (int8 on tiles); the vector kernels take
+// four at a time, finding the block in L1 for the next four.
+constexpr size_t kSequences = 16;
 
 // Up to kSequences sequences of one layer step: input v (in), state h (H) -> h_out (H) each.
 template <class T>

@@ -159,7 +159,7 @@ void check_int8(const std::string& isa, Checker& check) {
   GruConfig cfg;
   cfg.hidden_size = 37;
   cfg.num_layers = 2;
-  const size_t H = cfg.hidden_size, batch = 5;  // a group of four advancing together, then one
+  const size_t H = cfg.hidden_size, batch = 5;  // one group of five advancing together
   // Input sizes padded to the panels' depth (67: 68) or not (232); H = 37 pads each gate's rows
   // to three panels and W_hh's depth to 40.
   for (size_t input_size : {67, 232})
@@ -190,9 +190,10 @@ void check_int8(const std::string& isa, Checker& check) {
       check.close(at + "step against the specification", got, want, 2e-5);
 
       // The forward is the step's steps, bit for bit: with lengths, h0, 1 or 2 threads, and a
-      // sequence alone or in the batch (six: a group of four advancing together, then two).
-      const size_t T = 9, batch = 6;
-      const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9};
+      // sequence alone or in the batch (eighteen: on 1 thread a group of sixteen advancing
+      // together, a whole AMX tile of rows, then two; on 2 threads two groups of nine).
+      const size_t T = 9, batch = 18;
+      const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9, 3, 9, 8, 5, 6, 9, 1, 2, 9, 7, 4, 9};
       const std::vector<float> xs = random_vector<float>(T * batch * I),
                                h0 = random_vector<float>(cfg.num_layers * batch * H);
       std::vector<float> y(T * batch * H), h_n(h0.size());
