@@ -152,9 +152,18 @@ class FlatParameters:
                 view[...] = reference.dequantize_rows(weights[name], scales[name])
         self._become_int8()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The int8 kernels' packed copy of the weights is rebuilt at first use: a pickle holds the
+        # int8 weights once, in no particular fastgru version's packing.
+        state = dict(self.__dict__)
+        state.pop("_int8_kernel_cache", None)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Unpickling: NumPy does not keep an array's read-only flag.
+        # Unpickling: NumPy does not keep an array's read-only flag. A packed copy from an older
+        # pickle may be in another version's packing: dropped, rebuilt at first use.
         self.__dict__.update(state)
+        self.__dict__.pop("_int8_kernel_cache", None)
         if self.quantization is not None:
             self._params.flags.writeable = False
 
