@@ -30,6 +30,11 @@ struct GemmKernels {
   size_t kc_max;    // K-block size limit (an L1-sized B panel)
   size_t mc;        // rows of A (and C) handled at a time (L2), a multiple of mr
   size_t b_budget;  // elements of B packed at a time: all of K for a block of columns (L3)
+  // Sequences one step of gru_step / gru_forward_int8 advances together (at most 16): each
+  // block of weight rows read from L2 once per step serves them all. 4 for the vector kernels
+  // (measured: with 16, the sequences' states and gates outgrow L1 at medium sizes), 16 with
+  // int8 tiles (an AMX tile's rows).
+  size_t step_sequences;
 
   // C(m, cols j0..n-1) = beta C + A(m, kc) B(kc, j0..n-1), for one K-block, where A is
   // row-major with leading dimension lda, or packed in slivers when lda == 0, and B is

@@ -60,9 +60,8 @@ LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8W
   return lw;
 }
 
-// Sequences a layer step advances together: each block of weight rows, read from L2 once per
-// step, serves all of them. 16: the rows of an AMX tile (int8 on tiles); the vector kernels take
-// four at a time, finding the block in L1 for the next four.
+// The most sequences a layer step advances together (GemmKernels::step_sequences: each block of
+// weight rows read once per step serves all of them).
 constexpr size_t kSequences = 16;
 
 // Up to kSequences sequences of one layer step: input v (in), state h (H) -> h_out (H) each.
@@ -235,10 +234,11 @@ void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8
     // order makes a step start with the blocks the previous one read last, likely still in L2.
     thread_local bool backwards = false;
     backwards = !backwards;
-    for (size_t b0 = rows.begin; b0 < rows.end; b0 += kSequences)
+    const size_t together = detail::kernels<T>().gemm.step_sequences;
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += together)
       for (size_t layer = 0; layer < L; ++layer) {
         Sequences<T> s;
-        s.count = std::min(kSequences, rows.end - b0);
+        s.count = std::min(together, rows.end - b0);
         for (size_t c = 0; c < s.count; ++c) {
           const size_t b = b0 + c;
           s.v[c] = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
@@ -292,13 +292,14 @@ void gru_forward_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T*
   std::atomic<bool> stopped{false};
   // Each sequence runs through every layer on its own: its rows of each layer's input are its
   // own rows of the layer below, so threads own whole sequences and never wait for each other.
-  // A thread advances up to kSequences of its sequences together, step i of each at once (the
+  // A thread advances up to step_sequences of its sequences together, step i of each at once (the
   // reverse direction's step i of sequence b is time lengths[b] - 1 - i).
   auto sequences = [&](Range rows) {
     thread_local StepScratch<T> scratch;
+    const size_t together = detail::kernels<T>().gemm.step_sequences;
     std::vector<T> states(2 * kSequences * H);
-    for (size_t b0 = rows.begin; b0 < rows.end; b0 += kSequences) {
-      const size_t group = std::min(kSequences, rows.end - b0);
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += together) {
+      const size_t group = std::min(together, rows.end - b0);
       size_t len[kSequences], longest = 0;
       for (size_t c = 0; c < group; ++c) {
         len[c] = lengths ? static_cast<size_t>(lengths[b0 + c]) : steps;

@@ -190,8 +190,8 @@ void check_int8(const std::string& isa, Checker& check) {
       check.close(at + "step against the specification", got, want, 2e-5);
 
       // The forward is the step's steps, bit for bit: with lengths, h0, 1 or 2 threads, and a
-      // sequence alone or in the batch (eighteen: on 1 thread a group of sixteen advancing
-      // together, a whole AMX tile of rows, then two; on 2 threads two groups of nine).
+      // sequence alone or in the batch (eighteen: groups of four advancing together, or with
+      // int8 tiles of sixteen, a whole tile of rows, then two on 1 thread and nine on 2).
       const size_t T = 9, batch = 18;
       const std::vector<int64_t> lengths = {9, 4, 1, 7, 2, 9, 3, 9, 8, 5, 6, 9, 1, 2, 9, 7, 4, 9};
       const std::vector<float> xs = random_vector<float>(T * batch * I),
