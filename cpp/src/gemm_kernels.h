@@ -68,6 +68,11 @@ struct GemmKernels {
   // q (K) = v quantized to int8 with one symmetric scale, returned (reference.quantize's
   // quantize_activations): 0 for a zero vector, NaN when v holds NaN or infinity.
   T (*quantize_q8)(size_t K, const T* v, int8_t* q);
+
+  // With int8 tiles (AMX): hold(true) configures them for this thread, hold(false) releases
+  // them. gemv_panels_q8 of two or more vectors runs inside such a hold, so that a thread
+  // configures the tiles once for its share of a call, not at every product. nullptr elsewhere.
+  void (*hold_int8_tiles)(bool hold);
 };
 
 // K-blocks depend on K only (never on M, N or threads), so every element of C sees the same

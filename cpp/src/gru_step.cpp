@@ -64,6 +64,25 @@ LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8W
 // weight rows read once per step serves all of them).
 constexpr size_t kSequences = 16;
 
+// The int8 tiles held configured (GemmKernels::hold_int8_tiles) while a thread works through its
+// sequences, where its products may take two or more of them at once (rows: its sequences).
+template <class T>
+class Int8TileHold {
+ public:
+  Int8TileHold(const detail::GemmKernels<T>& gemm, bool int8, Range rows)
+      : hold_(int8 && rows.end - rows.begin >= 2 ? gemm.hold_int8_tiles : nullptr) {
+    if (hold_) hold_(true);
+  }
+  ~Int8TileHold() {
+    if (hold_) hold_(false);
+  }
+  Int8TileHold(const Int8TileHold&) = delete;
+  Int8TileHold& operator=(const Int8TileHold&) = delete;
+
+ private:
+  void (*hold_)(bool);
+};
+
 // Up to kSequences sequences of one layer step: input v (in), state h (H) -> h_out (H) each.
 template <class T>
 struct Sequences {
@@ -234,11 +253,12 @@ void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8
     // order makes a step start with the blocks the previous one read last, likely still in L2.
     thread_local bool backwards = false;
     backwards = !backwards;
-    const size_t together = detail::kernels<T>().gemm.step_sequences;
-    for (size_t b0 = rows.begin; b0 < rows.end; b0 += together)
+    const detail::GemmKernels<T>& gemm = detail::kernels<T>().gemm;
+    const Int8TileHold<T> tiles(gemm, int8 != nullptr, rows);
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += gemm.step_sequences)
       for (size_t layer = 0; layer < L; ++layer) {
         Sequences<T> s;
-        s.count = std::min(together, rows.end - b0);
+        s.count = std::min(gemm.step_sequences, rows.end - b0);
         for (size_t c = 0; c < s.count; ++c) {
           const size_t b = b0 + c;
           s.v[c] = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
@@ -296,7 +316,9 @@ void gru_forward_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T*
   // reverse direction's step i of sequence b is time lengths[b] - 1 - i).
   auto sequences = [&](Range rows) {
     thread_local StepScratch<T> scratch;
-    const size_t together = detail::kernels<T>().gemm.step_sequences;
+    const detail::GemmKernels<T>& gemm = detail::kernels<T>().gemm;
+    const size_t together = gemm.step_sequences;
+    const Int8TileHold<T> tiles(gemm, true, rows);
     std::vector<T> states(2 * kSequences * H);
     for (size_t b0 = rows.begin; b0 < rows.end; b0 += together) {
       const size_t group = std::min(together, rows.end - b0);
