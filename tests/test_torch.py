@@ -2,8 +2,10 @@
 state_dicts), finite differences (gradcheck), the NumPy reference (reset_after=False) and
 PyTorch's own operator checks (opcheck, torch.compile, torch.export, fake tensors)."""
 
+import copy
 import itertools
 import os
+import pickle
 import subprocess
 import sys
 
@@ -799,11 +801,13 @@ def test_eager_calls_skip_the_operators_and_give_their_results_bit_for_bit():
     gen = torch.Generator().manual_seed(9)
     dy, dh_n = torch.randn(y_op.shape, dtype=y_op.dtype, generator=gen), torch.randn(h_op.shape, dtype=y_op.dtype)
     op_grads = torch.autograd.grad((y_op, h_op), (x, hx, params), (dy, dh_n))
-    y, h = ft._EagerGru.apply(x, hx, params, lengths, dropout, config)
-    eager_grads = torch.autograd.grad((y, h), (x, hx, params), (dy, dh_n))
-    assert torch.equal(y, y_op) and torch.equal(h, h_op)
-    for got, want in zip(eager_grads, op_grads):
-        assert torch.equal(got, want)
+    # The parameters as one weight: concatenated in the Function, or handed over as its flat buffer.
+    for flat in (None, params.detach()):
+        y, h = ft._EagerGru.apply(x, hx, flat, lengths, dropout, config, params)
+        eager_grads = torch.autograd.grad((y, h), (x, hx, params), (dy, dh_n))
+        assert torch.equal(y, y_op) and torch.equal(h, h_op)
+        for got, want in zip(eager_grads, op_grads):
+            assert torch.equal(got, want)
     gru = ft.GRU(2, 3)
     with torch.profiler.profile() as prof:
         gru(torch.randn(5, 2, 2))[0].sum().backward()
@@ -824,3 +828,77 @@ def test_batched_gradients_equal_one_gradient_at_a_time():
     for i in range(3):
         (one,) = torch.autograd.grad(y, x, grad_outputs[i], retain_graph=True)
         torch.testing.assert_close(batched[i], one, rtol=1e-12, atol=1e-12)
+
+
+def parameters_are_one_buffer(gru):
+    """Whether the forward hands the core the module's flat buffer as it is (no concatenation)."""
+    return gru._flat_parameters(gru._flat_weights) is not None
+
+
+def test_parameters_are_views_of_one_buffer_that_conversions_and_copies_keep():
+    """The parameters live in one contiguous buffer, in the core's order (so the forward passes it
+    without a copy); dtype conversions, deepcopy, pickling and share_memory() keep it so, and
+    load_state_dict copies into it."""
+    gru = ft.GRU(3, 4, num_layers=2, bidirectional=True)
+    assert parameters_are_one_buffer(gru)
+    flat = gru._flat_buffer
+    assert flat.numel() == sum(p.numel() for p in gru.parameters())
+    assert torch.equal(flat, torch.cat([p.detach().reshape(-1) for p in gru._flat_weights]))
+    ref = nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    gru.load_state_dict(ref.state_dict())
+    assert parameters_are_one_buffer(gru) and torch.equal(gru.weight_hh_l1_reverse, ref.weight_hh_l1_reverse)
+    for copy_ in (copy.deepcopy(gru), pickle.loads(pickle.dumps(gru))):
+        assert parameters_are_one_buffer(copy_) and copy_._flat_buffer.data_ptr() != flat.data_ptr()
+        assert all(torch.equal(a, b) for a, b in zip(copy_.parameters(), gru.parameters()))
+    gru.share_memory()
+    assert parameters_are_one_buffer(gru) and all(p.is_shared() for p in gru.parameters())
+    gru.double()
+    assert parameters_are_one_buffer(gru) and gru._flat_buffer.dtype == torch.float64
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(gru(x)[0], ref.double()(x)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_a_parameter_replaced_after_construction_still_gets_nn_grus_results_and_gradients():
+    """A parameter that is no longer a view of the buffer (assigned anew, its .data replaced): the
+    forward concatenates the parameters instead, and gradients still reach every parameter."""
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=2)
+    for replace in ("assign", "data"):
+        new = torch.randn(12, 4)
+        for gru in (ref, ours):
+            if replace == "assign":
+                gru.weight_hh_l1 = nn.Parameter(new.clone())
+            else:
+                gru.weight_hh_l0.data = new.clone()
+        assert not parameters_are_one_buffer(ours)
+        x = torch.randn(5, 2, 3, requires_grad=True)
+        weights = {"y": torch.randn(5, 2, 4), "h_n": torch.randn(2, 2, 4)}
+        ref_out, ref_grads = run_and_differentiate(ref, x, None, weights)
+        ref_grads = {name: g.clone() for name, g in ref_grads.items()}
+        our_out, our_grads = run_and_differentiate(ours, x, None, weights)
+        assert_close(our_out["output"], ref_out["output"], f"{replace}: output", RTOL[torch.float32])
+        assert our_grads.keys() == ref_grads.keys()
+        for name, g in ref_grads.items():
+            assert_close(our_grads[name], g, f"{replace}: grad of {name}", RTOL[torch.float32])
+        ours.flatten_parameters()  # as nn.GRU's: packs them again
+        assert parameters_are_one_buffer(ours)
+
+
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+def test_input_that_needs_no_gradient_skips_its_product_with_the_same_parameter_gradients(num_layers, bidirectional):
+    """x without requires_grad (a first layer fed with data): the core's backward skips dx; the
+    parameter and hx gradients are those with dx computed, bit for bit, and nn.GRU's."""
+    ref, ours = twin_grus(input_size=3, hidden_size=4, num_layers=num_layers, bidirectional=bidirectional)
+    gen = torch.Generator().manual_seed(3)
+    D = 2 if bidirectional else 1
+    x = torch.randn(6, 2, 3, generator=gen)
+    hx = torch.randn(num_layers * D, 2, 4, generator=gen, requires_grad=True)
+    weights = {"y": torch.randn(6, 2, D * 4, generator=gen), "h_n": torch.randn(num_layers * D, 2, 4, generator=gen)}
+    grads = {}
+    for needs_dx in (True, False):
+        _, g = run_and_differentiate(ours, x.clone().requires_grad_(needs_dx), hx, weights)
+        grads[needs_dx] = {name: None if t is None else t.clone() for name, t in g.items()}
+    assert grads[False].pop("input") is None and grads[True].pop("input") is not None
+    _, want = run_and_differentiate(ref, x, hx, weights)
+    for name, g in grads[False].items():
+        assert torch.equal(g, grads[True][name]), name
+        assert_close(g, want[name], f"grad of {name}", RTOL[torch.float32])

@@ -35,7 +35,7 @@ std::vector<DirectionSlot<T>> direction_slots(const GruConfig& cfg, const T* par
       slot.params = {p[0], p[1], p[2], p[3]};
       if (grad) {
         const auto g = tensors(grad);
-        slot.grads = {g[0], g[1], g[2], g[3]};
+        slot.grads = {g[0], g[1], g[2], g[3], false};
       }
       slots.push_back(slot);
     }
@@ -122,7 +122,7 @@ void gru_forward(const GruConfig& cfg, const T* params, size_t steps, size_t bat
 
 template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy, const T* dh_n, T* dx,
-                  T* dh0, T* grad) {
+                  T* dh0, T* grad, bool accumulate) {
   gru_check_sizes(cfg, cache.steps, cache.batch);
   gru_check_compute_dtype<T>(cfg);
   const size_t H = cfg.hidden_size, D = cfg.directions(), L = cfg.num_layers;
@@ -130,7 +130,8 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
   const size_t out_size = steps * batch * D * H;
   std::vector<int64_t> full(batch, static_cast<int64_t>(steps));
   const int64_t* lens = cache.lengths ? cache.lengths : full.data();
-  const auto slots = direction_slots<T>(cfg, params, grad);
+  auto slots = direction_slots<T>(cfg, params, grad);
+  for (auto& slot : slots) slot.grads.overwrite = !accumulate;
   const auto saved = workspace_views<const T>(cfg, steps, batch, cache.workspace);
 
   // Gradient of the current layer's output: dy itself for the top layer (never copied).
@@ -161,7 +162,7 @@ void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cach
 #define FASTGRU_INSTANTIATE(T)                                                                                 \
   template void gru_forward<T>(const GruConfig&, const T*, size_t, size_t, const T*, const T*, const int64_t*, \
                                const T*, T*, T*, T*);                                                          \
-  template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*, const T*, T*, T*, T*);
+  template void gru_backward<T>(const GruConfig&, const T*, const GruCache<T>&, const T*, const T*, T*, T*, T*, bool);
 FASTGRU_INSTANTIATE(float)
 FASTGRU_INSTANTIATE(double)
 

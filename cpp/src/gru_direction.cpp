@@ -58,14 +58,18 @@ void block_bias(const BlockedGates& bg, const T* src, T* dst) {
     for (size_t j = 0; j < bg.H; ++j) dst[bg.row(g, j)] = src[g * bg.H + j];
 }
 
-// dst (3H, cols) += the rows of src (3Hp, cols) for gates [gate0, gate1).
+// dst (3H, cols) += the rows of src (3Hp, cols) for gates [gate0, gate1); = when overwrite.
 template <class T>
-void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst, size_t gate0 = 0, size_t gate1 = 3) {
+void unblock_rows_add(const BlockedGates& bg, const T* src, size_t cols, T* dst, bool overwrite, size_t gate0 = 0,
+                      size_t gate1 = 3) {
   for (size_t g = gate0; g < gate1; ++g)
     for (size_t j = 0; j < bg.H; ++j) {
       const T* s = src + bg.row(g, j) * cols;
       T* d = dst + (g * bg.H + j) * cols;
-      for (size_t c = 0; c < cols; ++c) d[c] += s[c];
+      if (overwrite)
+        std::copy(s, s + cols, d);
+      else
+        for (size_t c = 0; c < cols; ++c) d[c] += s[c];
     }
 }
 
@@ -560,7 +564,7 @@ void gather_reset_states(const DirectionShape& s, const BlockedGates& bg, const 
 
 // After the sweep, the whole-sequence products, a chunk of rows at a time, each chunk of dgx
 // going through all of them while it is in cache (one product after another over the whole
-// of dgx read it from memory each time): dx = dgx W_ih; dW_ih += dgx^T x; the bias sums and,
+// of dgx read it from memory each time): dx = dgx W_ih (unless dx is nullptr); dW_ih += dgx^T x; the bias sums and,
 // for reset-after, dgx -> dgh in place; dW_hh += dgh^T h (reset-before: its r and z parts;
 // the n part is dW_hn += dgx^T (r * h)). Then the blocked gradients are added into g in
 // torch's layout.
@@ -574,12 +578,12 @@ void weight_gradients(const DirectionShape& s, const BlockedGates& bg, const Dir
   std::fill(db.begin(), db.end(), T(0));
   std::fill(db_n.begin(), db_n.end(), T(0));
   PackedMatrix<T>& w_ih = kept_packed<T>(2);  // kept between calls, as in forward
-  w_ih.pack(Trans::no, N, I, p.w_ih, I, bg.source_rows().data(), s.compute);
+  if (dx) w_ih.pack(Trans::no, N, I, p.w_ih, I, bg.source_rows().data(), s.compute);
   for (size_t r0 = 0; r0 < rows; r0 += kWeightGradChunkRows) {
     const size_t r1 = std::min(rows, r0 + kWeightGradChunkRows), n = r1 - r0;
     const T beta = r0 == 0 ? T(0) : T(1);
     T* dg = dgx + r0 * N;
-    gemm_packed_rows<T>(n, dg, N, w_ih, dx_beta, dx + r0 * I, I);
+    if (dx) gemm_packed_rows<T>(n, dg, N, w_ih, dx_beta, dx + r0 * I, I);
     gemm<T>(Trans::yes, Trans::no, N, I, n, dg, N, x + r0 * I, I, beta, dw_ih.data(), I, s.compute);
     if (bias || s.reset_after) bias_pass(s, bg, gates, bias, r0, r1, dgx, db.data(), db_n.data());
     gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, states + r0 * H, H, beta, dw_hh.data(), H, s.compute);
@@ -588,16 +592,17 @@ void weight_gradients(const DirectionShape& s, const BlockedGates& bg, const Dir
       gemm<T>(Trans::yes, Trans::no, N, H, n, dg, N, rh.data(), H, beta, dw_hn.data(), H, s.compute);
     }
   }
-  unblock_rows_add(bg, dw_ih.data(), I, g.w_ih);
-  if (bias) unblock_rows_add(bg, db.data(), 1, g.b_ih);
-  unblock_rows_add(bg, dw_hh.data(), H, g.w_hh, 0, s.reset_after ? 3 : 2);
-  if (!s.reset_after) unblock_rows_add(bg, dw_hn.data(), H, g.w_hh, 2, 3);
+  const bool over = g.overwrite;
+  unblock_rows_add(bg, dw_ih.data(), I, g.w_ih, over);
+  if (bias) unblock_rows_add(bg, db.data(), 1, g.b_ih, over);
+  unblock_rows_add(bg, dw_hh.data(), H, g.w_hh, over, 0, s.reset_after ? 3 : 2);
+  if (!s.reset_after) unblock_rows_add(bg, dw_hn.data(), H, g.w_hh, over, 2, 3);
   if (!g.b_hh) return;
   if (s.reset_after) {  // r and z parts equal b_ih's (still in db); the n part is db_n
-    unblock_rows_add(bg, db.data(), 1, g.b_hh, 0, 2);
-    for (size_t j = 0; j < H; ++j) g.b_hh[2 * H + j] += db_n[j];
+    unblock_rows_add(bg, db.data(), 1, g.b_hh, over, 0, 2);
+    for (size_t j = 0; j < H; ++j) g.b_hh[2 * H + j] = (over ? T(0) : g.b_hh[2 * H + j]) + db_n[j];
   } else {
-    unblock_rows_add(bg, db.data(), 1, g.b_hh);
+    unblock_rows_add(bg, db.data(), 1, g.b_hh, over);
   }
 }
 

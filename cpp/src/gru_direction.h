@@ -18,11 +18,12 @@ struct DirectionParams {
 };
 
 template <class T>
-struct DirectionGrads {  // accumulated (+=); biases nullptr when there are none
+struct DirectionGrads {  // accumulated (+=), or written when overwrite; biases nullptr when there are none
   T* w_ih;
   T* w_hh;
   T* b_ih;
   T* b_hh;
+  bool overwrite;
 };
 
 struct DirectionShape {
@@ -47,7 +48,7 @@ void gru_direction_forward(const DirectionShape& shape, const DirectionParams<T>
                            size_t ldy, T* h_n, T* states, T* gates);
 
 // dy rows with stride ldy (H columns used), dh_n (B, H). Writes dx = dx_beta * dx + (this
-// direction's input gradient), dh0 (B, H); adds the parameter gradients into g.
+// direction's input gradient) unless dx is nullptr, dh0 (B, H); adds the parameter gradients into g.
 template <class T>
 void gru_direction_backward(const DirectionShape& shape, const DirectionParams<T>& p, const T* x, const T* states,
                             const T* gates, const T* dy, size_t ldy, const T* dh_n, T* dx, T dx_beta, T* dh0,

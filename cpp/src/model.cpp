@@ -102,10 +102,10 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
   // The GRU: through every step's output, or through the top layer's final states only.
   const size_t BH = b.batch * H, out_size = b.steps * b.batch * F;
   const GruCache<T> cache{b.steps, b.batch, b.lengths, b.gru_dropout, workspace_.data()};
-  dx_.resize(b.steps * b.batch * g.input_size);
   dh0_.resize(L * D * BH);
   if (cfg_.return_sequences) {
-    gru_backward<T>(g, params, cache, dfeatures_.data(), nullptr, dx_.data(), dh0_.data(), grad);
+    gru_backward<T>(g, params, cache, dfeatures_.data(), nullptr, nullptr, dh0_.data(),
+                    grad);  // no dx: no one reads it
   } else {
     if (zero_dy_.size() != out_size) zero_dy_.assign(out_size, T(0));
     dh_n_.assign(L * D * BH, T(0));
@@ -114,7 +114,7 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
       for (size_t r = 0; r < b.batch; ++r)
         std::copy(dfeatures_.data() + r * F + d * H, dfeatures_.data() + r * F + (d + 1) * H, dh + r * H);
     }
-    gru_backward<T>(g, params, cache, zero_dy_.data(), dh_n_.data(), dx_.data(), dh0_.data(), grad);
+    gru_backward<T>(g, params, cache, zero_dy_.data(), dh_n_.data(), nullptr, dh0_.data(), grad);
   }
   return loss;
 }

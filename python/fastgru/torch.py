@@ -103,17 +103,20 @@ class _WorkspacePool:
     def take(self, nbytes: int) -> Tensor:
         """A uint8 tensor of nbytes whose memory no other live tensor uses."""
         with self._lock:
-            free = [i for i in range(len(self._arrays)) if _references(self._arrays, i) <= _UNSHARED]
-            fits = [i for i in free if self._arrays[i].nbytes >= nbytes]
-            if fits:
-                array = self._arrays[min(fits, key=lambda i: self._arrays[i].nbytes)]
-            else:
-                array = np.empty(nbytes, np.uint8)
-                if len(self._arrays) >= self._capacity and free:
-                    del self._arrays[min(free, key=lambda i: self._arrays[i].nbytes)]
-                if len(self._arrays) < self._capacity:
-                    self._arrays.append(array)
-            return torch.from_numpy(array[:nbytes])
+            arrays, fit = self._arrays, -1
+            for i in range(len(arrays)):  # the smallest free array that fits
+                smaller = fit < 0 or arrays[i].nbytes < arrays[fit].nbytes
+                if arrays[i].nbytes >= nbytes and smaller and _references(arrays, i) <= _UNSHARED:
+                    fit = i
+            if fit >= 0:
+                return torch.from_numpy(arrays[fit][:nbytes])
+            array = np.empty(nbytes, np.uint8)
+            free = [i for i in range(len(arrays)) if _references(arrays, i) <= _UNSHARED]
+            if len(arrays) >= self._capacity and free:
+                del arrays[min(free, key=lambda i: arrays[i].nbytes)]
+            if len(arrays) < self._capacity:
+                arrays.append(array)
+            return torch.from_numpy(array)
 
 
 def _references(arrays: list[npt.NDArray[np.uint8]], i: int) -> int:
@@ -154,7 +157,9 @@ def _use_torch_threads() -> None:
 
 def _array(tensor: Tensor | None) -> npt.NDArray[Any] | None:
     """A NumPy view of a contiguous CPU tensor (no copy); None stays None."""
-    return None if tensor is None else tensor.detach().numpy()
+    if tensor is None:
+        return None
+    return tensor.detach().numpy() if tensor.requires_grad else tensor.numpy()
 
 
 # -- the operators ---------------------------------------------------------------------------
@@ -245,21 +250,58 @@ def _gru_backward_impl(
     """Backward of the gru_forward that returned workspace (with the same params, lengths and
     dropout): dy (T, B, D*H), dh_n (L*D, B, H) or None for zeros. Returns dx (T, B, I),
     dh0 (L*D, B, H) and the gradient of params."""
+    dx, dh0, dparams = _core_backward(
+        dy,
+        dh_n,
+        params,
+        workspace,
+        lengths,
+        dropout,
+        input_size,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        bias,
+        reset_after,
+        compute_dtype,
+    )
+    assert dx is not None
+    return dx, dh0, dparams
+
+
+def _core_backward(
+    dy: Tensor,
+    dh_n: Tensor | None,
+    params: Tensor,
+    workspace: Tensor,
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    input_size: int,
+    *config: Any,
+    input_grad: bool = True,
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """_gru_backward_impl's body; input_grad=False: dx is None, and the core skips its product."""
     _use_torch_threads()
-    config = _config(input_size, hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
     dtype = _CORE_DTYPES[dy.dtype]
-    dparams = torch.from_numpy(np.zeros(params.shape[0], dtype))  # wakes no torch thread team
+    # Written, not added to, by the core: no zero fill first.
+    dparams = np.empty(params.shape[0], dtype)
     dx, dh0 = core_entry("gru_backward", dtype)(
-        config,
+        _config(input_size, *config),
         _array(params),
         workspace.numpy().view(dtype),
         _array(dy),
-        dparams.numpy(),
+        dparams,
         _array(dh_n),
         _array(lengths),
         _array(dropout),
+        input_grad,
+        False,
     )
-    return torch.from_numpy(dx), torch.from_numpy(dh0), dparams
+    return None if dx is None else torch.from_numpy(dx), torch.from_numpy(dh0), torch.from_numpy(dparams)
+
+
+def _core_backward_without_input_grad(*args: Any) -> tuple[Tensor | None, Tensor, Tensor]:
+    return _core_backward(*args, input_grad=False)
 
 
 gru_backward = torch.library.custom_op("fastgru::gru_backward", mutates_args=(), device_types="cpu")(_gru_backward_impl)
@@ -306,11 +348,30 @@ def _forward_backward(
 def _gradients(
     ctx: Any, dy: Tensor | None, dh_n: Tensor | None, backward: Callable[..., tuple[Tensor, Tensor, Tensor]]
 ) -> tuple[Tensor | None, ...]:
-    """(dx, dhx, dparams) through a training forward whose ctx saved (x, hx, params, workspace,
-    lengths, dropout) and its config; `backward`: the operator or its body."""
+    """(dx, dhx, dparams) through the gru_forward operator, whose ctx saved (x, hx, params,
+    workspace, lengths, dropout) and its config; `backward`: the backward operator or its body."""
     x, hx, params, workspace, lengths, dropout = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
-        return _differentiable_backward(ctx, x, hx, params, lengths, dropout, dy, dh_n)
+        wrt = [t if need else None for t, need in zip((x, hx, params), ctx.needs_input_grad[:3])]
+        return _differentiable_backward(
+            ctx.config, x, hx, _split_like(params, _param_shapes(ctx.config, x)), lengths, dropout, dy, dh_n, wrt
+        )
+    return _first_order_gradients(ctx, x, hx, params, workspace, lengths, dropout, dy, dh_n, backward)
+
+
+def _first_order_gradients(
+    ctx: Any,
+    x: Tensor,
+    hx: Tensor | None,
+    params: Tensor,
+    workspace: Tensor,
+    lengths: Tensor | None,
+    dropout: Tensor | None,
+    dy: Tensor | None,
+    dh_n: Tensor | None,
+    backward: Callable[..., tuple[Tensor | None, Tensor, Tensor]],
+) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """(dx, dhx, dparams) from the core's backward over the forward's workspace."""
     T, B, I = x.shape
     hidden_size, _, bidirectional = ctx.config[:3]
     if dy is None:  # only h_n was used
@@ -319,72 +380,109 @@ def _gradients(
     return (dx, dh0 if ctx.needs_input_grad[1] else None, dparams)
 
 
+def _param_shapes(config: Sequence[Any], x: Tensor) -> list[tuple[int, ...]]:
+    """The parameters' shapes, in order, for an operator config (hidden_size, num_layers,
+    bidirectional, bias, reset_after, compute_dtype) and input x (T, B, I)."""
+    return [shape for _, _, shape in _core.gru_param_layout(_config(x.shape[2], *config))]
+
+
+def _numpy_views(flat: npt.NDArray[Any], shapes: Sequence[Sequence[int]]) -> list[Tensor]:
+    """_split_like for a plain tensor's array, a few times faster than torch.split and view."""
+    views, offset = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        views.append(torch.from_numpy(flat[offset : offset + size].reshape(shape)))
+        offset += size
+    return views
+
+
+def _split_like(flat: Tensor, shapes: Sequence[Sequence[int]]) -> list[Tensor]:
+    """Views of flat, in order, with the given shapes (differentiable, batched tensors too)."""
+    parts = torch.split(flat, [math.prod(shape) for shape in shapes], dim=-1)
+    return [part.view(*part.shape[:-1], *shape) for part, shape in zip(parts, shapes)]
+
+
 class _EagerGru(torch.autograd.Function):
     """fastgru::gru_forward and its backward without the operators' dispatch, which costs about
     0.1 ms a call (a fifth of a small training step). For plain tensors in eager mode only:
-    tracing, torch.compile, fake tensors and torch.func take the operators (_run decides)."""
+    tracing, torch.compile, fake tensors and torch.func take the operators (_run decides).
+
+    The parameters come one by one (as autograd's inputs, so no concatenation and no split is
+    in the graph), and beside them `flat`, all of them in one contiguous tensor in order (the
+    module's flat buffer, whose views they are), or None to concatenate them here."""
 
     @staticmethod
     def forward(
         ctx: Any,
         x: Tensor,
         hx: Tensor | None,
-        params: Tensor,
+        flat: Tensor | None,
         lengths: Tensor | None,
         dropout: Tensor | None,
         config: tuple[int, int, bool, bool, bool, str],
+        *weights: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        y, h_n, workspace = _gru_forward_impl(x, hx, params, lengths, dropout, *config, True)
-        ctx.save_for_backward(x, hx, params, workspace, lengths, dropout)
+        if flat is None:
+            flat = torch.cat([w.reshape(-1) for w in weights])
+        y, h_n, workspace = _gru_forward_impl(x, hx, flat, lengths, dropout, *config, True)
+        # The weights only for a backward that builds a graph (create_graph=True).
+        ctx.save_for_backward(x, hx, flat, workspace, lengths, dropout, *weights)
         ctx.config = config
         ctx.set_materialize_grads(False)
         return y, h_n
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor | None, dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
+        x, hx, flat, workspace, lengths, dropout, *weights = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
+            wrt: list[Tensor | None] = [x if needs[0] else None, hx if needs[1] else None]
+            wrt += [w if need else None for w, need in zip(weights, needs[6:])]
+            dx, dhx, *dweights = _differentiable_backward(ctx.config, x, hx, weights, lengths, dropout, dy, dh_n, wrt)
+            return (dx, dhx, None, None, None, None, *dweights)
         # Batched gradients (autograd.grad(is_grads_batched=True), as gradcheck checks) or a
         # torch.func transform: the operator, which torch runs once per batch entry; its body
         # would see batched tensors.
         batched = any(t is not None and "Batched" in str(torch._C._dispatch_keys(t)) for t in (dy, dh_n))
-        backward = gru_backward if batched or torch._C._are_functorch_transforms_active() else _gru_backward_impl
-        return _gradients(ctx, dy, dh_n, backward) + (None, None, None)
+        if batched or torch._C._are_functorch_transforms_active():
+            backward: Callable[..., tuple[Tensor | None, Tensor, Tensor]] = gru_backward
+        else:  # without dx when x needs no gradient (the usual first layer): its product is skipped
+            backward = _gru_backward_impl if needs[0] else _core_backward_without_input_grad
+        dx, dhx, dparams = _first_order_gradients(ctx, x, hx, flat, workspace, lengths, dropout, dy, dh_n, backward)
+        shapes = [w.shape for w in weights]
+        grads = _split_like(dparams, shapes) if backward is gru_backward else _numpy_views(dparams.numpy(), shapes)
+        return (dx, dhx, None, None, None, None, *grads)
 
 
 def _differentiable_backward(
-    ctx: Any,
+    config: Sequence[Any],
     x: Tensor,
     hx: Tensor | None,
-    params: Tensor,
+    weights: Sequence[Tensor],
     lengths: Tensor | None,
     dropout: Tensor | None,
     dy: Tensor | None,
     dh_n: Tensor | None,
+    wrt: Sequence[Tensor | None],
 ) -> tuple[Tensor | None, ...]:
-    """gru_forward's (dx, dhx, dparams) as a graph of torch operators (for double backward):
-    the forward recomputed by _torch_gru from the saved inputs, differentiated with create_graph."""
-    hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype = ctx.config
+    """The gradients with respect to each tensor of wrt (None where not needed) of the forward
+    (x, hx, weights) -> (y, h_n) against (dy, dh_n), as a graph of torch operators (for double
+    backward): the forward recomputed by _torch_gru, differentiated with create_graph."""
+    hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype = config
     if compute_dtype != "float32":
         raise RuntimeError(
             f"fastgru.torch.GRU: double backward (create_graph=True) computes with full-precision "
             f"products; compute_dtype={compute_dtype!r} (CPU bfloat16 autocast) is not supported"
         )
-    shapes = [
-        shape
-        for _, _, shape in _core.gru_param_layout(
-            _config(x.shape[2], hidden_size, num_layers, bidirectional, bias, reset_after, compute_dtype)
-        )
-    ]
-    weights = [w.view(shape) for w, shape in zip(torch.split(params, [math.prod(shape) for shape in shapes]), shapes)]
     y, h_n = _torch_gru(x, hx, weights, lengths, dropout, hidden_size, num_layers, bidirectional, bias, reset_after)
-    needed = ctx.needs_input_grad[:3]
-    inputs = [t for t, need in zip((x, hx, params), needed) if need and t is not None]
+    inputs = [t for t in wrt if t is not None]
     pairs = [(out, grad) for out, grad in ((y, dy), (h_n, dh_n)) if grad is not None]
     grads = iter(
         torch.autograd.grad(
             [out for out, _ in pairs], inputs, [grad for _, grad in pairs], create_graph=True, allow_unused=True
         )
     )
-    return tuple(next(grads) if need else None for need in needed)
+    return tuple(None if t is None else next(grads) for t in wrt)
 
 
 def _no_double_backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
@@ -466,9 +564,15 @@ def _needs_torch_ops(tensors: Sequence[Tensor | None], weights: Sequence[Tensor]
     tangent), and which need plain tensors (an ExpandedWeight parameter: per-sample gradients)."""
     return (
         torch._C._are_functorch_transforms_active()
-        or any(_tangent(t) is not None for t in (*tensors, *weights) if t is not None)
+        or (_dual_level_entered() and any(_tangent(t) is not None for t in (*tensors, *weights) if t is not None))
         or any(isinstance(w, ExpandedWeight) for w in weights)
     )
+
+
+def _dual_level_entered() -> bool:
+    """Whether tensors can carry tangents: only inside forward_ad.dual_level (the level is -1
+    outside; a torch without that variable gets the full check)."""
+    return getattr(forward_ad, "_current_level", 0) >= 0
 
 
 # -- the module ------------------------------------------------------------------------------
@@ -559,6 +663,7 @@ class GRU(nn.Module):
             self._flat_weights_names[i : i + per_direction] for i in range(0, len(layout), per_direction)
         ]
         self.reset_parameters()
+        self.flatten_parameters()
 
     @property
     def num_directions(self) -> int:
@@ -566,7 +671,10 @@ class GRU(nn.Module):
 
     @property
     def _flat_weights(self) -> list[nn.Parameter]:
-        return [getattr(self, name) for name in self._flat_weights_names]
+        # _parameters first: nn.Module.__getattr__ costs 1-2 us a name, per forward. A name that
+        # is not there (a parametrization or weight_norm replaced it) is an attribute.
+        params = self._parameters
+        return [params[name] if name in params else getattr(self, name) for name in self._flat_weights_names]  # type: ignore[misc]  # a name's entry is never None
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -592,7 +700,56 @@ class GRU(nn.Module):
         super().__setattr__(name, value)
 
     def flatten_parameters(self) -> None:
-        """Nothing to do (torch.nn.GRU's cuDNN weight packing): kept so code calling it runs."""
+        """Puts the parameters in one contiguous buffer, in the core's order, each parameter a
+        view of it (the parameter objects stay, so optimizers holding them still do): the forward
+        then hands the core that buffer as it is, with no concatenation in the autograd graph and
+        no split of the gradient (as torch.nn.GRU's flatten_parameters packs cuDNN's weights).
+        The constructor, .to() and the like, and unpickling call it; while some parameter is no
+        longer a view of the buffer (assigned anew, its .data replaced, a parametrization), each
+        forward concatenates the parameters instead, with the same results."""
+        weights = self._flat_weights
+        if self._flat_parameters(weights) is not None:
+            return  # already flat (share_memory() and no-op conversions keep the buffer)
+        if not all(isinstance(w, nn.Parameter) for w in weights) or len({(w.dtype, w.device) for w in weights}) > 1:
+            self._flat_buffer: Tensor | None = None
+            return
+        flat = torch.empty(sum(w.numel() for w in weights), dtype=weights[0].dtype, device=weights[0].device)
+        offset = 0
+        with torch.no_grad():
+            for w in weights:
+                view = flat[offset : offset + w.numel()].view_as(w)
+                view.copy_(w)
+                w.data = view
+                offset += w.numel()
+        self._flat_buffer = flat
+
+    def _flat_parameters(self, weights: Sequence[Tensor]) -> Tensor | None:
+        """The flat buffer when every weight is still its view, in order (see flatten_parameters)."""
+        flat = self.__dict__.get("_flat_buffer")
+        if flat is None:
+            return None
+        address, itemsize = flat.data_ptr(), flat.element_size()
+        for w in weights:
+            if type(w) is not nn.Parameter or w.data_ptr() != address or w.dtype != flat.dtype or not w.is_contiguous():
+                return None
+            address += w.numel() * itemsize
+        return flat if address == flat.data_ptr() + flat.numel() * itemsize else None
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> "GRU":
+        # .to(), .double(), .to_empty() and the like give the parameters new data: flatten again.
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch: untyped
+        self.flatten_parameters()
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[no-untyped-call]  # torch: untyped
+        state = dict(state)
+        state.pop("_flat_buffer", None)  # unpickled parameters are separate tensors: flattened anew
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # torch: untyped
+        self.flatten_parameters()
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -631,6 +788,14 @@ class GRU(nn.Module):
         self, input: Tensor | PackedSequence, hx: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, Tensor]:
         weights = self._flat_weights
+        flat = self._plain_call(input, hx, weights)
+        if flat is not None:  # the usual call: straight to the core
+            assert isinstance(input, Tensor)
+            x = input.transpose(0, 1) if self.batch_first else input
+            y, h_n = self._run_eager(
+                x.contiguous(), None if hx is None else hx.contiguous(), None, None, weights, flat, "float32"
+            )
+            return (y.transpose(0, 1) if self.batch_first else y), h_n
         compute_dtype, output_dtype = "float32", None
         data = input.data if isinstance(input, PackedSequence) else input
         if _cpu_autocast() and data.is_floating_point():
@@ -750,33 +915,92 @@ class GRU(nn.Module):
             dropout = torch.empty((L - 1, T, B, D * H), dtype=x.dtype).bernoulli_(keep)
             if keep > 0:
                 dropout.div_(keep)
-        bidirectional, bias = bool(self.bidirectional), bool(self.bias)
         if _needs_torch_ops((x, hx), weights):
             if compute_dtype != "float32":
                 raise RuntimeError(
                     "fastgru.torch.GRU: torch.func transforms, forward-mode AD and expanded weights "
                     "compute with full-precision products; CPU bfloat16 autocast is not supported there"
                 )
-            return _torch_gru(x, hx, weights, lengths, dropout, H, L, bidirectional, bias, self.reset_after)
-        params = torch.cat([w.reshape(-1) for w in weights])
+            return _torch_gru(
+                x, hx, weights, lengths, dropout, H, L, bool(self.bidirectional), bool(self.bias), self.reset_after
+            )
         if hx is not None:
             hx = hx.contiguous()
         # A traced graph records this flag as a constant: keep the workspace there, so the trace
         # is the same with and without grad mode (its check re-runs it without) and can train.
         tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]  # torch: untyped
-        keep_workspace = tracing or (
-            torch.is_grad_enabled()
-            and (x.requires_grad or params.requires_grad or (hx is not None and hx.requires_grad))
-        )
-        config = (H, L, bidirectional, bias, bool(self.reset_after), compute_dtype)
-        if not tracing and _eager((x, hx, params, lengths, dropout)):
-            if keep_workspace:
-                y, h_n = _EagerGru.apply(x, hx, params, lengths, dropout, config)  # type: ignore[no-untyped-call, unused-ignore]  # typed from torch 2.15 on
-            else:
-                y, h_n, _ = _gru_forward_impl(x, hx, params, lengths, dropout, *config, False)
-            return y, h_n
+        if not tracing and _eager((x, hx, lengths, dropout, *weights)):
+            return self._run_eager(x, hx, lengths, dropout, weights, self._flat_parameters(weights), compute_dtype)
+        config = self._operator_config(compute_dtype)
+        params = torch.cat([w.reshape(-1) for w in weights])
+        keep_workspace = tracing or _needs_gradients(x, hx, weights)
         y, h_n, _ = gru_forward(x, hx, params, lengths, dropout, *config, keep_workspace)
         return y, h_n
+
+    def _run_eager(
+        self,
+        x: Tensor,
+        hx: Tensor | None,
+        lengths: Tensor | None,
+        dropout: Tensor | None,
+        weights: Sequence[Tensor],
+        flat: Tensor | None,
+        compute_dtype: str,
+    ) -> tuple[Tensor, Tensor]:
+        """_run for plain CPU tensors outside tracing and compiling: the operators' bodies without
+        their dispatch (_EagerGru); x and hx contiguous; flat: the flat buffer, or None when the
+        parameters are no longer its views."""
+        config = self._operator_config(compute_dtype)
+        if _needs_gradients(x, hx, weights):
+            y, h_n = _EagerGru.apply(x, hx, flat, lengths, dropout, config, *weights)  # type: ignore[no-untyped-call, unused-ignore]  # typed from torch 2.15 on
+        else:
+            params = torch.cat([w.detach().reshape(-1) for w in weights]) if flat is None else flat
+            y, h_n, _ = _gru_forward_impl(x, hx, params, lengths, dropout, *config, False)
+        return y, h_n
+
+    def _operator_config(self, compute_dtype: str) -> tuple[int, int, bool, bool, bool, str]:
+        """The operators' configuration arguments after params, lengths and dropout."""
+        return (
+            self.hidden_size,
+            self.num_layers,
+            bool(self.bidirectional),
+            bool(self.bias),
+            bool(self.reset_after),
+            compute_dtype,
+        )
+
+    def _plain_call(self, input: Any, hx: Any, weights: Sequence[Tensor]) -> Tensor | None:
+        """The flat buffer when this call needs nothing of the general path, checked in one
+        pass (a tenth of a small training step goes to Python around the core): a padded 3-D CPU
+        input of the parameters' dtype and input_size with T, B >= 1, hx None or of the expected
+        shape and dtype, the parameters views of the flat buffer, no dropout masks to draw, no
+        autocast, tracing, compiling, torch.func transform or dual level. Otherwise None: the
+        general path checks (with torch.nn.GRU's errors) and handles everything."""
+        if torch.compiler.is_compiling():  # first: torch.compile traces this function
+            return None
+        if type(input) is not Tensor or input.dim() != 3 or input.size(2) != self.input_size or not input.is_cpu:
+            return None
+        flat = self._flat_parameters(weights)
+        if flat is None or input.dtype != flat.dtype or flat.dtype not in _CORE_DTYPES or input.numel() == 0:
+            return None
+        if hx is not None:
+            LD = self.num_layers * self.num_directions
+            shape = (LD, input.size(0 if self.batch_first else 1), self.hidden_size)
+            if type(hx) is not Tensor or hx.shape != shape or hx.dtype != flat.dtype or not hx.is_cpu:
+                return None
+        if (self.training and self.dropout > 0 and self.num_layers > 1) or _cpu_autocast():
+            return None
+        tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]  # torch: untyped
+        if tracing or torch._C._are_functorch_transforms_active():
+            return None
+        return None if _dual_level_entered() else flat
+
+
+def _needs_gradients(x: Tensor, hx: Tensor | None, weights: Sequence[Tensor]) -> bool:
+    """Whether a forward must keep its workspace: grad mode on and some input requires grad."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or (hx is not None and hx.requires_grad) or any(w.requires_grad for w in weights)
 
 
 def _eager(tensors: Sequence[Tensor | None]) -> bool:
@@ -784,7 +1008,7 @@ def _eager(tensors: Sequence[Tensor | None]) -> bool:
     torch.compile or export (which need the operators and their fake implementations)."""
     if torch.compiler.is_compiling():
         return False
-    return all(t is None or (type(t) is Tensor and t.device.type == "cpu") for t in tensors)
+    return all(t is None or (type(t) in (Tensor, nn.Parameter) and t.is_cpu) for t in tensors)
 
 
 def _cpu_autocast() -> bool:

@@ -66,7 +66,7 @@ py::tuple forward(const GruConfig& cfg, Array<T> params, Array<T> x, std::option
 template <class T>
 py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& workspace, Array<T> dy,
                    const py::array& grad_any, std::optional<Array<T>> dh_n, std::optional<bindings::Int64Array> lengths,
-                   std::optional<Array<T>> dropout) {
+                   std::optional<Array<T>> dropout, bool input_grad, bool accumulate) {
   if (dy.ndim() != 3) throw py::value_error("dy: expected shape (T, B, D*H), got " + bindings::shape_str(dy));
   const py::ssize_t steps = dy.shape(0), batch = dy.shape(1);
   const py::ssize_t L = cfg.num_layers, D = cfg.directions(), H = cfg.hidden_size;
@@ -79,15 +79,16 @@ py::tuple backward(const GruConfig& cfg, Array<T> params, const py::array& works
   if (lengths) bindings::check_lengths(*lengths, batch, steps);
   if (dropout) expect_shape(*dropout, {L - 1, steps, batch, D * H}, "dropout");
 
-  Array<T> dx({steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
+  std::optional<Array<T>> dx;
+  if (input_grad) dx.emplace(std::vector<py::ssize_t>{steps, batch, static_cast<py::ssize_t>(cfg.input_size)});
   Array<T> dh0({L * D, batch, H});
   const fastgru::GruCache<T> cache{static_cast<size_t>(steps), static_cast<size_t>(batch),
                                    lengths ? lengths->data() : nullptr, dropout ? dropout->data() : nullptr, saved};
   fastgru_bindings::run_interruptible([&] {
-    fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr, dx.mutable_data(),
-                             dh0.mutable_data(), grad);
+    fastgru::gru_backward<T>(cfg, params.data(), cache, dy.data(), dh_n ? dh_n->data() : nullptr,
+                             dx ? dx->mutable_data() : nullptr, dh0.mutable_data(), grad, accumulate);
   });
-  return py::make_tuple(dx, dh0);
+  return py::make_tuple(dx ? py::object(*dx) : py::none(), dh0);
 }
 
 // A training forward whose workspace stays in the core's store under the returned token
@@ -205,9 +206,10 @@ void bind_gru_dtype(py::module_& m, const std::string& suffix) {
         "(y, h_n); with a workspace (gru_workspace_size elements) the forward is training mode and fills it.");
   m.def(("gru_backward_" + suffix).c_str(), &backward<T>, py::arg("config"), py::arg("params"), py::arg("workspace"),
         py::arg("dy"), py::arg("grad"), py::arg("dh_n") = py::none(), py::arg("lengths") = py::none(),
-        py::arg("dropout") = py::none(),
+        py::arg("dropout") = py::none(), py::arg("input_grad") = true, py::arg("accumulate") = true,
         "(dx, dh0) through the training-mode forward that filled workspace (given the same lengths and "
-        "dropout); adds the parameter gradients into grad.");
+        "dropout); adds the parameter gradients into grad (accumulate=False: writes them, no zero fill "
+        "needed). input_grad=False: dx is None, its product skipped.");
   m.def(("gru_forward_keeping_" + suffix).c_str(), &forward_keeping<T>, py::arg("config"), py::arg("params"),
         py::arg("x"), py::arg("h0") = py::none(), py::arg("lengths") = py::none(),
         "Training forward -> (y, h_n, token): the workspace stays in the core's store under token (>= 1) for "

@@ -143,9 +143,8 @@ void gru_backward_kept(const fastgru::GruConfig& cfg, int32_t token, const T* pa
     std::vector<T> y(steps * batch * cfg.directions() * cfg.hidden_size), h_n(LD * batch * cfg.hidden_size);
     fastgru::gru_forward<T>(cfg, params, steps, batch, x.data(), h0, lengths, nullptr, y.data(), h_n.data(), workspace);
   }
-  std::fill(grad, grad + fastgru::gru_param_count(cfg), T(0));  // the core adds into it
   const fastgru::GruCache<T> cache{steps, batch, lengths, nullptr, workspace};
-  fastgru::gru_backward<T>(cfg, params, cache, dy, dh_n, dx, dh0, grad);
+  fastgru::gru_backward<T>(cfg, params, cache, dy, dh_n, dx, dh0, grad, /*accumulate=*/false);
   store().release(std::move(ws));
 }
 

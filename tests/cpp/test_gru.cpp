@@ -4,6 +4,7 @@
 // - central finite differences of the float64 forward for everything the naive GRU lacks:
 //   reset_before, bidirectional, stacked layers, no bias, variable lengths, dropout multipliers.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -136,6 +137,22 @@ void check_finite_differences(const FdCase& c, const std::string& isa, Checker& 
   compare("d params", grad, params);
   compare("dx", dx, x);
   compare("dh0", dh0, h0);
+
+  // Without dx (its product skipped): the same parameter gradients and dh0, bit for bit.
+  std::vector<double> grad_only(params.size(), 0.0), dh0_only(h0.size());
+  gru_backward<double>(cfg, params.data(), cache, wy.data(), wh.data(), nullptr, dh0_only.data(), grad_only.data());
+  check.expect(isa + " " + c.name + ": backward without dx gives the same parameter gradients",
+               grad_only == grad && dh0_only == dh0);
+  // accumulate: added to what grad holds; not: written over it (here NaN: nothing may be read).
+  std::vector<double> twice(params.size(), 0.0), written(params.size(), std::nan(""));
+  for (int i = 0; i < 2; ++i)
+    gru_backward<double>(cfg, params.data(), cache, wy.data(), wh.data(), nullptr, dh0_only.data(), twice.data());
+  gru_backward<double>(cfg, params.data(), cache, wy.data(), wh.data(), nullptr, dh0_only.data(), written.data(),
+                       /*accumulate=*/false);
+  bool doubled = true;
+  for (size_t i = 0; i < params.size(); ++i) doubled = doubled && twice[i] == 2 * grad[i];
+  check.expect(isa + " " + c.name + ": a second backward adds its gradients", doubled);
+  check.expect(isa + " " + c.name + ": accumulate=false writes every gradient", written == grad);
 }
 
 GruConfig config(size_t I, size_t H, size_t L, bool bidirectional, bool bias, bool reset_after) {

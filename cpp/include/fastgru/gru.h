@@ -87,11 +87,13 @@ struct GruCache {
   const T* workspace = nullptr;      // gru_workspace_size(cfg, steps, batch) elements
 };
 
-// dy (T, B, D*H), dh_n (L*D, B, H) or nullptr for zeros. Writes dx (T, B, I) and
-// dh0 (L*D, B, H); adds the parameter gradients into grad (same layout as params).
+// dy (T, B, D*H), dh_n (L*D, B, H) or nullptr for zeros. Writes dx (T, B, I) (nullptr: the
+// input's gradient is not wanted, and its product, a tenth of a small backward, is skipped)
+// and dh0 (L*D, B, H); adds the parameter gradients into grad (same layout as params), or with
+// accumulate = false writes them there (grad need not be initialised: no zero fill first).
 template <class T>
 void gru_backward(const GruConfig& cfg, const T* params, const GruCache<T>& cache, const T* dy, const T* dh_n, T* dx,
-                  T* dh0, T* grad);
+                  T* dh0, T* grad, bool accumulate = true);
 
 // One time step of a unidirectional GRU, for inference on a stream: x (B, I), h (L, B, H);
 // writes h_new (L, B, H) (the step's output is h_new's last layer). Reads the weights in

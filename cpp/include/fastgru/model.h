@@ -106,7 +106,7 @@ class Model {
   const T* head_input_ = nullptr;                             // features_ or y_: what the last forward fed the head
   Buffer<T> logits_, dlogits_;                                // (rows, O)
   Buffer<T> dfeatures_;                                       // (rows, D*H)
-  Buffer<T> dh_n_, dx_, dh0_;                                 // GRU backward's inputs and (unused) outputs
+  Buffer<T> dh_n_, dh0_;                                      // GRU backward's input and (unused) output
   std::vector<T> zero_dy_;  // (T, B, D*H) zeros: a per-sequence head has no per-step gradient
 };
 
