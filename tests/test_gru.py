@@ -159,6 +159,22 @@ def test_cpp_matches_numpy_option_grid(
             assert not y[n:, b].any()
 
 
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("batch_first", [False, True], ids=["tbi", "bti"])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(rng, batch_first, backend):
+    """input_grad=False: dx is None (its product skipped in the core); dh0 and the parameter
+    gradients are those of the full backward, bit for bit."""
+    layer = fastgru.GRU(3, 5, 2, bidirectional=True, batch_first=batch_first, backend=backend, seed=1)
+    case = make_case(rng, layer, 4, 3, lengths=[2, 4, 1])
+    full = run(layer, case)
+    layer.zero_grad()
+    layer(case["x"], case["h0"], case["lengths"])
+    dx, dh0 = layer.backward(case["dy"], case["dh_n"], input_grad=False)
+    assert dx is None and np.array_equal(dh0, full["dh0"])
+    for name, g in layer.grads().items():
+        assert np.array_equal(g, full[f"grad {name}"]), name
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_dropout_only_in_training_mode(rng, reset_after, dtype):

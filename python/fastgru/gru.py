@@ -4,7 +4,7 @@ Parameters live in one flat buffer (`params`) with torch.nn.GRU's names, shapes 
 `backend="cpp"` runs the compiled core, `backend="numpy"` the reference in fastgru.reference.
 """
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +65,8 @@ class GRU(FlatParameters):
 
     Backward, dx, dh0 = layer.backward(dy, dh_n=None): dy shaped as y, dh_n as h_n (zeros when
     None); returns dx shaped as x and dh0 (L*D, B, H), and adds the parameter gradients into
-    layer.grad (layer.zero_grad() clears it).
+    layer.grad (layer.zero_grad() clears it). backward(..., input_grad=False) returns (None, dh0)
+    and skips dx's product (a layer fed with data: about a tenth of the backward).
 
     Parameters: layer.params and layer.grad are flat 1-D buffers; layer.state_dict() and
     layer.grads() are dicts of views into them, in torch.nn.GRU's order: weight_ih_l{k} (3H, I
@@ -272,9 +273,24 @@ class GRU(FlatParameters):
         )
         return y[0], h_new
 
-    def backward(self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    @overload
+    def backward(
+        self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None, *, input_grad: Literal[True] = True
+    ) -> tuple[FloatArray, FloatArray]: ...
+    @overload
+    def backward(
+        self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None, *, input_grad: Literal[False]
+    ) -> tuple[None, FloatArray]: ...
+    @overload
+    def backward(
+        self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None, *, input_grad: bool
+    ) -> tuple[FloatArray | None, FloatArray]: ...
+
+    def backward(
+        self, dy: npt.ArrayLike, dh_n: npt.ArrayLike | None = None, *, input_grad: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         """Gradients through the last training-mode forward: returns (dx, dh0) and adds the
-        parameter gradients into grad."""
+        parameter gradients into grad; input_grad=False: dx is None, its product skipped."""
         self._check_trainable("backward")
         if self._cache is None:
             raise RuntimeError(
@@ -292,11 +308,13 @@ class GRU(FlatParameters):
             None if dh_n is None else as_float_array(dh_n, "dh_n", dtype, (LD, B, H), f"(L*D, B, H) = ({LD}, {B}, {H})")
         )
 
-        dx: FloatArray
+        dx: FloatArray | None
         dh0: FloatArray
         if self.backend == "cpp":
             workspace, lengths, dropout = cache
-            dx, dh0 = self._core_backward(self.config, self._params, workspace, dys, self._grad, dh, lengths, dropout)
+            dx, dh0 = self._core_backward(
+                self.config, self._params, workspace, dys, self._grad, dh, lengths, dropout, bool(input_grad)
+            )
         else:
             dx, dh0, grads = reference.gru_backward(
                 self.state_dict(),
@@ -310,7 +328,9 @@ class GRU(FlatParameters):
             views = self.grads()
             for name, g in grads.items():
                 views[name] += g
-        if self.batch_first:
+            if not input_grad:
+                dx = None
+        if self.batch_first and dx is not None:
             dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return dx, dh0
 

@@ -278,14 +278,15 @@ class GRUModel(FlatParameters):
         assert dfeatures is not None
         if mask is not None:
             dfeatures = dfeatures * mask
+        # The input's gradient is nobody's here: its product is skipped.
         if self.return_sequences:
-            self.gru.backward(dfeatures)
+            self.gru.backward(dfeatures, input_grad=False)
             return
         D, L, H = self.gru.num_directions, self.gru.num_layers, self.gru.hidden_size
         dh_n = np.zeros(h_shape, self.dtype)
         for d in range(D):
             dh_n[(L - 1) * D + d] = dfeatures[:, d * H : (d + 1) * H]
-        self.gru.backward(np.zeros(y_shape, self.dtype), dh_n)
+        self.gru.backward(np.zeros(y_shape, self.dtype), dh_n, input_grad=False)
 
     def stream(self, n_streams: int = 1) -> ModelStream:
         """Streaming inference, one time step at a time (fastgru.streaming): stream.step(x_t)
