@@ -103,9 +103,9 @@ LossSum Model<T>::compute_gradients(const T* params, T* grad, const Batch<T>& b,
   const size_t BH = b.batch * H, out_size = b.steps * b.batch * F;
   const GruCache<T> cache{b.steps, b.batch, b.lengths, b.gru_dropout, workspace_.data()};
   dh0_.resize(L * D * BH);
+  // No dx (nullptr): no one reads the input's gradient, so its product is skipped.
   if (cfg_.return_sequences) {
-    gru_backward<T>(g, params, cache, dfeatures_.data(), nullptr, nullptr, dh0_.data(),
-                    grad);  // no dx: no one reads it
+    gru_backward<T>(g, params, cache, dfeatures_.data(), nullptr, nullptr, dh0_.data(), grad);
   } else {
     if (zero_dy_.size() != out_size) zero_dy_.assign(out_size, T(0));
     dh_n_.assign(L * D * BH, T(0));

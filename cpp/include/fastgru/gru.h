@@ -88,7 +88,8 @@ struct GruCache {
 };
 
 // dy (T, B, D*H), dh_n (L*D, B, H) or nullptr for zeros. Writes dx (T, B, I) (nullptr: the
-// input's gradient is not wanted, and its product, a tenth of a small backward, is skipped)
+// input's gradient is not wanted, and its product with W_ih over every step, a sixth of the
+// backward's arithmetic when I = H/2, is skipped)
 // and dh0 (L*D, B, H); adds the parameter gradients into grad (same layout as params), or with
 // accumulate = false writes them there (grad need not be initialised: no zero fill first).
 template <class T>
