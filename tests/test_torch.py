@@ -902,3 +902,30 @@ def test_input_that_needs_no_gradient_skips_its_product_with_the_same_parameter_
     for name, g in grads[False].items():
         assert torch.equal(g, grads[True][name]), name
         assert_close(g, want[name], f"grad of {name}", RTOL[torch.float32])
+
+
+@pytest.mark.parametrize("modified", ["input", "parameter"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_backward_refuses_what_was_modified_in_place_after_the_forward_as_nn_gru_does(modified, create_graph):
+    """A parameter changed in place after the forward: autograd's error (the flat buffer is saved);
+    the input changed: the core's first-order backward reads its copy in the workspace, and a
+    backward that builds a graph (which recomputes the forward from the input) refuses, as
+    nn.GRU's does in both cases."""
+    ref, ours = twin_grus(input_size=3, hidden_size=4, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    errors = {}
+    for name, gru in (("nn.GRU", ref), ("fastgru", ours)):
+        inner = x * 1  # a non-leaf, which may change in place
+        y, _ = gru(inner)
+        with torch.no_grad():
+            (gru.weight_hh_l0 if modified == "parameter" else inner).mul_(2)
+        try:
+            torch.autograd.grad(y.sum(), (x, gru.weight_ih_l0), create_graph=create_graph)
+            errors[name] = None
+        except RuntimeError as error:
+            errors[name] = str(error)
+    assert errors["nn.GRU"] is not None and "inplace" in errors["nn.GRU"]
+    if modified == "input" and not create_graph:
+        assert errors["fastgru"] is None  # the gradients of the forward that ran: nothing to refuse
+    else:
+        assert errors["fastgru"] is not None and "inplace" in errors["fastgru"], errors["fastgru"]

@@ -402,6 +402,11 @@ def _split_like(flat: Tensor, shapes: Sequence[Sequence[int]]) -> list[Tensor]:
     return [part.view(*part.shape[:-1], *shape) for part, shape in zip(parts, shapes)]
 
 
+def _versions(x: Tensor, hx: Tensor | None, weights: Sequence[Tensor]) -> list[int]:
+    """The version counters of x, hx (-1 for None) and the weights, in that order."""
+    return [x._version, -1 if hx is None else hx._version, *(w._version for w in weights)]
+
+
 class _EagerGru(torch.autograd.Function):
     """fastgru::gru_forward and its backward without the operators' dispatch, which costs about
     0.1 ms a call (a fifth of a small training step). For plain tensors in eager mode only:
@@ -425,17 +430,33 @@ class _EagerGru(torch.autograd.Function):
         if flat is None:
             flat = torch.cat([w.reshape(-1) for w in weights])
         y, h_n, workspace = _gru_forward_impl(x, hx, flat, lengths, dropout, *config, True)
-        # The weights only for a backward that builds a graph (create_graph=True).
-        ctx.save_for_backward(x, hx, flat, workspace, lengths, dropout, *weights)
+        # Saved tensors are only what the core's backward reads (the workspace holds a copy of
+        # every layer's input): unpacking each costs time at every call. The inputs are kept as
+        # they are, and their versions checked here as autograd checks saved tensors': the
+        # parameters' at every backward (the flat buffer's views do not share its version
+        # counter), x's and hx's for a backward that builds a graph (create_graph=True), which
+        # recomputes the forward from them.
+        ctx.save_for_backward(flat, workspace)
+        ctx.inputs = (x, hx, lengths, dropout, weights)
+        ctx.versions = _versions(x, hx, weights)
         ctx.config = config
         ctx.set_materialize_grads(False)
         return y, h_n
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor | None, dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
-        x, hx, flat, workspace, lengths, dropout, *weights = ctx.saved_tensors
+        flat, workspace = ctx.saved_tensors
+        x, hx, lengths, dropout, weights = ctx.inputs
         needs = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # create_graph=True: the gradients must be differentiable themselves
+        create_graph = torch.is_grad_enabled()
+        versions = _versions(x, hx, weights)
+        if versions[2:] != ctx.versions[2:] or (create_graph and versions[:2] != ctx.versions[:2]):
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                "operation: a parameter of fastgru.torch.GRU (or, for create_graph=True, which recomputes "
+                "the forward, its input or hx) changed after the forward"
+            )
+        if create_graph:  # the gradients must be differentiable themselves
             wrt: list[Tensor | None] = [x if needs[0] else None, hx if needs[1] else None]
             wrt += [w if need else None for w, need in zip(weights, needs[6:])]
             dx, dhx, *dweights = _differentiable_backward(ctx.config, x, hx, weights, lengths, dropout, dy, dh_n, wrt)
