@@ -132,6 +132,13 @@ Probe bf16_probe() {
   return {"none", 0, nullptr};
 }
 
+// Whether the active instruction set runs its bfloat16 products on the probe's units (amx and
+// avx512bf16 have kernels for them; the others round operands for the float32 FMAs).
+bool bf16_units_run_products(const Probe& probe) {
+  const std::string isa = active_isa();
+  return probe.run && (isa == "amx" || isa == "avx512bf16");
+}
+
 // FLOP/s of one thread running the probe: the best of many short windows over about
 // `seconds`, so time lost to other processes on a shared machine does not lower the figure.
 double probe_rate_one_thread(const Probe& probe, double seconds) {
@@ -237,13 +244,17 @@ struct Row {
   double seconds, flops;
 };
 
-void print_row(const char* config, const Row& row, double peak) {
+// peak: the float32 FMA peak of the run's threads; bf16_peak: the bfloat16 units' (0 when the
+// products are float32 or the CPU has none), a second column.
+void print_row(const char* config, const Row& row, double peak, double bf16_peak) {
   const double rate = row.flops / row.seconds;
   std::printf("%-7s %-38s %10.3f %9.1f", config, row.what.c_str(), row.seconds * 1e3, rate * 1e-9);
   if (peak > 0)
-    std::printf(" %6.1f%%\n", 100 * rate / peak);
+    std::printf(" %6.1f%%", 100 * rate / peak);
   else
-    std::printf("    n/a\n");
+    std::printf("    n/a");
+  if (bf16_peak > 0) std::printf(" %8.1f%%", 100 * rate / bf16_peak);
+  std::printf("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +418,13 @@ bool gemm_matches(Trans ta, Trans tb, size_t M, size_t N, size_t K, const float*
 // The GEMM alone at the GRU's shapes; returns false if a product is wrong.
 bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std::vector<Row>& rows) {
   const size_t B = c.B, T = c.T, I = c.I, H = c.H, N = 3 * H, TB = T * B;
+  // With bfloat16 products each product of rounded operands is exact in float, so the check
+  // holds the result to the float product of the operands rounded (after the timed call).
+  const bool bf16 = opt.compute == ComputeDtype::bfloat16;
+  auto round_operands = [](std::vector<float>& a, std::vector<float>& b) {
+    round_to_bfloat16(a.data(), a.size(), a.data());
+    round_to_bfloat16(b.data(), b.size(), b.data());
+  };
   auto measure = [&](const std::function<void()>& f) {
     const int iters = opt.iters > 0 ? opt.iters : auto_iters(f);
     return median_seconds(f, iters, 2);
@@ -419,7 +437,8 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
   {
     std::vector<float> h = random_vector(B * H, 1, rng), w = random_vector(N * H, 1, rng), gh(B * N);
     PackedMatrix<float> packed;
-    packed.pack(Trans::yes, H, N, w.data(), H);
+    packed.pack(Trans::yes, H, N, w.data(), H, nullptr, opt.compute);
+    if (bf16) round_operands(h, w);
     const size_t width = packed_panel_width(), panels = (N + width - 1) / width;
     auto steps = [&](size_t count) {
       parallel_run([&](const Team& team) {
@@ -443,8 +462,9 @@ bool time_gemms(const BenchConfig& c, const Options& opt, std::mt19937& rng, std
   auto time_gemm = [&](const char* label, const char* shape, Trans ta, Trans tb, size_t M, size_t N_, size_t K) {
     std::vector<float> a = random_vector(M * K, 1, rng), b = random_vector(K * N_, 1, rng), out(M * N_);
     const size_t lda = ta == Trans::no ? K : M, ldb = tb == Trans::no ? N_ : K;
-    auto run = [&] { gemm<float>(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, 0.f, out.data(), N_); };
+    auto run = [&] { gemm<float>(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, 0.f, out.data(), N_, opt.compute); };
     run();
+    if (bf16) round_operands(a, b);
     if (!gemm_matches(ta, tb, M, N_, K, a.data(), lda, b.data(), ldb, out.data(), N_)) {
       std::printf("WRONG RESULT: %s gemm at %s\n", label, c.name);
       return false;
@@ -549,11 +569,16 @@ int main(int argc, char** argv) {
   else
     std::printf("fp32 FMA peak: not measured (no AVX2+FMA on this CPU)\n");
   const Probe bf16_units = bf16_probe();
+  const double bf16_core = probe_rate_one_thread(bf16_units, 0.3);
+  // The bfloat16 units run the products only where the kernels for them are active.
+  const bool bf16_kernels = bf16 && bf16_units.run && bf16_units_run_products(bf16_units);
+  const double bf16_peak = bf16_kernels ? bf16_core * opt.threads : 0;
   if (bf16_units.run)
-    std::printf(
-        "bf16 peak (%s probe): 1 core %.1f GFLOP/s (the bfloat16 products still run on the "
-        "float32 FMAs)\n",
-        bf16_units.what, probe_rate_one_thread(bf16_units, 0.3) * 1e-9);
+    std::printf("bf16 peak (%s probe): 1 core %.1f GFLOP/s%s\n", bf16_units.what, bf16_core * 1e-9,
+                !bf16 ? ""
+                : bf16_kernels
+                    ? ", x threads = the \"% bf16\" column"
+                    : " (the bfloat16 products run on the float32 FMAs: this instruction set has no kernels for them)");
   else
     std::printf("bf16 peak: no bfloat16 dot-product units on this CPU (no AVX512_BF16)\n");
   std::printf(
@@ -593,12 +618,13 @@ int main(int argc, char** argv) {
     }
   } stop_spinner{spinning, spinner};
 
-  std::printf("\n%-7s %-38s %10s %9s %7s\n", "config", "what", "median ms", "GFLOP/s", "% peak");
+  std::printf("\n%-7s %-38s %10s %9s %7s%s\n", "config", "what", "median ms", "GFLOP/s", "% peak",
+              bf16_peak > 0 ? "   % bf16" : "");
   for (const BenchConfig& c : kConfigs) {
     if (!opt.config.empty() && opt.config != c.name) continue;
     std::vector<Row> rows = time_gru(c, opt, rng);
     if (!time_gemms(c, opt, rng, rows)) return 1;
-    for (const Row& row : rows) print_row(c.name, row, peak);
+    for (const Row& row : rows) print_row(c.name, row, peak, bf16_peak);
     std::printf("\n");
   }
   return 0;

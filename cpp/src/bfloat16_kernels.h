@@ -37,6 +37,17 @@ struct Bfloat16Kernels {
     size_t k_granule;    // K is zero-padded to a multiple of it (A's rows, B's panels); kc too
     size_t row_granule;  // A's rows are zero-padded to a multiple of it (block reads them)
   } pairs;
+  // The pair kernels' operands from floats, each rounded by bfloat16_bits: word q of a row holds
+  // the bfloat16 of k = 2q in its low half and of k = 2q + 1 in its high half (zero when K is
+  // odd and 2q + 1 == K). Words q < ceil(K / 2) are written; the caller pads the rest.
+  //   rows_to_pairs:    out[i * ldo + q], i < rows, for A(i, k) = a[i * lda + k] (rows along k);
+  //   columns_to_pairs: out[i * ldo + q], i < rows, for A(i, k) = a[k * lda + i] (stored k-major,
+  //                     as dgates^T in a weight gradient): a transposition, a tile at a time;
+  //   interleave_rows:  out[q * ldo + j], j < n, for B(k, j) = b[k * ldb + j] (pair panels of a
+  //                     row-major B: rows 2q and 2q + 1 interleaved).
+  void (*rows_to_pairs)(size_t rows, size_t K, const float* a, size_t lda, uint32_t* out, size_t ldo);
+  void (*columns_to_pairs)(size_t rows, size_t K, const float* a, size_t lda, uint32_t* out, size_t ldo);
+  void (*interleave_rows)(size_t K, size_t n, const float* b, size_t ldb, uint32_t* out, size_t ldo);
 };
 
 }  // namespace detail

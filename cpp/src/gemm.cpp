@@ -111,22 +111,31 @@ inline uint16_t bfloat16_half(float x) {
 }
 inline size_t round_up(size_t n, size_t granule) { return (n + granule - 1) / granule * granule; }
 
-// A(i, k) = a[i * row_stride + k * k_stride] (i < rows, k < K) rounded into out, row-major
-// (padded_rows(rows), padded_k(K)), zero outside A.
-void rows_to_pairs(const PairGemm& g, size_t rows, size_t K, const float* a, size_t row_stride, size_t k_stride,
-                   uint16_t* out) {
-  const size_t Kp = round_up(K, g.k_granule);
-  for (size_t i = 0; i < round_up(rows, g.row_granule); ++i) {
-    uint16_t* o = out + i * Kp;
-    size_t k = 0;
-    if (i < rows) {
-      const float* row = a + i * row_stride;
-      if (k_stride == 1)
-        for (; k < K; ++k) o[k] = bfloat16_half(row[k]);
-      else
-        for (; k < K; ++k) o[k] = bfloat16_half(row[k * k_stride]);
-    }
-    for (; k < Kp; ++k) o[k] = 0;
+// A(i, k) (i < rows, k < K) rounded into out as pair words, row-major (padded_rows(rows) rows of
+// Kp / 2 words), zero outside A; A(i, k) = a[i * lda + k], or a[k * lda + i] when transposed.
+void a_to_pairs(const PairGemm& g, Trans ta, size_t rows, size_t K, const float* a, size_t lda, uint16_t* out) {
+  const detail::Bfloat16Kernels& kern = detail::active_kernels().bf16;
+  const size_t words = round_up(K, g.k_granule) / 2, used = (K + 1) / 2;
+  uint32_t* o = reinterpret_cast<uint32_t*>(out);
+  (ta == Trans::no ? kern.rows_to_pairs : kern.columns_to_pairs)(rows, K, a, lda, o, words);
+  for (size_t i = 0; i < rows; ++i) std::fill(o + i * words + used, o + (i + 1) * words, 0u);
+  std::fill(o + rows * words, o + round_up(rows, g.row_granule) * words, 0u);
+}
+
+// B (K, n) stored row-major (B(k, j) = b[k * ldb + j]) rounded into pair panels of nr columns
+// (panel p at out + p * Kp * nr), zero past the matrix: rows 2q and 2q + 1 interleaved, no float
+// panels in between.
+void row_major_to_pair_panels(const PairGemm& g, size_t K, size_t n, const float* b, size_t ldb, size_t nr,
+                              uint16_t* out) {
+  const detail::Bfloat16Kernels& kern = detail::active_kernels().bf16;
+  const size_t words = round_up(K, g.k_granule) / 2, used = (K + 1) / 2;
+  for (size_t j0 = 0; j0 < n; j0 += nr) {
+    uint32_t* o = reinterpret_cast<uint32_t*>(out + j0 / nr * words * 2 * nr);
+    const size_t cols = std::min(nr, n - j0);
+    kern.interleave_rows(K, cols, b + j0, ldb, o, nr);
+    if (cols < nr)
+      for (size_t q = 0; q < used; ++q) std::fill(o + q * nr + cols, o + (q + 1) * nr, 0u);
+    std::fill(o + used * nr, o + words * nr, 0u);
   }
 }
 
@@ -217,18 +226,19 @@ void gemm_serial_pairs(const GemmKernels<float>& kern, const PairGemm& g, Trans 
   const size_t nr = kern.nr, Kp = round_up(K, g.k_granule);
   const size_t nc_size = std::min(std::max(nr, kern.b_budget / K / nr * nr), round_up(N, nr));
   const size_t mc_size = std::min(kern.mc, M);
-  detail::ScratchArray<float> b_packed(K * nc_size);
+  detail::ScratchArray<float> b_packed(tb == Trans::no ? 0 : K * nc_size);
   detail::ScratchArray<uint16_t> b_pairs(Kp * nc_size), a_pairs(round_up(mc_size, g.row_granule) * Kp);
   for (size_t jc = 0; jc < N; jc += nc_size) {
     const size_t nc = std::min(nc_size, N - jc);
-    pack_b(tb, K, nc, tb == Trans::no ? B + jc : B + jc * ldb, ldb, nr, K * nr, b_packed.data());
-    panels_to_pairs(g, round_up(nc, nr) / nr, K, nr, b_packed.data(), b_pairs.data());
+    if (tb == Trans::no) {
+      row_major_to_pair_panels(g, K, nc, B + jc, ldb, nr, b_pairs.data());
+    } else {
+      pack_b(tb, K, nc, B + jc * ldb, ldb, nr, K * nr, b_packed.data());
+      panels_to_pairs(g, round_up(nc, nr) / nr, K, nr, b_packed.data(), b_pairs.data());
+    }
     for (size_t ic = 0; ic < M; ic += mc_size) {
       const size_t mc = std::min(mc_size, M - ic);
-      if (ta == Trans::no)
-        rows_to_pairs(g, mc, K, A + ic * lda, lda, 1, a_pairs.data());
-      else
-        rows_to_pairs(g, mc, K, A + ic, 1, lda, a_pairs.data());
+      a_to_pairs(g, ta, mc, K, ta == Trans::no ? A + ic * lda : A + ic, lda, a_pairs.data());
       pair_blocks(g, kern.kc_max, mc, nc, 0, K, a_pairs.data(), b_pairs.data(), nr, Kp * nr, beta, C + ic * ldc + jc,
                   ldc);
     }
@@ -354,7 +364,7 @@ void gemm_packed(size_t M, size_t n0, size_t n1, const T* A, size_t lda, const P
       detail::ScratchArray<uint16_t> a_pairs(round_up(mc_size, g.row_granule) * Kp);
       for (size_t ic = 0; ic < M; ic += mc_size) {
         const size_t mc = std::min(mc_size, M - ic);
-        rows_to_pairs(g, mc, p.K, A + ic * lda, lda, 1, a_pairs.data());
+        a_to_pairs(g, Trans::no, mc, p.K, A + ic * lda, lda, a_pairs.data());
         pair_blocks(g, kern.kc_max, mc, n1 - first * nr, n0 - first * nr, p.K, a_pairs.data(),
                     p.pairs.data() + first * Kp * nr, nr, Kp * nr, beta, C + ic * ldc + n0, ldc);
       }
