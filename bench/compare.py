@@ -7,9 +7,9 @@ alternated, medians and their spread, ratios, peak memory of the training step.
                             [--markdown] [--bench-gru PATH | --peak GFLOPS] [--onednn PATH]
                             [--no-onnx] [--no-alone] [--no-interleaved] [--bf16]
 
---bf16 adds fastgru with compute_dtype="bfloat16" and torch.nn.GRU under
-torch.autocast("cpu", dtype=torch.bfloat16) to the runs, and a table of their times beside
-fastgru's float32.
+--bf16 adds fastgru with compute_dtype="bfloat16", torch.nn.GRU under
+torch.autocast("cpu", dtype=torch.bfloat16) and, with onednn_gru, oneDNN's bfloat16 GRU to the
+runs, and a table of their times beside fastgru's float32.
 
 Before any timing, each configuration is checked: fastgru's y, h_n, dx and weight gradients
 against torch's (and ONNX Runtime's y against torch's), so wrong code is never timed;
@@ -46,6 +46,7 @@ SYSTEMS = {
     "onednn": ("fwdbwd", "infer"),
     "fastgru_bf16": ("train", "fwdbwd", "infer"),
     "torch_bf16": ("train", "infer"),
+    "onednn_bf16": ("fwdbwd", "infer"),
 }
 INTERLEAVED = ("fastgru", "torch", "onnxrt")
 BF16_SYSTEMS = ("fastgru_bf16", "torch_bf16")
@@ -307,8 +308,10 @@ def run_alone(system, name, threads, iters, paths):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if system == "core":
         cmd = [paths["bench_gru"], "--threads", str(threads), "--config", name, "--iters", str(iters)]
-    elif system == "onednn":
-        cmd = [paths["onednn"], str(B), str(T), str(I), str(H), str(iters)]
+    elif system.startswith("onednn"):
+        cmd = [paths["onednn"], str(B), str(T), str(I), str(H), str(iters)] + (
+            ["bf16"] if system == "onednn_bf16" else []
+        )
     else:
         cmd = [
             sys.executable,
@@ -326,7 +329,7 @@ def run_alone(system, name, threads, iters, paths):
     if system == "core":
         return parse_bench_gru(out.stdout, name)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    if system == "onednn":
+    if system.startswith("onednn"):
         result = {
             "fwdbwd": result["train"],
             "infer": result["infer"],
@@ -395,14 +398,28 @@ def core_round_trip(bench_gru):
 
 
 # -- FMA peak --------------------------------------------------------------------------------------
+def bench_gru_peaks(bench_gru):
+    """{"fma": ..., "bf16": ...} one core's FLOP/s from `bench_gru --peak` (bf16 only where the CPU
+    has bfloat16 units), or {} without bench_gru."""
+    if not bench_gru:
+        return {}
+    out = subprocess.run([bench_gru, "--peak"], capture_output=True, text=True)
+    names = {"fma_peak_gflops_per_core": "fma", "bf16_peak_gflops_per_core": "bf16"}
+    peaks = {}
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        key, _, value = line.partition(" ")
+        if key in names:
+            peaks[names[key]] = float(value) * 1e9
+    return peaks
+
+
 def measured_peak(args):
     """(one core's fp32 FMA peak in FLOP/s, how it was obtained)."""
     if args.peak is not None:
         return args.peak * 1e9, "given with --peak"
-    if args.bench_gru:
-        out = subprocess.run([args.bench_gru, "--peak"], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.startswith("fma_peak_gflops_per_core"):
-            return float(out.stdout.split()[1]) * 1e9, "measured by `bench_gru --peak` (AVX2 FMA probe)"
+    peaks = bench_gru_peaks(args.bench_gru)
+    if "fma" in peaks:
+        return peaks["fma"], "measured by `bench_gru --peak` (FMAs of the active instruction set's vector width)"
     import torch
 
     torch.set_num_threads(1)
@@ -443,7 +460,7 @@ class Runs:
         return 100 * (max(v) - min(v)) / statistics.median(v)
 
 
-def format_tables(runs, rows, peak_core, extra):
+def format_tables(runs, rows, peak_core, extra, bf16_peak_core=None):
     """[(title, head, body)] for the alone and interleaved measurements."""
 
     def ms(key, digits=2):
@@ -461,6 +478,14 @@ def format_tables(runs, rows, peak_core, extra):
         if m is None:
             return "-"
         return f"{flops / m * 1e-9:.1f} ({100 * flops / m / (peak_core * threads):.0f}%)"
+
+    def bf16_rate(key, flops, threads):
+        """GFLOP/s (% of the float32 FMA peak, % of the bfloat16 units' peak)."""
+        m = runs.median(key)
+        if m is None or not bf16_peak_core:
+            return rate(key, flops, threads)
+        g = flops / m
+        return f"{g * 1e-9:.1f} ({100 * g / (peak_core * threads):.0f}%, {100 * g / (bf16_peak_core * threads):.0f}%)"
 
     def overhead(py, core):
         a, b = runs.median(py), runs.median(core)
@@ -556,6 +581,13 @@ def format_tables(runs, rows, peak_core, extra):
                 ratio(k("fastgru", "infer"), k("fastgru_bf16", "infer")),
                 ms(k("torch_bf16", "infer"), 3),
                 ratio(k("torch_bf16", "infer"), k("fastgru_bf16", "infer")),
+                ms(k("fastgru_bf16", "fwdbwd")),
+                ms(k("onednn_bf16", "fwdbwd")),
+                ratio(k("onednn_bf16", "fwdbwd"), k("fastgru_bf16", "fwdbwd")),
+                ms(k("onednn_bf16", "infer"), 3),
+                ratio(k("onednn_bf16", "infer"), k("fastgru_bf16", "infer")),
+                bf16_rate(k("fastgru_bf16", "fwdbwd"), 3 * f, n),
+                bf16_rate(k("fastgru_bf16", "infer"), f, n),
                 ratio(k("torch_bf16", "train", "inter"), k("fastgru_bf16", "train", "inter")),
                 ratio(k("torch_bf16", "infer", "inter"), k("fastgru_bf16", "infer", "inter")),
             ]
@@ -639,8 +671,9 @@ def format_tables(runs, rows, peak_core, extra):
     if extra["bf16"]:
         tables.append(
             (
-                "bfloat16 products: fastgru compute_dtype='bfloat16' against its float32 and torch.nn.GRU under "
-                "torch.autocast('cpu', torch.bfloat16); alone, and the ratios interleaved",
+                "bfloat16 products: fastgru compute_dtype='bfloat16' against its float32, torch.nn.GRU under "
+                "torch.autocast('cpu', torch.bfloat16) and oneDNN's bf16 GRU; alone, and the ratios interleaved; "
+                "GFLOP/s (% of the float32 FMA peak, % of the bfloat16 peak)",
                 [
                     "config (B,T,I,H)",
                     "threads",
@@ -654,6 +687,13 @@ def format_tables(runs, rows, peak_core, extra):
                     "f32/bf16",
                     "torch autocast infer ms",
                     "torch autocast/fastgru bf16",
+                    "fastgru bf16 fwd+bwd ms",
+                    "oneDNN bf16 fwd+bwd ms",
+                    "oneDNN bf16/fastgru bf16",
+                    "oneDNN bf16 infer ms",
+                    "oneDNN bf16/fastgru bf16",
+                    "fastgru bf16 fwd+bwd GFLOP/s",
+                    "fastgru bf16 infer GFLOP/s",
                     "interleaved: torch autocast/fastgru bf16 train",
                     "interleaved: ... infer",
                 ],
@@ -744,7 +784,9 @@ def main():
         + (["core"] if args.bench_gru else [])
         + (["onednn"] if args.onednn else [])
         + (list(BF16_SYSTEMS) if args.bf16 else [])
+        + (["onednn_bf16"] if args.bf16 and args.onednn else [])
     )
+    bf16_peak_core = bench_gru_peaks(args.bench_gru).get("bf16") if args.bf16 else None
     runs, rows, versions, round_trips = Runs(), [], {}, []
     with tempfile.TemporaryDirectory() as tmpdir:
         paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}
@@ -800,7 +842,12 @@ def main():
             else ""
         ),
         f"fp32 FMA peak: {peak_core * 1e-9:.1f} GFLOP/s per core, {peak_source}; "
-        f"% peak = GFLOP/s / (per-core peak x threads)",
+        f"% peak = GFLOP/s / (per-core peak x threads)"
+        + (
+            f"; bfloat16 units' peak {bf16_peak_core * 1e-9:.1f} GFLOP/s per core (`bench_gru --peak`)"
+            if bf16_peak_core
+            else ""
+        ),
         f"each time: the median over {args.repeats} runs (order of systems reversed every other run) of the "
         f"median of {iters_text} iterations after {WARMUP} warm-up; (n%) after a time = (max - min) / median "
         "of those runs; ratio > 1 means fastgru is faster",
@@ -819,7 +866,8 @@ def main():
         "(oneDNN: forward + backward) in the fresh process (VmHWM - VmRSS before the steps)",
     ]
     print("\n".join(("- " if args.markdown else "") + line for line in info))
-    for title, head, body in format_tables(runs, rows, peak_core, {"onnx": use_onnx, "bf16": args.bf16}):
+    tables = format_tables(runs, rows, peak_core, {"onnx": use_onnx, "bf16": args.bf16}, bf16_peak_core)
+    for title, head, body in tables:
         print("\n" + render(title, head, body, args.markdown))
 
 
