@@ -30,11 +30,15 @@ struct GemmKernels {
   size_t kc_max;    // K-block size limit (an L1-sized B panel)
   size_t mc;        // rows of A (and C) handled at a time (L2), a multiple of mr
   size_t b_budget;  // elements of B packed at a time: all of K for a block of columns (L3)
-  // Sequences one step of gru_step / gru_forward_int8 advances together (at most 16): each
-  // block of weight rows read from L2 once per step serves them all. 4 for the vector kernels
-  // (measured: with 16, the sequences' states and gates outgrow L1 at medium sizes), 16 with
-  // int8 tiles (an AMX tile's rows).
+  // Sequences one step of gru_step advances together (at most 16): each block of weight rows
+  // read from L2 once per step serves them all. 4 for the vector kernels (measured: with 16, the
+  // sequences' states and gates outgrow L1 at medium sizes; with 8, large steps were slower), 16
+  // with int8 tiles (an AMX tile's rows).
   size_t step_sequences;
+  // The same with int8 weights (gru_step_int8, gru_forward_int8): 8 with VPDPBUSD on 512-bit
+  // vectors, whose products cost less than reading the weights again (measured: the batch
+  // forward 12-17% faster than with 4), 16 with int8 tiles, else 4.
+  size_t int8_step_sequences;
 
   // C(m, cols j0..n-1) = beta C + A(m, kc) B(kc, j0..n-1), for one K-block, where A is
   // row-major with leading dimension lda, or packed in slivers when lda == 0, and B is

@@ -60,8 +60,8 @@ LayerWeights<T> layer_weights(const GruConfig& cfg, const T* params, const Int8W
   return lw;
 }
 
-// The most sequences a layer step advances together (GemmKernels::step_sequences: each block of
-// weight rows read once per step serves all of them).
+// The most sequences a layer step advances together (GemmKernels::step_sequences and
+// int8_step_sequences: each block of weight rows read once per step serves all of them).
 constexpr size_t kSequences = 16;
 
 // The int8 tiles held configured (GemmKernels::hold_int8_tiles) while a thread works through its
@@ -255,10 +255,11 @@ void step_rows(const GruConfig& cfg, const T* params, const Int8Weights<T>* int8
     backwards = !backwards;
     const detail::GemmKernels<T>& gemm = detail::kernels<T>().gemm;
     const Int8TileHold<T> tiles(gemm, int8 != nullptr, rows);
-    for (size_t b0 = rows.begin; b0 < rows.end; b0 += gemm.step_sequences)
+    const size_t together = int8 ? gemm.int8_step_sequences : gemm.step_sequences;
+    for (size_t b0 = rows.begin; b0 < rows.end; b0 += together)
       for (size_t layer = 0; layer < L; ++layer) {
         Sequences<T> s;
-        s.count = std::min(gemm.step_sequences, rows.end - b0);
+        s.count = std::min(together, rows.end - b0);
         for (size_t c = 0; c < s.count; ++c) {
           const size_t b = b0 + c;
           s.v[c] = layer == 0 ? x + b * cfg.input_size : h_new + (layer - 1) * BH + b * H;
@@ -312,12 +313,12 @@ void gru_forward_int8(const GruConfig& cfg, const Int8Weights<T>& int8, const T*
   std::atomic<bool> stopped{false};
   // Each sequence runs through every layer on its own: its rows of each layer's input are its
   // own rows of the layer below, so threads own whole sequences and never wait for each other.
-  // A thread advances up to step_sequences of its sequences together, step i of each at once (the
+  // A thread advances up to int8_step_sequences of its sequences together, step i of each at once (the
   // reverse direction's step i of sequence b is time lengths[b] - 1 - i).
   auto sequences = [&](Range rows) {
     thread_local StepScratch<T> scratch;
     const detail::GemmKernels<T>& gemm = detail::kernels<T>().gemm;
-    const size_t together = gemm.step_sequences;
+    const size_t together = gemm.int8_step_sequences;
     const Int8TileHold<T> tiles(gemm, true, rows);
     std::vector<T> states(2 * kSequences * H);
     for (size_t b0 = rows.begin; b0 < rows.end; b0 += together) {
