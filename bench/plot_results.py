@@ -147,6 +147,24 @@ FIGURE_LIST = [
         RELATIVE.format("float32"),
     ),
     Figure(
+        "speed_bfloat16_zen4",
+        "bfloat16 products on AVX512_BF16 (VDPBF16PS), Python layer, each system alone",
+        [
+            Panel(
+                "reduced_precision_zen4",
+                "bfloat16",
+                [(f"{kind}_bfloat16", "fastgru bfloat16"), (f"{kind}_float32", "fastgru float32")]
+                + [(f"{kind}_torch_autocast", "torch.nn.GRU under autocast")],
+                f"{'training step' if kind == 'train' else 'inference'}, {n} thread{'s' if n > 1 else ''}",
+                {"threads": n},
+            )
+            for kind in ("train", "infer")
+            for n in (1, 2)
+        ],
+        True,
+        RELATIVE.format("fastgru bfloat16"),
+    ),
+    Figure(
         "speed_streaming",
         "One time step at a time (B=1, I=128, H=256, 1 thread, Python call included)",
         [
@@ -166,6 +184,17 @@ FIGURE_LIST = [
                     ("fastgru_int8", "fastgru int8"),
                 ],
                 "AVX2-only CPU",
+                group="variant",
+            ),
+            Panel(
+                "reduced_precision_zen4",
+                "int8_stream",
+                [
+                    ("fastgru_float32", "fastgru float32"),
+                    ("onnxruntime", "ONNX Runtime"),
+                    ("fastgru_int8", "fastgru int8"),
+                ],
+                "AVX512_VNNI CPU (Zen 4)",
                 group="variant",
             ),
         ],
