@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,31 @@ class Figure:
     one_column: bool = False  # panels stacked, each the figure's full width (for many groups of bars)
 
 
+def threads_text(n: int) -> str:
+    return f"{n} thread{'s' if n > 1 else ''}"
+
+
 def by_threads(source: str, table: str, columns: list[tuple[str, str]]) -> list[Panel]:
-    return [Panel(source, table, columns, f"{n} thread{'s' if n > 1 else ''}", {"threads": n}) for n in (1, 2)]
+    return [Panel(source, table, columns, threads_text(n), {"threads": n}) for n in (1, 2)]
+
+
+def by_kind_and_threads(
+    source: str, table: str, kinds: dict[str, str], columns: Callable[[str], list[tuple[str, str]]]
+) -> list[Panel]:
+    """A panel per kind of measurement (its column prefix -> its title) and thread count."""
+    return [
+        Panel(source, table, columns(kind), f"{title}, {threads_text(n)}", {"threads": n})
+        for kind, title in kinds.items()
+        for n in (1, 2)
+    ]
+
+
+# The stream step's systems (stream_latency tables with int8).
+INT8_STREAM_COLUMNS = [
+    ("fastgru_float32", "fastgru float32"),
+    ("onnxruntime", "ONNX Runtime"),
+    ("fastgru_int8", "fastgru int8"),
+]
 
 
 RELATIVE = "time relative to {} (higher = slower)"
@@ -115,52 +139,40 @@ FIGURE_LIST = [
     Figure(
         "speed_avx2",
         "C++ cores restricted to AVX2: fastgru against oneDNN",
-        [
-            Panel(
-                "avx2_restricted_zen4",
-                "avx2_restricted",
-                [(f"fastgru_{kind}", "fastgru"), (f"onednn_{kind}", "oneDNN")],
-                f"{kind.replace('_', ' + ').replace('forward + backward', 'forward + backward')}, {n} thread{'s' if n > 1 else ''}",
-                {"threads": n},
-            )
-            for kind in ("forward_backward", "inference")
-            for n in (1, 2)
-        ],
+        by_kind_and_threads(
+            "avx2_restricted_zen4",
+            "avx2_restricted",
+            {"forward_backward": "forward + backward", "inference": "inference"},
+            lambda kind: [(f"fastgru_{kind}", "fastgru"), (f"onednn_{kind}", "oneDNN")],
+        ),
         True,
         RELATIVE.format("fastgru"),
     ),
     Figure(
         "speed_bfloat16",
         "bfloat16 products against float32 (C++ core; no bfloat16 units on this CPU)",
-        [
-            Panel(
-                "reduced_precision_avx2",
-                "bfloat16",
-                [(f"{kind}_float32", "float32"), (f"{kind}_bfloat16", "bfloat16 products")],
-                f"{kind.replace('_', ' + ')}, {n} thread{'s' if n > 1 else ''}",
-                {"threads": n},
-            )
-            for kind in ("forward", "forward_backward")
-            for n in (1, 2)
-        ],
+        by_kind_and_threads(
+            "reduced_precision_avx2",
+            "bfloat16",
+            {"forward": "forward", "forward_backward": "forward + backward"},
+            lambda kind: [(f"{kind}_float32", "float32"), (f"{kind}_bfloat16", "bfloat16 products")],
+        ),
         True,
         RELATIVE.format("float32"),
     ),
     Figure(
         "speed_bfloat16_zen4",
         "bfloat16 products on AVX512_BF16 (VDPBF16PS), Python layer, each system alone",
-        [
-            Panel(
-                "reduced_precision_zen4",
-                "bfloat16",
-                [(f"{kind}_bfloat16", "fastgru bfloat16"), (f"{kind}_float32", "fastgru float32")]
-                + [(f"{kind}_torch_autocast", "torch.nn.GRU under autocast")],
-                f"{'training step' if kind == 'train' else 'inference'}, {n} thread{'s' if n > 1 else ''}",
-                {"threads": n},
-            )
-            for kind in ("train", "infer")
-            for n in (1, 2)
-        ],
+        by_kind_and_threads(
+            "reduced_precision_zen4",
+            "bfloat16",
+            {"train": "training step", "infer": "inference"},
+            lambda kind: [
+                (f"{kind}_bfloat16", "fastgru bfloat16"),
+                (f"{kind}_float32", "fastgru float32"),
+                (f"{kind}_torch_autocast", "torch.nn.GRU under autocast"),
+            ],
+        ),
         True,
         RELATIVE.format("fastgru bfloat16"),
     ),
@@ -175,27 +187,9 @@ FIGURE_LIST = [
                 "AVX-512 CPU (Zen 4)",
                 group="variant",
             ),
+            Panel("reduced_precision_avx2", "int8_stream", INT8_STREAM_COLUMNS, "AVX2-only CPU", group="variant"),
             Panel(
-                "reduced_precision_avx2",
-                "int8_stream",
-                [
-                    ("fastgru_float32", "fastgru float32"),
-                    ("onnxruntime", "ONNX Runtime"),
-                    ("fastgru_int8", "fastgru int8"),
-                ],
-                "AVX2-only CPU",
-                group="variant",
-            ),
-            Panel(
-                "reduced_precision_zen4",
-                "int8_stream",
-                [
-                    ("fastgru_float32", "fastgru float32"),
-                    ("onnxruntime", "ONNX Runtime"),
-                    ("fastgru_int8", "fastgru int8"),
-                ],
-                "AVX512_VNNI CPU (Zen 4)",
-                group="variant",
+                "reduced_precision_zen4", "int8_stream", INT8_STREAM_COLUMNS, "AVX512_VNNI CPU (Zen 4)", group="variant"
             ),
         ],
         False,
