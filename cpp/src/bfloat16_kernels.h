@@ -42,7 +42,7 @@ struct Bfloat16Kernels {
   // odd and 2q + 1 == K). Words q < ceil(K / 2) are written; the caller pads the rest.
   //   rows_to_pairs:    out[i * ldo + q], i < rows, for A(i, k) = a[i * lda + k] (rows along k);
   //   columns_to_pairs: out[i * ldo + q], i < rows, for A(i, k) = a[k * lda + i] (stored k-major,
-  //                     as dgates^T in a weight gradient): a transposition, a tile at a time;
+  //                     as dgates^T in a weight gradient): a transposition, in registers;
   //   interleave_rows:  out[q * ldo + j], j < n, for B(k, j) = b[k * ldb + j] (pair panels of a
   //                     row-major B: rows 2q and 2q + 1 interleaved).
   void (*rows_to_pairs)(size_t rows, size_t K, const float* a, size_t lda, uint32_t* out, size_t ldo);
