@@ -413,11 +413,10 @@ def bench_gru_peaks(bench_gru):
     return peaks
 
 
-def measured_peak(args):
-    """(one core's fp32 FMA peak in FLOP/s, how it was obtained)."""
+def measured_peak(args, peaks):
+    """(one core's fp32 FMA peak in FLOP/s, how it was obtained); peaks: bench_gru_peaks'."""
     if args.peak is not None:
         return args.peak * 1e9, "given with --peak"
-    peaks = bench_gru_peaks(args.bench_gru)
     if "fma" in peaks:
         return peaks["fma"], "measured by `bench_gru --peak` (FMAs of the active instruction set's vector width)"
     import torch
@@ -776,7 +775,8 @@ def main():
     import fastgru
 
     use_onnx = not args.no_onnx and onnx_available()
-    peak_core, peak_source = measured_peak(args)
+    peaks = bench_gru_peaks(args.bench_gru)
+    peak_core, peak_source = measured_peak(args, peaks)
     load_before = os.getloadavg()[0]
     systems = (
         ["fastgru", "torch"]
@@ -786,7 +786,7 @@ def main():
         + (list(BF16_SYSTEMS) if args.bf16 else [])
         + (["onednn_bf16"] if args.bf16 and args.onednn else [])
     )
-    bf16_peak_core = bench_gru_peaks(args.bench_gru).get("bf16") if args.bf16 else None
+    bf16_peak_core = peaks.get("bf16") if args.bf16 else None
     runs, rows, versions, round_trips = Runs(), [], {}, []
     with tempfile.TemporaryDirectory() as tmpdir:
         paths = {"bench_gru": args.bench_gru, "onednn": args.onednn}

@@ -907,8 +907,8 @@ def test_input_that_needs_no_gradient_skips_its_product_with_the_same_parameter_
 @pytest.mark.parametrize("modified", ["input", "parameter"])
 @pytest.mark.parametrize("create_graph", [False, True])
 def test_backward_refuses_what_was_modified_in_place_after_the_forward_as_nn_gru_does(modified, create_graph):
-    """A parameter changed in place after the forward: autograd's error (the flat buffer is saved);
-    the input changed: the core's first-order backward reads its copy in the workspace, and a
+    """A parameter changed in place after the forward: refused by the Function's own version check
+    (the flat buffer's views do not share its version counter); the input changed: the core's first-order backward reads its copy in the workspace, and a
     backward that builds a graph (which recomputes the forward from the input) refuses, as
     nn.GRU's does in both cases."""
     ref, ours = twin_grus(input_size=3, hidden_size=4, dtype=torch.float64)
